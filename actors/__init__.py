@@ -1,0 +1,1 @@
+"""The actor base: bounded mailboxes that survive restarts, redelivery and dead letters."""

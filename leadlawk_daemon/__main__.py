@@ -1,0 +1,3 @@
+from leadlawk_daemon.cli import main
+
+raise SystemExit(main())

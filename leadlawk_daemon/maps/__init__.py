@@ -1,0 +1,1 @@
+"""Google Maps: the parser, the browser and the scraping flow."""

@@ -1,0 +1,76 @@
+"""Every Prometheus metric the daemon exports (INTERFACES.md), on a registry of its own.
+
+Each daemon (and each test) builds its own :class:`Metrics`, so nothing leaks between them.
+Hot paths (actor message handling) keep plain counters and are read at scrape time by a
+collector; see ``actors.stats``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+__all__ = ["CONTENT_TYPE", "BreakerState", "Metrics"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_STAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600)
+_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class BreakerState:
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None, process: bool = True) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        if process:
+            ProcessCollector(registry=r)
+        self.jobs = Counter("leadlawk_jobs", "Jobs by terminal or entry status", ["status"], registry=r)
+        self.leads = Counter("leadlawk_leads", "Leads through each stage", ["stage"], registry=r)
+        self.stage_duration = Histogram(
+            "leadlawk_stage_duration_seconds",
+            "Time per unit of work in each stage",
+            ["stage"],
+            buckets=_STAGE_BUCKETS,
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "leadlawk_circuit_breaker_state", "0 closed, 1 half-open, 2 open", ["breaker"], registry=r
+        )
+        self.retries = Counter("leadlawk_retries", "Retried calls by dependency", ["dependency"], registry=r)
+        self.rate_limit_wait = Histogram(
+            "leadlawk_rate_limit_wait_seconds",
+            "Time spent waiting for a rate limiter",
+            ["limiter"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        self.dead_letters = Counter("leadlawk_dead_letters", "Dead letters by kind", ["kind"], registry=r)
+        self.dependency_up = Gauge(
+            "leadlawk_dependency_up", "1 when the dependency passes its health probes", ["dependency"], registry=r
+        )
+        self.loop_lag = Histogram(
+            "leadlawk_event_loop_lag_seconds", "Event-loop scheduling lag", buckets=_LAG_BUCKETS, registry=r
+        )
+        self.browser_restarts = Counter("leadlawk_browser_restarts", "Browser processes replaced", registry=r)
+        self.in_flight = Gauge("leadlawk_in_flight", "Calls in flight per dependency", ["dependency"], registry=r)
+
+    def register(self, collector: Collector) -> None:
+        self.registry.register(collector)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+

@@ -1,0 +1,1 @@
+"""PageSpeed Insights v5: client, results and quota."""

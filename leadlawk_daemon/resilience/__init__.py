@@ -1,0 +1,1 @@
+"""Circuit breaker and retry, on an injected clock."""

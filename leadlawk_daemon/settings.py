@@ -1,0 +1,392 @@
+"""The daemon's configuration: one validated, immutable tree.
+
+Defaults live in ``config/default.yaml`` and nowhere else (the models below have none), so the
+file that documents every key is also the one that sets it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "ConfigError",
+    "Settings",
+    "default_config_path",
+    "load_settings",
+    "masked",
+    "parse_duration",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """``"30s"``, ``"500ms"``, ``"5m"``, ``"1h"`` or a number of seconds, as float seconds."""
+    if isinstance(value, bool):
+        raise ValueError("a duration, not a boolean")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match is None:
+            raise ValueError(f"not a duration (use 30s, 500ms, 5m or seconds): {value!r}")
+        return float(match.group(1)) * _UNITS[match.group(2)]
+    raise ValueError(f"not a duration: {value!r}")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ServerSettings(_Section):
+    host: str
+    port: int = Field(ge=0, le=65535)
+    admin_token: str | None
+    max_body_bytes: int = Field(ge=1024, le=16 * 1024 * 1024)
+
+
+class LoggingSettings(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+
+
+class ShutdownSettings(_Section):
+    budget: PositiveDuration
+    bind_timeout: PositiveDuration
+
+
+class DatabaseSettings(_Section):
+    url: str = Field(pattern=r"^(postgres(ql)?://|sqlite:///)")
+    pool_min: int = Field(ge=1, le=100)
+    pool_max: int = Field(ge=1, le=100)
+    connect_timeout: PositiveDuration
+    command_timeout: PositiveDuration
+    batch_size: int = Field(ge=1, le=100_000)
+    flush_interval: PositiveDuration
+    max_pending: int = Field(ge=1)
+
+
+class RedisSettings(_Section):
+    url: str | None = Field(pattern=r"^rediss?://")
+    prefix: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    consumer_group: str = Field(min_length=1)
+    max_deliveries: int = Field(ge=1, le=100)
+    claim_idle: PositiveDuration
+    reconnect_max_delay: PositiveDuration
+
+
+class CircuitBreakerSettings(_Section):
+    failure_threshold: int = Field(ge=1, le=1000)
+    timeout: PositiveDuration
+    reset_timeout: PositiveDuration
+
+
+class RetrySettings(_Section):
+    max_attempts: int = Field(ge=1, le=100)
+    base_delay: Duration
+    max_delay: Duration
+    exponential_base: float = Field(ge=1)
+    jitter: bool
+
+
+class BulkheadSettings(_Section):
+    max_concurrent_jobs: int = Field(ge=1, le=1000)
+    queue_size: int = Field(ge=1, le=1_000_000)
+    timeout: PositiveDuration
+
+
+class HealthCheckSettings(_Section):
+    interval: PositiveDuration
+    timeout: PositiveDuration
+    failure_threshold: int = Field(ge=1, le=100)
+    success_threshold: int = Field(ge=1, le=100)
+
+
+class ResilienceSettings(_Section):
+    circuit_breaker: CircuitBreakerSettings
+    retry: RetrySettings
+    bulkhead: BulkheadSettings
+    health_check: HealthCheckSettings
+
+
+class BackoffSettings(_Section):
+    min: Duration
+    max: Duration
+    jitter: float = Field(ge=0, le=10)
+    reset_after: Duration
+
+
+class SupervisionSettings(_Section):
+    max_restarts: int = Field(ge=0, le=10_000)
+    period: PositiveDuration
+    backoff: BackoffSettings
+    start_timeout: PositiveDuration
+    shutdown_timeout: PositiveDuration
+
+
+class ActorSettings(_Section):
+    mailbox_capacity: int | None = Field(default=None, ge=1, le=10_000_000)
+    concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    handle_timeout: PositiveDuration | None = None
+
+
+class ActorDefaults(_Section):
+    mailbox_capacity: int = Field(ge=1, le=10_000_000)
+    concurrency: int = Field(ge=1, le=10_000)
+    max_attempts: int = Field(ge=1, le=100)
+    handle_timeout: PositiveDuration
+
+
+class ActorsSettings(_Section):
+    defaults: ActorDefaults
+    scraper: ActorSettings = ActorSettings()
+    enricher: ActorSettings = ActorSettings()
+    writer: ActorSettings = ActorSettings()
+    jobs: ActorSettings = ActorSettings()
+
+    def for_actor(self, name: str) -> ActorDefaults:
+        """An actor's effective settings: its own section (if it has one) over ``defaults``."""
+        own = getattr(self, name, None)
+        merged = self.defaults.model_dump()
+        if isinstance(own, ActorSettings):
+            merged |= own.model_dump(exclude_none=True)
+        return ActorDefaults.model_validate(merged)
+
+
+class HealthSettings(_Section):
+    loop_lag_interval: PositiveDuration
+    loop_lag_max: PositiveDuration
+
+
+class BrowserSettings(_Section):
+    executable: str | None
+    headless: bool
+    pages: int = Field(ge=1, le=64)
+    page_recycle_after: int = Field(ge=1)
+    browser_recycle_after: int = Field(ge=1)
+    memory_limit_mb: int = Field(ge=64)
+    launch_timeout: PositiveDuration
+
+
+class MapsSettings(_Section):
+    base_url: str = Field(pattern=r"^https?://")
+    language: str = Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+    navigations_per_minute: float = Field(gt=0)
+    navigation_timeout: PositiveDuration
+    scroll_timeout: PositiveDuration
+    max_idle_scrolls: int = Field(ge=1, le=100)
+
+
+class PageSpeedSettings(_Section):
+    base_url: str = Field(pattern=r"^https?://")
+    api_key: str | None
+    queries_per_100s: float = Field(gt=0)
+    queries_per_day: int = Field(ge=1)
+    quota_reset_tz: str
+    request_timeout: PositiveDuration
+    expected_latency: PositiveDuration
+    max_in_flight: int = Field(ge=0, le=10_000)
+
+
+class JobsSettings(_Section):
+    lease_ttl: PositiveDuration
+    heartbeat: PositiveDuration
+    progress_interval: PositiveDuration
+    cancel_grace: PositiveDuration
+
+
+class ChaosSettings(_Section):
+    enabled: bool
+
+
+class Settings(_Section):
+    server: ServerSettings
+    logging: LoggingSettings
+    shutdown: ShutdownSettings
+    database: DatabaseSettings
+    redis: RedisSettings
+    resilience: ResilienceSettings
+    supervision: SupervisionSettings
+    actors: ActorsSettings
+    health: HealthSettings
+    browser: BrowserSettings
+    maps: MapsSettings
+    pagespeed: PageSpeedSettings
+    jobs: JobsSettings
+    chaos: ChaosSettings
+
+
+class ConfigError(Exception):
+    """Bad configuration: ``problems`` holds one readable line per problem, each naming its key path."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+# Twelve-factor variables and the key each one sets.
+ENV_KEYS: dict[str, tuple[str, ...]] = {
+    "PORT": ("server", "port"),
+    "DATABASE_URL": ("database", "url"),
+    "REDIS_URL": ("redis", "url"),
+    "PAGESPEED_API_KEY": ("pagespeed", "api_key"),
+    "LEADLAWK_ADMIN_TOKEN": ("server", "admin_token"),
+    "LEADLAWK_CHROMIUM": ("browser", "executable"),
+    "LOG_LEVEL": ("logging", "level"),
+}
+SECRET_KEYS = {("pagespeed", "api_key"), ("server", "admin_token")}
+_PATH_PREFIX = "LEADLAWK__"
+
+
+def default_config_path() -> Path:
+    """``config/default.yaml`` of a source checkout, else the copy packaged into the wheel."""
+    checkout = Path(__file__).resolve().parent.parent / "config" / "default.yaml"
+    if checkout.is_file():
+        return checkout
+    return Path(__file__).resolve().parent / "default.yaml"
+
+
+def _read_yaml(path: Path, what: str) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"{what} {path}: cannot be read ({exc.strerror})"]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{what} {path}: not valid YAML ({' '.join(str(exc).split())})"]) from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError([f"{what} {path}: the top level must be a mapping of keys, not {type(loaded).__name__}"])
+    return loaded
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_path(tree: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _env_value(raw: str) -> Any:
+    # YAML scalars, so that "3", "true", "null" and "[mobile, desktop]" mean what they say.
+    try:
+        return yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        return raw
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        # pydantic appends the validator's name to the location of some errors; drop it.
+        loc = tuple(p for p in loc if not (isinstance(p, str) and p.startswith("function-")))
+        path = _format_loc(loc)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{path}: unknown key")
+            continue
+        if err["type"] == "missing":
+            lines.append(f"{path}: required key is missing")
+            continue
+        value = err.get("input")
+        shown = "***" if tuple(str(p) for p in loc) in {tuple(k) for k in SECRET_KEYS} else repr(value)
+        lines.append(f"{path}: {message} (got {shown})")
+    return lines
+
+
+def load_settings(
+    path: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Defaults, then ``path`` (or ``$LEADLAWK_CONFIG``), then the environment; validated.
+
+    Raises :class:`ConfigError` naming every problem at once.
+    """
+    env = os.environ if environ is None else environ
+    tree = _read_yaml(default_config_path(), "built-in defaults")
+    file_path = path if path is not None else env.get("LEADLAWK_CONFIG") or None
+    if file_path is not None:
+        tree = _merge(tree, _read_yaml(Path(file_path), "config file"))
+    problems: list[str] = []
+    for name, raw in sorted(env.items()):
+        if not name.startswith(_PATH_PREFIX):
+            continue
+        parts = tuple(p.lower() for p in name[len(_PATH_PREFIX) :].split("__"))
+        if not all(parts):
+            problems.append(f"{name}: not a key path (use LEADLAWK__SECTION__KEY)")
+            continue
+        _set_path(tree, parts, _env_value(raw))
+    for name, key in ENV_KEYS.items():
+        if name in env and env[name] != "":
+            _set_path(tree, key, _env_value(env[name]) if name == "PORT" else env[name])
+    try:
+        settings = Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems.extend(_problems(exc))
+        raise ConfigError(problems) from None
+    problems.extend(_cross_checks(settings))
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _cross_checks(s: Settings) -> list[str]:
+    problems = []
+    if s.database.pool_min > s.database.pool_max:
+        problems.append(
+            f"database.pool_min: must not exceed database.pool_max ({s.database.pool_max}) "
+            f"(got {s.database.pool_min})"
+        )
+    if s.resilience.retry.base_delay > s.resilience.retry.max_delay:
+        problems.append(
+            f"resilience.retry.base_delay: must not exceed resilience.retry.max_delay "
+            f"(got {s.resilience.retry.base_delay})"
+        )
+    if s.supervision.backoff.min > s.supervision.backoff.max:
+        problems.append(
+            f"supervision.backoff.min: must not exceed supervision.backoff.max (got {s.supervision.backoff.min})"
+        )
+    return problems
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, secrets replaced by ``***``."""
+    tree = settings.model_dump(mode="json")
+    for path in SECRET_KEYS:
+        node = tree
+        for part in path[:-1]:
+            node = node[part]
+        if node.get(path[-1]) is not None:
+            node[path[-1]] = "***"
+    return tree

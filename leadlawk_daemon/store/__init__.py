@@ -1,0 +1,1 @@
+"""Persistence: PostgreSQL (asyncpg) and the embedded SQLite default, one logical schema."""

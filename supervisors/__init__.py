@@ -1,0 +1,1 @@
+"""The supervisor behaviours: OTP strategies, restart types, intensity and backoff."""

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from leadlawk_daemon.settings import ConfigError, load_settings, masked, parse_duration
+
+
+def test_defaults_have_the_designs_resilience_block() -> None:
+    s = load_settings(environ={})
+    assert s.resilience.circuit_breaker.failure_threshold == 5
+    assert s.resilience.circuit_breaker.timeout == 30
+    assert s.resilience.circuit_breaker.reset_timeout == 60
+    assert (s.resilience.retry.max_attempts, s.resilience.retry.base_delay) == (5, 1)
+    assert (s.resilience.retry.max_delay, s.resilience.retry.exponential_base) == (60, 2)
+    assert s.resilience.retry.jitter is True
+    assert (s.resilience.bulkhead.max_concurrent_jobs, s.resilience.bulkhead.queue_size) == (3, 100)
+    assert s.resilience.bulkhead.timeout == 300
+    hc = s.resilience.health_check
+    assert (hc.interval, hc.timeout, hc.failure_threshold, hc.success_threshold) == (30, 10, 3, 2)
+    assert s.database.url == "sqlite:///./leadlawk.db"
+    assert s.redis.url is None
+    assert s.server.port == 8080
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30.0), ("500ms", 0.5), ("5m", 300.0), ("1h", 3600.0), (7, 7.0), ("2.5", 2.5)]
+)
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_precedence_file_then_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("resilience:\n  retry:\n    max_attempts: 7\nserver:\n  port: 9001\n")
+    s = load_settings(cfg, environ={"LEADLAWK__RESILIENCE__RETRY__MAX_ATTEMPTS": "3"})
+    assert s.resilience.retry.max_attempts == 3
+    assert s.server.port == 9001
+    s = load_settings(cfg, environ={"PORT": "9100", "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert s.server.port == 9100
+    assert s.redis.url == "redis://127.0.0.1:6379/0"
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("chaos:\n  enabled: true\n")
+    assert load_settings(environ={"LEADLAWK_CONFIG": str(cfg)}).chaos.enabled is True
+
+
+def test_per_actor_settings_fall_back_to_defaults() -> None:
+    s = load_settings(environ={"LEADLAWK__ACTORS__WRITER__MAX_ATTEMPTS": "9"})
+    writer = s.actors.for_actor("writer")
+    assert writer.max_attempts == 9
+    assert writer.mailbox_capacity == 5000
+    assert s.actors.for_actor("health").mailbox_capacity == s.actors.defaults.mailbox_capacity
+
+
+BAD = [
+    ({"LEADLAWK__NOPE": "1"}, "nope: unknown key"),
+    ({"LEADLAWK__RESILIENCE__RETRY__MAX_ATTEMPTS": "0"}, "resilience.retry.max_attempts:"),
+    ({"LEADLAWK__RESILIENCE__RETRY__JITTER": "sometimes"}, "resilience.retry.jitter:"),
+    ({"PORT": "eighty"}, "server.port:"),
+    ({"PORT": "70000"}, "server.port:"),
+    ({"LEADLAWK__SHUTDOWN__BUDGET": "soon"}, "shutdown.budget:"),
+    ({"LEADLAWK__SHUTDOWN__BUDGET": "-3"}, "shutdown.budget:"),
+    ({"DATABASE_URL": "mysql://x"}, "database.url:"),
+    ({"REDIS_URL": "http://x"}, "redis.url:"),
+    ({"LOG_LEVEL": "LOUD"}, "logging.level:"),
+    ({"LEADLAWK__ACTORS__SCRAPER__CONCURRENCY": "many"}, "actors.scraper.concurrency:"),
+    ({"LEADLAWK__ACTORS__TYPO__CONCURRENCY": "1"}, "actors.typo: unknown key"),
+    ({"LEADLAWK__DATABASE__POOL_MIN": "9", "LEADLAWK__DATABASE__POOL_MAX": "2"}, "database.pool_min:"),
+    ({"LEADLAWK__SUPERVISION__BACKOFF__MIN": "1m", "LEADLAWK__SUPERVISION__BACKOFF__MAX": "1s"},
+     "supervision.backoff.min:"),
+]
+
+
+@pytest.mark.parametrize(("env", "expected"), BAD)
+def test_every_bad_value_names_its_key(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=env)
+    assert any(line.startswith(expected) for line in info.value.problems), info.value.problems
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"PORT": "x", "LEADLAWK__NOPE": "1", "LOG_LEVEL": "LOUD"})
+    assert len(info.value.problems) == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [("a: [unclosed", "not valid YAML"), ("- a\n- b\n", "must be a mapping"), ("server: {port: x}", "server.port:")],
+)
+def test_bad_files(tmp_path: Path, content: str, expected: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={})
+    assert expected in info.value.problems[0]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_settings(tmp_path / "absent.yaml", environ={})
+
+
+def test_secrets_are_masked_and_never_echoed() -> None:
+    s = load_settings(environ={"PAGESPEED_API_KEY": "AIzaSECRET123", "LEADLAWK_ADMIN_TOKEN": "tok-secret"})
+    shown = str(masked(s))
+    assert "AIzaSECRET123" not in shown
+    assert "tok-secret" not in shown
+    assert masked(s)["pagespeed"]["api_key"] == "***"
