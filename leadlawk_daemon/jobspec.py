@@ -1,0 +1,441 @@
+"""The job spec: what a client submits over Redis, HTTP or the CLI, validated into a :class:`JobSpec`.
+
+Validation is strict and hand-written rather than delegated to a schema library, because its
+messages are the user interface of a rejection: every problem is named at once, by field path,
+with the offending value (``limit: must be between 1 and 500 (got 900)``). Strict means no
+coercion: ``"5"`` is not ``5``, ``true`` is not ``1`` and ``50.0`` is not an integer, so what is
+stored and run is exactly what the client wrote.
+
+A batch (``queries`` and/or ``locations`` instead of ``query``/``location``) is one parent spec
+whose children are every (query, location) pair; a child's id is ``<parent id>.<index>``, so
+resubmitting the same batch id yields the same children and runs nothing twice.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import orjson
+
+from leadlawk_daemon.logs import redact
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DEFAULT_MAX_RUNTIME_S",
+    "MAX_BATCH_CHILDREN",
+    "MAX_RUNTIME_CAP_S",
+    "JobSpec",
+    "JobSpecError",
+    "PageSpeedSpec",
+    "Website",
+    "new_job_id",
+    "parse_job_spec",
+]
+
+Website = Literal["any", "required", "none"]
+Strategy = Literal["mobile", "desktop"]
+
+DEFAULT_LIMIT = 50
+DEFAULT_MAX_RUNTIME_S = 1800.0
+# A job that needs more than a day is a mistake (or an attack on the browser pool), not a job.
+MAX_RUNTIME_CAP_S = 86_400.0
+MAX_TEXT = 200
+MAX_BATCH_LIST = 100
+MAX_BATCH_CHILDREN = 1000
+# Far above any real business; keeps the value a 32-bit integer in every store.
+MAX_REVIEWS = 1_000_000_000
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ID_MAX = 64
+_STRATEGIES: tuple[Strategy, ...] = ("mobile", "desktop")
+_TOP_FIELDS = (
+    "id",
+    "query",
+    "queries",
+    "location",
+    "locations",
+    "limit",
+    "min_rating",
+    "min_reviews",
+    "website",
+    "pagespeed",
+    "max_runtime_s",
+)
+_PAGESPEED_FIELDS = ("enabled", "strategies", "max_score")
+_SHOWN = 60
+
+
+class JobSpecError(ValueError):
+    """A rejected job spec. ``problems`` names each one; ``too_large`` is the size limit (HTTP 413)."""
+
+    def __init__(self, problems: list[str], *, too_large: bool = False) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+        self.too_large = too_large
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpeedSpec:
+    enabled: bool = True
+    strategies: tuple[Strategy, ...] = ("mobile",)
+    max_score: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"enabled": self.enabled, "strategies": list(self.strategies)}
+        if self.max_score is not None:
+            out["max_score"] = self.max_score
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A valid job: one of ``query`` / ``queries`` is set; a batch has ``queries`` or ``locations``."""
+
+    id: str
+    query: str | None = None
+    location: str | None = None
+    queries: tuple[str, ...] | None = None
+    locations: tuple[str, ...] | None = None
+    limit: int = DEFAULT_LIMIT
+    min_rating: float | None = None
+    min_reviews: int | None = None
+    website: Website = "any"
+    pagespeed: PageSpeedSpec = field(default_factory=PageSpeedSpec)
+    max_runtime_s: float = DEFAULT_MAX_RUNTIME_S
+    # Set on the children of a batch; not part of the spec a client writes.
+    parent_id: str | None = None
+
+    @property
+    def is_batch(self) -> bool:
+        return self.queries is not None or self.locations is not None
+
+    def children(self) -> tuple[JobSpec, ...]:
+        """One spec per (query, location) pair of a batch, ids ``<id>.<i>``; empty for a single job."""
+        if not self.is_batch:
+            return ()
+        queries = self.queries if self.queries is not None else (self.query,)
+        locations: tuple[str | None, ...] = self.locations if self.locations is not None else (self.location,)
+        pairs = [(q, loc) for q in queries for loc in locations]
+        return tuple(
+            replace(
+                self,
+                id=f"{self.id}.{i}",
+                query=q,
+                location=loc,
+                queries=None,
+                locations=None,
+                parent_id=self.id,
+            )
+            for i, (q, loc) in enumerate(pairs)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical spec, defaults filled in: what is stored, and what parses back to this spec."""
+        out: dict[str, Any] = {"id": self.id}
+        if self.queries is not None:
+            out["queries"] = list(self.queries)
+        else:
+            out["query"] = self.query
+        if self.locations is not None:
+            out["locations"] = list(self.locations)
+        elif self.location is not None:
+            out["location"] = self.location
+        out["limit"] = self.limit
+        if self.min_rating is not None:
+            out["min_rating"] = self.min_rating
+        if self.min_reviews is not None:
+            out["min_reviews"] = self.min_reviews
+        out["website"] = self.website
+        out["pagespeed"] = self.pagespeed.to_dict()
+        out["max_runtime_s"] = self.max_runtime_s
+        return out
+
+
+def new_job_id() -> str:
+    """A fresh id that sorts by creation time: 12 hex digits of milliseconds, then 10 random ones."""
+    return f"{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+
+
+def parse_job_spec(raw: bytes | str | Mapping[str, Any], max_bytes: int) -> JobSpec:
+    """Validate a submitted job spec (JSON text, UTF-8 bytes, or already-decoded JSON object).
+
+    Raises :class:`JobSpecError` naming every problem; never anything else, whatever ``raw`` is.
+    """
+    if isinstance(raw, bytes | bytearray | memoryview):
+        data = bytes(raw)
+        _check_size(len(data), max_bytes)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JobSpecError([f"the job spec is not UTF-8 text (bad byte at offset {exc.start})"]) from None
+        decoded = _loads(text)
+    elif isinstance(raw, str):
+        _check_size(len(raw.encode("utf-8", "surrogatepass")), max_bytes)
+        decoded = _loads(raw)
+    elif isinstance(raw, Mapping):
+        try:
+            size = len(orjson.dumps(raw))
+        except (TypeError, orjson.JSONEncodeError):
+            size = 0  # not JSON-shaped: the field checks below name what is wrong
+        _check_size(size, max_bytes)
+        decoded = raw
+    else:
+        raise JobSpecError([f"the job spec must be a JSON object (got {type(raw).__name__})"])
+    if not isinstance(decoded, Mapping):
+        raise JobSpecError([f"the job spec must be a JSON object (got {_json_type(decoded)})"])
+    return _validate(decoded)
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise JobSpecError([f"the job spec is {size} bytes; the limit is {max_bytes} bytes"], too_large=True)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise JobSpecError([f"the job spec is not valid JSON: {exc}"]) from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
+
+
+def _shown(value: Any) -> str:
+    """The offending value as the client wrote it, shortened and stripped of secrets."""
+    try:
+        text = orjson.dumps(value).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        text = repr(value)
+    if len(text) > _SHOWN:
+        text = text[: _SHOWN - 1] + "…"
+    return redact(text)
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+class _Checker:
+    """Collects problems instead of stopping at the first, so a client fixes everything in one go."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str, value: Any = None, *, show: bool = True) -> None:
+        self.problems.append(f"{path}: {message} (got {_shown(value)})" if show else f"{path}: {message}")
+
+    def text(self, path: str, value: Any) -> str | None:
+        if not isinstance(value, str):
+            self.fail(path, f"must be a string, not {_json_type(value)}", value)
+            return None
+        if not value.strip():
+            self.fail(path, "must not be empty", value)
+            return None
+        if len(value) > MAX_TEXT:
+            self.fail(path, f"must be at most {MAX_TEXT} characters (got {len(value)})", show=False)
+            return None
+        if any(0xD800 <= ord(ch) <= 0xDFFF for ch in value):
+            self.fail(path, "must be valid Unicode text (it holds a lone surrogate)", show=False)
+            return None
+        return value
+
+    def text_list(self, path: str, value: Any) -> tuple[str, ...] | None:
+        if not isinstance(value, list | tuple):
+            self.fail(path, f"must be an array of strings, not {_json_type(value)}", value)
+            return None
+        if not 1 <= len(value) <= MAX_BATCH_LIST:
+            self.fail(
+                path, f"must hold between 1 and {MAX_BATCH_LIST} entries (got {len(value)})", show=False
+            )
+            return None
+        items = [self.text(f"{path}[{i}]", item) for i, item in enumerate(value)]
+        if any(item is None for item in items):
+            return None
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            assert item is not None
+            if item in seen:
+                self.fail(f"{path}[{i}]", "is a duplicate", item)
+                return None
+            seen.add(item)
+        return tuple(item for item in items if item is not None)
+
+    def integer(self, path: str, value: Any, low: int, high: int | None) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, f"must be an integer, not {_json_type(value)}", value)
+            return None
+        return value if self._in_range(path, value, low, high) else None
+
+    def number(
+        self, path: str, value: Any, low: float, high: float, *, exclusive_low: bool = False
+    ) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(path, f"must be a number, not {_json_type(value)}", value)
+            return None
+        if not math.isfinite(value):
+            self.fail(path, "must be a finite number", value)
+            return None
+        if exclusive_low and value <= low:
+            self.fail(path, f"must be greater than {_num(low)} and at most {_num(high)}", value)
+            return None
+        return float(value) if self._in_range(path, value, low, high) else None
+
+    def _in_range(self, path: str, value: float, low: float, high: float | None) -> bool:
+        if high is None and value < low:
+            self.fail(path, f"must be at least {_num(low)}", value)
+            return False
+        if high is not None and not low <= value <= high:
+            self.fail(path, f"must be between {_num(low)} and {_num(high)}", value)
+            return False
+        return True
+
+    def unknown(self, path: str, obj: Mapping[Any, Any], known: tuple[str, ...]) -> None:
+        for key in obj:
+            if key not in known:
+                name = key if isinstance(key, str) else repr(key)
+                if len(name) > _SHOWN or not name.isprintable():
+                    name = _shown(name)
+                self.problems.append(f"{path}.{name}: unknown field" if path else f"{name}: unknown field")
+
+
+def _validate(obj: Mapping[Any, Any]) -> JobSpec:
+    c = _Checker()
+    c.unknown("", obj, _TOP_FIELDS)
+
+    job_id: str | None
+    if "id" in obj and obj["id"] is not None:
+        raw_id = obj["id"]
+        if not isinstance(raw_id, str):
+            c.fail("id", f"must be a string, not {_json_type(raw_id)}", raw_id)
+            job_id = None
+        elif not _ID.match(raw_id):
+            c.fail("id", "must be 1-64 characters of letters, digits, '_', '.' or '-'", raw_id)
+            job_id = None
+        else:
+            job_id = raw_id
+    else:
+        job_id = new_job_id()
+
+    query = queries = location = locations = None
+    if "query" in obj and "queries" in obj:
+        c.fail("query", "give either 'query' or 'queries', not both", show=False)
+    elif "queries" in obj:
+        queries = c.text_list("queries", obj["queries"])
+    elif "query" in obj:
+        query = c.text("query", obj["query"])
+    else:
+        c.fail("query", "is required (or 'queries' for a batch)", show=False)
+    if "location" in obj and "locations" in obj:
+        c.fail("location", "give either 'location' or 'locations', not both", show=False)
+    elif "locations" in obj:
+        locations = c.text_list("locations", obj["locations"])
+    elif obj.get("location") is not None:
+        location = c.text("location", obj["location"])
+
+    n_children = (len(queries) if queries else 1) * (len(locations) if locations else 1)
+    if (queries or locations) and n_children > MAX_BATCH_CHILDREN:
+        c.fail("queries", f"a batch makes at most {MAX_BATCH_CHILDREN} jobs (got {n_children})", show=False)
+    if (queries or locations) and job_id is not None:
+        room = _ID_MAX - len(f".{n_children - 1}")
+        if len(job_id) > room:
+            c.fail("id", f"a batch's id must be at most {room} characters so its children's ids fit", job_id)
+
+    limit = c.integer("limit", obj["limit"], 1, 500) if "limit" in obj else DEFAULT_LIMIT
+    min_rating = (
+        c.number("min_rating", obj["min_rating"], 0, 5) if obj.get("min_rating") is not None else None
+    )
+    min_reviews = (
+        c.integer("min_reviews", obj["min_reviews"], 0, MAX_REVIEWS)
+        if obj.get("min_reviews") is not None
+        else None
+    )
+    website: Website = "any"
+    if "website" in obj:
+        value = obj["website"]
+        if value == "required":
+            website = "required"
+        elif value == "none":
+            website = "none"
+        elif value != "any":
+            c.fail("website", "must be one of 'any', 'required', 'none'", value)
+    pagespeed = _pagespeed(c, obj["pagespeed"]) if "pagespeed" in obj else PageSpeedSpec()
+    max_runtime_s = (
+        c.number("max_runtime_s", obj["max_runtime_s"], 0, MAX_RUNTIME_CAP_S, exclusive_low=True)
+        if "max_runtime_s" in obj
+        else DEFAULT_MAX_RUNTIME_S
+    )
+
+    if c.problems:
+        raise JobSpecError(c.problems)
+    assert job_id is not None
+    assert limit is not None
+    assert max_runtime_s is not None
+    assert pagespeed is not None
+    return JobSpec(
+        id=job_id,
+        query=query,
+        location=location,
+        queries=queries,
+        locations=locations,
+        limit=limit,
+        min_rating=min_rating,
+        min_reviews=min_reviews,
+        website=website,
+        pagespeed=pagespeed,
+        max_runtime_s=max_runtime_s,
+    )
+
+
+def _pagespeed(c: _Checker, value: Any) -> PageSpeedSpec | None:
+    if not isinstance(value, Mapping):
+        c.fail("pagespeed", f"must be an object, not {_json_type(value)}", value)
+        return None
+    c.unknown("pagespeed", value, _PAGESPEED_FIELDS)
+    before = len(c.problems)
+    enabled = value.get("enabled", True)
+    if not isinstance(enabled, bool):
+        c.fail("pagespeed.enabled", f"must be true or false, not {_json_type(enabled)}", enabled)
+    strategies: tuple[Strategy, ...] = ("mobile",)
+    if "strategies" in value:
+        raw = value["strategies"]
+        if not isinstance(raw, list | tuple) or not raw:
+            c.fail("pagespeed.strategies", "must be a non-empty array of 'mobile' and/or 'desktop'", raw)
+        else:
+            picked: list[Strategy] = []
+            for i, item in enumerate(raw):
+                if not isinstance(item, str) or item not in _STRATEGIES:
+                    c.fail(f"pagespeed.strategies[{i}]", "must be 'mobile' or 'desktop'", item)
+                elif item in picked:
+                    c.fail(f"pagespeed.strategies[{i}]", "is a duplicate", item)
+                else:
+                    picked.append("mobile" if item == "mobile" else "desktop")
+            strategies = tuple(picked)
+    max_score = (
+        c.number("pagespeed.max_score", value["max_score"], 0, 100)
+        if value.get("max_score") is not None
+        else None
+    )
+    if len(c.problems) > before:
+        return None
+    return PageSpeedSpec(enabled=bool(enabled), strategies=strategies, max_score=max_score)
