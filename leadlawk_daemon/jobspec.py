@@ -28,6 +28,7 @@ from leadlawk_daemon.logs import redact
 __all__ = [
     "DEFAULT_LIMIT",
     "DEFAULT_MAX_RUNTIME_S",
+    "ID_PATTERN",
     "MAX_BATCH_CHILDREN",
     "MAX_RUNTIME_CAP_S",
     "JobSpec",
@@ -50,7 +51,7 @@ MAX_BATCH_LIST = 100
 MAX_BATCH_CHILDREN = 1000
 # Far above any real business; keeps the value a 32-bit integer in every store.
 MAX_REVIEWS = 1_000_000_000
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _ID_MAX = 64
 _STRATEGIES: tuple[Strategy, ...] = ("mobile", "desktop")
 _TOP_FIELDS = (
@@ -329,7 +330,7 @@ def _validate(obj: Mapping[Any, Any]) -> JobSpec:
         if not isinstance(raw_id, str):
             c.fail("id", f"must be a string, not {_json_type(raw_id)}", raw_id)
             job_id = None
-        elif not _ID.match(raw_id):
+        elif not ID_PATTERN.match(raw_id):
             c.fail("id", "must be 1-64 characters of letters, digits, '_', '.' or '-'", raw_id)
             job_id = None
         else:

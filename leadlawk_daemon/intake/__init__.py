@@ -1,0 +1,24 @@
+"""Job intake over Redis (pub/sub and the durable stream) and the events channel."""
+
+from __future__ import annotations
+
+from leadlawk_daemon.intake.admission import Admission, Admitted, DeadLetterStore, JobStore
+from leadlawk_daemon.intake.events import EventPublisher, EventSink, EventType, JobEvents, follow_events
+from leadlawk_daemon.intake.pubsub import PubSubIntake
+from leadlawk_daemon.intake.stream import StreamIntake
+from leadlawk_daemon.intake.submit import submit_to_stream
+
+__all__ = [
+    "Admission",
+    "Admitted",
+    "DeadLetterStore",
+    "EventPublisher",
+    "EventSink",
+    "EventType",
+    "JobEvents",
+    "JobStore",
+    "PubSubIntake",
+    "StreamIntake",
+    "follow_events",
+    "submit_to_stream",
+]
