@@ -1,0 +1,291 @@
+"""What every storage backend offers: the :class:`Store` protocol and the records it speaks in.
+
+PostgreSQL (:mod:`.postgres`) and the embedded SQLite default (:mod:`.sqlite`) implement it with the
+same behaviour, so the writer, the job lifecycle and the CLI never know which one they hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, NamedTuple, Protocol, get_args
+
+from leadlawk_daemon.listing import Listing
+
+__all__ = [
+    "DEAD_LETTER_KINDS",
+    "JOB_COUNTERS",
+    "JOB_STATUSES",
+    "STRATEGIES",
+    "TERMINAL_STATUSES",
+    "DeadLetter",
+    "DeadLetterKind",
+    "Job",
+    "JobLead",
+    "JobStatus",
+    "MigrationError",
+    "PageSpeedRow",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
+    "Strategy",
+    "utc_from_epoch",
+]
+
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled", "partial"]
+JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
+TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({"succeeded", "failed", "cancelled", "partial"})
+JOB_COUNTERS: tuple[str, ...] = ("found", "qualified", "enriched", "written", "failed")
+
+DeadLetterKind = Literal["message", "job", "lead"]
+DEAD_LETTER_KINDS: tuple[DeadLetterKind, ...] = get_args(DeadLetterKind)
+
+Strategy = Literal["mobile", "desktop"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+
+
+class StoreError(Exception):
+    """A storage operation failed for a reason other than the database being unreachable."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached (refused, reset, timed out): worth retrying later.
+
+    The writer's circuit breaker counts these; any other :class:`StoreError` is about the data.
+    """
+
+
+class MigrationError(StoreError):
+    """The schema cannot be brought up to date (a broken or edited migration file)."""
+
+
+def utc_from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One row of ``jobs``: a submitted spec and where its run stands."""
+
+    id: str
+    spec: dict[str, Any]
+    status: JobStatus
+    created_at: datetime
+    parent_id: str | None = None
+    found: int = 0
+    qualified: int = 0
+    enriched: int = 0
+    written: int = 0
+    failed: int = 0
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    attempts: int = 0
+    progress: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data for ``GET /jobs/{id}``, ``leadlawk status`` and events."""
+
+        def iso(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": self.id,
+            "parent_id": self.parent_id,
+            "spec": self.spec,
+            "status": self.status,
+            "counters": {name: getattr(self, name) for name in JOB_COUNTERS},
+            "error": self.error,
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "lease_owner": self.lease_owner,
+            "lease_expires_at": iso(self.lease_expires_at),
+            "attempts": self.attempts,
+            "progress": self.progress,
+        }
+
+
+class JobLead(NamedTuple):
+    """A lead's place in one job's results; ``None`` means not decided yet (kept as it was)."""
+
+    place_id: str
+    rank: int | None = None
+    qualified: bool | None = None
+    reasons: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpeedRow:
+    """One Lighthouse run of a lead's website with one strategy.
+
+    ``error`` set means Lighthouse could not load the site: a fact about the lead, stored as such.
+    ``tested_at`` ``None`` means "now" by the store's clock.
+    """
+
+    place_id: str
+    strategy: Strategy
+    performance: float | None = None
+    accessibility: float | None = None
+    best_practices: float | None = None
+    seo: float | None = None
+    fcp_ms: float | None = None
+    lcp_ms: float | None = None
+    tbt_ms: float | None = None
+    speed_index_ms: float | None = None
+    tti_ms: float | None = None
+    cls: float | None = None
+    final_url: str | None = None
+    error: str | None = None
+    field_data: Mapping[str, Any] | None = None
+    tested_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """Something the daemon could not process, kept with why, for ``leadlawk dlq``."""
+
+    id: int
+    kind: DeadLetterKind
+    payload: str
+    reason: str
+    attempts: int
+    created_at: datetime
+    replayed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "payload": self.payload,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "created_at": self.created_at.isoformat(),
+            "replayed_at": None if self.replayed_at is None else self.replayed_at.isoformat(),
+        }
+
+
+class Store(Protocol):
+    """Durable state of the daemon. Every method is safe to call again with the same arguments.
+
+    Unreachable database: :class:`StoreUnavailable`. Rows that cannot be stored: ``ValueError``
+    naming them, raised before anything is written.
+    """
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations (serialised across processes); returns the versions applied now."""
+
+    async def ping(self) -> None:
+        """One round trip; raises :class:`StoreUnavailable` when the database does not answer."""
+
+    # leads -------------------------------------------------------------------------------------
+
+    async def upsert_leads(self, rows: Sequence[Listing]) -> int:
+        """Insert or update by ``place_id``; returns how many distinct businesses were written.
+
+        Within a batch, later values win and earlier ones fill their gaps. A known value is never
+        replaced by ``None``. ``first_seen_at`` is kept, ``last_seen_at`` moves forward.
+        """
+
+    async def upsert_pagespeed(self, results: Sequence[PageSpeedRow]) -> int:
+        """Insert or replace by ``(place_id, strategy)``; an older result never replaces a newer one."""
+
+    async def upsert_job_leads(self, job_id: str, rows: Sequence[JobLead | tuple[Any, ...]]) -> int:
+        """Record leads in a job's results; ``None`` fields keep what is stored."""
+
+    # jobs --------------------------------------------------------------------------------------
+
+    async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:
+        """Persist a queued job; ``False`` when the id exists already (it is not run again)."""
+
+    async def create_batch(
+        self,
+        job_id: str,
+        spec: Mapping[str, Any],
+        children: Sequence[tuple[str, Mapping[str, Any]]],
+        parent_id: str | None = None,
+    ) -> bool:
+        """A batch parent and its children in one transaction; ``False`` (nothing written) if the
+        parent id exists. A job with children is never leased: it only aggregates them."""
+
+    async def get_job(self, job_id: str) -> Job | None: ...
+
+    async def list_jobs(
+        self, status: JobStatus | None = None, limit: int = 100, parent_id: str | None = None
+    ) -> list[Job]:
+        """Newest first."""
+
+    async def lease_next_job(self, owner: str, ttl_s: float) -> Job | None:
+        """Atomically take the oldest queued job, or a running one whose lease has expired.
+
+        A job whose lease a live owner keeps renewing is never returned to anyone else.
+        """
+
+    async def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
+        """Extend the lease; ``False`` when ``owner`` no longer holds it or the job was cancelled."""
+
+    async def update_job(
+        self,
+        job_id: str,
+        owner: str,
+        *,
+        status: JobStatus | None = None,
+        found: int | None = None,
+        qualified: int | None = None,
+        enriched: int | None = None,
+        written: int | None = None,
+        failed: int | None = None,
+        progress: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> bool:
+        """Set counters (absolute values) and progress; ``False`` when ``owner`` does not hold the job.
+
+        ``status`` applies only while the job is not finished: a cancel is never undone by its owner.
+        """
+
+    async def finish_job(self, job_id: str, owner: str, status: JobStatus, error: str | None = None) -> bool:
+        """End the owner's run and drop the lease; a cancelled job stays cancelled."""
+
+    async def cancel_job(self, job_id: str) -> bool:
+        """Cancel a queued or running job (and its unfinished children); ``False`` if unknown or finished."""
+
+    async def release_lease(self, job_id: str, owner: str) -> bool:
+        """Hand a running job back to the queue (shutdown); its progress is kept for whoever resumes."""
+
+    async def refresh_parent(self, parent_id: str) -> Job | None:
+        """Recompute a batch parent from its children: summed counters and an aggregate status."""
+
+    async def job_place_ids(self, job_id: str) -> set[str]:
+        """The leads already recorded for a job: what a resumed run need not redo."""
+
+    async def lead_rows_for_export(
+        self, job_id: str | None = None, qualified_only: bool = False
+    ) -> list[dict[str, Any]]:
+        """Flat rows (see :mod:`.export`): leads with their PageSpeed results and, per job, rank,
+        qualified and reasons."""
+
+    # dead letters ------------------------------------------------------------------------------
+
+    async def add_dead_letter(
+        self, kind: DeadLetterKind, payload: str | Mapping[str, Any], reason: str, attempts: int = 1
+    ) -> int:
+        """Keep something that could not be processed (secrets redacted); returns its id."""
+
+    async def list_dead_letters(
+        self, kind: DeadLetterKind | None = None, include_replayed: bool = False, limit: int = 100
+    ) -> list[DeadLetter]:
+        """Oldest first."""
+
+    async def get_dead_letter(self, dead_letter_id: int) -> DeadLetter | None: ...
+
+    async def mark_replayed(self, dead_letter_id: int) -> bool: ...
+
+    async def bump_dead_letter(self, dead_letter_id: int, reason: str) -> bool:
+        """A replayed item failed again: back to pending, attempts raised, the new reason kept."""

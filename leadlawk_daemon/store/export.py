@@ -1,0 +1,66 @@
+"""The flat rows of ``leadlawk export``: one per lead, its PageSpeed results spread into columns.
+
+Flat so that CSV and JSONL carry the same columns; timestamps as ISO-8601 UTC text, ``None`` where
+unknown. Both backends read their rows into the same Python types and assemble them here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from leadlawk_daemon.listing import LISTING_FIELDS
+from leadlawk_daemon.store.base import STRATEGIES
+
+__all__ = ["LEAD_COLUMNS", "PAGESPEED_COLUMNS", "export_columns", "export_rows"]
+
+LEAD_COLUMNS: tuple[str, ...] = ("place_id", *(f for f in LISTING_FIELDS if f != "place_id"))
+LEAD_COLUMNS_WITH_SEEN: tuple[str, ...] = (*LEAD_COLUMNS, "first_seen_at", "last_seen_at")
+JOB_COLUMNS: tuple[str, ...] = ("job_id", "rank", "qualified", "reasons")
+PAGESPEED_COLUMNS: tuple[str, ...] = (
+    "performance",
+    "accessibility",
+    "best_practices",
+    "seo",
+    "fcp_ms",
+    "lcp_ms",
+    "tbt_ms",
+    "speed_index_ms",
+    "tti_ms",
+    "cls",
+    "final_url",
+    "error",
+    "field_data",
+    "tested_at",
+)
+
+
+def export_columns(with_job: bool) -> tuple[str, ...]:
+    """Column order of :func:`export_rows`: lead, then (per job) rank and verdict, then PageSpeed."""
+    spread = tuple(f"{s}_{c}" for s in STRATEGIES for c in PAGESPEED_COLUMNS)
+    return (*LEAD_COLUMNS_WITH_SEEN, *(JOB_COLUMNS if with_job else ()), *spread)
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def export_rows(
+    leads: Iterable[Mapping[str, Any]], pagespeed: Iterable[Mapping[str, Any]], with_job: bool
+) -> list[dict[str, Any]]:
+    """Join lead rows (in output order) with PageSpeed rows (any order) by ``place_id``."""
+    tests: dict[tuple[str, str], Mapping[str, Any]] = {(p["place_id"], p["strategy"]): p for p in pagespeed}
+    columns = export_columns(with_job)
+    out = []
+    for lead in leads:
+        row = dict.fromkeys(columns)
+        for name in (*LEAD_COLUMNS_WITH_SEEN, *(JOB_COLUMNS if with_job else ())):
+            row[name] = _plain(lead[name])
+        for strategy in STRATEGIES:
+            test = tests.get((lead["place_id"], strategy))
+            if test is not None:
+                for name in PAGESPEED_COLUMNS:
+                    row[f"{strategy}_{name}"] = _plain(test[name])
+        out.append(row)
+    return out
