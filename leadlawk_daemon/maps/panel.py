@@ -35,6 +35,7 @@ _ALSO_SEARCHED = re.compile(r"people also search for", re.IGNORECASE)
 _ENTRY_LABEL = re.compile(r" · \d[.,]?\d? \S+ · ")
 _COUNT_LABEL = re.compile(r"^\s*\d[\d.,\u00a0\u202f ]*\s+[^\W\d]")
 _DAY = re.compile(r"^[^\W\d][^\d]{1,24}$")
+_SECTION_ROLES = frozenset({"tablist", "tab", "region", "toolbar"})
 # How far after the stars their review count may sit (header markup is a handful of spans).
 _COUNT_WINDOW = 40
 
@@ -124,8 +125,15 @@ def _category(elements: list[Element], name: str, rating_at: int) -> str | None:
     for element in elements:
         if (element.get("jsaction") or "").endswith(".category") and (text := element.visible_text()):
             return text
-    # The header's line after the stars: "Barber shop · ♿".
-    header = elements[max(rating_at, 0) : max(rating_at, 0) + 60]
+    # The header's line after the stars ("Barber shop · ♿"); the header ends where the tabs,
+    # action buttons or information rows begin.
+    start = max(rating_at, 0)
+    stop = next(
+        (i for i in range(start, len(elements))
+         if elements[i].get("role") in _SECTION_ROLES or elements[i].get("data-item-id")),
+        len(elements),
+    )
+    header = elements[start:stop]
     for line in text_lines(header):
         kept = [
             s for s in line.segments
