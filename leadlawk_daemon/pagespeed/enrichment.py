@@ -1,0 +1,267 @@
+"""Enrichment: PageSpeed results for a lead's website, under quota, bulkhead, breaker and retry.
+
+The order of the guards, per attempt, is deliberate:
+
+1. the daily quota (a spent day pauses here, before anything else, and costs no retry);
+2. the bulkhead (a slot in flight), taken *before* the pace so that a granted slot of the
+   per-100-s quota is used at once: a token taken and then held while waiting for a slot would
+   be spent later, in a burst with others, and bunch up requests in the service's window;
+3. the per-100-s pace;
+4. the circuit breaker and its per-call timeout, around the HTTP call only.
+
+Retries wrap all four, so a retried call waits for its turn again like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from leadlawk_daemon.clock import Clock
+from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.logs import redact
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.pagespeed.client import (
+    DailyQuotaExhaustedError,
+    PageSpeedClient,
+    PageSpeedError,
+    RequestRejectedError,
+    TransientError,
+)
+from leadlawk_daemon.pagespeed.quota import DailyQuota, WindowPacer, bulkhead_size
+from leadlawk_daemon.pagespeed.result import PageSpeedResult
+from leadlawk_daemon.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
+from leadlawk_daemon.resilience.retry import Retrier, RetryExhaustedError, RetryPolicy
+from leadlawk_daemon.settings import CircuitBreakerSettings, PageSpeedSettings, Settings
+
+__all__ = ["DEPENDENCY", "Enricher", "EnrichmentOutcome", "is_retryable"]
+
+DEPENDENCY = "pagespeed"
+log = logging.getLogger("leadlawk.pagespeed")
+
+Status = Literal["enriched", "skipped", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichmentOutcome:
+    """``enriched``: a result per strategy (a broken site's result included); ``skipped``: no
+    website to test; ``failed``: the service could not give an answer (``reason`` says why)."""
+
+    listing: Listing
+    status: Status
+    results: tuple[PageSpeedResult, ...] = ()
+    reason: str | None = None
+
+    def result(self, strategy: str) -> PageSpeedResult | None:
+        return next((r for r in self.results if r.strategy == strategy), None)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """429 per 100 s, 5xx, timeouts, connection errors, and a breaker that is open for now."""
+    return isinstance(exc, TransientError | TimeoutError | BreakerOpenError)
+
+
+def _breaker_counts(exc: BaseException) -> bool:
+    """Whether an error is the dependency's fault (the breaker excludes the others)."""
+    if isinstance(exc, TransientError):
+        return exc.counts_against_breaker
+    return not isinstance(exc, DailyQuotaExhaustedError | RequestRejectedError)
+
+
+@dataclass
+class _Gauges:
+    metrics: Metrics | None
+    in_flight: int = field(default=0)
+
+    def inc(self) -> None:
+        self.in_flight += 1
+        if self.metrics is not None:
+            self.metrics.in_flight.labels(DEPENDENCY).set(self.in_flight)
+
+    def dec(self) -> None:
+        self.in_flight -= 1
+        if self.metrics is not None:
+            self.metrics.in_flight.labels(DEPENDENCY).set(self.in_flight)
+
+    def waited(self, limiter: str, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.rate_limit_wait.labels(limiter).observe(seconds)
+
+
+class Enricher:
+    """Runs PageSpeed for leads. Use :meth:`enrich` per lead, or :meth:`enrich_many` for a backlog.
+
+    Concurrent :meth:`enrich` calls share one bulkhead, one pace, one daily count and one breaker,
+    so an actor may call it from as many handlers as it likes; at most ``bulkhead`` HTTP calls are
+    in flight, whatever the number of callers.
+    """
+
+    def __init__(
+        self,
+        client: PageSpeedClient,
+        *,
+        clock: Clock,
+        queries_per_window: float,
+        window: float = 100.0,
+        queries_per_day: int,
+        quota_reset_tz: str = "America/Los_Angeles",
+        expected_latency: float,
+        max_in_flight: int = 0,
+        request_timeout: float,
+        retry: RetryPolicy,
+        breaker: CircuitBreakerSettings,
+        metrics: Metrics | None = None,
+        rng: random.Random | None = None,
+        on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._gauges = _Gauges(metrics)
+        self.bulkhead = bulkhead_size(queries_per_window, window, expected_latency, max_in_flight)
+        self._slots = asyncio.Semaphore(self.bulkhead)
+        self._pacer = WindowPacer(queries_per_window, window)
+        self.daily = DailyQuota(queries_per_day, quota_reset_tz, clock)
+        self._on_breaker_change = on_breaker_change
+        self.breaker = CircuitBreaker.from_settings(
+            DEPENDENCY,
+            breaker,
+            clock=clock,
+            on_change=self._breaker_changed,
+            exclude=lambda exc: not _breaker_counts(exc),
+            # Lighthouse takes 10 to 40 s: the PageSpeed timeout, not the generic one, bounds a call.
+            call_timeout=request_timeout,
+        )
+        if metrics is not None:
+            metrics.breaker_state.labels(DEPENDENCY).set(BreakerState.CLOSED.metric_value)
+            metrics.in_flight.labels(DEPENDENCY).set(0)
+        self._metrics = metrics
+        self._retrier = Retrier(
+            retry, clock=clock, retryable=is_retryable, rng=rng, on_retry=self._retrying, name=DEPENDENCY
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        client: PageSpeedClient,
+        *,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        rng: random.Random | None = None,
+        on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
+    ) -> Enricher:
+        ps: PageSpeedSettings = settings.pagespeed
+        return cls(
+            client,
+            clock=clock,
+            queries_per_window=ps.queries_per_100s,
+            window=100.0,
+            queries_per_day=ps.queries_per_day,
+            quota_reset_tz=ps.quota_reset_tz,
+            expected_latency=ps.expected_latency,
+            max_in_flight=ps.max_in_flight,
+            request_timeout=ps.request_timeout,
+            retry=RetryPolicy.from_settings(settings.resilience.retry),
+            breaker=settings.resilience.circuit_breaker,
+            metrics=metrics,
+            rng=rng,
+            on_breaker_change=on_breaker_change,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return self._gauges.in_flight
+
+    def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
+        if self._metrics is not None:
+            self._metrics.breaker_state.labels(name).set(new.metric_value)
+        log.warning("breaker changed", extra={"breaker": name, "from": old.value, "to": new.value})
+        if self._on_breaker_change is not None:
+            self._on_breaker_change(name, old, new)
+
+    def _retrying(self, attempt: int, exc: BaseException, delay: float) -> None:
+        if self._metrics is not None:
+            self._metrics.retries.labels(DEPENDENCY).inc()
+        log.info(
+            "pagespeed retry",
+            extra={"attempt": attempt, "delay_s": round(delay, 3), "error": redact(str(exc))},
+        )
+
+    async def enrich(self, listing: Listing, strategies: Sequence[str] = ("mobile",)) -> EnrichmentOutcome:
+        """PageSpeed for each strategy of this lead's website; never raises for a PageSpeed problem."""
+        if not listing.website:
+            return EnrichmentOutcome(listing, "skipped", reason="no website")
+        results: list[PageSpeedResult] = []
+        for strategy in dict.fromkeys(strategies):
+            try:
+                results.append(await self._fetch(listing, strategy))
+            except RetryExhaustedError as exc:
+                return EnrichmentOutcome(listing, "failed", tuple(results), redact(str(exc)))
+            except PageSpeedError as exc:
+                return EnrichmentOutcome(listing, "failed", tuple(results), redact(str(exc)))
+        return EnrichmentOutcome(listing, "enriched", tuple(results))
+
+    async def enrich_many(
+        self, listings: Iterable[Listing], strategies: Sequence[str] = ("mobile",)
+    ) -> AsyncIterator[EnrichmentOutcome]:
+        """Outcomes as they complete, with at most ``bulkhead`` leads being worked on at once."""
+        queue: asyncio.Queue[EnrichmentOutcome] = asyncio.Queue(maxsize=self.bulkhead)
+        source = iter(listings)
+        workers = min(self.bulkhead, 1_000)
+
+        async def worker() -> None:
+            for listing in source:
+                await queue.put(await self.enrich(listing, strategies))
+
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(worker(), name=f"enrich-{n}") for n in range(workers)]
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                pending = {getter, *(t for t in tasks if not t.done())}
+                if len(pending) == 1:
+                    getter.cancel()
+                    break
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    yield getter.result()
+                else:
+                    getter.cancel()
+            while not queue.empty():
+                yield queue.get_nowait()
+
+    async def _fetch(self, listing: Listing, strategy: str) -> PageSpeedResult:
+        assert listing.website is not None
+        while True:
+            waited = await self.daily.wait_until_available()
+            if waited:
+                self._gauges.waited("pagespeed_day", waited)
+            try:
+                return await self._retrier.call(self._attempt, listing, strategy)
+            except DailyQuotaExhaustedError:
+                # The pause is the quota's, not a failure: it restarts the attempts from scratch.
+                if not self.daily.exhausted:
+                    log.warning("pagespeed daily quota exhausted; pausing until it resets")
+                self.daily.mark_exhausted()
+
+    async def _attempt(self, listing: Listing, strategy: str) -> PageSpeedResult:
+        assert listing.website is not None
+        async with self._slots:
+            started = self._clock.monotonic()
+            await self._pacer.acquire()
+            self._gauges.waited("pagespeed_100s", self._clock.monotonic() - started)
+            if not self.daily.take():
+                raise DailyQuotaExhaustedError("pagespeed: daily quota spent (counted locally)", 429)
+            self._gauges.inc()
+            try:
+                return await self.breaker.call(self._call, listing.website, strategy, listing.place_id)
+            finally:
+                self._gauges.dec()
+
+    async def _call(self, url: str, strategy: str, place_id: str | None) -> PageSpeedResult:
+        tested_at = datetime.fromtimestamp(self._clock.wall(), UTC)
+        return await self._client.run(url, strategy, place_id=place_id, tested_at=tested_at)
