@@ -55,6 +55,7 @@ def card(
     href: str | None = None,
     rating_words: tuple[str, str] = ("stars", "Reviews"),
     extra_links: str = "",
+    no_reviews: str = "",
 ) -> str:
     """One result card. ``container``: "div" (Google's card div), "article" (role=article) or "bare"
     (the link and its content pasted without a wrapper). ``stable=False`` strips aria-labels and
@@ -64,7 +65,8 @@ def card(
         link_attrs.append(("aria-label", biz.name + label_suffix))
     link_attrs.append(("jsaction", "pane.wfvdle165;focus:pane.wfvdle165"))
     link = tag("a", link_attrs, reverse=reverse)
-    rating = ""
+    # Where the stars would be, an unrated business shows "No reviews" (in the page's language).
+    rating = escape(no_reviews)
     if biz.rating is not None:
         count = f'<span class="UY7F9" aria-hidden="true">({biz.reviews})</span>' if biz.reviews else ""
         stars_attrs = [("class", "ZkP5Je")]

@@ -94,9 +94,10 @@ def test_service_area_business_has_no_address_and_compact_card_no_phone_or_websi
     compact = only(feed([card(replace(A, phone=None, website=None))]))
     assert (compact.phone, compact.phone_e164, compact.website) == (None, None, None)
     assert compact.address == "103 N Washington St"
-    unrated = only(feed([card(replace(A, rating=None, reviews=None))]))
-    assert (unrated.rating, unrated.review_count) == (None, None)
-    assert unrated.category == "Barber shop"
+    for no_reviews in ("", "No reviews", "Keine Rezensionen"):
+        unrated = only(feed([card(replace(A, rating=None, reviews=None), no_reviews=no_reviews)]))
+        assert (unrated.rating, unrated.review_count) == (None, None)
+        assert (unrated.category, unrated.address) == ("Barber shop", "103 N Washington St")
 
 
 def test_repeated_cards_are_deduplicated_by_place_id_in_feed_order() -> None:

@@ -31,6 +31,7 @@ _END_OF_LIST = re.compile(r"you(?:'|’|&#39;)ve reached the end of the list", r
 _PRICE = re.compile(r"^(?:[$€£¥₩₹₽]{1,4}|[$€£¥₩₹₽]\s?\d[\d\s–\-+]*)$")
 # "Closed ⋅ Opens 8 AM Thu": Google writes opening status with a dot operator, never a category.
 _HOURS_MARK = "⋅"
+_ROW_TAGS = frozenset({"div", "p", "li"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,14 +122,22 @@ def _facts(lines: list[Line], name: str) -> tuple[str | None, str | None, str | 
         for segment in line.segments:
             if phone is None and looks_like_phone(segment):
                 phone = segment
+    candidates: list[list[str]] = []
+    preferred: list[list[str]] = []
     for line in body:
         kept = [s for s in line.segments if not _PRICE.match(s) and not looks_like_phone(s)]
         if not kept or any(_HOURS_MARK in s for s in kept):
             continue
-        category = kept[0]
-        if len(kept) > 1:
-            address = kept[-1]
-        break
+        candidates.append(kept)
+        # The category row sits beside the opening-hours row; a lone line ("No reviews" where the
+        # stars would be) has no sibling row.
+        parent = line.element.parent
+        if parent is not None and sum(1 for c in parent.elements() if c.tag in _ROW_TAGS) >= 2:
+            preferred.append(kept)
+    chosen = preferred[0] if preferred else candidates[0] if candidates else None
+    if chosen is not None:
+        category = chosen[0]
+        address = chosen[-1] if len(chosen) > 1 else None
     return category, address, phone
 
 
