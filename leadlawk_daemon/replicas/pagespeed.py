@@ -391,7 +391,7 @@ class PageSpeedReplica:
         self.reset_stats()
 
     def reset_stats(self) -> None:
-        self.stats: dict[str, int] = {
+        self.stats: dict[str, float] = {
             "requests": 0,
             "ok": 0,
             "status_429": 0,
@@ -405,6 +405,8 @@ class PageSpeedReplica:
             "max_in_window": 0,
             "in_flight": 0,
             "max_in_flight": 0,
+            "first_request_at": 0.0,
+            "last_request_at": 0.0,
         }
         self._seen.clear()
 
@@ -454,6 +456,9 @@ class PageSpeedReplica:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         now = self.clock.monotonic()
         self.stats["requests"] += 1
+        if self.stats["requests"] == 1:
+            self.stats["first_request_at"] = now
+        self.stats["last_request_at"] = now
         self._count(now)
         query = request.query
         url = query.get("url", "")
@@ -539,7 +544,7 @@ def create_pagespeed_app(replica: PageSpeedReplica | None = None, **kwargs: Any)
     app[REPLICA_KEY] = state
 
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response({**state.stats, "window_s": state._window() / state.time_scale})
+        return web.json_response({**state.stats, "window_s": state.setting("window_s")})
 
     async def reset(request: web.Request) -> web.Response:
         state.reset_stats()
