@@ -23,6 +23,7 @@ from typing import TypeVar
 
 from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from leadlawk_daemon.maps import proctree
 from leadlawk_daemon.metrics import Metrics
@@ -345,6 +346,9 @@ class BrowserPool:
                 return await operation
         except TimeoutError:
             raise BrowserTimeoutError(f"{what}: no answer within {seconds:g}s") from None
+        except PlaywrightTimeoutError as exc:
+            # Playwright's own deadline (a navigation that never loads): the same hang, caught sooner.
+            raise BrowserTimeoutError(f"{what}: {_first_line(exc)}") from None
         except PlaywrightError as exc:
             if instance is None or instance.dead or not self._alive(instance):
                 if instance is not None:

@@ -1,0 +1,405 @@
+"""One search on Google Maps, from URL to listings emitted downstream one by one.
+
+The flow: open the search (past the consent page), wait for the results feed or a single-place
+redirect, then read, emit and scroll until the end marker, the job's limit, or
+``max_idle_scrolls`` scrolls without growth. A listing lacking a field the job needs gets its
+place page fetched. Each listing goes downstream as soon as it is read, with its rank (its
+position in the feed); ranks already emitted before a crash are skipped, none are lost.
+
+Every request to Google passes the Google Maps circuit breaker and the politeness limiter; a
+block signal raises :class:`BlockedError` and counts against the breaker. While the breaker is
+open the scraper waits on the injected clock for its trial, making no request at all. Every
+await is bounded or cancellable: the caller enforces the job's ``max_runtime_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol, TypeVar
+from urllib.parse import quote, urljoin
+
+from aiolimiter import AsyncLimiter
+from playwright.async_api import Page
+
+from leadlawk_daemon.clock import Clock
+from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.maps.blocking import PROBE_JS, BlockedError, PageProbe, block_signal, html_block_signal
+from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeoutError, PageError
+from leadlawk_daemon.maps.feed import FeedParse, parse_feed
+from leadlawk_daemon.maps.feed_page import FeedPage
+from leadlawk_daemon.maps.panel import parse_place_panel
+from leadlawk_daemon.maps.state import parse_place_state
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
+from leadlawk_daemon.settings import CircuitBreakerSettings, MapsSettings
+
+__all__ = [
+    "BREAKER_NAME",
+    "Emit",
+    "MapsScraper",
+    "ScrapeError",
+    "ScrapeOutcome",
+    "ScrapeRequest",
+    "maps_breaker",
+    "search_url",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BREAKER_NAME = "google_maps"
+Emit = Callable[[Listing, int], Awaitable[None]]
+EndReason = Literal["limit", "end_of_list", "stopped_growing", "single_place"]
+
+_CONSENT_BUTTON = re.compile(r"^\s*(accept all|reject all)\s*$", re.IGNORECASE)
+# Consent answered this often and shown again: Google is looping us, which is a block.
+_MAX_CONSENT_PASSES = 2
+_READY_JS = """() => !!document.querySelector('div[role="feed"]')
+  || location.pathname.includes('/maps/place/')"""
+# While a half-open trial runs (retry_after 0), look again this often on the clock.
+_TRIAL_POLL = 1.0
+
+
+class ScrapeError(Exception):
+    """The search could not be read (no feed, no place page): not a block, not the browser."""
+
+
+class Breaker(Protocol):
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeRequest:
+    """What the scraper needs of a job. ``needs`` names the Listing fields the job filters or
+    enriches on: a listing lacking one gets its place page fetched."""
+
+    query: str
+    location: str | None = None
+    limit: int = 50
+    needs: frozenset[str] = frozenset()
+    job_id: str | None = None
+
+    @classmethod
+    def from_spec(cls, spec: JobSpec) -> ScrapeRequest:
+        if spec.query is None:
+            raise ValueError(f"job {spec.id}: a batch is scraped through its children, not as one search")
+        needs: set[str] = set()
+        if spec.website != "any" or spec.pagespeed.enabled:
+            needs.add("website")
+        if spec.min_rating is not None:
+            needs.add("rating")
+        if spec.min_reviews is not None:
+            needs.add("review_count")
+        return cls(spec.query, spec.location, spec.limit, frozenset(needs), spec.id)
+
+    @property
+    def search_text(self) -> str:
+        return f"{self.query} in {self.location}" if self.location else self.query
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeOutcome:
+    """How a search ended. ``found`` counts distinct businesses read (at most the limit), including
+    ``skipped`` ones emitted before a restart; ``feed_exhausted`` says the search has no more."""
+
+    found: int
+    emitted: int
+    skipped: int
+    malformed: int
+    details_fetched: int
+    scrolls: int
+    end_reason: EndReason
+    feed_exhausted: bool
+    seconds: float = 0.0
+    ranks: dict[str, int] = field(default_factory=dict, repr=False)
+
+
+def search_url(base_url: str, request: ScrapeRequest, language: str) -> str:
+    return f"{base_url.rstrip('/')}/maps/search/{quote(request.search_text, safe='')}?hl={quote(language)}"
+
+
+def maps_breaker(
+    settings: CircuitBreakerSettings,
+    *,
+    clock: Clock,
+    metrics: Metrics | None = None,
+    call_timeout: float | None = None,
+) -> CircuitBreaker:
+    """The Google Maps breaker: blocks and timeouts count; a crashed browser is not Google's doing."""
+
+    def on_change(name: str, old: Any, new: Any) -> None:
+        log.warning("circuit breaker changed", extra={"breaker": name, "from": str(old), "to": str(new)})
+        if metrics is not None:
+            metrics.breaker_state.labels(breaker=name).set(new.metric_value)
+
+    if metrics is not None:
+        metrics.breaker_state.labels(breaker=BREAKER_NAME).set(0)
+    return CircuitBreaker.from_settings(
+        BREAKER_NAME,
+        settings,
+        clock=clock,
+        on_change=on_change,
+        exclude=lambda exc: isinstance(exc, BrowserError) and not isinstance(exc, BrowserTimeoutError),
+        call_timeout=call_timeout,
+    )
+
+
+def _lacks(listing: Listing, name: str) -> bool:
+    if name == "website":
+        # A full card shows a phone and, if there is one, the website button: a card showing
+        # neither is the compact kind, where "no website" only means "not shown here".
+        return listing.website is None and listing.phone is None
+    return getattr(listing, name, None) is None
+
+
+def _parse_place_page(html: str, url: str) -> Listing | None:
+    state = parse_place_state(html)
+    panel = parse_place_panel(html, url)
+    if state is None:
+        return panel
+    return state if panel is None else state.merged(panel)
+
+
+class MapsScraper:
+    """Scrapes searches with pages from ``pool``; one instance serves every job of an actor."""
+
+    def __init__(
+        self,
+        pool: BrowserPool,
+        settings: MapsSettings,
+        *,
+        breaker: Breaker,
+        clock: Clock,
+        metrics: Metrics | None = None,
+        limiter: AsyncLimiter | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.breaker = breaker
+        self.clock = clock
+        self.metrics = metrics
+        # One navigation per interval, no burst: politeness is about spacing, not an average.
+        self.limiter = limiter or AsyncLimiter(1, 60.0 / settings.navigations_per_minute)
+
+    # -- the flow --------------------------------------------------------------------------------
+
+    async def scrape(
+        self, request: ScrapeRequest, emit: Emit, already_emitted: Collection[str]
+    ) -> ScrapeOutcome:
+        started = time.monotonic()
+        url = search_url(self.settings.base_url, request, self.settings.language)
+        context = {"job_id": request.job_id, "query": request.search_text}
+        async with self.pool.page() as page:
+            probe = await self._guarded(self._open_search, page, url)
+            if probe.place and not probe.feed:
+                outcome = await self._single_place(page, probe.url, emit, already_emitted)
+            else:
+                outcome = await self._read_feed(page, request, emit, already_emitted)
+        outcome = replace(outcome, seconds=time.monotonic() - started)
+        if outcome.malformed:
+            log.warning("malformed result cards skipped", extra={**context, "malformed": outcome.malformed})
+        log.info(
+            "search scraped",
+            extra={
+                **context,
+                "found": outcome.found,
+                "emitted": outcome.emitted,
+                "end_reason": outcome.end_reason,
+                "feed_exhausted": outcome.feed_exhausted,
+            },
+        )
+        return outcome
+
+    async def _open_search(self, page: Page, url: str) -> PageProbe:
+        await self._navigate(page, url)
+        probe = await self._probe(page)
+        passes = 0
+        while probe.consent and block_signal(probe) is None:
+            if passes >= _MAX_CONSENT_PASSES:
+                raise BlockedError("a consent loop", probe.url)
+            passes += 1
+            await self._answer_consent(page)
+            probe = await self._probe(page)
+        if (reason := block_signal(probe)) is not None:
+            raise BlockedError(reason, probe.url)
+        if not (probe.feed or probe.place):
+            # Google renders the feed (or moves to /maps/place/) by script after the load.
+            # A timeout here is judged below from what the page shows.
+            with contextlib.suppress(PageError):
+                await self.pool.bounded(
+                    page.wait_for_function(
+                        _READY_JS, timeout=self.settings.navigation_timeout * 1000, polling=50
+                    ),
+                    self.settings.navigation_timeout + 5,
+                    "waiting for the results",
+                )
+            probe = await self._probe(page)
+            if (reason := block_signal(probe)) is not None:
+                raise BlockedError(reason, probe.url)
+            if not (probe.feed or probe.place):
+                raise ScrapeError(f"neither a results feed nor a place page at {probe.url}")
+        if probe.feed and not probe.place:
+            feed = self._feed_page(page)
+            if not await feed.wait_for_first_results() or (await feed.link_count()) == 0:
+                # Every search has results on Google: an empty feed is Google holding them back.
+                raise BlockedError("an empty results feed", probe.url)
+        return probe
+
+    async def _answer_consent(self, page: Page) -> None:
+        # By its English name first; in another language, any button of the consent form will do.
+        button = page.get_by_role("button", name=_CONSENT_BUTTON).or_(
+            page.locator('form[action*="consent"] :is(button, input[type="submit"])')
+        )
+        timeout = self.settings.navigation_timeout
+        await self._polite()
+
+        async def click_and_follow() -> None:
+            async with page.expect_navigation(timeout=timeout * 1000, wait_until="domcontentloaded"):
+                await button.first.click(timeout=timeout * 1000)
+
+        await self.pool.bounded(click_and_follow(), timeout + 5, "answering the consent page")
+
+    async def _read_feed(
+        self, page: Page, request: ScrapeRequest, emit: Emit, already_emitted: Collection[str]
+    ) -> ScrapeOutcome:
+        feed = self._feed_page(page)
+        ranks: dict[str, int] = {}
+        emitted = skipped = malformed = details = scrolls = idle = 0
+        end_reason: EndReason | None = None
+
+        async def take(parsed: FeedParse) -> None:
+            nonlocal emitted, skipped, details
+            for listing in parsed.listings:
+                place_id = listing.place_id
+                if place_id is None or place_id in ranks or len(ranks) >= request.limit:
+                    continue
+                rank = ranks[place_id] = len(ranks) + 1
+                if place_id in already_emitted:
+                    skipped += 1
+                    continue
+                if any(_lacks(listing, name) for name in request.needs):
+                    listing = await self._with_details(page, listing)
+                    details += 1
+                await emit(listing, rank)
+                emitted += 1
+
+        while end_reason is None:
+            chunk = await feed.collect()
+            parsed = await asyncio.to_thread(parse_feed, chunk.html)
+            malformed += parsed.malformed
+            await take(parsed)
+            if len(ranks) >= request.limit:
+                end_reason = "limit"
+            elif chunk.ended or parsed.end_of_list:
+                end_reason = "end_of_list"
+            elif idle >= self.settings.max_idle_scrolls:
+                end_reason = "stopped_growing"
+            else:
+                await feed.scroll()
+                scrolls += 1
+                grown = await feed.wait_for_growth(chunk.links)
+                idle = 0 if grown else idle + 1
+        if end_reason != "limit":
+            # A card can be filled in after its slot was read; one last look at the whole feed.
+            whole = await asyncio.to_thread(parse_feed, await feed.full_html())
+            await take(FeedParse(whole.listings, 0, whole.end_of_list))
+            if len(ranks) >= request.limit:
+                end_reason = "limit"
+        return ScrapeOutcome(
+            found=len(ranks),
+            emitted=emitted,
+            skipped=skipped,
+            malformed=malformed,
+            details_fetched=details,
+            scrolls=scrolls,
+            end_reason=end_reason,
+            feed_exhausted=end_reason != "limit",
+            ranks=ranks,
+        )
+
+    async def _single_place(
+        self, page: Page, url: str, emit: Emit, already_emitted: Collection[str]
+    ) -> ScrapeOutcome:
+        html = await self.pool.bounded(
+            page.content(), self.settings.navigation_timeout, "reading the place page"
+        )
+        listing = await asyncio.to_thread(_parse_place_page, html, url)
+        if listing is None or listing.place_id is None:
+            raise ScrapeError(f"the search led to a place page that could not be read: {url}")
+        emitted = skipped = 0
+        if listing.place_id in already_emitted:
+            skipped = 1
+        else:
+            await emit(listing, 1)
+            emitted = 1
+        return ScrapeOutcome(1, emitted, skipped, 0, 0, 0, "single_place", True, ranks={listing.place_id: 1})
+
+    async def _with_details(self, page: Page, listing: Listing) -> Listing:
+        if listing.maps_url is None:
+            return listing
+        url = urljoin(page.url, listing.maps_url)
+        detail = await self._guarded(self._fetch_place, page, url)
+        return listing if detail is None else listing.merged(detail)
+
+    async def _fetch_place(self, page: Page, url: str) -> Listing | None:
+        await self._polite()
+        timeout = self.settings.navigation_timeout
+
+        async def fetch() -> tuple[str, int, str]:
+            response = await page.context.request.get(url, timeout=timeout * 1000)
+            return response.url, response.status, await response.text()
+
+        final_url, status, html = await self.pool.bounded(fetch(), timeout + 5, "fetching a place page")
+        if (reason := html_block_signal(final_url, html)) is not None:
+            raise BlockedError(reason, final_url)
+        if status >= 400:
+            log.warning("place page unavailable", extra={"url": final_url, "status": status})
+            return None
+        return await asyncio.to_thread(_parse_place_page, html, final_url)
+
+    # -- requests to Google: breaker, limiter, bounded -------------------------------------------
+
+    async def _guarded(self, step: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """Run one request step through the breaker; while it is open, wait for its trial."""
+        while True:
+            try:
+                return await self.breaker.call(step, *args)
+            except BreakerOpenError as refused:
+                log.info("waiting for the Google Maps breaker", extra={"retry_after": refused.retry_after})
+                await self.clock.sleep(refused.retry_after or _TRIAL_POLL)
+
+    async def _polite(self) -> None:
+        started = time.monotonic()
+        await self.limiter.acquire()
+        if self.metrics is not None:
+            self.metrics.rate_limit_wait.labels(limiter="maps").observe(time.monotonic() - started)
+
+    async def _navigate(self, page: Page, url: str) -> None:
+        await self._polite()
+        timeout = self.settings.navigation_timeout
+        await self.pool.bounded(
+            page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000),
+            timeout + 5,
+            "opening the search",
+        )
+
+    async def _probe(self, page: Page) -> PageProbe:
+        raw = await self.pool.bounded(
+            page.evaluate(PROBE_JS), self.settings.navigation_timeout, "probing the page"
+        )
+        return PageProbe.from_js(raw)
+
+    def _feed_page(self, page: Page) -> FeedPage:
+        return FeedPage(
+            self.pool,
+            page,
+            operation_timeout=self.settings.navigation_timeout,
+            scroll_timeout=self.settings.scroll_timeout,
+        )
