@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -208,7 +208,7 @@ class Enricher:
 
     async def enrich_many(
         self, listings: Iterable[Listing], strategies: Sequence[str] = ("mobile",)
-    ) -> AsyncIterator[EnrichmentOutcome]:
+    ) -> AsyncGenerator[EnrichmentOutcome, None]:
         """Outcomes as they complete, with at most ``bulkhead`` leads being worked on at once."""
         queue: asyncio.Queue[EnrichmentOutcome] = asyncio.Queue(maxsize=self.bulkhead)
         source = iter(listings)
