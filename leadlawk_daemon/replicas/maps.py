@@ -220,11 +220,11 @@ class MapsReplica:
     def finish(self, html: str) -> str:
         return churn_classes(html, f"{self.seed}") if self.faults.get("class_churn") else html
 
-    def answers(self, answer_set: AnswerSet, base_url: str) -> dict[str, Any]:
+    def answers(self, answer_set: AnswerSet, base_url: str, locale: Locale) -> dict[str, Any]:
         body: dict[str, Any] = {
             "query": answer_set.query,
             "location": answer_set.location.label,
-            "answers": [b.answer(base_url) for b in answer_set.businesses],
+            "answers": [b.answer(base_url, locale) for b in answer_set.businesses],
         }
         broken = self.malformed(answer_set)
         if broken:
@@ -426,7 +426,8 @@ async def _answers(request: web.Request) -> web.StreamResponse:
     if location is None:
         query, location = split_search(text)
     answer_set = replica.answer_set(query, location)
-    return web.json_response(replica.answers(answer_set, _base_url(request)))
+    locale = locale_for(request.query.get("hl"))
+    return web.json_response(replica.answers(answer_set, _base_url(request), locale))
 
 
 async def _stats(request: web.Request) -> web.StreamResponse:

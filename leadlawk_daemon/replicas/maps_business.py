@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from leadlawk_daemon.replicas.maps_locale import Locale
 from leadlawk_daemon.replicas.maps_location import Locality, resolve_location
 from leadlawk_daemon.replicas.plus_codes import encode_plus_code, short_plus_code
 
@@ -131,8 +132,15 @@ class Business:
         """``/maps/place/<name>/data=…`` as Google's card links spell it."""
         return f"/maps/place/{quote_plus(self.name, safe='')}/{place_data_segment(self)}"
 
-    def answer(self, base_url: str) -> dict[str, Any]:
-        """This business as ``GET /_answers`` lists it."""
+    def maps_url(self, base_url: str, hl: str) -> str:
+        """The place URL exactly as this business's feed card links it."""
+        return f"{base_url}{self.place_path()}?authuser=0&hl={quote(hl, safe='')}&rclk=1"
+
+    def answer(self, base_url: str, locale: Locale) -> dict[str, Any]:
+        """This business as ``GET /_answers`` lists it, in the words of ``locale`` (as its pages)."""
+        hours = None
+        if self.hours is not None:
+            hours = [[locale.day(day), locale.hours_text(text)] for day, text in self.hours]
         return {
             "place_id": self.place_id,
             "cid": self.cid,
@@ -147,9 +155,9 @@ class Business:
             "review_count": self.review_count,
             "latitude": self.latitude,
             "longitude": self.longitude,
-            "maps_url": base_url + self.place_path(),
+            "maps_url": self.maps_url(base_url, locale.code),
             "plus_code": self.plus_code,
-            "hours": [list(pair) for pair in self.hours] if self.hours is not None else None,
+            "hours": hours,
             "compact": self.compact,
         }
 

@@ -96,7 +96,7 @@ def feed_card(business: Business, base_url: str, locale: Locale, malformed: str 
     """One result card and its separator, as the feed holds them."""
     n = 160 + business.rank * 3
     name = business.name
-    href: str | None = f"{base_url}{business.place_path()}?authuser=0&hl={locale.code}&rclk=1"
+    href: str | None = business.maps_url(base_url, locale.code)
     label = name
     article_label: str | None = name
     if malformed == "missing_href":
