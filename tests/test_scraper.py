@@ -22,6 +22,7 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps import proctree
 from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import BrowserCrashedError, BrowserPool, BrowserTimeoutError
+from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeRequest
 from leadlawk_daemon.replicas.maps import serve_maps_replica
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
@@ -135,9 +136,13 @@ async def test_limit_above_feed_size_yields_exactly_the_answer_set(
     expected = [a["place_id"] for a in await replica.answers()]
     assert len(expected) == 120
     out = Collected()
-    outcome = await scraper_for(shared_pool, replica).scrape(
-        ScrapeRequest(QUERY, LOCATION, limit=500), out, set()
-    )
+    clock = MonotonicClock()
+    # The production path: cards parsed in a worker process.
+    async with ParsePool() as parsers:
+        scraper = MapsScraper(
+            shared_pool, maps_settings(replica.base_url), breaker=breaker(clock), clock=clock, parsers=parsers
+        )
+        outcome = await scraper.scrape(ScrapeRequest(QUERY, LOCATION, limit=500), out, set())
     assert out.place_ids == expected
     assert [rank for _, rank in out.items] == list(range(1, 121))
     assert outcome.found == outcome.emitted == 120
@@ -216,7 +221,7 @@ async def test_sorry_opens_the_breaker_and_nothing_reaches_google_until_the_tria
     await replica.faults(sorry=True)
     with pytest.raises(BlockedError, match="/sorry/"):
         await scraper.scrape(request, Collected(), set())
-    assert maps_breaker.state is BreakerState.OPEN
+    assert maps_breaker.state.value == BreakerState.OPEN.value
     before = await replica.stats()
 
     out = Collected()
@@ -258,7 +263,7 @@ async def test_sorry_trial_that_fails_opens_the_breaker_again(
         job.cancel()
     after = await replica.stats()
     assert _searches(after) - _searches(before) == 1, "exactly one trial"
-    assert maps_breaker.state is BreakerState.OPEN
+    assert maps_breaker.state.value == BreakerState.OPEN.value
 
 
 def _google_requests(stats: dict[str, Any]) -> dict[str, int]:
@@ -272,13 +277,18 @@ def _searches(stats: dict[str, Any]) -> int:
     return int(stats["requests"].get("search", 0))
 
 
-async def test_consent_page_is_passed(replica: Replica) -> None:
-    # A browser of its own: the shared one already holds the consent cookie.
-    await replica.faults(consent=True)
+async def test_consent_page_is_passed_and_a_consent_loop_is_a_block(replica: Replica) -> None:
+    # A browser of its own: consent cookies must not come from another test.
+    request = ScrapeRequest("bakers", LOCATION, limit=8)
     out = Collected()
     async with BrowserPool(browser_settings(pages=1)) as pool:
-        await scraper_for(pool, replica).scrape(ScrapeRequest("bakers", LOCATION, limit=8), out, set())
+        await replica.faults(consent="loop")
+        with pytest.raises(BlockedError, match="consent loop"):
+            await scraper_for(pool, replica).scrape(request, Collected(), set())
+        await replica.faults(consent=True)
+        await scraper_for(pool, replica).scrape(request, out, set())
     assert out.place_ids == [a["place_id"] for a in await replica.answers("bakers", LOCATION)][:8]
+    assert (await replica.stats())["requests"].get("consent_save", 0) >= 3
 
 
 async def test_malformed_cards_are_counted_and_the_rest_parsed(

@@ -34,8 +34,7 @@ from leadlawk_daemon.maps.blocking import PROBE_JS, BlockedError, PageProbe, blo
 from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeoutError, PageError
 from leadlawk_daemon.maps.feed import FeedParse, parse_feed
 from leadlawk_daemon.maps.feed_page import FeedPage
-from leadlawk_daemon.maps.panel import parse_place_panel
-from leadlawk_daemon.maps.state import parse_place_state
+from leadlawk_daemon.maps.parse_pool import ParsePool, parse_place_page
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
 from leadlawk_daemon.settings import CircuitBreakerSettings, MapsSettings
@@ -159,14 +158,6 @@ def _lacks(listing: Listing, name: str) -> bool:
     return getattr(listing, name, None) is None
 
 
-def _parse_place_page(html: str, url: str) -> Listing | None:
-    state = parse_place_state(html)
-    panel = parse_place_panel(html, url)
-    if state is None:
-        return panel
-    return state if panel is None else state.merged(panel)
-
-
 class MapsScraper:
     """Scrapes searches with pages from ``pool``; one instance serves every job of an actor."""
 
@@ -179,6 +170,7 @@ class MapsScraper:
         clock: Clock,
         metrics: Metrics | None = None,
         limiter: AsyncLimiter | None = None,
+        parsers: ParsePool | None = None,
     ) -> None:
         self.pool = pool
         self.settings = settings
@@ -187,6 +179,18 @@ class MapsScraper:
         self.metrics = metrics
         # One navigation per interval, no burst: politeness is about spacing, not an average.
         self.limiter = limiter or AsyncLimiter(1, 60.0 / settings.navigations_per_minute)
+        # Without a worker process, parsing runs in a thread: off the loop, but not out of its GC.
+        self.parsers = parsers
+
+    async def read_feed(self, html: str) -> FeedParse:
+        if self.parsers is not None:
+            return await self.parsers.feed(html)
+        return await asyncio.to_thread(parse_feed, html)
+
+    async def read_place_page(self, html: str, url: str) -> Listing | None:
+        if self.parsers is not None:
+            return await self.parsers.place_page(html, url)
+        return await asyncio.to_thread(parse_place_page, html, url)
 
     # -- the flow --------------------------------------------------------------------------------
 
@@ -292,7 +296,7 @@ class MapsScraper:
 
         while end_reason is None:
             chunk = await feed.collect()
-            parsed = await asyncio.to_thread(parse_feed, chunk.html)
+            parsed = await self.read_feed(chunk.html)
             malformed += parsed.malformed
             await take(parsed)
             if len(ranks) >= request.limit:
@@ -308,7 +312,7 @@ class MapsScraper:
                 idle = 0 if grown else idle + 1
         if end_reason != "limit":
             # A card can be filled in after its slot was read; one last look at the whole feed.
-            whole = await asyncio.to_thread(parse_feed, await feed.full_html())
+            whole = await self.read_feed(await feed.full_html())
             await take(FeedParse(whole.listings, 0, whole.end_of_list))
             if len(ranks) >= request.limit:
                 end_reason = "limit"
@@ -330,7 +334,7 @@ class MapsScraper:
         html = await self.pool.bounded(
             page.content(), self.settings.navigation_timeout, "reading the place page"
         )
-        listing = await asyncio.to_thread(_parse_place_page, html, url)
+        listing = await self.read_place_page(html, url)
         if listing is None or listing.place_id is None:
             raise ScrapeError(f"the search led to a place page that could not be read: {url}")
         emitted = skipped = 0
@@ -362,7 +366,7 @@ class MapsScraper:
         if status >= 400:
             log.warning("place page unavailable", extra={"url": final_url, "status": status})
             return None
-        return await asyncio.to_thread(_parse_place_page, html, final_url)
+        return await self.read_place_page(html, final_url)
 
     # -- requests to Google: breaker, limiter, bounded -------------------------------------------
 
