@@ -25,8 +25,7 @@ from typing import Any
 import orjson
 import uvloop
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
@@ -37,6 +36,7 @@ from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeRequest
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import BrowserSettings, MapsSettings
 
+ROOT = Path(__file__).resolve().parent.parent
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
