@@ -72,6 +72,7 @@ class _ChildState:
 class _PendingRestart:
     ids: list[str]
     cause: str
+    due: float
     timer: asyncio.Task[None] | None = None
     ids_set: set[str] = field(default_factory=set)
 
@@ -184,7 +185,8 @@ class Supervisor:
     def _has_work(self) -> bool:
         if any(c.task is not None and c.task.done() for c in self._children):
             return True
-        return any(p.timer is None or p.timer.done() for p in self._pending)
+        now = self._clock.monotonic()
+        return any(p.timer is None or p.timer.done() or p.due <= now for p in self._pending)
 
     async def _main_loop(self) -> None:
         while not self._stopping:
@@ -270,7 +272,7 @@ class Supervisor:
                 group |= pending.ids_set
         ordered = [c.spec.id for c in self._children if c.spec.id in group]
         self._emit(EventKind.RESTARTING, state, reason, delay=delay)
-        pending = _PendingRestart(ordered, state.spec.id, ids_set=set(ordered))
+        pending = _PendingRestart(ordered, state.spec.id, now + delay, ids_set=set(ordered))
         if delay > 0:
             pending.timer = asyncio.get_running_loop().create_task(
                 self._clock.sleep(delay), name=f"{self.name}/backoff/{state.spec.id}"
