@@ -2,9 +2,11 @@
 
 Per 100 s: aiolimiter's ``AsyncLimiter(max_rate=Q, time_period=T)`` starts with an empty bucket
 of capacity Q, so the first window can see Q at once *plus* Q·(T-ε)/T leaked back in: almost 2Q.
-:class:`WindowPacer` builds it with capacity 1 and one request every ``T / (Q - 1)`` seconds,
-so any window of length T, the first included, holds at most ``1 + (Q - 1) = Q`` requests, and
-the one request of slack absorbs a little network jitter. Throughput is (Q-1)/Q of the quota.
+:class:`WindowPacer` builds it with a small capacity B (2, or 1 % of Q when larger; 1 below Q = 20) leaking at
+``(Q - B) / T`` per second, so any window of length T, the first included, holds at most
+``B + (Q - B) = Q`` requests. Throughput is (Q-B)/Q of the quota (99 % for Google's 400). A
+bucket of B > 1 lets the pace catch up after the event loop woke it late, where a bucket of one
+would lose that time for good.
 
 Per day: a leaky bucket is the wrong shape for a quota that resets at midnight Pacific time (it
 would allow the whole allowance again within hours of a burst), so :class:`DailyQuota` counts
@@ -48,8 +50,10 @@ class WindowPacer:
             )
         self.quota = quota
         self.window = window
-        self.spacing = window / (quota - 1) if quota >= 2 else window
-        self._limiter = AsyncLimiter(1, self.spacing)
+        # Two at least once the quota allows it: with one, every late wake-up is pace lost for good.
+        self.burst = 1 if quota < 20 else max(2, round(quota / 100))
+        sustained = quota - self.burst if quota >= 2 else quota
+        self._limiter = AsyncLimiter(self.burst, self.burst * window / sustained)
 
     async def acquire(self) -> None:
         await self._limiter.acquire()
