@@ -21,12 +21,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
@@ -173,4 +178,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())
