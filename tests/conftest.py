@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import hypothesis  # noqa: F401  # imported early: a lazy import inside a failure report trips a CPython 3.11.7 AST bug
 import pytest
 import redis.asyncio as aioredis
 import uvloop

@@ -145,7 +145,7 @@ async def test_stop_deadline_bounds_the_whole_stop() -> None:
                 journal.entries.append(("stop", self.child))
                 raise
 
-    specs = [ChildSpec(f"c{i}", lambda i=i: Slow(f"c{i}"), shutdown_timeout=10) for i in range(3)]  # type: ignore[misc]
+    specs = [ChildSpec(f"c{i}", lambda i=i: Slow(f"c{i}"), shutdown_timeout=10) for i in range(3)]
     sup = Supervisor("sut", specs, clock=clock)
     task = await _start(sup)
     sup.request_stop(deadline=clock.monotonic() + 1.0)
@@ -172,13 +172,11 @@ async def test_a_nested_supervisor_that_gives_up_is_restarted_by_its_parent() ->
     )
     task = await _start(parent)
     first_inner = parent.task_of("inner")
-    await _crash(parent, journal, "c0")
-    await asyncio.sleep(0)
-    for _ in range(50):
-        if "c0" in journal.live:
-            break
-        await asyncio.sleep(0)
-    await _crash(parent, journal, "c0")  # the second crash within the period: the inner one gives up
+    inner_sup = parent.instance_of("inner")
+    assert isinstance(inner_sup, Supervisor)
+    await _crash(inner_sup, journal, "c0")
+    await inner_sup.wait_settled()
+    await _crash(inner_sup, journal, "c0")  # the second crash within the period: the inner one gives up
     assert first_inner is not None
     await asyncio.wait({first_inner})
     await parent.wait_settled()

@@ -1,0 +1,161 @@
+"""A bounded mailbox: the bulkhead in front of an actor.
+
+The mailbox belongs to the supervisor's side of an actor, not to the actor instance, so what
+it holds survives the actor's restarts. Messages the actor had taken but not finished when it
+crashed go back to the front and are delivered again. A full mailbox makes senders wait
+(backpressure) up to a timeout that raises :class:`MailboxFull`; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from leadlawk_daemon.clock import Clock, MonotonicClock
+
+__all__ = ["Envelope", "Mailbox", "MailboxFull"]
+
+M = TypeVar("M")
+
+
+class MailboxFull(Exception):
+    """A sender waited longer than its timeout for room in a full mailbox."""
+
+
+@dataclass(slots=True, eq=False)
+class Envelope(Generic[M]):
+    message: M
+    failures: int = 0  # handlings that crashed
+    last_error: str | None = None
+    taken_at: float = field(default=0.0)
+
+
+class Mailbox(Generic[M]):
+    def __init__(
+        self, owner: str, capacity: int, put_timeout: float = 300.0, clock: Clock | None = None
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"mailbox of {owner}: capacity must be at least 1, got {capacity}")
+        self.owner = owner
+        self.capacity = capacity
+        self.put_timeout = put_timeout
+        self._clock: Clock = clock or MonotonicClock()
+        self._queue: collections.deque[Envelope[M]] = collections.deque()
+        self._in_flight = 0
+        self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._putters: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    # Depth counts what was accepted and is not finished: waiting plus in hand. That keeps
+    # "depth <= capacity" true even when a crash puts the messages in hand back in the queue.
+    @property
+    def depth(self) -> int:
+        return len(self._queue) + self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def full(self) -> bool:
+        return self.depth >= self.capacity
+
+    def put_nowait(self, message: M) -> None:
+        if self.full():
+            raise MailboxFull(f"mailbox of actor {self.owner} is full (capacity {self.capacity})")
+        self._queue.append(Envelope(message))
+        self._wake(self._getters)
+
+    async def put(self, message: M, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Enqueue, waiting while the mailbox is full; :class:`MailboxFull` after ``timeout`` s."""
+        if self.full():
+            await self._wait_for_room(self.put_timeout if timeout is None else timeout)
+        self._queue.append(Envelope(message))
+        self._wake(self._getters)
+
+    async def _wait_for_room(self, timeout: float) -> None:  # noqa: ASYNC109
+        loop = asyncio.get_running_loop()
+        deadline = self._clock.monotonic() + timeout
+        while self.full():
+            remaining = deadline - self._clock.monotonic()
+            if remaining <= 0:
+                raise MailboxFull(
+                    f"mailbox of actor {self.owner} stayed full (capacity {self.capacity}) for {timeout:g}s"
+                )
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._putters.append(waiter)
+            timer = loop.create_task(self._clock.sleep(remaining))
+            timer.add_done_callback(_releaser(waiter))
+            try:
+                await waiter
+            except BaseException:
+                # Cancelled while waiting: pass our wake-up on, or a sender behind us could starve.
+                if waiter.done() and not waiter.cancelled() and not self.full():
+                    self._wake(self._putters)
+                raise
+            finally:
+                timer.cancel()
+                if waiter in self._putters:
+                    self._putters.remove(waiter)
+
+    def get_nowait(self) -> Envelope[M] | None:
+        if not self._queue:
+            return None
+        envelope = self._queue.popleft()
+        self._in_flight += 1
+        return envelope
+
+    async def get(self) -> Envelope[M]:
+        while not self._queue:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._getters.append(waiter)
+            try:
+                await waiter
+            except BaseException:
+                if waiter in self._getters:
+                    self._getters.remove(waiter)
+                elif self._queue:
+                    self._wake(self._getters)
+                raise
+        envelope = self._queue.popleft()
+        self._in_flight += 1
+        return envelope
+
+    def done(self, envelope: Envelope[M]) -> None:
+        """The message in ``envelope`` is finished: its slot is free."""
+        self._in_flight -= 1
+        self._wake(self._putters)
+
+    def redeliver(self, envelope: Envelope[M]) -> None:
+        """Put a message taken but not finished back at the front, to be delivered next."""
+        self._in_flight -= 1
+        self._queue.appendleft(envelope)
+        self._wake(self._getters)
+
+    def drain(self) -> list[M]:
+        """Take every waiting message out (for a final hand-over at shutdown)."""
+        messages = [e.message for e in self._queue]
+        self._queue.clear()
+        self._wake(self._putters)
+        return messages
+
+    @staticmethod
+    def _wake(waiters: collections.deque[asyncio.Future[None]]) -> None:
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+
+def _releaser(waiter: asyncio.Future[None]) -> Callable[[object], None]:
+    def release(_: object) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    return release
