@@ -1,0 +1,167 @@
+"""Liveness and readiness: the event-loop lag monitor and the dependency probes.
+
+Liveness asks only "is this process working?": the event loop answers in time and the root
+supervisor has not given up. Readiness asks "should work be sent here?": every configured
+dependency passes its probes, and the daemon is not shutting down. A dependency flips to down
+only after ``failure_threshold`` failed probes in a row and back up after ``success_threshold``
+good ones. A dependency that has never been up counts as down, and its first good probe brings it
+up: the thresholds damp flapping, they should not keep a starting daemon unready for intervals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from leadlawk_daemon.clock import Clock, MonotonicClock
+from leadlawk_daemon.logs import redact
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.settings import HealthCheckSettings, HealthSettings
+from supervisors.spec import Started
+
+__all__ = ["DependencyState", "Health", "Probe"]
+
+log = logging.getLogger("leadlawk.health")
+
+Probe = Callable[[], Awaitable[None]]
+"""Raises when the dependency is not usable; returns when it is."""
+
+
+@dataclass(slots=True)
+class DependencyState:
+    name: str
+    ok: bool = False
+    ever_ok: bool = False
+    latency_ms: float | None = None
+    error: str | None = "not probed yet"
+    failures: int = 0
+    successes: int = 0
+
+    def record(self, ok: bool, latency_ms: float, error: str | None, settings: HealthCheckSettings) -> bool:
+        """Count one probe; True when the dependency's state flipped."""
+        self.latency_ms = round(latency_ms, 2)
+        before = self.ok
+        if ok:
+            self.failures = 0
+            self.successes += 1
+            self.error = None
+            if not self.ever_ok or self.successes >= settings.success_threshold:
+                self.ok = self.ever_ok = True
+        else:
+            self.successes = 0
+            self.failures += 1
+            self.error = error
+            if self.failures >= settings.failure_threshold:
+                self.ok = False
+        return self.ok != before
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "latency_ms": self.latency_ms, "error": self.error}
+
+
+@dataclass
+class Health:
+    """The daemon's health state and the supervised child that keeps it current."""
+
+    check: HealthCheckSettings
+    settings: HealthSettings
+    metrics: Metrics
+    clock: Clock = field(default_factory=MonotonicClock)
+    probes: dict[str, Probe] = field(default_factory=dict)
+    states: dict[str, DependencyState] = field(default_factory=dict)
+    # Conditions other parts add (a breaker that is open, the browser gone): name -> error or None.
+    conditions: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    root_failed: str | None = None
+    stopping: bool = False
+    last_lag: float = 0.0
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def add_probe(self, name: str, probe: Probe) -> None:
+        self.probes[name] = probe
+        self.states.setdefault(name, DependencyState(name))
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Probe now rather than at the next interval (a dependency just came or went)."""
+        self._wake.set()
+
+    def remove_probe(self, name: str) -> None:
+        self.probes.pop(name, None)
+        self.states.pop(name, None)
+
+    # -- the answers -----------------------------------------------------------------------
+
+    def live(self) -> tuple[bool, str | None]:
+        if self.root_failed is not None:
+            return False, f"root supervisor gave up: {self.root_failed}"
+        if self.last_lag > self.settings.loop_lag_max:
+            return False, f"event loop lagging {self.last_lag:.2f}s (limit {self.settings.loop_lag_max:g}s)"
+        return True, None
+
+    def ready(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {name: state.to_dict() for name, state in self.states.items()}
+        for name, condition in self.conditions.items():
+            error = condition()
+            checks[name] = {"ok": error is None, "latency_ms": None, "error": error}
+        ok = not self.stopping and all(c["ok"] for c in checks.values())
+        if self.stopping:
+            checks["shutdown"] = {"ok": False, "latency_ms": None, "error": "shutting down"}
+        return ok, checks
+
+    # -- the supervised child ----------------------------------------------------------------
+
+    async def run(self, started: Started) -> None:
+        started()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._measure_lag(), name="health/loop-lag")
+            group.create_task(self._probe_forever(), name="health/probes")
+
+    async def _measure_lag(self) -> None:
+        # Real time on purpose: lag is about the real loop, whatever clock the timers use.
+        interval = self.settings.loop_lag_interval
+        while True:
+            before = time.monotonic()
+            await asyncio.sleep(interval)
+            lag = max(0.0, time.monotonic() - before - interval)
+            self.last_lag = lag
+            self.metrics.loop_lag.observe(lag)
+
+    async def _probe_forever(self) -> None:
+        while True:
+            await self.probe_once()
+            self._wake.clear()
+            sleeper = asyncio.ensure_future(self.clock.sleep(self.check.interval))
+            waker = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
+
+    async def probe_once(self) -> None:
+        """Probe every dependency once, concurrently, each within the probe timeout."""
+        names = list(self.probes)
+        results = await asyncio.gather(*(self._probe(name) for name in names))
+        for name, (ok, latency_ms, error) in zip(names, results, strict=True):
+            state = self.states.setdefault(name, DependencyState(name))
+            if state.record(ok, latency_ms, error, self.check):
+                log.warning(
+                    "dependency up" if state.ok else "dependency down",
+                    extra={"dependency": name, "error": state.error},
+                )
+            self.metrics.dependency_up.labels(name).set(1 if state.ok else 0)
+
+    async def _probe(self, name: str) -> tuple[bool, float, str | None]:
+        began = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.check.timeout):
+                await self.probes[name]()
+        except TimeoutError:
+            return False, (time.perf_counter() - began) * 1000, f"no answer within {self.check.timeout:g}s"
+        except Exception as exc:
+            return False, (time.perf_counter() - began) * 1000, redact(f"{type(exc).__name__}: {exc}")[:300]
+        return True, (time.perf_counter() - began) * 1000, None

@@ -1,0 +1,207 @@
+"""The daemon's HTTP surface (INTERFACES.md): health probes, metrics, jobs, chaos hooks.
+
+``/health/*`` and ``/metrics`` are open and reveal no secret. ``/jobs*`` and ``/debug/*`` need
+``Authorization: Bearer $LEADLAWK_ADMIN_TOKEN`` (compared in constant time) when a token is set,
+and answer loopback clients only when none is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+
+from leadlawk_daemon.health import Health
+from leadlawk_daemon.jobspec import JobSpec, JobSpecError, parse_job_spec
+from leadlawk_daemon.metrics import CONTENT_TYPE, Metrics
+from leadlawk_daemon.settings import Settings
+from supervisors.spec import Started
+
+__all__ = ["ChaosTargets", "HttpServer", "JobsApi", "create_app"]
+
+log = logging.getLogger("leadlawk.http")
+
+
+class JobsApi(Protocol):
+    async def submit(self, spec: JobSpec) -> bool:
+        """Persist ``spec``; False when its id was submitted before (it runs once)."""
+
+    async def get(self, job_id: str) -> Mapping[str, Any] | None: ...
+
+    async def list(self, status: str | None) -> list[Mapping[str, Any]]: ...
+
+    async def cancel(self, job_id: str) -> bool:
+        """False when there is no such job."""
+
+
+class ChaosTarget(Protocol):
+    def inject_crash(self) -> None: ...
+
+    def inject_hang(self, seconds: float) -> None: ...
+
+
+ChaosTargets = Callable[[], Mapping[str, ChaosTarget]]
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def create_app(
+    settings: Settings,
+    health: Health,
+    metrics: Metrics,
+    *,
+    jobs: JobsApi | None = None,
+    chaos: ChaosTargets | None = None,
+) -> web.Application:
+    token = settings.server.admin_token
+    max_body = settings.server.max_body_bytes
+
+    @web.middleware
+    async def guard(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        path = request.path
+        if path.startswith(("/jobs", "/debug/")):
+            if path.startswith("/debug/") and not settings.chaos.enabled:
+                raise web.HTTPNotFound()
+            if token:
+                supplied = request.headers.get("Authorization", "")
+                expected = f"Bearer {token}"
+                if not hmac.compare_digest(supplied.encode(), expected.encode()):
+                    return _json({"error": "missing or wrong bearer token"}, 401)
+            elif not _is_loopback(request.remote):
+                return _json({"error": "no admin token is set: only loopback clients may call this"}, 403)
+        return await handler(request)
+
+    async def live(_: web.Request) -> web.Response:
+        ok, reason = health.live()
+        return _json({"status": "ok"} if ok else {"status": "failing", "reason": reason}, 200 if ok else 503)
+
+    async def ready(_: web.Request) -> web.Response:
+        ok, checks = health.ready()
+        return _json({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+
+    async def metrics_view(_: web.Request) -> web.Response:
+        response = web.Response(body=metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    def need_jobs() -> JobsApi:
+        if jobs is None:
+            raise web.HTTPServiceUnavailable(
+                text='{"error": "jobs are not available yet"}', content_type="application/json"
+            )
+        return jobs
+
+    async def submit(request: web.Request) -> web.Response:
+        api = need_jobs()
+        if request.content_length is not None and request.content_length > max_body:
+            return _json({"error": f"job spec larger than {max_body} bytes"}, 413)
+        raw = await request.content.read(max_body + 1)
+        try:
+            spec = parse_job_spec(raw, max_body)
+        except JobSpecError as exc:
+            status = 413 if getattr(exc, "too_large", False) else 400
+            return _json({"error": "invalid job spec", "problems": exc.problems}, status)
+        created = await api.submit(spec)
+        return _json({"id": spec.id, "created": created}, 202)
+
+    async def get_job(request: web.Request) -> web.Response:
+        job = await need_jobs().get(request.match_info["id"])
+        if job is None:
+            return _json({"error": f"no job {request.match_info['id']!r}"}, 404)
+        return _json(job)
+
+    async def list_jobs(request: web.Request) -> web.Response:
+        status = request.query.get("status")
+        return _json({"jobs": await need_jobs().list(status)})
+
+    async def cancel(request: web.Request) -> web.Response:
+        job_id = request.match_info["id"]
+        if not await need_jobs().cancel(job_id):
+            return _json({"error": f"no job {job_id!r} to cancel"}, 404)
+        return _json({"id": job_id, "status": "cancelling"}, 202)
+
+    def chaos_target(request: web.Request) -> ChaosTarget:
+        name = request.match_info["actor"]
+        targets = chaos() if chaos is not None else {}
+        if name not in targets:
+            raise web.HTTPNotFound(
+                text=orjson.dumps({"error": f"no actor {name!r}", "actors": sorted(targets)}).decode(),
+                content_type="application/json",
+            )
+        return targets[name]
+
+    async def crash(request: web.Request) -> web.Response:
+        chaos_target(request).inject_crash()
+        log.warning("chaos: crash requested", extra={"actor": request.match_info["actor"]})
+        return _json({"actor": request.match_info["actor"], "injected": "crash"}, 202)
+
+    async def hang(request: web.Request) -> web.Response:
+        target = chaos_target(request)
+        try:
+            seconds = float(request.query.get("seconds", ""))
+        except ValueError:
+            return _json({"error": "seconds: a number of seconds is required, e.g. ?seconds=5"}, 400)
+        if not 0 < seconds <= 3600:
+            return _json({"error": f"seconds: must be between 0 and 3600 (got {seconds:g})"}, 400)
+        target.inject_hang(seconds)
+        log.warning("chaos: hang requested", extra={"actor": request.match_info["actor"], "seconds": seconds})
+        return _json({"actor": request.match_info["actor"], "injected": "hang", "seconds": seconds}, 202)
+
+    app = web.Application(middlewares=[guard], client_max_size=max_body + 1024)
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", metrics_view)
+    app.router.add_post("/jobs", submit)
+    app.router.add_get("/jobs", list_jobs)
+    app.router.add_get("/jobs/{id}", get_job)
+    app.router.add_post("/jobs/{id}/cancel", cancel)
+    app.router.add_post("/debug/crash/{actor}", crash)
+    app.router.add_post("/debug/hang/{actor}", hang)
+    return app
+
+
+class HttpServer:
+    """The aiohttp runner as a supervised child: ready once the port is bound."""
+
+    def __init__(self, app: web.Application, host: str, port: int, shutdown_timeout: float = 3.0) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self.bound_port: int | None = None
+        self._shutdown_timeout = shutdown_timeout
+
+    async def run(self, started: Started) -> None:
+        runner = web.AppRunner(
+            self.app, handle_signals=False, access_log=None, shutdown_timeout=self._shutdown_timeout
+        )
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
+            await site.start()
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            self.bound_port = sockets[0].getsockname()[1] if sockets else self.port
+            log.info("http listening", extra={"host": self.host, "port": self.bound_port})
+            started()
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()

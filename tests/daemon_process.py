@@ -1,0 +1,150 @@
+"""A real ``leadlawk run`` (or any daemon entry point) in a subprocess, driven like an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class DaemonProcess:
+    def __init__(
+        self,
+        tmp: Path,
+        env: Mapping[str, str] | None = None,
+        argv: Sequence[str] | None = None,
+        name: str = "daemon",
+    ) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp / f"{name}-{self.port}.log"
+        self.argv = list(argv or [sys.executable, "-m", "leadlawk_daemon", "run"])
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "DATABASE_URL": f"sqlite:///{tmp / (name + '.db')}",
+            "LOG_LEVEL": "INFO",
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.kill()
+
+    def start(self) -> None:
+        self._log = self.log_path.open("ab")
+        self.started_at = time.monotonic()
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        if hasattr(self, "_log"):
+            self._log.close()
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
+    async def wait_exit(self, within: float) -> int:
+        """The exit status, or an AssertionError if the process is still running after ``within`` s."""
+        assert self.proc is not None
+        deadline = time.monotonic() + within
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"daemon still running {within:g}s later; log:\n{self.log_text()[-3000:]}")
+            await asyncio.sleep(0.02)
+        return self.proc.returncode
+
+    async def get(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:  # noqa: ASYNC109
+        async with aiohttp.ClientSession() as http, http.get(
+            self.base + path, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as response:
+            body = await response.read()
+            try:
+                return response.status, orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return response.status, body.decode(errors="replace")
+
+    async def post(self, path: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:  # noqa: ASYNC109
+        data = body if isinstance(body, bytes) else orjson.dumps(body) if body is not None else b""
+        async with aiohttp.ClientSession() as http, http.post(
+            self.base + path, data=data, timeout=aiohttp.ClientTimeout(total=timeout)
+        ) as response:
+            raw = await response.read()
+            try:
+                return response.status, orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return response.status, raw.decode(errors="replace")
+
+    async def wait_status(self, path: str, status: int = 200, within: float = 20.0) -> Any:
+        """Poll ``path`` until it answers ``status``; its body. Fails with the last answer and the log."""
+        deadline = time.monotonic() + within
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited with {self.proc.returncode}; log:\n{self.log_text()[-3000:]}")
+            try:
+                code, body = await self.get(path, timeout=2)
+                if code == status:
+                    return body
+                last = (code, body)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                last = exc
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{path} did not answer {status} within {within:g}s (last: {last}); log:\n"
+                             f"{self.log_text()[-3000:]}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        lines = []
+        for line in self.log_text().splitlines():
+            try:
+                entry = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(entry, dict):
+                lines.append(entry)
+        return lines
+
+    async def wait_log(self, predicate: Any, within: float = 20.0) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            for entry in self.log_lines():
+                if predicate(entry):
+                    return entry
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no matching log line within {within:g}s; log:\n{self.log_text()[-3000:]}")
