@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from typing import NoReturn
 
-import orjson
 import yaml
 
 from leadlawk_daemon.logs import configure_logging, register_secret
@@ -72,10 +72,8 @@ def _replica(args: argparse.Namespace) -> int:
         from leadlawk_daemon.replicas.pagespeed import run_pagespeed_replica
 
         coro = run_pagespeed_replica(args.host, args.port, args.seed)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(coro)
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -91,6 +89,71 @@ def _migrate(args: argparse.Namespace) -> int:
     applied = asyncio.run(migrate())
     print(f"schema up to date ({len(applied)} migration(s) applied now)")
     return 0
+
+
+def _control(args: argparse.Namespace) -> int:
+    """The operator commands of :mod:`leadlawk_daemon.control`, each one asyncio run."""
+    from leadlawk_daemon import control
+
+    settings = _settings(args)
+    out = sys.stdout
+    try:
+        if args.command == "submit":
+            spec = control.spec_from_options(
+                args.query,
+                location=args.location,
+                limit=args.limit,
+                min_rating=args.min_rating,
+                min_reviews=args.min_reviews,
+                website=args.website,
+                pagespeed=not args.no_pagespeed,
+                strategies=args.strategy,
+                max_score=args.max_score,
+                max_runtime_s=args.max_runtime,
+                job_id=args.id,
+                max_bytes=settings.server.max_body_bytes,
+            )
+            return asyncio.run(control.submit_job(settings, spec, wait=args.wait, out=out))
+        if args.command == "jobs":
+            return asyncio.run(control.list_jobs(settings, args.status, out))
+        if args.command == "status":
+            return asyncio.run(control.show_job(settings, args.id, out))
+        if args.command == "cancel":
+            return asyncio.run(control.cancel_job(settings, args.id, out))
+        if args.command == "export":
+            return asyncio.run(
+                control.export_leads(
+                    settings, job_id=args.job, qualified=args.qualified, fmt=args.format, output=args.output, out=out
+                )
+            )
+        if args.command == "dlq":
+            if args.action == "list":
+                listing = control.list_dead_letters(settings, kind=args.kind, include_replayed=args.all, out=out)
+                return asyncio.run(listing)
+            if args.action == "show":
+                if args.id is None:
+                    raise UsageError("dlq show needs an ID")
+                return asyncio.run(control.show_dead_letter(settings, args.id, out))
+            if args.id is None and not args.all:
+                raise UsageError("dlq replay needs an ID, or --all")
+            return asyncio.run(control.replay_dead_letters(settings, None if args.all else args.id, out))
+    except control.ControlError as exc:
+        raise Failure(str(exc)) from None
+    raise UsageError(f"unknown command {args.command}")
+
+
+def _job_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("query", help='what to look for, e.g. "plumbers"')
+    command.add_argument("--location", "-l", help='where, e.g. "Omaha, NE"')
+    command.add_argument("--limit", type=int, help="distinct businesses to collect (1-500, default 50)")
+    command.add_argument("--min-rating", type=float, help="qualify only leads rated at least this")
+    command.add_argument("--min-reviews", type=int, help="qualify only leads with at least this many reviews")
+    command.add_argument("--website", choices=["any", "required", "none"], help="qualify by website presence")
+    command.add_argument("--no-pagespeed", action="store_true", help="skip PageSpeed Insights")
+    command.add_argument("--strategy", action="append", choices=["mobile", "desktop"], help="PageSpeed strategy")
+    command.add_argument("--max-score", type=int, help="qualify only sites whose mobile performance is at most this")
+    command.add_argument("--max-runtime", type=int, help="seconds before the job fails (default 1800)")
+    command.add_argument("--id", help="a client key: submitting the same id twice runs the job once")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -120,6 +183,29 @@ def _parser() -> argparse.ArgumentParser:
     replica.add_argument("--seed", type=int, default=0)
 
     add("migrate", _migrate, "bring the database schema up to date")
+
+    submit = add("submit", _control, "submit a job (Redis stream, or the local daemon over HTTP)")
+    _job_options(submit)
+    submit.add_argument("--wait", action="store_true", help="follow the job's progress to its end")
+
+    jobs = add("jobs", _control, "list jobs")
+    jobs.add_argument("--status", help="only jobs with this status")
+    status = add("status", _control, "show one job")
+    status.add_argument("id")
+    cancel = add("cancel", _control, "cancel a job")
+    cancel.add_argument("id")
+
+    export = add("export", _control, "export leads with their PageSpeed results")
+    export.add_argument("--job", help="only this job's leads, with their rank and verdict")
+    export.add_argument("--qualified", action="store_true", help="only qualified leads (with --job)")
+    export.add_argument("--format", choices=["csv", "jsonl"], help="default: by the output's extension, else csv")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+
+    dlq = add("dlq", _control, "dead letters: list, show, replay")
+    dlq.add_argument("action", choices=["list", "show", "replay"])
+    dlq.add_argument("id", nargs="?", type=int)
+    dlq.add_argument("--all", action="store_true", help="list: include replayed ones; replay: every pending one")
+    dlq.add_argument("--kind", choices=["message", "job", "lead"], help="list: only this kind")
     return parser
 
 
@@ -149,5 +235,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         _die(1, redact(f"{type(exc).__name__}: {exc}"))
 
 
-def _dump(obj: Any) -> str:
-    return orjson.dumps(obj).decode()

@@ -1,0 +1,321 @@
+"""Operator commands: submit, jobs, status, cancel, export, dlq.
+
+They talk to the same database the daemons use (``DATABASE_URL``), so they work whether or not a
+daemon is running; ``submit`` goes through Redis (the durable stream) when ``REDIS_URL`` is set
+and to the local daemon's ``POST /jobs`` otherwise. A cancel is written to the database: the
+daemon holding the job sees it at its next progress tick (every 2 s) and stops within 5 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import sys
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+import orjson
+
+from leadlawk_daemon.jobspec import JobSpec, JobSpecError, parse_job_spec
+from leadlawk_daemon.settings import Settings
+from leadlawk_daemon.store import Store, open_store_from_settings
+from leadlawk_daemon.store.base import JOB_STATUSES, TERMINAL_STATUSES, DeadLetter
+
+__all__ = [
+    "ControlError",
+    "cancel_job",
+    "export_leads",
+    "list_dead_letters",
+    "list_jobs",
+    "replay_dead_letters",
+    "show_dead_letter",
+    "show_job",
+    "spec_from_options",
+    "submit_job",
+]
+
+
+class ControlError(Exception):
+    """A command could not do what was asked; its text is the one line the user sees."""
+
+
+@asynccontextmanager
+async def _store(settings: Settings) -> AsyncIterator[Store]:
+    async with open_store_from_settings(settings.database, migrate=True) as store:
+        yield store
+
+
+def spec_from_options(
+    query: str,
+    *,
+    location: str | None = None,
+    limit: int | None = None,
+    min_rating: float | None = None,
+    min_reviews: int | None = None,
+    website: str | None = None,
+    pagespeed: bool = True,
+    strategies: Sequence[str] | None = None,
+    max_score: int | None = None,
+    max_runtime_s: int | None = None,
+    job_id: str | None = None,
+    max_bytes: int = 65_536,
+) -> JobSpec:
+    raw: dict[str, Any] = {"query": query}
+    optional = {
+        "location": location,
+        "limit": limit,
+        "min_rating": min_rating,
+        "min_reviews": min_reviews,
+        "website": website,
+        "max_runtime_s": max_runtime_s,
+        "id": job_id,
+    }
+    raw |= {key: value for key, value in optional.items() if value is not None}
+    psi: dict[str, Any] = {"enabled": pagespeed}
+    if strategies:
+        psi["strategies"] = list(strategies)
+    if max_score is not None:
+        psi["max_score"] = max_score
+    raw["pagespeed"] = psi
+    try:
+        return parse_job_spec(raw, max_bytes)
+    except JobSpecError as exc:
+        raise ControlError("invalid job: " + "; ".join(exc.problems)) from None
+
+
+def _http_headers(settings: Settings) -> dict[str, str]:
+    token = settings.server.admin_token
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+async def submit_job(settings: Settings, spec: JobSpec, *, wait: bool, out: TextIO) -> int:
+    """Submit ``spec``; with ``wait``, follow it to its end. The exit status."""
+    if settings.redis.url:
+        import redis.asyncio as aioredis
+
+        from leadlawk_daemon.intake.events import follow_events
+        from leadlawk_daemon.intake.submit import submit_to_stream
+
+        client = aioredis.Redis.from_url(settings.redis.url)
+        try:
+            if not wait:
+                job_id = await submit_to_stream(client, settings.redis.prefix, spec.to_dict())
+                out.write(f"submitted {job_id}\n")
+                return 0
+            async with follow_events(client, settings.redis.prefix, spec.id) as events:
+                job_id = await submit_to_stream(client, settings.redis.prefix, spec.to_dict())
+                out.write(f"submitted {job_id}\n")
+                async for event in events:
+                    out.write(_event_line(event) + "\n")
+                    out.flush()
+                    if event.get("type") == "job.finished":
+                        return 0 if event.get("status") == "succeeded" else 1
+        finally:
+            await client.aclose()
+        return 1
+    base = f"http://127.0.0.1:{settings.server.port}"
+    try:
+        async with aiohttp.ClientSession(headers=_http_headers(settings)) as http:
+            async with http.post(f"{base}/jobs", data=orjson.dumps(spec.to_dict())) as response:
+                body = await response.json(content_type=None)
+                if response.status != 202:
+                    raise ControlError(f"the daemon refused the job ({response.status}): {body}")
+            out.write(f"submitted {spec.id}\n")
+            if not wait:
+                return 0
+            return await _poll_until_finished(http, f"{base}/jobs/{spec.id}", out)
+    except aiohttp.ClientConnectionError:
+        raise ControlError(
+            f"no daemon answers at {base} and REDIS_URL is not set: start `leadlawk run` or set REDIS_URL"
+        ) from None
+
+
+async def _poll_until_finished(http: aiohttp.ClientSession, url: str, out: TextIO) -> int:
+    last = None
+    while True:
+        async with http.get(url) as response:
+            job = await response.json(content_type=None)
+        line = _job_line(job)
+        if line != last:
+            out.write(line + "\n")
+            out.flush()
+            last = line
+        if job.get("status") in TERMINAL_STATUSES:
+            return 0 if job["status"] == "succeeded" else 1
+        await asyncio.sleep(1.0)
+
+
+def _event_line(event: Mapping[str, Any]) -> str:
+    counters = event.get("counters") or {}
+    shown = " ".join(f"{k}={v}" for k, v in counters.items())
+    extra = f" status={event['status']}" if "status" in event else ""
+    return f"{event.get('type', '?')}{extra} {shown}".rstrip()
+
+
+def _job_line(job: Mapping[str, Any]) -> str:
+    counters = job.get("counters") or {}
+    shown = " ".join(f"{k}={v}" for k, v in counters.items())
+    return f"{job.get('id')} {job.get('status')} {shown}".rstrip()
+
+
+async def list_jobs(settings: Settings, status: str | None, out: TextIO) -> int:
+    if status is not None and status not in JOB_STATUSES:
+        raise ControlError(f"--status must be one of {', '.join(JOB_STATUSES)} (got {status!r})")
+    async with _store(settings) as store:
+        jobs = await store.list_jobs(status=status, limit=500)
+    header = f"{'id':<40} {'status':<10} {'found':>6} {'qualif':>6} {'enrich':>6} {'written':>7} {'failed':>6}  created"
+    out.write(header + "\n")
+    for job in jobs:
+        out.write(
+            f"{job.id:<40} {job.status:<10} {job.found:>6} {job.qualified:>6} {job.enriched:>6} "
+            f"{job.written:>7} {job.failed:>6}  {job.created_at.isoformat(timespec='seconds')}\n"
+        )
+    return 0
+
+
+async def show_job(settings: Settings, job_id: str, out: TextIO) -> int:
+    async with _store(settings) as store:
+        job = await store.get_job(job_id)
+    if job is None:
+        raise ControlError(f"no job {job_id!r}")
+    out.write(orjson.dumps(job.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    return 0
+
+
+async def cancel_job(settings: Settings, job_id: str, out: TextIO) -> int:
+    async with _store(settings) as store:
+        if not await store.cancel_job(job_id):
+            job = await store.get_job(job_id)
+            if job is None:
+                raise ControlError(f"no job {job_id!r}")
+            raise ControlError(f"job {job_id} already {job.status}: nothing to cancel")
+    out.write(f"cancelling {job_id}: the daemon running it stops within 5 s\n")
+    return 0
+
+
+async def export_leads(
+    settings: Settings, *, job_id: str | None, qualified: bool, fmt: str | None, output: str | None, out: TextIO
+) -> int:
+    if fmt is None:
+        fmt = "jsonl" if output and output.endswith((".jsonl", ".ndjson", ".json")) else "csv"
+    if fmt not in ("csv", "jsonl"):
+        raise ControlError(f"--format must be csv or jsonl (got {fmt!r})")
+    async with _store(settings) as store:
+        if job_id is not None and await store.get_job(job_id) is None:
+            raise ControlError(f"no job {job_id!r}")
+        rows = await store.lead_rows_for_export(job_id=job_id, qualified_only=qualified)
+    text = _render(rows, fmt, with_job=job_id is not None)
+    if output:
+        await asyncio.to_thread(Path(output).write_text, text, encoding="utf-8")
+        sys.stderr.write(f"wrote {len(rows)} lead(s) to {output}\n")
+    else:
+        out.write(text)
+    return 0
+
+
+def _render(rows: list[dict[str, Any]], fmt: str, with_job: bool) -> str:
+    from leadlawk_daemon.store import export_columns
+
+    if fmt == "jsonl":
+        return "".join(orjson.dumps(row, default=str).decode() + "\n" for row in rows)
+    buffer = io.StringIO()
+    columns = list(export_columns(with_job))
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return orjson.dumps(value).decode()
+    return value
+
+
+async def list_dead_letters(settings: Settings, *, kind: str | None, include_replayed: bool, out: TextIO) -> int:
+    async with _store(settings) as store:
+        letters = await store.list_dead_letters(kind=kind, include_replayed=include_replayed, limit=500)  # type: ignore[arg-type]
+    out.write(f"{'id':>6} {'kind':<8} {'attempts':>8}  {'created':<20} reason\n")
+    for letter in letters:
+        reason = letter.reason.replace("\n", " ")
+        out.write(
+            f"{letter.id:>6} {letter.kind:<8} {letter.attempts:>8}  "
+            f"{letter.created_at.isoformat(timespec='seconds'):<20} {reason[:100]}\n"
+        )
+    return 0
+
+
+async def show_dead_letter(settings: Settings, letter_id: int, out: TextIO) -> int:
+    async with _store(settings) as store:
+        letter = await store.get_dead_letter(letter_id)
+    if letter is None:
+        raise ControlError(f"no dead letter {letter_id}")
+    out.write(orjson.dumps(letter.to_dict(), option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    return 0
+
+
+async def replay_dead_letters(settings: Settings, letter_id: int | None, out: TextIO) -> int:
+    """Replay one dead letter (or all not yet replayed). A replay that fails again stays a dead letter
+    with its attempt count raised and the new reason; the exit status is 1 if any failed."""
+    failed = 0
+    async with _store(settings) as store:
+        if letter_id is None:
+            letters = await store.list_dead_letters(include_replayed=False, limit=10_000)
+        else:
+            one = await store.get_dead_letter(letter_id)
+            if one is None:
+                raise ControlError(f"no dead letter {letter_id}")
+            letters = [one]
+        for letter in letters:
+            problem = await _replay(store, settings, letter)
+            if problem is None:
+                await store.mark_replayed(letter.id)
+                out.write(f"{letter.id}: replayed\n")
+            else:
+                await store.bump_dead_letter(letter.id, problem)
+                out.write(f"{letter.id}: failed again: {problem}\n")
+                failed += 1
+    return 1 if failed else 0
+
+
+async def _replay(store: Store, settings: Settings, letter: DeadLetter) -> str | None:
+    """Put the letter's work back where the daemon picks it up; the new reason if it cannot be."""
+    payload: Any = letter.payload
+    try:
+        decoded = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        decoded = payload
+    if letter.kind in ("message", "job"):
+        raw = decoded.get("spec", decoded) if isinstance(decoded, dict) else payload
+        try:
+            spec = parse_job_spec(raw, settings.server.max_body_bytes)
+        except JobSpecError as exc:
+            return "invalid job spec: " + "; ".join(exc.problems)
+        if letter.kind == "job":
+            requeue = getattr(store, "requeue_job", None)
+            if requeue is not None and await requeue(spec.id):
+                return None
+        if spec.is_batch:
+            await store.create_batch(spec.id, spec.to_dict(), [(c.id, c.to_dict()) for c in spec.children()])
+        else:
+            await store.create_job(spec.id, spec.to_dict())
+        return None
+    if letter.kind == "lead":
+        job_id = decoded.get("job_id") if isinstance(decoded, dict) else None
+        if not job_id:
+            return "a lead dead letter needs its job_id to be replayed"
+        requeue = getattr(store, "requeue_job", None)
+        if requeue is None or not await requeue(job_id):
+            return f"job {job_id} cannot be requeued"
+        return None
+    return f"unknown dead-letter kind {letter.kind!r}"
+
+
+def elapsed_since(start: float) -> str:
+    return f"{time.monotonic() - start:.1f}s"
