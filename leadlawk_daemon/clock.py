@@ -75,9 +75,9 @@ class FakeClock:
         live = [when for when, _, fut in self._sleepers if not fut.done()]
         return min(live) if live else None
 
-    async def wait_for_sleepers(self, count: int = 1, timeout: float = 5.0) -> None:
+    async def wait_for_sleepers(self, count: int = 1, within: float = 5.0) -> None:
         """Return once at least ``count`` sleeps are pending: the code under test reached its wait."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while self.sleepers < count:
                 self._sleeper_added.clear()
                 await self._sleeper_added.wait()

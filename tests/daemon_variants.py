@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 
 from leadlawk_daemon.daemon import Daemon, run_daemon
 from leadlawk_daemon.logs import configure_logging
 from leadlawk_daemon.settings import load_settings
-from supervisors.spec import ChildSpec, Started
+from supervisors.spec import Child, ChildSpec, Started
 
 
 class Stubborn:
@@ -46,7 +47,7 @@ class SlowToStop:
             await asyncio.shield(asyncio.sleep(3600))
 
 
-VARIANTS = {"stubborn": Stubborn, "crasher": Crasher, "slow": SlowToStop}
+VARIANTS: dict[str, Callable[[], Child]] = {"stubborn": Stubborn, "crasher": Crasher, "slow": SlowToStop}
 
 
 class VariantDaemon(Daemon):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -14,10 +14,13 @@ from actors.mailbox import Mailbox, MailboxFull
 from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.settings import ActorDefaults
 from supervisors.supervisor import Supervisor
+from tests.waiting import eventually
 
 
 def settings(**overrides: object) -> ActorDefaults:
-    base: dict[str, object] = {"mailbox_capacity": 100, "concurrency": 1, "max_attempts": 3, "handle_timeout": 30}
+    base: dict[str, object] = {
+        "mailbox_capacity": 100, "concurrency": 1, "max_attempts": 3, "handle_timeout": 30,
+    }
     return ActorDefaults.model_validate(base | overrides)
 
 
@@ -36,14 +39,11 @@ class Recorder(Actor[int]):
         self.log.append(message)
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.001)
+Running = Callable[..., Awaitable[tuple[ActorCell[int], Supervisor]]]
 
 
 @pytest.fixture
-async def running() -> AsyncIterator[Callable[..., asyncio.Future[tuple[ActorCell[int], Supervisor]]]]:
+async def running() -> AsyncIterator[Running]:
     tasks: list[tuple[Supervisor, asyncio.Task[None]]] = []
 
     async def start(cell: ActorCell[int], **kw: object) -> tuple[ActorCell[int], Supervisor]:
@@ -53,20 +53,20 @@ async def running() -> AsyncIterator[Callable[..., asyncio.Future[tuple[ActorCel
         await asyncio.wait_for(ready.wait(), 5)
         return cell, sup
 
-    yield start  # type: ignore[misc]
+    yield start
     for sup, task in tasks:
         sup.request_stop()
         await asyncio.wait_for(task, 10)
 
 
-async def test_a_crashing_message_is_redelivered_then_handled(running) -> None:  # type: ignore[no-untyped-def]
+async def test_a_crashing_message_is_redelivered_then_handled(running: Running) -> None:
     log: list[int] = []
     poison = Counter({3: 2})
     cell: ActorCell[int] = ActorCell("rec", lambda c: Recorder(c, log, poison), settings())
     await running(cell)
     for i in range(6):
         await cell.tell(i)
-    await until(lambda: len(log) == 6)
+    await eventually(lambda: len(log) == 6)
     assert sorted(log) == list(range(6))  # none lost, none twice
     assert log.index(3) == 3  # redelivered first, ahead of later messages
     assert cell.stats.restarts == 2
@@ -74,7 +74,7 @@ async def test_a_crashing_message_is_redelivered_then_handled(running) -> None: 
     assert cell.mailbox.depth == 0
 
 
-async def test_a_poison_message_is_dead_lettered_after_its_attempts(running) -> None:  # type: ignore[no-untyped-def]
+async def test_a_poison_message_is_dead_lettered_after_its_attempts(running: Running) -> None:
     log: list[int] = []
     sink = MemoryDeadLetters()
     cell: ActorCell[int] = ActorCell(
@@ -83,7 +83,7 @@ async def test_a_poison_message_is_dead_lettered_after_its_attempts(running) -> 
     await running(cell)
     for i in (6, 7, 8):
         await cell.tell(i)
-    await until(lambda: len(log) == 2 and len(sink.letters) == 1)
+    await eventually(lambda: len(log) == 2 and len(sink.letters) == 1)
     letter = sink.letters[0]
     assert (letter.payload, letter.attempts, letter.source) == (7, 3, "rec")
     assert "ValueError: poison 7" in letter.reason
@@ -93,7 +93,7 @@ async def test_a_poison_message_is_dead_lettered_after_its_attempts(running) -> 
 
 
 async def test_messages_in_hand_of_a_crashing_concurrent_actor_are_neither_lost_nor_duplicated(
-    running,  # type: ignore[no-untyped-def]
+    running: Running,
 ) -> None:
     handled: Counter[int] = Counter()
     gate = asyncio.Event()
@@ -110,7 +110,7 @@ async def test_messages_in_hand_of_a_crashing_concurrent_actor_are_neither_lost_
     await running(cell)
     for i in range(200):
         await cell.tell(i)
-    await until(lambda: sum(handled.values()) >= 200)
+    await eventually(lambda: sum(handled.values()) >= 200)
     assert handled == Counter(range(200))
 
 
@@ -151,7 +151,7 @@ async def test_a_full_mailbox_raises_a_clear_error_after_its_timeout() -> None:
     assert mailbox.depth == 1
 
 
-async def test_a_hung_handler_is_cut_by_the_watchdog_and_counted(running) -> None:  # type: ignore[no-untyped-def]
+async def test_a_hung_handler_is_cut_by_the_watchdog_and_counted(running: Running) -> None:
     clock = FakeClock()
     log: list[int] = []
     hang_once = asyncio.Event()
@@ -164,43 +164,43 @@ async def test_a_hung_handler_is_cut_by_the_watchdog_and_counted(running) -> Non
             log.append(message)
 
     cell: ActorCell[int] = ActorCell("hanger", Hanger, settings(handle_timeout=10), clock=clock)
-    _, sup = await running(cell, clock=clock)
+    await running(cell, clock=clock)
     await cell.tell(1)
     await hang_once.wait()
     await clock.advance(5)
     assert cell.stats.failed == 0
     await clock.advance(6)
-    await until(lambda: log == [1])
+    await eventually(lambda: log == [1])
     assert cell.stats.failed == 1
     assert cell.stats.restarts == 1
 
 
-async def test_chaos_crash_when_idle_restarts_at_once(running) -> None:  # type: ignore[no-untyped-def]
+async def test_chaos_crash_when_idle_restarts_at_once(running: Running) -> None:
     log: list[int] = []
     cell: ActorCell[int] = ActorCell("rec", lambda c: Recorder(c, log, Counter()), settings())
     _, sup = await running(cell)
     first = cell.current
     cell.inject_crash()
-    await until(lambda: cell.current is not first and sup.running == ["rec"])
+    await eventually(lambda: cell.current is not first and sup.running == ["rec"])
     await cell.tell(5)
-    await until(lambda: log == [5])
+    await eventually(lambda: log == [5])
     assert cell.stats.restarts == 1
 
 
 async def test_chaos_crash_while_busy_fails_the_next_message_which_is_then_redelivered(
-    running,  # type: ignore[no-untyped-def]
+    running: Running,
 ) -> None:
     log: list[int] = []
     cell: ActorCell[int] = ActorCell("rec", lambda c: Recorder(c, log, Counter()), settings())
     await running(cell)
     cell.chaos_crash = True  # as inject_crash does, without waking the idle check first
     await cell.tell(9)
-    await until(lambda: log == [9])
+    await eventually(lambda: log == [9])
     assert cell.stats.failed == 1
     assert isinstance(ChaosCrash("x"), Exception)
 
 
-async def test_stopping_a_draining_actor_finishes_its_mailbox(running) -> None:  # type: ignore[no-untyped-def]
+async def test_stopping_a_draining_actor_finishes_its_mailbox(running: Running) -> None:
     log: list[int] = []
     release = asyncio.Event()
 

@@ -112,7 +112,8 @@ def test_bad_configuration_exits_2_naming_each_key(tmp_path: Path) -> None:
     result = _cli("config", "check", str(bad))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert "leadlawk: config: resilience.retry.max_attempts: Input should be greater than or equal to 1 (got 0)" in lines
+    expected = "leadlawk: config: resilience.retry.max_attempts: Input should be greater than or equal to 1 (got 0)"
+    assert expected in lines
     assert "leadlawk: config: resilience.bulkhead.nope: unknown key" in lines
     assert "Traceback" not in result.stderr
     run = _cli("run", env={"PORT": "not-a-port"})

@@ -220,10 +220,7 @@ def parse_place_panel(html: str, url: str | None = None) -> Listing | None:
         hours=_hours(elements),
     )
     if "APP_INITIALIZATION_STATE" in html and (state := parse_place_state(html)) is not None:
-        if listing.place_id and state.place_id:
-            same = state.place_id == listing.place_id
-        else:
-            same = state.name == name
+        same = state.place_id == listing.place_id if listing.place_id and state.place_id else state.name == name
         if same:
             listing = listing.merged(state)
     return listing
