@@ -1,0 +1,295 @@
+"""The job pipeline: the writer, enricher and scraper actors and the job coordinator, wired.
+
+``async with Pipeline(...) as pipeline:`` then mount ``pipeline.children()`` (start order: writer,
+enricher, scraper, coordinator) under one ``rest_for_one`` supervisor, so that they stop in the
+reverse order: stop leasing and hand jobs back, stop scraping, stop enriching, flush the writer.
+
+What must outlive actor restarts lives here: the actor cells (mailboxes, stats), the writer's
+pending rows, the Google Maps, PageSpeed and database breakers, the PageSpeed quota, and the
+runs of the jobs this daemon holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Any
+
+from actors.actor import ActorCell
+from actors.dead_letters import DeadLetter, DeadLetterSink
+from actors.enricher import Enricher, EnricherDeps
+from actors.scraper import Scraper, ScraperDeps
+from actors.stats import ActorStats, ActorStatsCollector
+from actors.writer import Writer, WriterDeps
+from leadlawk_daemon.clock import Clock
+from leadlawk_daemon.intake.events import EventSink, EventType
+from leadlawk_daemon.jobs.coordinator import Coordinator
+from leadlawk_daemon.jobs.messages import EnrichLead, ScrapeJob, WriterMessage
+from leadlawk_daemon.jobs.pending import WriteBuffer
+from leadlawk_daemon.jobs.run import JobRun
+from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.maps.scraper import maps_breaker
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.pagespeed.client import PageSpeedClient
+from leadlawk_daemon.pagespeed.enrichment import Enricher as PageSpeedEnricher
+from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
+from leadlawk_daemon.settings import Settings
+from leadlawk_daemon.store.base import Store, StoreUnavailable
+from supervisors.spec import ChildSpec
+
+__all__ = ["DATABASE_BREAKER", "Pipeline", "QueueFull"]
+
+log = logging.getLogger("leadlawk.pipeline")
+
+DATABASE_BREAKER = "database"
+# "Writing resumes within 5 s of the database's return": the database breaker's reset timeout
+# and the writer's retry backoff are capped below that, whatever resilience.* says.
+RESUME_WITHIN = 5.0
+
+
+class QueueFull(Exception):
+    """Too many jobs wait already (``resilience.bulkhead.queue_size``): the submission is refused."""
+
+
+class _ScrapeDeadLetters:
+    """Passes dead letters on; a scrape request dead-lettered fails its job instead of leaving it hanging."""
+
+    def __init__(self, inner: DeadLetterSink, runs: dict[str, JobRun], metrics: Metrics) -> None:
+        self._inner = inner
+        self._runs = runs
+        self._metrics = metrics
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        self._metrics.dead_letters.labels(kind=letter.kind).inc()
+        payload = letter.payload
+        job_id = payload.get("job_id") if isinstance(payload, dict) else None
+        run = self._runs.get(job_id) if isinstance(job_id, str) else None
+        if run is not None:
+            run.stop("failed", f"{letter.source} failed {letter.attempts} times: {letter.reason}")
+        self._inner.dead_letter(letter)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        clock: Clock,
+        events: EventSink,
+        dead_letters: DeadLetterSink,
+        owner: str,
+        *,
+        poll_interval: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.clock = clock
+        self.events = events
+        self.owner = owner
+        self.runs: dict[str, JobRun] = {}
+        # Runs that ended with rows still on their way to the store, by job id (see the coordinator).
+        self.retired: dict[str, JobRun] = {}
+        self.wake = asyncio.Event()
+
+        jobs, bulkhead = settings.jobs, settings.resilience.bulkhead
+        self.max_concurrent_jobs = bulkhead.max_concurrent_jobs
+        self.queue_size = bulkhead.queue_size
+        self.lease_ttl = jobs.lease_ttl
+        # A cancel made through another daemon is seen at the next renewal: within cancel_grace.
+        self.beat_interval = min(jobs.heartbeat, jobs.cancel_grace / 2)
+        self.progress_interval = jobs.progress_interval
+        self.cancel_grace = jobs.cancel_grace
+        # Orphaned leases (a dead daemon's) expire after lease_ttl; looking every heartbeat is enough.
+        self.poll_interval = poll_interval if poll_interval is not None else jobs.heartbeat
+
+        self.dead_letters = _ScrapeDeadLetters(dead_letters, self.runs, metrics)
+        cb = settings.resilience.circuit_breaker
+        self.maps_breaker = maps_breaker(
+            cb, clock=clock, metrics=metrics, call_timeout=settings.maps.navigation_timeout * 4
+        )
+        self.db_breaker = CircuitBreaker(
+            DATABASE_BREAKER,
+            failure_threshold=cb.failure_threshold,
+            reset_timeout=min(cb.reset_timeout, RESUME_WITHIN / 2),
+            call_timeout=settings.database.command_timeout,
+            clock=clock,
+            on_change=self._breaker_changed,
+            exclude=lambda exc: not isinstance(exc, StoreUnavailable | TimeoutError),
+        )
+        metrics.breaker_state.labels(breaker=DATABASE_BREAKER).set(0)
+        self._client = PageSpeedClient(settings.pagespeed.base_url, settings.pagespeed.api_key)
+        self.pagespeed = PageSpeedEnricher.from_settings(
+            settings, self._client, clock=clock, metrics=metrics, on_breaker_change=self._breaker_changed
+        )
+        self.buffer = WriteBuffer(settings.database.max_pending, settings.database.batch_size)
+
+        actors = settings.actors
+        self.writer: ActorCell[WriterMessage] = ActorCell(
+            "writer",
+            lambda cell: Writer(cell, self._writer_deps()),
+            actors.for_actor("writer"),
+            clock=clock,
+            dead_letters=self.dead_letters,
+            put_timeout=bulkhead.timeout,
+            dead_letter_kind="lead",
+        )
+        enricher_settings = actors.for_actor("enricher").model_copy(update={"concurrency": self.pagespeed.bulkhead})
+        self.enricher: ActorCell[EnrichLead] = ActorCell(
+            "enricher",
+            lambda cell: Enricher(
+                cell, EnricherDeps(self.pagespeed, self.writer, metrics, self.dead_letters)
+            ),
+            enricher_settings,
+            clock=clock,
+            dead_letters=self.dead_letters,
+            put_timeout=bulkhead.timeout,
+            dead_letter_kind="lead",
+        )
+        scraper_settings = actors.for_actor("scraper").model_copy(update={"concurrency": settings.browser.pages})
+        self.scraper: ActorCell[ScrapeJob] = ActorCell(
+            "scraper",
+            lambda cell: Scraper(
+                cell,
+                ScraperDeps(settings.browser, settings.maps, self.maps_breaker, self.writer, self.enricher, metrics),
+            ),
+            scraper_settings,
+            clock=clock,
+            dead_letters=self.dead_letters,
+            put_timeout=bulkhead.timeout,
+            dead_letter_kind="job",
+        )
+        self.cells: tuple[ActorCell[Any], ...] = (self.writer, self.enricher, self.scraper)
+        metrics.register(ActorStatsCollector(self._actor_stats))
+        self.coordinator: Coordinator | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Pipeline:
+        await self._client.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._client.__aexit__(exc_type, exc, tb)
+
+    def children(self) -> list[ChildSpec]:
+        """Start order for one ``rest_for_one`` supervisor: writer, enricher, scraper, coordinator."""
+        sup = self.settings.supervision
+        return [
+            self.writer.child_spec(shutdown_timeout=max(sup.shutdown_timeout, 5.0), start_timeout=sup.start_timeout),
+            self.enricher.child_spec(shutdown_timeout=sup.shutdown_timeout, start_timeout=sup.start_timeout),
+            self.scraper.child_spec(
+                shutdown_timeout=sup.shutdown_timeout,
+                start_timeout=max(sup.start_timeout, self.settings.browser.launch_timeout + 10),
+            ),
+            ChildSpec(
+                "coordinator",
+                self._new_coordinator,
+                shutdown_timeout=max(sup.shutdown_timeout, self.cancel_grace + 2),
+                start_timeout=sup.start_timeout,
+            ),
+        ]
+
+    def _new_coordinator(self) -> Coordinator:
+        self.coordinator = Coordinator(self)
+        return self.coordinator
+
+    def _writer_deps(self) -> WriterDeps:
+        retry = self.settings.resilience.retry
+        return WriterDeps(
+            store=self.store,
+            buffer=self.buffer,
+            breaker=self.db_breaker,
+            flush_interval=self.settings.database.flush_interval,
+            retry_base=min(retry.base_delay, 0.25) or 0.05,
+            retry_cap=min(retry.max_delay, RESUME_WITHIN / 4),
+            metrics=self.metrics,
+            events=self.events,
+            dead_letters=self.dead_letters,
+        )
+
+    # -- jobs ------------------------------------------------------------------------------------------
+
+    async def submit(self, spec: JobSpec) -> bool:
+        """Persist a job (a batch with its children) and wake the coordinator; False when its id exists.
+
+        Raises :class:`QueueFull` when ``queue_size`` jobs wait already, and
+        :class:`~leadlawk_daemon.store.base.StoreUnavailable` when the database is down.
+        """
+        children = spec.children()
+        waiting = await self.store.list_jobs(status="queued", limit=self.queue_size + 1)
+        adding = len(children) or 1
+        if len(waiting) + adding > self.queue_size:
+            raise QueueFull(
+                f"job {spec.id} refused: {len(waiting)} jobs are waiting and it adds {adding}; "
+                f"resilience.bulkhead.queue_size is {self.queue_size}"
+            )
+        if children:
+            created = await self.store.create_batch(
+                spec.id, spec.to_dict(), [(c.id, c.to_dict()) for c in children]
+            )
+        else:
+            created = await self.store.create_job(spec.id, spec.to_dict())
+        if created:
+            self.metrics.jobs.labels(status="queued").inc()
+            self.events.publish("job.accepted", job_id=spec.id, query=spec.query, children=len(children))
+        self.notify()
+        return created
+
+    def notify(self) -> None:
+        """A job was persisted by someone else (the Redis intake, say): look for work now."""
+        self.wake.set()
+
+    async def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job (a batch: with its children); False if unknown or finished.
+
+        A run of this daemon stops within ``jobs.cancel_grace``; one held by another daemon stops at
+        that daemon's next lease renewal, which comes as often.
+        """
+        before = await self.store.get_job(job_id)
+        cancelled = await self.store.cancel_job(job_id)
+        for run in list(self.runs.values()):
+            if run.job_id == job_id or run.parent_id == job_id:
+                run.stop("cancelled")
+        if cancelled and before is not None and before.status == "queued":
+            # Nobody drives a job that never started: announce its end here.
+            self.publish_finished(job_id, "cancelled", {}, None)
+        return cancelled
+
+    def publish_finished(
+        self, job_id: str, status: str, counters: dict[str, int], error: str | None, **fields: Any
+    ) -> None:
+        self.metrics.jobs.labels(status=status).inc()
+        kind: EventType = "job.finished"
+        self.events.publish(kind, job_id=job_id, status=status, counters=counters, error=error, **fields)
+
+    # -- health and metrics ------------------------------------------------------------------------
+
+    def readiness(self) -> dict[str, bool]:
+        """Dependency checks for ``/health/ready``: the browser is up and no breaker is open."""
+        scraper = self.scraper.current
+        browser_up = isinstance(scraper, Scraper) and scraper.pool is not None
+        return {
+            "browser": browser_up,
+            "google_maps": self.maps_breaker.state is not BreakerState.OPEN,
+            "pagespeed": self.pagespeed.breaker.state is not BreakerState.OPEN,
+            "database": self.db_breaker.state is not BreakerState.OPEN,
+        }
+
+    async def browser_healthy(self) -> bool:
+        """A deeper browser probe (the process answers), for the readiness checker's interval."""
+        scraper = self.scraper.current
+        return isinstance(scraper, Scraper) and scraper.pool is not None and await scraper.pool.healthy()
+
+    def _actor_stats(self) -> list[tuple[ActorStats, int, int]]:
+        return [(c.stats, c.mailbox.depth, c.mailbox.capacity) for c in self.cells]
+
+    def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
+        self.metrics.breaker_state.labels(breaker=name).set(new.metric_value)
+        if name == DATABASE_BREAKER:
+            log.warning("database breaker changed", extra={"from": old.value, "to": new.value})
+        self.events.publish("breaker.changed", breaker=name, old=old.value, new=new.value)
