@@ -266,9 +266,7 @@ class _Checker:
             self.fail(path, f"must be an array of strings, not {_json_type(value)}", value)
             return None
         if not 1 <= len(value) <= MAX_BATCH_LIST:
-            self.fail(
-                path, f"must hold between 1 and {MAX_BATCH_LIST} entries (got {len(value)})", show=False
-            )
+            self.fail(path, f"must hold between 1 and {MAX_BATCH_LIST} entries (got {len(value)})", show=False)
             return None
         items = [self.text(f"{path}[{i}]", item) for i, item in enumerate(value)]
         if any(item is None for item in items):
@@ -288,9 +286,7 @@ class _Checker:
             return None
         return value if self._in_range(path, value, low, high) else None
 
-    def number(
-        self, path: str, value: Any, low: float, high: float, *, exclusive_low: bool = False
-    ) -> float | None:
+    def number(self, path: str, value: Any, low: float, high: float, *, exclusive_low: bool = False) -> float | None:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(path, f"must be a number, not {_json_type(value)}", value)
             return None
@@ -363,13 +359,9 @@ def _validate(obj: Mapping[Any, Any]) -> JobSpec:
             c.fail("id", f"a batch's id must be at most {room} characters so its children's ids fit", job_id)
 
     limit = c.integer("limit", obj["limit"], 1, 500) if "limit" in obj else DEFAULT_LIMIT
-    min_rating = (
-        c.number("min_rating", obj["min_rating"], 0, 5) if obj.get("min_rating") is not None else None
-    )
+    min_rating = c.number("min_rating", obj["min_rating"], 0, 5) if obj.get("min_rating") is not None else None
     min_reviews = (
-        c.integer("min_reviews", obj["min_reviews"], 0, MAX_REVIEWS)
-        if obj.get("min_reviews") is not None
-        else None
+        c.integer("min_reviews", obj["min_reviews"], 0, MAX_REVIEWS) if obj.get("min_reviews") is not None else None
     )
     website: Website = "any"
     if "website" in obj:
@@ -433,9 +425,7 @@ def _pagespeed(c: _Checker, value: Any) -> PageSpeedSpec | None:
                     picked.append("mobile" if item == "mobile" else "desktop")
             strategies = tuple(picked)
     max_score = (
-        c.number("pagespeed.max_score", value["max_score"], 0, 100)
-        if value.get("max_score") is not None
-        else None
+        c.number("pagespeed.max_score", value["max_score"], 0, 100) if value.get("max_score") is not None else None
     )
     if len(c.problems) > before:
         return None

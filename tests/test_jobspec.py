@@ -160,10 +160,7 @@ def test_a_dict_from_an_http_handler_is_validated_the_same_way() -> None:
         ("null", ["the job spec must be a JSON object (got null)"]),
         (
             "",
-            [
-                "the job spec is not valid JSON: "
-                "Input is a zero-length, empty document: line 1 column 1 (char 0)"
-            ],
+            ["the job spec is not valid JSON: Input is a zero-length, empty document: line 1 column 1 (char 0)"],
         ),
         (b"\xff\xfe{}", ["the job spec is not UTF-8 text (bad byte at offset 0)"]),
     ],

@@ -81,9 +81,7 @@ def payload_text(raw: bytes | str | Mapping[str, Any], limit: int = MAX_PAYLOAD_
 def _claimed_id(raw: bytes | str | Mapping[str, Any]) -> str | None:
     """The id a rejected spec asked for, if it had a usable one: lets its submitter hear the verdict."""
     try:
-        obj = (
-            raw if isinstance(raw, Mapping) else orjson.loads(bytes(raw) if not isinstance(raw, str) else raw)
-        )
+        obj = raw if isinstance(raw, Mapping) else orjson.loads(bytes(raw) if not isinstance(raw, str) else raw)
     except (orjson.JSONDecodeError, TypeError):
         return None
     value = obj.get("id") if isinstance(obj, Mapping) else None
@@ -127,9 +125,7 @@ class Admission:
         for child in spec.children():
             await self._jobs.create_job(child.id, child.to_dict(), spec.id)
         if not created:
-            log.info(
-                "duplicate job id, not run again", extra={"job_id": spec.id, "source": source, **context}
-            )
+            log.info("duplicate job id, not run again", extra={"job_id": spec.id, "source": source, **context})
             return Admitted("duplicate", spec=spec)
         log.info("job accepted", extra={"job_id": spec.id, "source": source, **context})
         self._events.publish(

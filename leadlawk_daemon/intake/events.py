@@ -83,6 +83,7 @@ class EventPublisher(Service):
     """Publishes events on ``{prefix}:events`` from a bounded drop-oldest buffer."""
 
     name = "events"
+    stop_timeout = 0.5
 
     def __init__(
         self,
@@ -96,6 +97,7 @@ class EventPublisher(Service):
     ) -> None:
         if capacity < 1:
             raise ValueError(f"events: capacity must be at least 1 (got {capacity})")
+        super().__init__()
         self.channel = events_channel(prefix)
         self._redis = redis
         self._clock = clock or MonotonicClock()
@@ -140,9 +142,9 @@ class EventPublisher(Service):
 
     async def run(self, started: Callable[[], None]) -> None:
         started()
-        while True:
+        while self._running():
             await self._pending.wait()
-            while self._buffer:
+            while self._buffer and self._running():
                 data = self._buffer[0]
                 try:
                     await self._redis.publish(self.channel, data)
@@ -156,6 +158,9 @@ class EventPublisher(Service):
                 self.published += 1
             self._pending.clear()
             self._drained.set()
+
+    def _wake(self) -> None:
+        self._pending.set()
 
     async def _before_stop(self) -> None:
         # Let the last events (job.finished, say) out, within a bound: shutdown must not wait on Redis.

@@ -47,6 +47,7 @@ class PubSubIntake(Service):
         poll: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
+        super().__init__()
         self.channel = jobs_channel(prefix)
         self._prefix = prefix
         self._redis = redis
@@ -63,7 +64,7 @@ class PubSubIntake(Service):
 
     async def run(self, started: Callable[[], None]) -> None:
         announced = False
-        while True:
+        while self._running():
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
@@ -71,7 +72,7 @@ class PubSubIntake(Service):
                     if not announced:
                         announced = True
                         started()
-                    while True:
+                    while self._running():
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=self._poll)
                         if message is not None and message.get("type") == "message":
                             await self._handle(message["data"])
@@ -84,9 +85,7 @@ class PubSubIntake(Service):
     async def _handle(self, raw: bytes) -> None:
         self.received += 1
         digest = hashlib.sha256(raw if isinstance(raw, bytes) else str(raw).encode()).hexdigest()[:32]
-        claimed = await self._redis.set(
-            f"{self._prefix}:jobs:claim:{digest}", b"1", nx=True, px=self._dedupe_ms
-        )
+        claimed = await self._redis.set(f"{self._prefix}:jobs:claim:{digest}", b"1", nx=True, px=self._dedupe_ms)
         if not claimed:
             return  # another daemon (or an identical message moments ago) has it
         try:

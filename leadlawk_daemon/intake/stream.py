@@ -72,6 +72,7 @@ class StreamIntake(Service):
         if redis.connection_pool.connection_kwargs.get("decode_responses"):
             # A non-UTF-8 entry would then fail inside redis-py on every read, forever.
             raise ValueError("stream intake needs a Redis client with decode_responses=False")
+        super().__init__()
         self.stream = stream_key(prefix)
         self.group = group
         self.consumer = consumer or consumer_name()
@@ -99,7 +100,7 @@ class StreamIntake(Service):
 
     async def run(self, started: Callable[[], None]) -> None:
         announced = False
-        while True:
+        while self._running():
             try:
                 await self._ensure_group()
                 self._link.up()
@@ -122,7 +123,7 @@ class StreamIntake(Service):
                 raise
 
     async def _serve(self) -> None:
-        while True:
+        while self._running():
             if self._own_pending:
                 entries = await self._read("0", block=None)
                 if not entries:
@@ -172,9 +173,7 @@ class StreamIntake(Service):
         if self._claim_cursor == "0-0":
             self._next_claim = self._clock.monotonic() + self._claim_every
         if claimed:
-            log.info(
-                "reclaimed pending stream entries", extra={"count": len(claimed), "consumer": self.consumer}
-            )
+            log.info("reclaimed pending stream entries", extra={"count": len(claimed), "consumer": self.consumer})
         return [(entry[0], entry[1]) for entry in claimed]
 
     async def _deliveries(self, entry_id: bytes) -> int:
@@ -192,9 +191,7 @@ class StreamIntake(Service):
         try:
             if raw is None:
                 names = ", ".join(sorted(k.decode("utf-8", "replace") for k in fields))
-                payload = " ".join(
-                    f"{k.decode('utf-8', 'replace')}={payload_text(v, 1024)}" for k, v in fields.items()
-                )
+                payload = " ".join(f"{k.decode('utf-8', 'replace')}={payload_text(v, 1024)}" for k, v in fields.items())
                 await self._admission.reject(
                     payload, [f"stream entry has no 'job' field (fields: {names})"], "stream", entry=ident
                 )
