@@ -82,6 +82,7 @@ class Pipeline:
         owner: str,
         *,
         poll_interval: float | None = None,
+        register_metrics: bool = True,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -162,7 +163,10 @@ class Pipeline:
             dead_letter_kind="job",
         )
         self.cells: tuple[ActorCell[Any], ...] = (self.writer, self.enricher, self.scraper)
-        metrics.register(ActorStatsCollector(self._actor_stats))
+        if register_metrics:
+            # A daemon that may build the pipeline again after a restart registers one collector
+            # of its own instead: a registry refuses the same metric names twice.
+            metrics.register(ActorStatsCollector(self._actor_stats))
         self.coordinator: Coordinator | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
