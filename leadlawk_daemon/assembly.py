@@ -1,12 +1,255 @@
-"""Wires the parts into one daemon: the pipeline and the Redis intake under the root supervisor."""
+"""Wires the parts into one daemon: events, the pipeline and the Redis intake under the root.
+
+    root (rest_for_one)
+    ├── observability: health, http
+    ├── database
+    ├── events          (Redis pub/sub publisher; only with REDIS_URL)
+    ├── pipeline        (one rest_for_one supervisor: dead letters, writer, enricher, scraper, coordinator)
+    └── intake          (Redis stream + pub/sub; only with REDIS_URL)
+"""
 
 from __future__ import annotations
 
-from leadlawk_daemon.daemon import Daemon
-from leadlawk_daemon.settings import Settings
+import logging
+from collections.abc import Mapping
+from typing import Any
 
-__all__ = ["build_daemon"]
+from actors.stats import ActorStats, ActorStatsCollector
+from leadlawk_daemon.daemon import Daemon
+from leadlawk_daemon.dead_letter_writer import DeadLetterWriter
+from leadlawk_daemon.http_api import ChaosTarget, JobRefused
+from leadlawk_daemon.intake.admission import Admission
+from leadlawk_daemon.intake.events import EventPublisher, EventType
+from leadlawk_daemon.intake.pubsub import PubSubIntake
+from leadlawk_daemon.intake.stream import StreamIntake
+from leadlawk_daemon.jobs.pipeline import Pipeline, QueueFull
+from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.settings import Settings
+from leadlawk_daemon.store import Store
+from leadlawk_daemon.store.base import JOB_STATUSES
+from supervisors.spec import ChildSpec, Started, Strategy
+from supervisors.supervisor import Supervisor
+
+__all__ = ["LeadLawkDaemon", "build_daemon"]
+
+log = logging.getLogger("leadlawk.daemon")
+
+
+class LogEvents:
+    """The event sink without Redis: events go to the log at debug level."""
+
+    def publish(self, type: EventType, /, **context: Any) -> None:
+        log.debug(type, extra={"event_type": type, **{k: v for k, v in context.items() if k != "event"}})
+
+
+class PipelineService:
+    """Builds the pipeline on the live store and runs its supervisor; a child of the root."""
+
+    def __init__(self, daemon: LeadLawkDaemon) -> None:
+        self.daemon = daemon
+        self.pipeline: Pipeline | None = None
+        self._supervisor: Supervisor | None = None
+
+    def request_stop(self, deadline: float | None = None) -> None:
+        if self._supervisor is not None:
+            self._supervisor.request_stop(deadline)
+
+    async def run(self, started: Started) -> None:
+        d = self.daemon
+        store = d.database.store
+        if store is None:
+            raise RuntimeError("pipeline started before the database was open")
+        d.dead_letters.store = store
+        async with Pipeline(
+            d.settings, store, d.metrics, d.clock, d.events, d.dead_letters, d.owner,
+            register_metrics=False,
+        ) as pipeline:
+            self.pipeline = pipeline
+            children = [ChildSpec("dead-letters", lambda: d.dead_letters, shutdown_timeout=2.0), *pipeline.children()]
+            self._supervisor = d.make_supervisor("pipeline", children, Strategy.REST_FOR_ONE)
+            try:
+                await self._supervisor.run(started)
+            finally:
+                self.pipeline = None
+                self._supervisor = None
+                d.dead_letters.store = None
+
+
+class IntakeService:
+    """The Redis stream and pub/sub intakes under one supervisor; jobs persisted, then the pipeline woken."""
+
+    def __init__(self, daemon: LeadLawkDaemon) -> None:
+        self.daemon = daemon
+        self._supervisor: Supervisor | None = None
+        self.stream: StreamIntake | None = None
+        self.pubsub: PubSubIntake | None = None
+
+    def request_stop(self, deadline: float | None = None) -> None:
+        if self._supervisor is not None:
+            self._supervisor.request_stop(deadline)
+
+    async def _on_job(self, spec: JobSpec) -> None:
+        pipeline = self.daemon.pipeline_service.pipeline
+        if pipeline is not None:
+            pipeline.notify()
+
+    async def run(self, started: Started) -> None:
+        d = self.daemon
+        store = d.database.store
+        assert d.redis is not None
+        assert store is not None
+        settings = d.settings
+        admission = Admission(_BatchAwareJobs(store), store, d.events, max_bytes=settings.server.max_body_bytes,
+                              metrics=d.metrics)
+        redis_settings = settings.redis
+
+        def stream() -> StreamIntake:
+            assert d.redis is not None
+            self.stream = StreamIntake(
+                d.redis, redis_settings.prefix, admission, self._on_job,
+                group=redis_settings.consumer_group, max_deliveries=redis_settings.max_deliveries,
+                claim_idle=redis_settings.claim_idle, reconnect_max_delay=redis_settings.reconnect_max_delay,
+                clock=d.clock,
+            )
+            return self.stream
+
+        def pubsub() -> PubSubIntake:
+            assert d.redis is not None
+            self.pubsub = PubSubIntake(
+                d.redis, redis_settings.prefix, admission, self._on_job,
+                reconnect_max_delay=redis_settings.reconnect_max_delay, clock=d.clock,
+            )
+            return self.pubsub
+
+        self._supervisor = d.make_supervisor(
+            "intake",
+            [ChildSpec("stream", stream, shutdown_timeout=3.0), ChildSpec("pubsub", pubsub, shutdown_timeout=3.0)],
+            Strategy.ONE_FOR_ONE,
+        )
+        try:
+            await self._supervisor.run(started)
+        finally:
+            self._supervisor = None
+
+
+class _BatchAwareJobs:
+    """Admission's job store: a batch is created with its children in one transaction, so no
+    daemon can lease the parent before its children exist."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._batch: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+
+    async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:
+        if parent_id is not None:
+            return True  # created with its parent, below
+        if spec.get("queries") is not None or spec.get("locations") is not None:
+            from leadlawk_daemon.jobspec import parse_job_spec
+
+            parsed = parse_job_spec(spec, 1 << 30)
+            return await self.store.create_batch(job_id, spec, [(c.id, c.to_dict()) for c in parsed.children()])
+        return await self.store.create_job(job_id, spec)
+
+
+class DaemonJobs:
+    """``/jobs`` over the live pipeline and store."""
+
+    def __init__(self, daemon: LeadLawkDaemon) -> None:
+        self.daemon = daemon
+
+    def _store(self) -> Store:
+        store = self.daemon.database.store
+        if store is None:
+            raise JobRefused(503, "the database is not available yet")
+        return store
+
+    async def submit(self, spec: JobSpec) -> bool:
+        pipeline = self.daemon.pipeline_service.pipeline
+        if pipeline is None:
+            raise JobRefused(503, "the pipeline is not running yet (is the database up?)")
+        try:
+            return await pipeline.submit(spec)
+        except QueueFull as exc:
+            raise JobRefused(429, str(exc)) from None
+
+    async def get(self, job_id: str) -> Mapping[str, Any] | None:
+        job = await self._store().get_job(job_id)
+        return None if job is None else job.to_dict()
+
+    async def list(self, status: str | None) -> list[Mapping[str, Any]]:
+        if status is not None and status not in JOB_STATUSES:
+            raise JobRefused(400, f"status must be one of {', '.join(JOB_STATUSES)} (got {status!r})")
+        jobs = await self._store().list_jobs(status=status, limit=500)
+        return [job.to_dict() for job in jobs]
+
+    async def cancel(self, job_id: str) -> bool:
+        pipeline = self.daemon.pipeline_service.pipeline
+        if pipeline is not None:
+            return await pipeline.cancel(job_id)
+        return await self._store().cancel_job(job_id)
+
+
+class LeadLawkDaemon(Daemon):
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.events: EventPublisher | LogEvents = LogEvents()
+        if self.redis is not None:
+            self.events = EventPublisher(
+                self.redis, settings.redis.prefix, reconnect_max_delay=settings.redis.reconnect_max_delay,
+                clock=self.clock,
+            )
+        self.dead_letters = DeadLetterWriter(self.metrics, clock=self.clock)
+        self.pipeline_service = PipelineService(self)
+        self.intake = IntakeService(self) if self.redis is not None else None
+        self.jobs = DaemonJobs(self)
+        self.chaos_targets = self._chaos_targets
+        self.metrics.register(ActorStatsCollector(self._actor_stats))
+        for name in ("browser", "google_maps", "pagespeed", "database_breaker"):
+            self.health.conditions[name] = self._readiness_condition(name)
+
+    def make_supervisor(self, name: str, children: list[ChildSpec], strategy: Strategy) -> Supervisor:
+        return self._supervisor(name, children, strategy)
+
+    def extra_children(self) -> list[ChildSpec]:
+        children = []
+        if isinstance(self.events, EventPublisher):
+            children.append(self._child("events", lambda: self.events))
+        children.append(self._child("pipeline", lambda: self.pipeline_service, supervisor=True))
+        if self.intake is not None:
+            children.append(self._child("intake", lambda: self.intake, supervisor=True))
+        return children
+
+    def _on_supervisor_event(self, event: Any) -> None:
+        super()._on_supervisor_event(event)
+        if event.kind.value == "started" and event.restarts:
+            self.events.publish("actor.restarted", actor=event.child, supervisor=event.supervisor,
+                                restarts=event.restarts)
+
+    def _chaos_targets(self) -> Mapping[str, ChaosTarget]:
+        pipeline = self.pipeline_service.pipeline
+        if pipeline is None:
+            return {}
+        return {cell.name: cell for cell in pipeline.cells}
+
+    def _actor_stats(self) -> list[tuple[ActorStats, int, int]]:
+        pipeline = self.pipeline_service.pipeline
+        if pipeline is None:
+            return []
+        return [(c.stats, c.mailbox.depth, c.mailbox.capacity) for c in pipeline.cells]
+
+    def _readiness_condition(self, name: str) -> Any:
+        key = "database" if name == "database_breaker" else name
+
+        def condition() -> str | None:
+            pipeline = self.pipeline_service.pipeline
+            if pipeline is None:
+                return "pipeline not running"
+            if pipeline.readiness().get(key, True):
+                return None
+            return "browser not running" if name == "browser" else f"circuit breaker {key} is open"
+
+        return condition
 
 
 def build_daemon(settings: Settings) -> Daemon:
-    return Daemon(settings)
+    return LeadLawkDaemon(settings)

@@ -142,6 +142,33 @@ def _control(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
+def _collect(args: argparse.Namespace) -> int:
+    from leadlawk_daemon import collect, control
+
+    if args.command == "demo":
+        configure_logging("WARNING", sys.stderr)
+        try:
+            return asyncio.run(collect.demo(sys.stdout, sys.stderr))
+        except control.ControlError as exc:
+            raise Failure(str(exc)) from None
+    settings = _settings(args)
+    configure_logging(settings.logging.level, sys.stderr)
+    try:
+        spec = control.spec_from_options(
+            args.query, location=args.location, limit=args.limit, min_rating=args.min_rating,
+            min_reviews=args.min_reviews, website=args.website, pagespeed=not args.no_pagespeed,
+            strategies=args.strategy, max_score=args.max_score, max_runtime_s=args.max_runtime, job_id=args.id,
+            max_bytes=settings.server.max_body_bytes,
+        )
+        job, rows = asyncio.run(collect.collect(settings, spec, output=args.output, progress=sys.stderr))
+    except control.ControlError as exc:
+        raise Failure(str(exc)) from None
+    collect.summary(job, rows, sys.stdout)
+    if args.output:
+        sys.stdout.write(f"wrote {len(rows)} lead(s) to {args.output}\n")
+    return 0 if job.status == "succeeded" else 1
+
+
 def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("query", help='what to look for, e.g. "plumbers"')
     command.add_argument("--location", "-l", help='where, e.g. "Omaha, NE"')
@@ -187,6 +214,11 @@ def _parser() -> argparse.ArgumentParser:
     submit = add("submit", _control, "submit a job (Redis stream, or the local daemon over HTTP)")
     _job_options(submit)
     submit.add_argument("--wait", action="store_true", help="follow the job's progress to its end")
+
+    collect_cmd = add("collect", _collect, "collect one job in-process, start to finish, and write CSV or JSONL")
+    _job_options(collect_cmd)
+    collect_cmd.add_argument("-o", "--output", help="CSV file, or JSONL by its extension")
+    add("demo", _collect, "collect a sample job against the offline replicas: no network, no keys")
 
     jobs = add("jobs", _control, "list jobs")
     jobs.add_argument("--status", help="only jobs with this status")

@@ -161,8 +161,13 @@ class Daemon:
             code = 1
         if self.redis is not None:
             await self.redis.aclose()
-        await self._reap_stragglers()
         log.info("daemon stopped", extra={"exit_status": code})
+        return code
+
+    async def run_process(self) -> int:
+        """:meth:`run` as the whole process: then nothing else may keep the loop alive."""
+        code = await self.run()
+        await self._reap_stragglers()
         return code
 
     async def _reap_stragglers(self) -> None:
@@ -215,7 +220,7 @@ def run_daemon(daemon_factory: Callable[[], Daemon], budget: float) -> int:
 
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            code = runner.run(daemon.run())
+            code = runner.run(daemon.run_process())
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)

@@ -149,10 +149,9 @@ class Health:
         for name, (ok, latency_ms, error) in zip(names, results, strict=True):
             state = self.states.setdefault(name, DependencyState(name))
             if state.record(ok, latency_ms, error, self.check):
-                log.warning(
-                    "dependency up" if state.ok else "dependency down",
-                    extra={"dependency": name, "error": state.error},
-                )
+                level = logging.INFO if state.ok else logging.WARNING
+                log.log(level, "dependency up" if state.ok else "dependency down",
+                        extra={"dependency": name, "error": state.error})
             self.metrics.dependency_up.labels(name).set(1 if state.ok else 0)
 
     async def _probe(self, name: str) -> tuple[bool, float, str | None]:

@@ -23,9 +23,17 @@ from leadlawk_daemon.metrics import CONTENT_TYPE, Metrics
 from leadlawk_daemon.settings import Settings
 from supervisors.spec import Started
 
-__all__ = ["ChaosTargets", "HttpServer", "JobsApi", "create_app"]
+__all__ = ["ChaosTarget", "ChaosTargets", "HttpServer", "JobRefused", "JobsApi", "create_app"]
 
 log = logging.getLogger("leadlawk.http")
+
+
+class JobRefused(Exception):
+    """The jobs API cannot do it now; ``status`` is the HTTP answer (429 queue full, 503 not ready)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class JobsApi(Protocol):
@@ -88,7 +96,10 @@ def create_app(
                     return _json({"error": "missing or wrong bearer token"}, 401)
             elif not _is_loopback(request.remote):
                 return _json({"error": "no admin token is set: only loopback clients may call this"}, 403)
-        return await handler(request)
+        try:
+            return await handler(request)
+        except JobRefused as exc:
+            return _json({"error": str(exc)}, exc.status)
 
     async def live(_: web.Request) -> web.Response:
         ok, reason = health.live()

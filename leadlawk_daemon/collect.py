@@ -1,0 +1,177 @@
+"""``leadlawk collect`` and ``leadlawk demo``: one job, in-process, through the daemon's own tree.
+
+Both run the same supervision tree as ``leadlawk run`` (actors, breakers, limiters, writer) with
+no Redis and the HTTP server on an ephemeral loopback port, submit one job, show its progress on
+stderr, and stop the tree the same staged way a SIGTERM would. ``demo`` first starts the offline
+Google Maps replica and PageSpeed stand-in on loopback and points the configuration at them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from leadlawk_daemon.assembly import LeadLawkDaemon
+from leadlawk_daemon.control import ControlError, _render
+from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.settings import Settings, load_settings
+from leadlawk_daemon.store.base import TERMINAL_STATUSES, Job
+
+__all__ = ["DEMO_SPEC", "collect", "demo"]
+
+DEMO_SPEC: dict[str, Any] = {
+    "query": "plumbers",
+    "location": "Omaha, NE",
+    "limit": 20,
+    "min_rating": 4.0,
+    "website": "any",
+    "pagespeed": {"enabled": True, "strategies": ["mobile"], "max_score": 70},
+    "max_runtime_s": 300,
+}
+
+
+async def collect(
+    settings: Settings, spec: JobSpec, *, output: str | None, progress: TextIO, within: float | None = None
+) -> tuple[Job, list[dict[str, Any]]]:
+    """Run ``spec`` to its end in a private daemon; the finished job and its lead rows."""
+    daemon = LeadLawkDaemon(settings)
+    tree = asyncio.create_task(daemon.run(), name="collect-daemon")
+    try:
+        await _until_pipeline(daemon, tree)
+        pipeline = daemon.pipeline_service.pipeline
+        assert pipeline is not None
+        await pipeline.submit(spec)
+        job = await _follow(daemon, spec.id, progress, within or spec.max_runtime_s + 60.0)
+        store = daemon.database.store
+        assert store is not None
+        rows = await store.lead_rows_for_export(job_id=spec.id)
+    finally:
+        daemon.request_shutdown("collect finished")
+        code = await tree
+    if code != 0:
+        raise ControlError(f"the daemon's tree failed (exit status {code}); see the log above")
+    if output:
+        fmt = "jsonl" if output.endswith((".jsonl", ".ndjson", ".json")) else "csv"
+        await asyncio.to_thread(Path(output).write_text, _render(rows, fmt, with_job=True), encoding="utf-8")
+    return job, rows
+
+
+async def _until_pipeline(daemon: LeadLawkDaemon, tree: asyncio.Task[int]) -> None:
+    while daemon.pipeline_service.pipeline is None or daemon.pipeline_service.pipeline.coordinator is None:
+        if tree.done():
+            raise ControlError(f"the daemon stopped before it was ready (exit status {tree.result()})")
+        await asyncio.sleep(0.05)
+
+
+async def _follow(daemon: LeadLawkDaemon, job_id: str, progress: TextIO, within: float) -> Job:
+    began = time.monotonic()
+    last = ""
+    last_shown = 0.0
+    tty = progress.isatty()
+    while True:
+        store = daemon.database.store
+        job = await store.get_job(job_id) if store is not None else None
+        if job is not None:
+            line = (
+                f"{job.status:<9} found {job.found:>4}  enriched {job.enriched:>4}  qualified {job.qualified:>4}"
+                f"  written {job.written:>4}  {time.monotonic() - began:5.1f}s"
+            )
+            # A terminal gets one line rewritten in place; a log file a line per change, at most every 2 s.
+            changed = line[:60] != last[:60]
+            if tty and changed:
+                progress.write("\r" + line)
+                progress.flush()
+            elif changed and (job.status in TERMINAL_STATUSES or time.monotonic() - last_shown >= 2.0):
+                progress.write(line + "\n")
+                last_shown = time.monotonic()
+            last = line if changed else last
+            if job.status in TERMINAL_STATUSES:
+                if tty:
+                    progress.write("\n")
+                return job
+        if time.monotonic() - began > within:
+            raise ControlError(f"job {job_id} did not finish within {within:g}s")
+        await asyncio.sleep(0.25)
+
+
+def summary(job: Job, rows: list[dict[str, Any]], out: TextIO) -> None:
+    out.write(
+        f"job {job.id}: {job.status}; {job.found} found, {job.enriched} enriched, "
+        f"{job.qualified} qualified, {job.written} written"
+        + (f"; error: {job.error}" if job.error else "")
+        + "\n"
+    )
+
+
+def table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """A readable table of leads: the demo's answer."""
+    columns = [("#", 3), ("business", 34), ("rating", 6), ("reviews", 7), ("phone", 15), ("website", 34),
+               ("mobile", 6), ("qualified", 9)]
+    out.write("  ".join(name.ljust(width) for name, width in columns) + "\n")
+    out.write("  ".join("-" * width for _, width in columns) + "\n")
+    for row in sorted(rows, key=lambda r: r.get("rank") or 0):
+        perf = row.get("mobile_performance")
+        broken = row.get("mobile_error")
+        cells = [
+            str(row.get("rank") or ""),
+            str(row.get("name") or ""),
+            "" if row.get("rating") is None else f"{row['rating']:.1f}",
+            "" if row.get("review_count") is None else f"{row['review_count']:,}",
+            str(row.get("phone") or ""),
+            str(row.get("website") or "(none)"),
+            "broken" if broken else ("" if perf is None else f"{perf:.0f}"),
+            "yes" if row.get("qualified") else "no",
+        ]
+        out.write("  ".join(_fit(cell, width) for cell, (_, width) in zip(cells, columns, strict=True)) + "\n")
+
+
+def _fit(text: str, width: int) -> str:
+    return (text[: width - 1] + "…") if len(text) > width else text.ljust(width)
+
+
+@contextlib.asynccontextmanager
+async def _replicas() -> AsyncIterator[tuple[str, str]]:
+    from leadlawk_daemon.replicas.maps import serve_maps_replica
+    from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
+
+    async with serve_maps_replica("127.0.0.1", 0) as maps_url, serve_pagespeed_replica("127.0.0.1", 0) as psi_url:
+        yield maps_url, psi_url
+
+
+def demo_environment(maps_url: str, psi_url: str, base: Mapping[str, str]) -> dict[str, str]:
+    """The configuration of a demo run: the replicas, the SQLite default, no Redis, loopback HTTP."""
+    env = {k: v for k, v in base.items() if k not in ("REDIS_URL", "DATABASE_URL", "PAGESPEED_API_KEY")}
+    env |= {
+        "LEADLAWK__MAPS__BASE_URL": maps_url,
+        "LEADLAWK__PAGESPEED__BASE_URL": psi_url,
+        # Politeness is for Google; the replica on loopback needs none.
+        "LEADLAWK__MAPS__NAVIGATIONS_PER_MINUTE": "600",
+        "LEADLAWK__SERVER__HOST": "127.0.0.1",
+        "PORT": "0",
+        "LOG_LEVEL": base.get("LOG_LEVEL", "WARNING"),
+    }
+    return env
+
+
+async def demo(out: TextIO, progress: TextIO) -> int:
+    from leadlawk_daemon.jobspec import parse_job_spec
+
+    began = time.monotonic()
+    async with _replicas() as (maps_url, psi_url):
+        progress.write(f"offline Google Maps replica at {maps_url}, PageSpeed stand-in at {psi_url}\n")
+        settings = load_settings(environ=demo_environment(maps_url, psi_url, os.environ))
+        spec = parse_job_spec(DEMO_SPEC, settings.server.max_body_bytes)
+        progress.write(f'collecting "{spec.query}" in "{spec.location}" (limit {spec.limit}) into '
+                       f"{settings.database.url}\n")
+        job, rows = await collect(settings, spec, output=None, progress=progress, within=120)
+    table(rows, out)
+    summary(job, rows, out)
+    out.write(f"done in {time.monotonic() - began:.1f}s; `leadlawk export --job {job.id}` exports them again\n")
+    return 0 if job.status == "succeeded" else 1
+
+
