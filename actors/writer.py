@@ -113,7 +113,9 @@ class Writer(Actor[WriterMessage]):
                 while len(buffer):
                     await self.flush_once()
                 failures = 0
-            except (StoreUnavailable, BreakerOpenError, TimeoutError) as exc:
+            except Exception as exc:  # the rows stay in the buffer whatever went wrong
+                if not isinstance(exc, StoreUnavailable | BreakerOpenError | TimeoutError):
+                    log.exception("writer flush failed unexpectedly; rows kept and retried")
                 failures += 1
                 ceiling = min(self.deps.retry_cap, self.deps.retry_base * 2 ** min(failures, 16))
                 delay = self._rng.uniform(ceiling / 2, ceiling)
