@@ -5,8 +5,9 @@ Creates its own PostgreSQL database (dropped at the end) on the server of ``LEAD
 each figure ``--rounds`` times, interleaved so that a noisy neighbour hits all of them alike:
 
 - the writer's upsert (:meth:`PostgresStore.upsert_leads`, every strategy it has) in batches of
-  ``--batch`` rows, from ``Listing`` objects: into the empty table ("fresh"), then the same rows
-  again into the full table ("replay": every row a conflict, ``last_seen_at`` moves on);
+  ``--batch`` rows (default: the built-in ``database.batch_size``), from ``Listing`` objects:
+  into the empty table ("fresh"), then the same rows again into the full table ("replay":
+  every row a conflict, ``last_seen_at`` moves on);
 - plain COPY of the same rows into the same empty table, in one stream, from records built
   before the clock starts: no conflict handling, no batching, no conversion. This is the
   ceiling the target is measured against (``ratio_to_copy``);
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
+from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store.base import utc_from_epoch
 from leadlawk_daemon.store.batch import lead_values, prepare_leads
 from leadlawk_daemon.store.postgres import PostgresStore, UpsertMethod, open_postgres
@@ -163,6 +165,13 @@ async def run(dsn: str, count: int, batch: int, rounds: int, single: int) -> dic
                 await conn.execute("TRUNCATE leads CASCADE")
                 await conn.execute("CHECKPOINT")  # each figure starts with the WAL equally clean
 
+            # Warm-up: connections opened, types introspected, statements prepared, staging made.
+            for method in methods:
+                store.upsert_method = method
+                await upsert_all(store, parts[:1])
+            await empty()
+            await copy_stream(conn, records[:batch])
+
             for _ in range(rounds):
                 for method in methods:
                     store.upsert_method = method
@@ -233,7 +242,10 @@ async def run(dsn: str, count: int, batch: int, rounds: int, single: int) -> dic
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=50_000)
-    parser.add_argument("--batch", type=int, default=500, help="rows per upsert (the writer's batch_size)")
+    writer_batch = load_settings(environ={}).database.batch_size
+    parser.add_argument(
+        "--batch", type=int, default=writer_batch, help="rows per upsert (default: database.batch_size)"
+    )
     parser.add_argument("--rounds", type=int, default=3, help="times each figure is measured")
     parser.add_argument("--row-by-row", type=int, default=3_000, help="rows written one statement each")
     args = parser.parse_args()
