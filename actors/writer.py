@@ -110,8 +110,8 @@ class Writer(Actor[WriterMessage]):
                 # Give a batch its time to fill, unless it fills first.
                 await first_of(clock.sleep(self.deps.flush_interval), buffer.full_batch.wait())
             try:
-                while len(buffer):
-                    await self.flush_once()
+                # One batch at a time: a full one goes at once, a partial one after the interval.
+                await self.flush_once()
                 failures = 0
             except Exception as exc:  # the rows stay in the buffer whatever went wrong
                 if not isinstance(exc, StoreUnavailable | BreakerOpenError | TimeoutError):

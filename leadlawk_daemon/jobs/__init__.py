@@ -1,6 +1,5 @@
-"""The job pipeline: leased jobs driven through the scraper, enricher and writer actors."""
+"""The job pipeline: leased jobs driven through the scraper, enricher and writer actors.
 
-from leadlawk_daemon.jobs.pipeline import Pipeline, QueueFull
-from leadlawk_daemon.jobs.run import JobRun
-
-__all__ = ["JobRun", "Pipeline", "QueueFull"]
+Import :class:`~leadlawk_daemon.jobs.pipeline.Pipeline` from ``leadlawk_daemon.jobs.pipeline``
+(this package stays import-free: the actors import its message types).
+"""
