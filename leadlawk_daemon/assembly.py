@@ -88,6 +88,15 @@ class IntakeService:
         if self._supervisor is not None:
             self._supervisor.request_stop(deadline)
 
+    def readiness(self) -> str | None:
+        """Jobs can arrive only while both intakes are connected (and subscribed)."""
+        for name, part in (("stream", self.stream), ("pubsub", self.pubsub)):
+            if part is None:
+                return f"{name} intake not running"
+            if not part.connected:
+                return f"{name} intake not connected to Redis (reconnecting)"
+        return None
+
     async def _on_job(self, spec: JobSpec) -> None:
         pipeline = self.daemon.pipeline_service.pipeline
         if pipeline is not None:
@@ -206,6 +215,8 @@ class LeadLawkDaemon(Daemon):
         self.metrics.register(ActorStatsCollector(self._actor_stats))
         for name in ("browser", "google_maps", "pagespeed", "database_breaker"):
             self.health.conditions[name] = self._readiness_condition(name)
+        if self.intake is not None:
+            self.health.conditions["intake"] = self.intake.readiness
 
     def make_supervisor(self, name: str, children: list[ChildSpec], strategy: Strategy) -> Supervisor:
         return self._supervisor(name, children, strategy)

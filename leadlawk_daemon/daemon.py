@@ -33,7 +33,7 @@ from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.database import DatabaseService
 from leadlawk_daemon.health import Health
 from leadlawk_daemon.http_api import ChaosTargets, HttpServer, JobsApi, create_app
-from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.metrics import Metrics, memory_limit_bytes
 from leadlawk_daemon.settings import Settings
 from supervisors.backoff import Backoff
 from supervisors.events import EventKind, SupervisorEvent
@@ -53,6 +53,7 @@ class Daemon:
         self.settings = settings
         self.clock: Clock = clock or MonotonicClock()
         self.metrics = metrics or Metrics()
+        self.metrics.memory_limit.set(memory_limit_bytes(settings.resources.memory_limit_mb))
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.health = Health(settings.resilience.health_check, settings.health, self.metrics, clock=self.clock)
         self.database = DatabaseService(settings.database, clock=self.clock, on_change=self.health.poke)

@@ -7,6 +7,9 @@ collector; see ``actors.stats``.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -67,6 +70,14 @@ class Metrics:
         )
         self.browser_restarts = Counter("leadlawk_browser_restarts", "Browser processes replaced", registry=r)
         self.in_flight = Gauge("leadlawk_in_flight", "Calls in flight per dependency", ["dependency"], registry=r)
+        self.memory_limit = Gauge(
+            "leadlawk_memory_limit_bytes", "Memory this process may use (0: unknown)", registry=r
+        )
+        self.browser_memory = Gauge(
+            "leadlawk_browser_memory_bytes", "Proportional set size of the browser's processes", registry=r
+        )
+        self.asyncio_tasks = Gauge("leadlawk_asyncio_tasks", "asyncio tasks alive in the daemon's loop", registry=r)
+        self.asyncio_tasks.set_function(_tasks_alive)
 
     def register(self, collector: Collector) -> None:
         self.registry.register(collector)
@@ -74,3 +85,25 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
+
+
+def _tasks_alive() -> float:
+    # Read at scrape time, on the loop's own thread (the HTTP handler); elsewhere there is no loop.
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return 0.0
+
+
+def memory_limit_bytes(configured_mb: int | None) -> int:
+    """The configured limit, else the cgroup's (v2, then v1) when it is finite; 0 when unknown."""
+    if configured_mb is not None:
+        return configured_mb * 1024 * 1024
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            raw = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and int(raw) < 1 << 60:
+            return int(raw)
+    return 0

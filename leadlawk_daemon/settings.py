@@ -207,6 +207,10 @@ class JobsSettings(_Section):
     cancel_grace: PositiveDuration
 
 
+class ResourcesSettings(_Section):
+    memory_limit_mb: int | None = Field(ge=16)
+
+
 class ChaosSettings(_Section):
     enabled: bool
 
@@ -225,6 +229,7 @@ class Settings(_Section):
     maps: MapsSettings
     pagespeed: PageSpeedSettings
     jobs: JobsSettings
+    resources: ResourcesSettings
     chaos: ChaosSettings
 
 

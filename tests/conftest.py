@@ -76,3 +76,20 @@ async def _fail_on_loop_errors() -> AsyncIterator[None]:
     yield
     loop.set_exception_handler(previous)
     assert not errors, f"unhandled errors in the event loop: {errors}"
+
+
+@pytest.fixture
+async def fresh_pg() -> AsyncIterator[str]:
+    """A PostgreSQL database of this test's own, for daemons run as separate processes."""
+    name = f"leadlawk_t_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    yield f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()

@@ -34,6 +34,10 @@ class Service:
     async def run(self, started: Callable[[], None]) -> None:
         raise NotImplementedError
 
+    def request_stop(self, deadline: float | None = None) -> None:
+        """The supervisor's graceful stop (see ``supervisors.spec.Stoppable``): the same as :meth:`stop`."""
+        self.stop()
+
     def stop(self) -> None:
         """Ask ``run`` to return after the step in hand; idempotent."""
         self._stop_requested.set()

@@ -313,6 +313,8 @@ class BrowserPool:
             return f"opened {instance.pages_opened} pages"
         # One /proc walk (in a thread: it reads every process) answers both questions.
         alive, used = await asyncio.to_thread(self._liveness_and_memory, instance)
+        if self.metrics is not None:
+            self.metrics.browser_memory.set(used)
         if not alive:
             return "crashed"
         if used > self.settings.memory_limit_mb * 1024 * 1024:
