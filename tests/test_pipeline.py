@@ -400,3 +400,49 @@ async def test_the_sqlite_backend_runs_a_batch_end_to_end(tmp_path: Path, replic
         job = await run.store.get_job("batch")
         assert job is not None
         assert job.found == 2 * FEED
+
+
+async def test_a_job_handed_back_at_stop_is_resumed_by_another_daemon_without_redoing_its_leads(
+    database: str, replicas: Replicas
+) -> None:
+    settings = settings_for(database, replicas.maps, replicas.pagespeed, LEADLAWK__DATABASE__BATCH_SIZE="5")
+    async with replicas.session.post(f"{replicas.pagespeed}/_faults", json={"latency_ms": 500}) as resp:
+        assert resp.status == 200
+    events = Events()
+    async with running_pipeline(settings, "daemon-a", events) as first:
+        assert await first.pipeline.submit(spec("relay", limit=500))
+        await events.wait_for(lambda: bool(events.of("lead.written", "relay")))
+    # daemon-a stopped (as at SIGTERM): the job went back to the queue with what it had done.
+    async with open_store(database) as store:
+        job = await store.get_job("relay")
+        done_before = await store.job_place_ids("relay")
+    assert job is not None
+    assert (job.status, job.lease_owner) == ("queued", None)
+    assert 0 < len(done_before) < FEED
+    announced_before = len(events.of("lead.written", "relay"))
+    async with running_pipeline(settings, "daemon-b", events) as second:
+        second.pipeline.notify()
+        finished = await events.finished("relay", timeout=90)
+        assert finished["status"] == "succeeded"
+        started = events.of("job.started", "relay")
+        assert [e["attempt"] for e in started] == [1, 2]
+        assert started[1]["resumed_with"] >= len(done_before)
+        # Leads the first run wrote were not emitted again by the second.
+        rewritten = {p for e in events.of("lead.written", "relay")[announced_before:] for p in e["place_ids"]}
+        assert not rewritten & done_before
+        await assert_complete(second, replicas, "relay", "plumbers", "Omaha, NE")
+
+
+async def test_max_runtime_fails_the_job_with_that_reason(database: str, replicas: Replicas) -> None:
+    settings = settings_for(database, replicas.maps, replicas.pagespeed)
+    async with replicas.session.post(f"{replicas.pagespeed}/_faults", json={"latency_ms": 5000}) as resp:
+        assert resp.status == 200
+    async with running_pipeline(settings) as run:
+        assert await run.pipeline.submit(spec("slowpoke", limit=500, max_runtime_s=3))
+        finished = await run.events.finished("slowpoke", timeout=30)
+        assert finished["status"] == "failed"
+        assert finished["error"] == "max_runtime_s 3 exceeded"
+        job = await run.store.get_job("slowpoke")
+        assert job is not None
+        assert (job.status, job.error) == ("failed", "max_runtime_s 3 exceeded")
+        assert job.written == len(await stored_leads(run.store, "slowpoke"))
