@@ -38,7 +38,8 @@ async def test_run_binds_answers_and_stops_in_reverse_order_on_sigterm(tmp_path:
     # Intake first (none without Redis), then the pipeline from its coordinator to its writer,
     # then the database, and HTTP and health last.
     assert [c for s, c in stopped if s == "root"] == ["pipeline", "database", "observability"]
-    assert [c for s, c in stopped if s == "pipeline"] == ["coordinator", "scraper", "enricher", "writer", "dead-letters"]
+    pipeline_order = ["coordinator", "scraper", "enricher", "writer", "dead-letters"]
+    assert [c for s, c in stopped if s == "pipeline"] == pipeline_order
     assert lines[-1]["event"] == "daemon stopped"
     assert lines[-1]["exit_status"] == 0
 
