@@ -246,7 +246,7 @@ async def main() -> None:
     parser.add_argument(
         "--batch", type=int, default=writer_batch, help="rows per upsert (default: database.batch_size)"
     )
-    parser.add_argument("--rounds", type=int, default=3, help="times each figure is measured")
+    parser.add_argument("--rounds", type=int, default=5, help="times each figure is measured")
     parser.add_argument("--row-by-row", type=int, default=3_000, help="rows written one statement each")
     args = parser.parse_args()
     if min(args.rows, args.batch, args.rounds, args.row_by_row) < 1 or args.row_by_row > args.rows:
