@@ -72,6 +72,7 @@ class DatabaseSettings(_Section):
     pool_max: int = Field(ge=1, le=100)
     connect_timeout: PositiveDuration
     command_timeout: PositiveDuration
+    write_parallelism: int = Field(ge=1, le=16)
     batch_size: int = Field(ge=1, le=100_000)
     flush_interval: PositiveDuration
     max_pending: int = Field(ge=1)

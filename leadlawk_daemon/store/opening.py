@@ -24,6 +24,7 @@ async def open_store(
     command_timeout: float = 30.0,
     clock: Clock | None = None,
     migrate: bool = False,
+    write_parallelism: int = 2,
 ) -> AsyncIterator[Store]:
     """``postgresql://…`` (or ``postgres://…``) opens an asyncpg pool, ``sqlite:///path`` a SQLite file.
 
@@ -37,6 +38,7 @@ async def open_store(
             connect_timeout=connect_timeout,
             command_timeout=command_timeout,
             clock=clock,
+            write_parallelism=write_parallelism,
         ) as pg:
             if migrate:
                 await pg.migrate()
@@ -63,4 +65,5 @@ def open_store_from_settings(
         command_timeout=database.command_timeout,
         clock=clock,
         migrate=migrate,
+        write_parallelism=database.write_parallelism,
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import operator
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -73,6 +75,10 @@ _UNNEST_SQL = (
     + f") AS s({_LEAD_COLS})"
     + _UPSERT_TAIL
 )
+_PLACE_ID_OF = operator.itemgetter(LISTING_FIELDS.index("place_id"))
+# Below this, one transaction is cheaper than the round trips of several.
+_PARALLEL_MIN_ROWS = 1000
+
 _STAGE_SQL = (
     "CREATE TEMP TABLE IF NOT EXISTS leads_stage ("
     + ", ".join(f"{c} {_LEAD_TYPES.get(c, 'text')}" for c in LISTING_FIELDS)
@@ -119,10 +125,13 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 class PostgresStore:
     """Every method borrows a pooled connection for one statement or one transaction."""
 
-    def __init__(self, pool: asyncpg.Pool, clock: Clock, upsert_method: UpsertMethod = "copy") -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, clock: Clock, upsert_method: UpsertMethod = "copy", write_parallelism: int = 2
+    ) -> None:
         self._pool = pool
         self._clock = clock
         self.upsert_method: UpsertMethod = upsert_method
+        self.write_parallelism = max(1, write_parallelism)
 
     def _now(self) -> datetime:
         return utc_from_epoch(self._clock.wall())
@@ -174,7 +183,23 @@ class PostgresStore:
         if not batch:
             return 0
         values = [lead_values(row) for row in batch]
+        # Sorted by key, every writer (of this daemon or another) takes row locks in the same order,
+        # so concurrent upserts of overlapping batches wait for each other instead of deadlocking.
+        values.sort(key=_PLACE_ID_OF)
         now = self._now()
+        parts = self.write_parallelism if len(values) >= _PARALLEL_MIN_ROWS else 1
+        if parts == 1:
+            await self._upsert_part(values, now)
+        else:
+            # The conflict check costs one backend a core: disjoint slices on separate connections use
+            # the others. Each slice commits alone; a failed one cancels the rest, and the writer
+            # retries the whole batch, which is idempotent.
+            async with asyncio.TaskGroup() as group:
+                for i in range(parts):
+                    group.create_task(self._upsert_part(values[i::parts], now))
+        return len(batch)
+
+    async def _upsert_part(self, values: list[tuple[Any, ...]], now: datetime) -> None:
         async with self._connection() as conn, conn.transaction():
             if self.upsert_method == "copy":
                 await conn.execute(_STAGE_SQL)
@@ -183,7 +208,6 @@ class PostgresStore:
             else:
                 columns = [list(col) for col in zip(*values, strict=True)]
                 await conn.execute(_UNNEST_SQL, *columns, now)
-        return len(batch)
 
     async def upsert_pagespeed(self, results: Sequence[PageSpeedRow]) -> int:
         batch = prepare_pagespeed(results, self._now())
@@ -510,6 +534,7 @@ async def open_postgres(
     command_timeout: float = 30.0,
     clock: Clock | None = None,
     upsert_method: UpsertMethod = "copy",
+    write_parallelism: int = 2,
 ) -> AsyncIterator[PostgresStore]:
     """A pool opened eagerly (a bad DSN or a dead server shows here) and closed gracefully."""
     try:
@@ -524,6 +549,6 @@ async def open_postgres(
     except _UNAVAILABLE as exc:
         raise StoreUnavailable(f"PostgreSQL is unreachable: {type(exc).__name__}: {exc}") from exc
     try:
-        yield PostgresStore(pool, clock or MonotonicClock(), upsert_method)
+        yield PostgresStore(pool, clock or MonotonicClock(), upsert_method, write_parallelism)
     finally:
         await pool.close()
