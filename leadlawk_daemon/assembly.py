@@ -4,7 +4,7 @@
     ├── observability: health, http
     ├── database
     ├── events          (Redis pub/sub publisher; only with REDIS_URL)
-    ├── pipeline        (one rest_for_one supervisor: dead letters, writer, enricher, scraper, coordinator)
+    ├── pipeline        (one_for_one: dead letters, writer, enricher, scraper, coordinator)
     └── intake          (Redis stream + pub/sub; only with REDIS_URL)
 """
 
@@ -66,7 +66,10 @@ class PipelineService:
         ) as pipeline:
             self.pipeline = pipeline
             children = [ChildSpec("dead-letters", lambda: d.dead_letters, shutdown_timeout=2.0), *pipeline.children()]
-            self._supervisor = d.make_supervisor("pipeline", children, Strategy.REST_FOR_ONE)
+            # one_for_one: what the actors share (mailboxes, the write buffer, job runs, breakers) lives
+            # on the pipeline and their cells, not in the actors, so a crashed writer need not cost a
+            # browser relaunch and every job's lease. Start and stop order stay as listed.
+            self._supervisor = d.make_supervisor("pipeline", children, Strategy.ONE_FOR_ONE)
             try:
                 await self._supervisor.run(started)
             finally:

@@ -5,7 +5,7 @@ The tree, ``rest_for_one`` at the root so that a child restarts everything that 
     root (rest_for_one)
     ├── observability (one_for_one): health, http     -- up first, down last
     ├── database                                       -- waits for the database
-    ├── pipeline (rest_for_one): writer, enricher, scraper, jobs
+    ├── pipeline (one_for_one): dead letters, writer, enricher, scraper, coordinator
     └── intake: Redis stream and pub/sub               -- down first: stop taking jobs
 
 Shutdown on SIGTERM/SIGINT: readiness turns false at once, then the root stops its children in
