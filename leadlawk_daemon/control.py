@@ -24,7 +24,7 @@ import orjson
 from leadlawk_daemon.jobspec import JobSpec, JobSpecError, parse_job_spec
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store, open_store_from_settings
-from leadlawk_daemon.store.base import JOB_STATUSES, TERMINAL_STATUSES, DeadLetter
+from leadlawk_daemon.store.base import JOB_STATUSES, TERMINAL_STATUSES, DeadLetter, Job
 
 __all__ = [
     "ControlError",
@@ -178,13 +178,16 @@ async def list_jobs(settings: Settings, status: str | None, out: TextIO) -> int:
     return 0
 
 
+def _show(record: Job | DeadLetter | None, missing: str, out: TextIO) -> int:
+    if record is None:
+        raise ControlError(missing)
+    out.write(orjson.dumps(record.to_dict(), option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
+    return 0
+
+
 async def show_job(settings: Settings, job_id: str, out: TextIO) -> int:
     async with _store(settings) as store:
-        job = await store.get_job(job_id)
-    if job is None:
-        raise ControlError(f"no job {job_id!r}")
-    out.write(orjson.dumps(job.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0
+        return _show(await store.get_job(job_id), f"no job {job_id!r}", out)
 
 
 async def cancel_job(settings: Settings, job_id: str, out: TextIO) -> int:
@@ -253,11 +256,7 @@ async def list_dead_letters(settings: Settings, *, kind: str | None, include_rep
 
 async def show_dead_letter(settings: Settings, letter_id: int, out: TextIO) -> int:
     async with _store(settings) as store:
-        letter = await store.get_dead_letter(letter_id)
-    if letter is None:
-        raise ControlError(f"no dead letter {letter_id}")
-    out.write(orjson.dumps(letter.to_dict(), option=orjson.OPT_INDENT_2, default=str).decode() + "\n")
-    return 0
+        return _show(await store.get_dead_letter(letter_id), f"no dead letter {letter_id}", out)
 
 
 async def replay_dead_letters(settings: Settings, letter_id: int | None, out: TextIO) -> int:

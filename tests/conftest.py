@@ -27,22 +27,31 @@ def corpus() -> Path:
     return CORPUS
 
 
+async def create_database(prefix: str) -> str:
+    """A new, empty PostgreSQL database on the test server; its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+
+
+async def drop_database(dsn: str) -> None:
+    conn = await asyncpg.connect(PG_ADMIN_DSN)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session; dropped at the end."""
-    name = f"leadlawk_test_{uuid.uuid4().hex[:10]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(PG_ADMIN_DSN)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    dsn = asyncio.run(create_database("leadlawk_test"))
+    yield dsn
+    asyncio.run(drop_database(dsn))
 
 
 @pytest.fixture
@@ -81,15 +90,6 @@ async def _fail_on_loop_errors() -> AsyncIterator[None]:
 @pytest.fixture
 async def fresh_pg() -> AsyncIterator[str]:
     """A PostgreSQL database of this test's own, for daemons run as separate processes."""
-    name = f"leadlawk_t_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    yield f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    dsn = await create_database("leadlawk_t")
+    yield dsn
+    await drop_database(dsn)

@@ -9,14 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import pytest
 
 from actors.dead_letters import MemoryDeadLetters
@@ -83,20 +81,9 @@ def settings_for(database_url: str, maps_url: str, pagespeed_url: str, **env: st
 
 
 @pytest.fixture
-async def database(pg_database: str) -> AsyncIterator[str]:
+def database(fresh_pg: str) -> str:
     """A database of its own for each test, on the session's server."""
-    name = f"pipeline_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_database)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield f"{pg_database.rsplit('/', 1)[0]}/{name}"
-    admin = await asyncpg.connect(pg_database)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    return fresh_pg
 
 
 @dataclass

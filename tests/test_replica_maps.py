@@ -6,9 +6,7 @@ import asyncio
 import base64
 import html
 import json
-import os
 import re
-import shutil
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from leadlawk_daemon.maps import parser
 from leadlawk_daemon.replicas.maps import create_maps_app, run_maps_replica, serve_maps_replica
 
 SEARCH = "/maps/search/plumbers+in+Omaha,+NE"
@@ -501,7 +500,6 @@ FIELDS = (
 
 @pytest.mark.parametrize("faults", [{}, {"class_churn": True}, {"malformed_cards": 5}])
 async def test_parser_reads_the_feed_as_the_answer_set(faults: dict[str, Any]) -> None:
-    parser = pytest.importorskip("leadlawk_daemon.maps.parser")
     client = await _client(page_size=120)
     try:
         await set_faults(client, faults)
@@ -523,7 +521,6 @@ async def test_parser_reads_the_feed_as_the_answer_set(faults: dict[str, Any]) -
 
 
 async def test_parser_reads_place_pages_as_the_answer_set(maps: Client) -> None:
-    parser = pytest.importorskip("leadlawk_daemon.maps.parser")
     for answer in (await answers(maps))["answers"][:30]:
         page = await (await maps.get(rel(answer["maps_url"]))).text()
         state = re.search(r"window\.APP_INITIALIZATION_STATE=(.*?);window\.APP_FLAGS", page)
@@ -534,6 +531,7 @@ async def test_parser_reads_place_pages_as_the_answer_set(maps: Client) -> None:
             parser.parse_place_panel(page, answer["maps_url"]),
             parser.parse_place_state(json.loads(state.group(1))[3][6]),
         ):
+            assert listing is not None
             got = listing.to_dict()
             assert {k: got[k] for k in want} == want
             assert got["plus_code"] == answer["plus_code"]
@@ -542,12 +540,12 @@ async def test_parser_reads_place_pages_as_the_answer_set(maps: Client) -> None:
 
 @pytest.mark.browser
 async def test_feed_grows_in_a_real_browser_when_scrolled() -> None:
-    chromium = (os.environ.get("LEADLAWK_CHROMIUM") or shutil.which("/usr/lib/chromium/chromium")
-                or shutil.which("chromium"))
-    if chromium is None:
-        pytest.skip("no Chromium on this machine")
-    playwright_api = pytest.importorskip("playwright.async_api")
-    async with serve_maps_replica() as base, playwright_api.async_playwright() as pw:
+    from playwright.async_api import async_playwright
+
+    from leadlawk_daemon.maps.browser import resolve_executable
+
+    async with serve_maps_replica() as base, async_playwright() as pw:
+        chromium = resolve_executable(None, pw.chromium.executable_path)
         browser = await pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         try:
             page = await browser.new_page()
