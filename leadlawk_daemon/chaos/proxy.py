@@ -242,6 +242,7 @@ class FaultProxy:
                     self._stats.bytes_to_target += len(chunk)
                 else:
                     self._stats.bytes_to_client += len(chunk)
-        except OSError:
+        except (OSError, RuntimeError):
             # One side went away: the other must not wait forever for bytes that cannot come.
+            # (uvloop reports a write or write_eof on a transport already aborted as RuntimeError.)
             conn.reset()
