@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from leadlawk_daemon.assembly import LeadLawkDaemon
-from leadlawk_daemon.control import ControlError, _render
+from leadlawk_daemon.control import ControlError, render_rows
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store.base import TERMINAL_STATUSES, Job
@@ -57,7 +57,7 @@ async def collect(
         raise ControlError(f"the daemon's tree failed (exit status {code}); see the log above")
     if output:
         fmt = "jsonl" if output.endswith((".jsonl", ".ndjson", ".json")) else "csv"
-        await asyncio.to_thread(Path(output).write_text, _render(rows, fmt, with_job=True), encoding="utf-8")
+        await asyncio.to_thread(Path(output).write_text, render_rows(rows, fmt, with_job=True), encoding="utf-8")
     return job, rows
 
 

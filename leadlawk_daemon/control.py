@@ -12,7 +12,6 @@ import asyncio
 import csv
 import io
 import sys
-import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ __all__ = [
     "export_leads",
     "list_dead_letters",
     "list_jobs",
+    "render_rows",
     "replay_dead_letters",
     "show_dead_letter",
     "show_job",
@@ -212,7 +212,7 @@ async def export_leads(
         if job_id is not None and await store.get_job(job_id) is None:
             raise ControlError(f"no job {job_id!r}")
         rows = await store.lead_rows_for_export(job_id=job_id, qualified_only=qualified)
-    text = _render(rows, fmt, with_job=job_id is not None)
+    text = render_rows(rows, fmt, with_job=job_id is not None)
     if output:
         await asyncio.to_thread(Path(output).write_text, text, encoding="utf-8")
         sys.stderr.write(f"wrote {len(rows)} lead(s) to {output}\n")
@@ -221,7 +221,7 @@ async def export_leads(
     return 0
 
 
-def _render(rows: list[dict[str, Any]], fmt: str, with_job: bool) -> str:
+def render_rows(rows: list[dict[str, Any]], fmt: str, with_job: bool) -> str:
     from leadlawk_daemon.store import export_columns
 
     if fmt == "jsonl":
@@ -314,7 +314,3 @@ async def _replay(store: Store, settings: Settings, letter: DeadLetter) -> str |
             return f"job {job_id} cannot be requeued"
         return None
     return f"unknown dead-letter kind {letter.kind!r}"
-
-
-def elapsed_since(start: float) -> str:
-    return f"{time.monotonic() - start:.1f}s"
