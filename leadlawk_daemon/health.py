@@ -11,6 +11,7 @@ up: the thresholds damp flapping, they should not keep a starting daemon unready
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -79,6 +80,7 @@ class Health:
     stopping: bool = False
     last_lag: float = 0.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stuck: dict[str, set[asyncio.Future[None]]] = field(default_factory=dict)
 
     def add_probe(self, name: str, probe: Probe) -> None:
         self.probes[name] = probe
@@ -155,12 +157,31 @@ class Health:
             self.metrics.dependency_up.labels(name).set(1 if state.ok else 0)
 
     async def _probe(self, name: str) -> tuple[bool, float, str | None]:
+        """One probe, cut at the timeout without waiting for it to unwind.
+
+        ``asyncio.timeout`` would wait for the cancelled probe to finish cleaning up, and a client
+        cleaning up over a blackholed link (a pool resetting its connection) can take minutes,
+        freezing readiness exactly when it matters. The probe runs as a task of its own instead;
+        one that overstays is cancelled and left to unwind in :attr:`_stuck` (still referenced,
+        reaped when it ends), and while it has not, the dependency counts as failing.
+        """
+        if self._stuck.get(name):
+            return False, 0.0, "the previous probe has not finished unwinding"
         began = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.check.timeout):
-                await self.probes[name]()
-        except TimeoutError:
-            return False, (time.perf_counter() - began) * 1000, f"no answer within {self.check.timeout:g}s"
-        except Exception as exc:
-            return False, (time.perf_counter() - began) * 1000, redact(f"{type(exc).__name__}: {exc}")[:300]
-        return True, (time.perf_counter() - began) * 1000, None
+        task = asyncio.ensure_future(self.probes[name]())
+        done, _ = await asyncio.wait({task}, timeout=self.check.timeout)
+        elapsed = (time.perf_counter() - began) * 1000
+        if not done:
+            task.cancel()
+            self._stuck.setdefault(name, set()).add(task)
+            task.add_done_callback(functools.partial(self._reap, name))
+            return False, elapsed, f"no answer within {self.check.timeout:g}s"
+        exc = task.exception()
+        if exc is not None:
+            return False, elapsed, redact(f"{type(exc).__name__}: {exc}")[:300]
+        return True, elapsed, None
+
+    def _reap(self, name: str, task: asyncio.Future[None]) -> None:
+        self._stuck.get(name, set()).discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: it was reported as a failed probe already
