@@ -1,11 +1,11 @@
 """The scraper actor: one search per message, listings passed on as they are found.
 
-It owns a :class:`BrowserPool` and a :class:`ParsePool`, made in ``on_start`` and closed in
-``on_stop``. A crashed browser (or parse worker) makes the handler raise, the actor fails, its
-supervisor starts a fresh one with a fresh browser, and the same message is delivered again: the
-scrape resumes with every place id its run already knows passed as ``already_emitted``, so none is
-emitted twice and none is skipped. The Google Maps breaker belongs to the pipeline and so
-survives these restarts.
+Its browser and parse workers live in a :class:`BrowserHost` the pipeline keeps, so a scraper that
+crashed for another reason is back in a millisecond with the browser it had. A crashed or hung
+browser (or parse worker) makes the handler raise after marking the host broken: the actor fails,
+its supervisor starts a fresh one, which gets a fresh browser, and the same message is delivered
+again: the scrape resumes with every place id its run already knows passed as ``already_emitted``,
+so none is emitted twice and none is skipped. The Google Maps breaker belongs to the pipeline too.
 
 Each listing goes to the writer at once and, when the job wants PageSpeed and the listing has a
 website, to the enricher: without waiting when the enricher's mailbox is full, so that scraping
@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
@@ -28,20 +29,58 @@ from leadlawk_daemon.jobs.messages import EnrichLead, LeadFound, ScrapeJob, Writ
 from leadlawk_daemon.jobs.run import JobRun
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.blocking import BlockedError
-from leadlawk_daemon.maps.browser import BrowserPool
+from leadlawk_daemon.maps.browser import BrowserError, BrowserPool
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError, ScrapeOutcome, ScrapeRequest
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import BrowserSettings, MapsSettings
 
-__all__ = ["Scraper", "ScraperDeps"]
+__all__ = ["BrowserHost", "Scraper", "ScraperDeps"]
 
 log = logging.getLogger("leadlawk.scraper")
 
 
+class BrowserHost:
+    """The scraper's browser and parse workers, kept across scraper restarts that were not theirs."""
+
+    def __init__(self, settings: BrowserSettings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.pool: BrowserPool | None = None
+        self.parsers: ParsePool | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._broken = False
+
+    async def acquire(self) -> tuple[BrowserPool, ParsePool]:
+        """The live browser and parse workers; fresh ones if there are none or they broke."""
+        if self.pool is not None and self.parsers is not None and not self._broken:
+            return self.pool, self.parsers
+        await self.aclose()
+        stack = contextlib.AsyncExitStack()
+        try:
+            pool = await stack.enter_async_context(BrowserPool(self.settings, metrics=self.metrics))
+            parsers = await stack.enter_async_context(ParsePool())
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack, self.pool, self.parsers, self._broken = stack, pool, parsers, False
+        return pool, parsers
+
+    def invalidate(self) -> None:
+        """The browser or a parse worker failed: the next :meth:`acquire` replaces them."""
+        self._broken = True
+
+    async def aclose(self) -> None:
+        stack, self._stack = self._stack, None
+        self.pool = self.parsers = None
+        if stack is not None:
+            await stack.aclose()
+
+
 @dataclass(frozen=True, slots=True)
 class ScraperDeps:
+    host: BrowserHost
     browser: BrowserSettings
     maps: MapsSettings
     breaker: CircuitBreaker
@@ -55,18 +94,10 @@ class Scraper(Actor[ScrapeJob]):
         super().__init__(cell)
         self.deps = deps
         self.pool: BrowserPool | None = None
-        self._stack = contextlib.AsyncExitStack()
         self._scraper: MapsScraper | None = None
 
     async def on_start(self) -> None:
-        try:
-            self.pool = await self._stack.enter_async_context(
-                BrowserPool(self.deps.browser, metrics=self.deps.metrics)
-            )
-            parsers = await self._stack.enter_async_context(ParsePool())
-        except BaseException:
-            await self._stack.aclose()
-            raise
+        self.pool, parsers = await self.deps.host.acquire()
         self._scraper = MapsScraper(
             self.pool,
             self.deps.maps,
@@ -77,8 +108,7 @@ class Scraper(Actor[ScrapeJob]):
         )
 
     async def on_stop(self) -> None:
-        self.pool = None
-        await self._stack.aclose()
+        self.pool = None  # the host keeps the browser for the next instance, or replaces it
 
     async def handle(self, message: ScrapeJob) -> None:
         run = message.run
@@ -114,11 +144,17 @@ class Scraper(Actor[ScrapeJob]):
             return
         try:
             outcome = task.result()
+        except (BrowserError, BrokenProcessPool):
+            self.deps.host.invalidate()
+            raise
         except ScrapeError as exc:
             # Not the browser, not a block: this search cannot be read, and trying again will not help.
             run.stop("failed", f"the search could not be read: {exc}")
             return
-        self.deps.metrics.stage_duration.labels(stage="scrape").observe(time.monotonic() - started)
+        # Per listing, as every stage is timed per unit of work: a whole search takes minutes by design,
+        # and the "response time > 5 s" alert reads this histogram.
+        per_listing = (time.monotonic() - started) / max(1, outcome.emitted)
+        self.deps.metrics.stage_duration.labels(stage="scrape").observe(per_listing)
         run.scrape_finished(outcome)
 
     async def _emit(self, run: JobRun, listing: Listing, rank: int) -> None:

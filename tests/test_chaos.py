@@ -86,13 +86,13 @@ async def test_a_partition_of_every_dependency_heals_without_loss(
     assert result.extra["went_unready"] is True
 
 
-async def test_a_crashed_writer_is_back_within_a_second_and_the_scraper_with_its_browser(
+async def test_crashed_writer_and_scraper_are_back_within_a_second(
     tmp_path: Path, pg_database: str, redis_prefix: str
 ) -> None:
     result = await scenario("actor_crash", tmp_path, pg_database, redis_prefix)
     assert result.extra["actor_back_s"]["writer"] < CRASH_BOUND, result.extra
-    # Its restart launches a new Chromium: held to the dependency bound (see the harness).
-    assert result.extra["actor_back_s"]["scraper"] < result.bound_s, result.extra
+    # The browser is not what crashed, so the restarted scraper keeps it (actors/scraper.py BrowserHost).
+    assert result.extra["actor_back_s"]["scraper"] < CRASH_BOUND, result.extra
 
 
 async def test_sigkill_mid_job_then_restart_resumes_within_ten_seconds(

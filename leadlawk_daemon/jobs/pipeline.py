@@ -19,7 +19,7 @@ from typing import Any
 from actors.actor import ActorCell
 from actors.dead_letters import DeadLetter, DeadLetterSink
 from actors.enricher import Enricher, EnricherDeps
-from actors.scraper import Scraper, ScraperDeps
+from actors.scraper import BrowserHost, Scraper, ScraperDeps
 from actors.stats import ActorStats, ActorStatsCollector
 from actors.writer import Writer, WriterDeps
 from leadlawk_daemon.clock import Clock
@@ -149,12 +149,16 @@ class Pipeline:
             put_timeout=bulkhead.timeout,
             dead_letter_kind="lead",
         )
+        self.browser_host = BrowserHost(settings.browser, metrics)
         scraper_settings = actors.for_actor("scraper").model_copy(update={"concurrency": settings.browser.pages})
         self.scraper: ActorCell[ScrapeJob] = ActorCell(
             "scraper",
             lambda cell: Scraper(
                 cell,
-                ScraperDeps(settings.browser, settings.maps, self.maps_breaker, self.writer, self.enricher, metrics),
+                ScraperDeps(
+                    self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer,
+                    self.enricher, metrics,
+                ),
             ),
             scraper_settings,
             clock=clock,
@@ -178,7 +182,10 @@ class Pipeline:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self._client.__aexit__(exc_type, exc, tb)
+        try:
+            await self.browser_host.aclose()
+        finally:
+            await self._client.__aexit__(exc_type, exc, tb)
 
     def children(self) -> list[ChildSpec]:
         """Start order for one ``rest_for_one`` supervisor: writer, enricher, scraper, coordinator."""
