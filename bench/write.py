@@ -29,7 +29,6 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, get_args
@@ -46,6 +45,7 @@ from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store.base import utc_from_epoch
 from leadlawk_daemon.store.batch import lead_values, prepare_leads
 from leadlawk_daemon.store.postgres import PostgresStore, UpsertMethod, open_postgres
+from tests.databases import throwaway_database
 
 ADMIN_DSN = os.environ.get("LEADLAWK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TARGET = 0.5
@@ -257,18 +257,8 @@ async def main() -> None:
     args = parser.parse_args()
     if min(args.rows, args.batch, args.rounds, args.row_by_row) < 1 or args.row_by_row > args.rows:
         parser.error("--rows, --batch, --rounds and --row-by-row must be positive, --row-by-row <= --rows")
-    name = f"leadlawk_bench_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(ADMIN_DSN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            figures = await run(
-                f"{ADMIN_DSN.rsplit('/', 1)[0]}/{name}", args.rows, args.batch, args.rounds, args.row_by_row
-            )
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with throwaway_database(ADMIN_DSN, "leadlawk_bench") as dsn:
+        figures = await run(dsn, args.rows, args.batch, args.rounds, args.row_by_row)
     print(orjson.dumps(figures).decode())
 
 

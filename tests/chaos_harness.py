@@ -44,6 +44,7 @@ from leadlawk_daemon.maps import proctree
 from leadlawk_daemon.replicas.maps import serve_maps_replica
 from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
 from tests.daemon_process import DaemonProcess
+from tests.databases import throwaway_database
 
 __all__ = [
     "FEED",
@@ -488,23 +489,9 @@ async def _try(awaitable: Any) -> Any:
         return None
 
 
-@contextlib.asynccontextmanager
-async def scenario_database(admin_dsn: str) -> AsyncIterator[str]:
+def scenario_database(admin_dsn: str) -> contextlib.AbstractAsyncContextManager[str]:
     """A database of the scenario's own on the shared server; dropped (forcibly) at the end."""
-    name = f"chaos_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
-    finally:
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    return throwaway_database(admin_dsn, "chaos")
 
 
 def _host_port(url: str, default_port: int) -> tuple[str, int]:

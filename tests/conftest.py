@@ -8,11 +8,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import hypothesis  # noqa: F401  # imported early: a lazy import inside a failure report trips a CPython 3.11.7 AST bug
 import pytest
 import redis.asyncio as aioredis
 import uvloop
+
+from tests.databases import create_database, drop_database, throwaway_database
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "maps"
@@ -27,31 +28,12 @@ def corpus() -> Path:
     return CORPUS
 
 
-async def create_database(prefix: str) -> str:
-    """A new, empty PostgreSQL database on the test server; its DSN."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
-
-
-async def drop_database(dsn: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{dsn.rsplit("/", 1)[1]}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     """A fresh PostgreSQL database for this test session; dropped at the end."""
-    dsn = asyncio.run(create_database("leadlawk_test"))
+    dsn = asyncio.run(create_database(PG_ADMIN_DSN, "leadlawk_test"))
     yield dsn
-    asyncio.run(drop_database(dsn))
+    asyncio.run(drop_database(PG_ADMIN_DSN, dsn))
 
 
 @pytest.fixture
@@ -90,6 +72,5 @@ async def _fail_on_loop_errors() -> AsyncIterator[None]:
 @pytest.fixture
 async def fresh_pg() -> AsyncIterator[str]:
     """A PostgreSQL database of this test's own, for daemons run as separate processes."""
-    dsn = await create_database("leadlawk_t")
-    yield dsn
-    await drop_database(dsn)
+    async with throwaway_database(PG_ADMIN_DSN, "leadlawk_t") as dsn:
+        yield dsn
