@@ -288,3 +288,16 @@ def test_sniffer_tells_the_shapes_apart() -> None:
     for text in ("plain words", "<p>no maps here</p>", json.dumps({"hello": 1}), ")]}'\n[1, 2"):
         with pytest.raises(UnrecognizedPage):
             detect_and_parse(text)
+
+
+def test_a_card_link_that_urllib_cannot_split_is_counted_not_raised() -> None:
+    # Found by fuzzing: "[" in a host makes urllib raise "Invalid IPv6 URL".
+    from leadlawk_daemon.maps.parser import parse_feed
+    from leadlawk_daemon.maps.place_url import unwrap_redirect
+
+    assert unwrap_redirect("https://[bad/url?q=https://x.example/") == "https://[bad/url?q=https://x.example/"
+    page = (
+        '<div role="feed"><div><a class="hfpxzc" aria-label="Broken" href="https://www.google.com[/maps/place/'
+        'B/data=!4m7!3m6!1s0x1:0x2!8m2!3d41.1!4d-96.0!19sChIJbroken00000000000000"></a></div></div>'
+    )
+    parse_feed(page)  # whatever it makes of the card, it does not raise

@@ -71,7 +71,10 @@ class PageProbe:
 
 
 def _is_sorry(url: str) -> bool:
-    return urlsplit(url).path.startswith("/sorry/")
+    try:
+        return urlsplit(url).path.startswith("/sorry/")
+    except ValueError:
+        return "/sorry/" in url
 
 
 def block_signal(probe: PageProbe) -> str | None:

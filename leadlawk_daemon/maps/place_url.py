@@ -69,7 +69,10 @@ def parse_place_url(url: str) -> PlaceRef:
 
 def unwrap_redirect(href: str) -> str:
     """The destination of a Google ``/url?q=…`` redirect; any other link unchanged."""
-    parts = urlsplit(href.strip())
+    try:
+        parts = urlsplit(href.strip())
+    except ValueError:  # "Invalid IPv6 URL" and the like: not a redirect we can read
+        return href.strip()
     if parts.path.endswith("/url"):
         query = parse_qs(parts.query)
         for key in ("q", "url"):
