@@ -95,6 +95,13 @@ def _http_headers(settings: Settings) -> dict[str, str]:
 
 async def submit_job(settings: Settings, spec: JobSpec, *, wait: bool, out: TextIO) -> int:
     """Submit ``spec``; with ``wait``, follow it to its end. The exit status."""
+    if wait:
+        async with _store(settings) as store:
+            known = await store.get_job(spec.id)
+        if known is not None:
+            # A known id runs once and announces nothing new: follow the job that exists.
+            out.write(f"{spec.id} was submitted before ({known.status}); following it\n")
+            return await _follow_stored(settings, spec.id, out)
     if settings.redis.url:
         import redis.asyncio as aioredis
 
@@ -128,26 +135,29 @@ async def submit_job(settings: Settings, spec: JobSpec, *, wait: bool, out: Text
             out.write(f"submitted {spec.id}\n")
             if not wait:
                 return 0
-            return await _poll_until_finished(http, f"{base}/jobs/{spec.id}", out)
+            return await _follow_stored(settings, spec.id, out)
     except aiohttp.ClientConnectionError:
         raise ControlError(
             f"no daemon answers at {base} and REDIS_URL is not set: start `leadlawk run` or set REDIS_URL"
         ) from None
 
 
-async def _poll_until_finished(http: aiohttp.ClientSession, url: str, out: TextIO) -> int:
+async def _follow_stored(settings: Settings, job_id: str, out: TextIO) -> int:
+    """Poll the job in the database until it ends, printing each change of its line."""
     last = None
-    while True:
-        async with http.get(url) as response:
-            job = await response.json(content_type=None)
-        line = _job_line(job)
-        if line != last:
-            out.write(line + "\n")
-            out.flush()
-            last = line
-        if job.get("status") in TERMINAL_STATUSES:
-            return 0 if job["status"] == "succeeded" else 1
-        await asyncio.sleep(1.0)
+    async with _store(settings) as store:
+        while True:
+            job = await store.get_job(job_id)
+            if job is None:
+                raise ControlError(f"job {job_id} is not in the database {settings.database.url.split('@')[-1]}")
+            line = _job_line(job.to_dict())
+            if line != last:
+                out.write(line + "\n")
+                out.flush()
+                last = line
+            if job.status in TERMINAL_STATUSES:
+                return 0 if job.status == "succeeded" else 1
+            await asyncio.sleep(1.0)
 
 
 def _event_line(event: Mapping[str, Any]) -> str:
@@ -290,27 +300,26 @@ async def _replay(store: Store, settings: Settings, letter: DeadLetter) -> str |
         decoded = orjson.loads(payload)
     except orjson.JSONDecodeError:
         decoded = payload
-    if letter.kind in ("message", "job"):
+    if letter.kind == "message":
         raw = decoded.get("spec", decoded) if isinstance(decoded, dict) else payload
         try:
             spec = parse_job_spec(raw, settings.server.max_body_bytes)
         except JobSpecError as exc:
             return "invalid job spec: " + "; ".join(exc.problems)
-        if letter.kind == "job":
-            requeue = getattr(store, "requeue_job", None)
-            if requeue is not None and await requeue(spec.id):
-                return None
         if spec.is_batch:
             await store.create_batch(spec.id, spec.to_dict(), [(c.id, c.to_dict()) for c in spec.children()])
         else:
-            await store.create_job(spec.id, spec.to_dict())
+            await store.create_job(spec.id, spec.to_dict())  # an id stored meanwhile is not run twice
         return None
-    if letter.kind == "lead":
+    if letter.kind in ("job", "lead"):
+        # The job that could not finish (or whose lead could not be enriched or written) runs again;
+        # its run skips what is stored and redoes only what is missing.
         job_id = decoded.get("job_id") if isinstance(decoded, dict) else None
         if not job_id:
-            return "a lead dead letter needs its job_id to be replayed"
-        requeue = getattr(store, "requeue_job", None)
-        if requeue is None or not await requeue(job_id):
-            return f"job {job_id} cannot be requeued"
+            return f"a {letter.kind} dead letter needs its job_id to be replayed"
+        if not await store.requeue_job(str(job_id)):
+            job = await store.get_job(str(job_id))
+            state = "unknown" if job is None else job.status
+            return f"job {job_id} cannot be requeued (it is {state})"
         return None
     return f"unknown dead-letter kind {letter.kind!r}"

@@ -125,3 +125,35 @@ def test_collect_runs_one_job_in_process_and_writes_a_file(tmp_path: Path) -> No
     assert "succeeded; 12 found" in result.stdout
     rows = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [row["rank"] for row in rows] == list(range(1, 13))
+
+
+def test_replaying_a_job_dead_letter_requeues_that_job(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+
+    async def seed() -> None:
+        async with open_store(url, migrate=True) as store:
+            await store.create_job("failing", {"id": "failing", "query": "plumbers"})
+            assert await store.lease_next_job("d1", 30) is not None
+            await store.finish_job("failing", "d1", "failed", "the search could not be read")
+            await store.add_dead_letter("job", {"job_id": "failing", "query": "plumbers"}, "scraper: boom", 3)
+            await store.add_dead_letter("lead", {"job_id": "ghost", "place_id": "ChIJx"}, "enricher: 500", 5)
+
+    asyncio.run(seed())
+    assert cli("dlq", "replay", "1", db=url).returncode == 0
+    assert orjson.loads(cli("status", "failing", db=url).stdout)["status"] == "queued"
+    ghost = cli("dlq", "replay", "2", db=url)
+    assert ghost.returncode == 1
+    assert "job ghost cannot be requeued (it is unknown)" in ghost.stdout
+
+
+def test_submit_wait_on_a_known_id_follows_the_existing_job(db: str) -> None:
+    async def finish() -> None:
+        async with open_store(db) as store:
+            assert await store.lease_next_job("d1", 30) is not None  # job-a, the oldest
+            await store.finish_job("job-a", "d1", "succeeded")
+
+    asyncio.run(finish())
+    result = cli("submit", "plumbers", "--id", "job-a", "--wait", db=db)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "job-a was submitted before (succeeded); following it"
+    assert result.stdout.splitlines()[-1].startswith("job-a succeeded")

@@ -348,3 +348,20 @@ async def test_dead_letter_lifecycle_with_replay_failing_again(store: Store) -> 
     assert await store.get_dead_letter(10_000) is None
     with pytest.raises(ValueError, match="kind must be one of"):
         await store.add_dead_letter("spam", "x", "y")  # type: ignore[arg-type]
+
+
+async def test_a_finished_job_is_requeued_with_its_progress_once(store: Store) -> None:
+    assert await store.create_job("rq", {"query": "plumbers"})
+    assert await store.requeue_job("rq") is False  # queued, not finished: nothing to requeue
+    job = await store.lease_next_job("owner-1", 30)
+    assert job is not None
+    assert job.id == "rq"
+    await store.update_job("rq", "owner-1", found=3, written=3, progress={"emitted": 3})
+    assert await store.finish_job("rq", "owner-1", "failed", "scrape failed 3 times")
+    assert await store.requeue_job("rq") is True
+    again = await store.get_job("rq")
+    assert again is not None
+    assert (again.status, again.error, again.finished_at, again.lease_owner) == ("queued", None, None, None)
+    assert (again.found, again.progress) == (3, {"emitted": 3})
+    assert await store.requeue_job("rq") is False  # queued again: a second replay does nothing
+    assert await store.requeue_job("nope") is False

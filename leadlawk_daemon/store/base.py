@@ -17,6 +17,7 @@ __all__ = [
     "DEAD_LETTER_KINDS",
     "JOB_COUNTERS",
     "JOB_STATUSES",
+    "REQUEUE_SQL",
     "STRATEGIES",
     "TERMINAL_STATUSES",
     "DeadLetter",
@@ -43,6 +44,14 @@ DEAD_LETTER_KINDS: tuple[DeadLetterKind, ...] = get_args(DeadLetterKind)
 
 Strategy = Literal["mobile", "desktop"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+
+
+# Both backends: a finished leaf job back to the queue, progress kept ({p}: the dialect's placeholder).
+REQUEUE_SQL = (
+    "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL, "
+    "error = NULL WHERE id = {p} AND status IN ('succeeded', 'failed', 'cancelled') "
+    "AND NOT EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_id = jobs.id)"
+)
 
 
 class StoreError(Exception):
@@ -258,6 +267,12 @@ class Store(Protocol):
 
     async def release_lease(self, job_id: str, owner: str) -> bool:
         """Hand a running job back to the queue (shutdown); its progress is kept for whoever resumes."""
+
+    async def requeue_job(self, job_id: str) -> bool:
+        """Put a finished job back in the queue (a dead letter replayed): its progress is kept, so
+        the run that leases it skips what is stored and redoes only what is missing. ``False`` for
+        an unknown, unfinished or batch-parent job."""
+        ...
 
     async def refresh_parent(self, parent_id: str) -> Job | None:
         """Recompute a batch parent from its children: summed counters and an aggregate status."""

@@ -17,6 +17,7 @@ from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.store.base import (
     JOB_COUNTERS,
+    REQUEUE_SQL,
     TERMINAL_STATUSES,
     DeadLetter,
     DeadLetterKind,
@@ -404,6 +405,11 @@ class PostgresStore:
                 job_id,
                 owner,
             )
+        return not result.endswith(" 0")
+
+    async def requeue_job(self, job_id: str) -> bool:
+        async with self._connection() as conn:
+            result = await conn.execute(REQUEUE_SQL.format(p="$1"), job_id)
         return not result.endswith(" 0")
 
     async def refresh_parent(self, parent_id: str) -> Job | None:

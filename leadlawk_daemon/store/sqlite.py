@@ -23,6 +23,7 @@ from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.store.base import (
     JOB_COUNTERS,
+    REQUEUE_SQL,
     TERMINAL_STATUSES,
     DeadLetter,
     DeadLetterKind,
@@ -368,6 +369,9 @@ class SqliteStore:
             owner,
         )
         return changed > 0
+
+    async def requeue_job(self, job_id: str) -> bool:
+        return await self._write(REQUEUE_SQL.format(p="?"), job_id) > 0
 
     async def refresh_parent(self, parent_id: str) -> Job | None:
         sums = ", ".join(f"COALESCE(SUM({c}), 0) AS {c}" for c in JOB_COUNTERS)
