@@ -39,6 +39,7 @@ from leadlawk_daemon.store.batch import (
     prepare_leads,
     prepare_pagespeed,
 )
+from leadlawk_daemon.store.common import StoreCommon, check_job_id
 from leadlawk_daemon.store.export import export_rows
 from leadlawk_daemon.store.migrations import check_applied, load_migrations
 
@@ -123,7 +124,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(name, encoder=json_text, decoder=orjson.loads, schema="pg_catalog")
 
 
-class PostgresStore:
+class PostgresStore(StoreCommon):
     """Every method borrows a pooled connection for one statement or one transaction."""
 
     def __init__(
@@ -254,9 +255,6 @@ class PostgresStore:
 
     # jobs --------------------------------------------------------------------------------------
 
-    async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:
-        return await self.create_batch(job_id, spec, [], parent_id=parent_id)
-
     async def create_batch(
         self,
         job_id: str,
@@ -264,8 +262,7 @@ class PostgresStore:
         children: Sequence[tuple[str, Mapping[str, Any]]],
         parent_id: str | None = None,
     ) -> bool:
-        if not isinstance(job_id, str) or not job_id:
-            raise ValueError(f"a job id must be a non-empty string, got {job_id!r:.80}")
+        check_job_id(job_id)
         now = self._now()
         async with self._connection() as conn, conn.transaction():
             try:

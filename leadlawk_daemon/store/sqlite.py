@@ -44,6 +44,7 @@ from leadlawk_daemon.store.batch import (
     prepare_leads,
     prepare_pagespeed,
 )
+from leadlawk_daemon.store.common import StoreCommon, check_job_id
 from leadlawk_daemon.store.export import export_rows
 from leadlawk_daemon.store.migrations import check_applied, load_migrations, split_statements
 
@@ -112,7 +113,7 @@ def sqlite_path(url: str) -> str:
     return url[len(prefix) :]
 
 
-class SqliteStore:
+class SqliteStore(StoreCommon):
     def __init__(self, conn: aiosqlite.Connection, clock: Clock) -> None:
         self._conn = conn
         self._clock = clock
@@ -228,9 +229,6 @@ class SqliteStore:
 
     # jobs --------------------------------------------------------------------------------------
 
-    async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:
-        return await self.create_batch(job_id, spec, [], parent_id=parent_id)
-
     async def create_batch(
         self,
         job_id: str,
@@ -238,8 +236,7 @@ class SqliteStore:
         children: Sequence[tuple[str, Mapping[str, Any]]],
         parent_id: str | None = None,
     ) -> bool:
-        if not isinstance(job_id, str) or not job_id:
-            raise ValueError(f"a job id must be a non-empty string, got {job_id!r:.80}")
+        check_job_id(job_id)
         now = self._now()
         try:
             async with self._use(write=True) as conn:
