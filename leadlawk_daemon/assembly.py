@@ -121,7 +121,7 @@ class IntakeService:
                 d.redis, redis_settings.prefix, admission, self._on_job,
                 group=redis_settings.consumer_group, max_deliveries=redis_settings.max_deliveries,
                 claim_idle=redis_settings.claim_idle, reconnect_max_delay=redis_settings.reconnect_max_delay,
-                clock=d.clock,
+                block=redis_settings.stream_block, batch=redis_settings.stream_batch, clock=d.clock,
             )
             return self.stream
 
@@ -129,6 +129,7 @@ class IntakeService:
             assert d.redis is not None
             self.pubsub = PubSubIntake(
                 d.redis, redis_settings.prefix, admission, self._on_job,
+                dedupe_window=redis_settings.pubsub_dedupe_window,
                 reconnect_max_delay=redis_settings.reconnect_max_delay, clock=d.clock,
             )
             return self.pubsub
@@ -207,8 +208,8 @@ class LeadLawkDaemon(Daemon):
         self.events: EventPublisher | LogEvents = LogEvents()
         if self.redis is not None:
             self.events = EventPublisher(
-                self.redis, settings.redis.prefix, reconnect_max_delay=settings.redis.reconnect_max_delay,
-                clock=self.clock,
+                self.redis, settings.redis.prefix, capacity=settings.redis.events_buffer,
+                reconnect_max_delay=settings.redis.reconnect_max_delay, clock=self.clock,
             )
         self.dead_letters = DeadLetterWriter(self.metrics, clock=self.clock)
         self.pipeline_service = PipelineService(self)

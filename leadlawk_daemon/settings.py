@@ -85,6 +85,10 @@ class RedisSettings(_Section):
     max_deliveries: int = Field(ge=1, le=100)
     claim_idle: PositiveDuration
     reconnect_max_delay: PositiveDuration
+    pubsub_dedupe_window: PositiveDuration
+    stream_block: PositiveDuration
+    stream_batch: int = Field(ge=1, le=1000)
+    events_buffer: int = Field(ge=1, le=1_000_000)
 
 
 class CircuitBreakerSettings(_Section):
