@@ -111,7 +111,7 @@ class IntakeService:
         assert d.redis is not None
         assert store is not None
         settings = d.settings
-        admission = Admission(_BatchAwareJobs(store), store, d.events, max_bytes=settings.server.max_body_bytes,
+        admission = Admission(store, store, d.events, max_bytes=settings.server.max_body_bytes,
                               metrics=d.metrics)
         redis_settings = settings.redis
 
@@ -143,25 +143,6 @@ class IntakeService:
             await self._supervisor.run(started)
         finally:
             self._supervisor = None
-
-
-class _BatchAwareJobs:
-    """Admission's job store: a batch is created with its children in one transaction, so no
-    daemon can lease the parent before its children exist."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._batch: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
-
-    async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:
-        if parent_id is not None:
-            return True  # created with its parent, below
-        if spec.get("queries") is not None or spec.get("locations") is not None:
-            from leadlawk_daemon.jobspec import parse_job_spec
-
-            parsed = parse_job_spec(spec, 1 << 30)
-            return await self.store.create_batch(job_id, spec, [(c.id, c.to_dict()) for c in parsed.children()])
-        return await self.store.create_job(job_id, spec)
 
 
 class DaemonJobs:

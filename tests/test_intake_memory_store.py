@@ -7,7 +7,7 @@ database that is down. Its own tests pin that it behaves as the real store's con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -41,6 +41,21 @@ class MemoryStore:
             if job_id in self.jobs:
                 return False
             self.jobs[job_id] = (dict(spec), parent_id)
+            self.changed.notify_all()
+        return True
+
+    async def create_batch(
+        self, job_id: str, spec: Mapping[str, Any], children: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> bool:
+        self.create_calls += 1
+        if self.down:
+            raise StoreDownError("database is down")
+        async with self.changed:
+            if job_id in self.jobs:
+                return False
+            self.jobs[job_id] = (dict(spec), None)
+            for child_id, child_spec in children:
+                self.jobs.setdefault(child_id, (dict(child_spec), job_id))
             self.changed.notify_all()
         return True
 

@@ -9,7 +9,7 @@ propagates, so the caller can leave the submission where it can be retried.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -33,6 +33,13 @@ MAX_PAYLOAD_CHARS = 65_536
 class JobStore(Protocol):
     async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:
         """Persist a queued job; ``False`` when the id exists already (it is not run again)."""
+        ...
+
+    async def create_batch(
+        self, job_id: str, spec: Mapping[str, Any], children: Sequence[tuple[str, Mapping[str, Any]]]
+    ) -> bool:
+        """A batch parent and its children in one transaction; ``False`` (nothing written) if the
+        parent's id exists already."""
         ...
 
 
@@ -119,11 +126,13 @@ class Admission:
                 context["job_id"] = claimed
             await self.reject(raw, exc.problems, source, attempts=attempts, **context)
             return Admitted("rejected", problems=tuple(exc.problems), too_large=exc.too_large)
-        created = await self._jobs.create_job(spec.id, spec.to_dict(), None)
-        # Children are created even for a known parent: a crash between the parent and its
-        # children must not leave a batch without them when it is resubmitted.
-        for child in spec.children():
-            await self._jobs.create_job(child.id, child.to_dict(), spec.id)
+        children = spec.children()
+        if children:
+            # One transaction: no daemon can lease a parent whose children are not there yet, and a
+            # crash cannot leave a batch without them.
+            created = await self._jobs.create_batch(spec.id, spec.to_dict(), [(c.id, c.to_dict()) for c in children])
+        else:
+            created = await self._jobs.create_job(spec.id, spec.to_dict(), None)
         if not created:
             log.info("duplicate job id, not run again", extra={"job_id": spec.id, "source": source, **context})
             return Admitted("duplicate", spec=spec)
@@ -134,7 +143,7 @@ class Admission:
             source=source,
             query=spec.query,
             queries=list(spec.queries) if spec.queries is not None else None,
-            children=len(spec.children()),
+            children=len(children),
             **context,
         )
         return Admitted("accepted", spec=spec)
