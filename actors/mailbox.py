@@ -137,13 +137,6 @@ class Mailbox(Generic[M]):
         self._queue.appendleft(envelope)
         self._wake(self._getters)
 
-    def drain(self) -> list[M]:
-        """Take every waiting message out (for a final hand-over at shutdown)."""
-        messages = [e.message for e in self._queue]
-        self._queue.clear()
-        self._wake(self._putters)
-        return messages
-
     @staticmethod
     def _wake(waiters: collections.deque[asyncio.Future[None]]) -> None:
         while waiters:

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from actors.stats import ActorStats, ActorStatsCollector
@@ -27,6 +27,7 @@ from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store
 from leadlawk_daemon.store.base import JOB_STATUSES
+from supervisors.events import EventKind, SupervisorEvent
 from supervisors.spec import ChildSpec, Started, Strategy
 from supervisors.supervisor import Supervisor
 
@@ -215,9 +216,9 @@ class LeadLawkDaemon(Daemon):
             children.append(self._child("intake", lambda: self.intake, supervisor=True))
         return children
 
-    def _on_supervisor_event(self, event: Any) -> None:
+    def _on_supervisor_event(self, event: SupervisorEvent) -> None:
         super()._on_supervisor_event(event)
-        if event.kind.value == "started" and event.restarts:
+        if event.kind is EventKind.STARTED and event.restarts:
             self.events.publish("actor.restarted", actor=event.child, supervisor=event.supervisor,
                                 restarts=event.restarts)
 
@@ -233,7 +234,7 @@ class LeadLawkDaemon(Daemon):
             return []
         return [(c.stats, c.mailbox.depth, c.mailbox.capacity) for c in pipeline.cells]
 
-    def _readiness_condition(self, name: str) -> Any:
+    def _readiness_condition(self, name: str) -> Callable[[], str | None]:
         key = "database" if name == "database_breaker" else name
 
         def condition() -> str | None:

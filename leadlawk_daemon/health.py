@@ -91,10 +91,6 @@ class Health:
         """Probe now rather than at the next interval (a dependency just came or went)."""
         self._wake.set()
 
-    def remove_probe(self, name: str) -> None:
-        self.probes.pop(name, None)
-        self.states.pop(name, None)
-
     # -- the answers -----------------------------------------------------------------------
 
     def live(self) -> tuple[bool, str | None]:

@@ -123,11 +123,6 @@ class Supervisor:
         """Ids of the children running now, in start order."""
         return [c.spec.id for c in self._children if c.task is not None and not c.task.done()]
 
-    @property
-    def child_ids(self) -> list[str]:
-        """Ids of the children this supervisor still has (exited temporaries are gone)."""
-        return [c.spec.id for c in self._children]
-
     def task_of(self, child_id: str) -> asyncio.Task[None] | None:
         state = self._find(child_id)
         return state.task if state else None
