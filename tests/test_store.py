@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -15,7 +17,8 @@ from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import register_secret
 from leadlawk_daemon.store import JobLead, PageSpeedRow, Store, open_store
-from leadlawk_daemon.store.base import utc_from_epoch
+from leadlawk_daemon.store.base import exhausted_error, utc_from_epoch
+from leadlawk_daemon.store.migrations import load_migrations
 from leadlawk_daemon.store.postgres import PostgresStore
 
 
@@ -67,7 +70,8 @@ async def lead_table(store: Store) -> dict[str, dict[str, object]]:
 
 async def test_migrating_again_applies_nothing(db_url: str, clock: FakeClock) -> None:
     async with open_store(db_url, clock=clock) as store:
-        assert await store.migrate() == [1]
+        every = [m.version for m in load_migrations("sqlite" if db_url.startswith("sqlite") else "postgres")]
+        assert await store.migrate() == every
         assert await store.migrate() == []
         await store.ping()
 
@@ -75,7 +79,8 @@ async def test_migrating_again_applies_nothing(db_url: str, clock: FakeClock) ->
 async def test_two_processes_migrating_at_once_apply_each_version_once(db_url: str, clock: FakeClock) -> None:
     async with open_store(db_url, clock=clock) as one, open_store(db_url, clock=clock) as two:
         results = await asyncio.gather(one.migrate(), two.migrate(), one.migrate())
-        assert sorted(v for applied in results for v in applied) == [1]
+        every = [m.version for m in load_migrations("sqlite" if db_url.startswith("sqlite") else "postgres")]
+        assert sorted(v for applied in results for v in applied) == every
         assert await two.create_job("after-migration", {"query": "x"})
 
 
@@ -126,9 +131,7 @@ async def test_a_lead_without_place_id_is_refused_by_name_and_nothing_is_written
 async def test_copy_and_unnest_upserts_store_the_same_rows(db_url: str, clock: FakeClock) -> None:
     async with open_store(db_url, clock=clock, migrate=True) as store:
         assert isinstance(store, PostgresStore)
-        rows = [
-            listing(i, review_count=i, latitude=41.2 + i / 100, hours=(("Tue", "8-4"),)) for i in range(50)
-        ]
+        rows = [listing(i, review_count=i, latitude=41.2 + i / 100, hours=(("Tue", "8-4"),)) for i in range(50)]
         store.upsert_method = "unnest"
         await store.upsert_leads(rows)
         via_unnest = await lead_table(store)
@@ -180,17 +183,42 @@ async def test_the_oldest_queued_job_is_leased_first(store: Store, clock: FakeCl
     assert [job.id for job in order if job is not None] == ["zulu", "alpha", "mike"]
 
 
-async def test_an_expired_lease_is_taken_over_and_the_old_owner_loses_it(
-    store: Store, clock: FakeClock
-) -> None:
+async def lapse_lease(db_url: str, job_id: str) -> None:
+    """The holder died: its lease ended a minute ago by the database's clock (the only clock leases read)."""
+    if db_url.startswith("sqlite:///"):
+        path = db_url[len("sqlite:///") :]
+
+        def write() -> None:
+            conn = sqlite3.connect(path)
+            try:
+                conn.execute(
+                    "UPDATE jobs SET lease_expires_at = strftime('%Y-%m-%dT%H:%M:%f', 'now', '-60 seconds') "
+                    "|| '000+00:00' WHERE id = ?",
+                    (job_id,),
+                )
+                conn.commit()
+            finally:
+                conn.close()
+
+        await asyncio.to_thread(write)
+        return
+    base, _, query = db_url.partition("?search_path=")
+    conn = await asyncpg.connect(base, server_settings={"search_path": query} if query else None)
+    try:
+        await conn.execute(
+            "UPDATE jobs SET lease_expires_at = clock_timestamp() - interval '60 seconds' WHERE id = $1", job_id
+        )
+    finally:
+        await conn.close()
+
+
+async def test_an_expired_lease_is_taken_over_and_the_old_owner_loses_it(store: Store, db_url: str) -> None:
     await store.create_job("j1", {"query": "roofers"})
     first = await store.lease_next_job("daemon-a", ttl_s=30)
     assert first is not None
-    await clock.advance(25)
     assert await store.renew_lease("j1", "daemon-a", ttl_s=30)
-    await clock.advance(29)
     assert await store.lease_next_job("daemon-b", ttl_s=30) is None  # renewed: still held
-    await clock.advance(2)
+    await lapse_lease(db_url, "j1")
     taken = await store.lease_next_job("daemon-b", ttl_s=30)
     assert taken is not None
     assert (taken.id, taken.lease_owner, taken.attempts) == ("j1", "daemon-b", 2)
@@ -202,6 +230,112 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_loses_it(
     job = await store.get_job("j1")
     assert job is not None
     assert (job.status, job.found, job.lease_owner) == ("running", 0, "daemon-b")
+
+
+async def test_daemons_with_skewed_wall_clocks_never_hold_one_jobs_lease_together(db_url: str) -> None:
+    # Three daemons whose wall clocks disagree by minutes: leases run on the database's clock.
+    behind, right, ahead = (FakeClock(wall_start=time.time() + skew) for skew in (-600.0, 0.0, 600.0))
+    async with (
+        open_store(db_url, clock=right, migrate=True) as a,
+        open_store(db_url, clock=ahead) as b,
+        open_store(db_url, clock=behind) as c,
+    ):
+        await a.create_job("skewed", {"query": "roofers"})
+        held = await a.lease_next_job("daemon-a", ttl_s=30)
+        assert held is not None
+        assert held.lease_expires_at is not None
+        # The lease ends ttl after the database's now, whatever the holder's clock says.
+        assert abs((held.lease_expires_at - datetime.now(UTC)).total_seconds() - 30) < 10
+        assert await b.lease_next_job("daemon-b", ttl_s=30) is None  # ten minutes ahead: still not expired
+        assert await c.renew_lease("skewed", "daemon-a", ttl_s=30)  # the holder behind renews normally
+        assert await b.lease_next_job("daemon-b", ttl_s=30) is None
+        await lapse_lease(db_url, "skewed")
+        taken = await c.lease_next_job("daemon-c", ttl_s=30)  # ten minutes behind: sees the lapse all the same
+        assert taken is not None
+        assert taken.lease_owner == "daemon-c"
+        assert not await a.renew_lease("skewed", "daemon-a", ttl_s=30)
+        assert await b.lease_next_job("daemon-b", ttl_s=30) is None
+
+
+async def test_a_job_whose_holder_dies_each_time_fails_after_max_attempts(store: Store, db_url: str) -> None:
+    await store.create_job("poison", {"query": "kills the daemon"})
+    for attempt in (1, 2, 3):
+        job = await store.lease_next_job(f"daemon-{attempt}", ttl_s=30, max_attempts=3)
+        assert job is not None
+        assert (job.id, job.attempts) == ("poison", attempt)
+        await lapse_lease(db_url, "poison")  # ...and the daemon dies holding it
+    assert await store.lease_next_job("daemon-4", ttl_s=30, max_attempts=3) is None
+    failed = await store.get_job("poison")
+    assert failed is not None
+    assert (failed.status, failed.lease_owner, failed.finished) == ("failed", None, True)
+    assert failed.error == exhausted_error(3, 3)
+    assert failed.error == "the daemon died 3 times while running this job (jobs.max_attempts = 3)"
+    assert await store.fail_exhausted_jobs(3) == []  # failed once, announced once
+
+
+async def test_exhausted_jobs_are_failed_and_returned_for_announcing(store: Store, db_url: str) -> None:
+    assert await store.create_batch(
+        "batch", {"queries": ["a", "b"]}, [("batch.0", {"query": "a"}), ("batch.1", {"query": "b"})]
+    )
+    for _ in range(2):
+        job = await store.lease_next_job("daemon", ttl_s=30, max_attempts=2)
+        assert job is not None
+        assert job.id == "batch.0"
+        await lapse_lease(db_url, "batch.0")
+    failed = await store.fail_exhausted_jobs(2)
+    assert [(j.id, j.status, j.error) for j in failed] == [("batch.0", "failed", exhausted_error(2, 2))]
+    parent = await store.get_job("batch")
+    assert parent is not None
+    assert parent.status != "queued"  # refreshed from its children: one has ended
+    nxt = await store.lease_next_job("daemon", ttl_s=30, max_attempts=2)
+    assert nxt is not None
+    assert nxt.id == "batch.1"
+
+
+async def test_handing_a_job_back_keeps_progress_and_counts_no_attempt(store: Store, db_url: str) -> None:
+    await store.create_job("paused", {"query": "plumbers"})
+    for n in range(5):  # five shutdowns (or outages past jobs.max_wait), each a graceful hand-back
+        job = await store.lease_next_job(f"daemon-{n}", ttl_s=30, max_attempts=3)
+        assert job is not None
+        assert job.attempts == 1
+        assert await store.update_job("paused", f"daemon-{n}", found=10 + n, progress={"emitted": 10 + n})
+        assert await store.release_lease("paused", f"daemon-{n}")
+        assert not await store.release_lease("paused", f"daemon-{n}")  # not held any more
+    back = await store.get_job("paused")
+    assert back is not None
+    assert (back.status, back.lease_owner, back.found, back.progress) == ("queued", None, 14, {"emitted": 14})
+    for attempt in (1, 2):
+        job = await store.lease_next_job("mortal", ttl_s=30, max_attempts=3)
+        assert job is not None
+        assert job.attempts == attempt
+        await lapse_lease(db_url, "paused")
+    job = await store.lease_next_job("mortal", ttl_s=30, max_attempts=3)
+    assert job is not None  # two deaths and five hand-backs: still under three attempts
+
+
+async def test_a_job_handed_back_to_wait_is_not_leased_before_its_time(store: Store) -> None:
+    await store.create_job("outage", {"query": "plumbers"})
+    await store.create_job("other", {"query": "roofers"})
+    first = await store.lease_next_job("d", ttl_s=30)
+    assert first is not None
+    assert first.id == "outage"
+    assert await store.release_lease("outage", "d", wait_s=3600)  # an outage outlasted jobs.max_wait
+    nxt = await store.lease_next_job("d", ttl_s=30)
+    assert nxt is not None
+    assert nxt.id == "other"  # the waiting job's slot went to another job
+    assert await store.lease_next_job("d", ttl_s=30) is None
+    assert await store.count_jobs("queued") == 1
+    assert await store.finish_job("other", "d", "succeeded")
+
+
+async def test_counting_jobs_by_status_counts_leaves(store: Store) -> None:
+    assert await store.count_jobs("queued") == 0
+    await store.create_batch("b", {"queries": ["x", "y", "z"]}, [(f"b.{i}", {"query": q}) for i, q in enumerate("xyz")])
+    await store.create_job("single-1", {"query": "s"})
+    await store.create_job("single-2", {"query": "t"})
+    assert await store.count_jobs("queued") == 5  # the batch parent only aggregates: not a job waiting
+    assert await store.lease_next_job("d", ttl_s=30) is not None
+    assert (await store.count_jobs("queued"), await store.count_jobs("running")) == (4, 1)
 
 
 async def test_progress_and_counters_survive_a_hand_back(store: Store) -> None:
@@ -265,9 +399,7 @@ async def test_a_batch_parent_is_never_leased_and_aggregates_its_children(store:
 # job leads and export --------------------------------------------------------------------------
 
 
-async def test_export_joins_leads_with_pagespeed_and_each_jobs_verdict(
-    store: Store, clock: FakeClock
-) -> None:
+async def test_export_joins_leads_with_pagespeed_and_each_jobs_verdict(store: Store, clock: FakeClock) -> None:
     await store.create_job("j", {"query": "plumbers"})
     await store.upsert_leads([listing(1, website="https://one.example"), listing(2), listing(3)])
     await store.upsert_job_leads("j", [("ChIJ000002", 1, None, None), JobLead("ChIJ000001", 0)])
@@ -300,9 +432,7 @@ async def test_export_joins_leads_with_pagespeed_and_each_jobs_verdict(
     assert "rank" not in everything[0]
 
 
-async def test_a_newer_pagespeed_result_replaces_an_older_one_never_the_reverse(
-    store: Store, clock: FakeClock
-) -> None:
+async def test_a_newer_pagespeed_result_replaces_an_older_one_never_the_reverse(store: Store, clock: FakeClock) -> None:
     await store.upsert_leads([listing(1)])
     await store.upsert_pagespeed([PageSpeedRow("ChIJ000001", "mobile", performance=40)])
     await clock.advance(60)

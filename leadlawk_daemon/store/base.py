@@ -15,6 +15,7 @@ from leadlawk_daemon.listing import Listing
 
 __all__ = [
     "DEAD_LETTER_KINDS",
+    "DEFAULT_MAX_ATTEMPTS",
     "JOB_COUNTERS",
     "JOB_STATUSES",
     "REQUEUE_SQL",
@@ -31,6 +32,8 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "Strategy",
+    "exhausted_error",
+    "first_error",
     "utc_from_epoch",
 ]
 
@@ -46,10 +49,14 @@ Strategy = Literal["mobile", "desktop"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 
 
+# ``jobs.max_attempts``'s default: leases of one job that may end with their holder dying.
+DEFAULT_MAX_ATTEMPTS = 3
+
 # Both backends: a finished leaf job back to the queue, progress kept ({p}: the dialect's placeholder).
+# Its attempts start again: a replay is the operator's decision that the job deserves new tries.
 REQUEUE_SQL = (
     "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL, "
-    "error = NULL WHERE id = {p} AND status IN ('succeeded', 'failed', 'cancelled') "
+    "error = NULL, attempts = 0, not_before = NULL WHERE id = {p} AND status IN ('succeeded', 'failed', 'cancelled') "
     "AND NOT EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_id = jobs.id)"
 )
 
@@ -71,6 +78,33 @@ class MigrationError(StoreError):
 
 def utc_from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def exhausted_error(attempts: int, max_attempts: int) -> str:
+    """The ``error`` of a job failed because its holders kept dying (the SQL of both backends builds
+    the same text; this is its reference, for tests and callers)."""
+    return f"the daemon died {attempts} times while running this job (jobs.max_attempts = {max_attempts})"
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error a caller of a split operation should see: the database being unreachable
+    first (so a breaker counting :class:`StoreUnavailable` sees the outage), then a timeout, then
+    whatever came first (a ``ValueError`` for refused rows stays a ``ValueError``)."""
+    leaves: list[BaseException] = []
+
+    def walk(exc: BaseException) -> None:
+        if isinstance(exc, BaseExceptionGroup):
+            for inner in exc.exceptions:
+                walk(inner)
+        else:
+            leaves.append(exc)
+
+    walk(group)
+    for kind in (StoreUnavailable, TimeoutError):
+        for exc in leaves:
+            if isinstance(exc, kind):
+                return exc
+    return leaves[0] if leaves else group
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,14 +265,30 @@ class Store(Protocol):
     ) -> list[Job]:
         """Newest first."""
 
-    async def lease_next_job(self, owner: str, ttl_s: float) -> Job | None:
+    async def count_jobs(self, status: JobStatus) -> int:
+        """How many leaf jobs (batch parents excluded) have ``status``: one indexed count, for the
+        admission's ``queue_size``."""
+        ...
+
+    async def lease_next_job(self, owner: str, ttl_s: float, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job | None:
         """Atomically take the oldest queued job, or a running one whose lease has expired.
 
-        A job whose lease a live owner keeps renewing is never returned to anyone else.
+        Lease times are the database's own clock, never the caller's: daemons whose wall clocks
+        disagree still agree on who holds a job. A job whose lease a live owner keeps renewing is
+        never returned to anyone else. ``attempts`` counts leases that did not end in a
+        :meth:`release_lease`; a job whose lease expired after ``max_attempts`` of them (its holder
+        died that often) is not leased again but set ``failed`` (see :meth:`fail_exhausted_jobs`).
         """
 
+    async def fail_exhausted_jobs(self, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Job]:
+        """Set ``failed`` every running job whose lease expired after ``max_attempts`` leases that
+        each ended with the holder dying, ``error`` naming the cause; returns them (their batch
+        parents refreshed), so a caller can announce them. :meth:`lease_next_job` does this too."""
+        ...
+
     async def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
-        """Extend the lease; ``False`` when ``owner`` no longer holds it or the job was cancelled."""
+        """Extend the lease to ``ttl_s`` from the database's now; ``False`` when ``owner`` no longer
+        holds it or the job was cancelled."""
 
     async def update_job(
         self,
@@ -265,8 +315,12 @@ class Store(Protocol):
     async def cancel_job(self, job_id: str) -> bool:
         """Cancel a queued or running job (and its unfinished children); ``False`` if unknown or finished."""
 
-    async def release_lease(self, job_id: str, owner: str) -> bool:
-        """Hand a running job back to the queue (shutdown); its progress is kept for whoever resumes."""
+    async def release_lease(self, job_id: str, owner: str, *, wait_s: float = 0.0) -> bool:
+        """Hand a running job back to the queue: at shutdown, or when an outage outlasts
+        ``jobs.max_wait``. Its counters and progress are kept for whoever resumes it, and the lease
+        does not count as an attempt (only a holder dying counts). ``wait_s`` > 0 keeps it from
+        being leased again for that long (``jobs.not_before``, on the database's clock), so other
+        jobs get its slot meanwhile. ``False`` when ``owner`` no longer holds it."""
 
     async def requeue_job(self, job_id: str) -> bool:
         """Put a finished job back in the queue (a dead letter replayed): its progress is kept, so

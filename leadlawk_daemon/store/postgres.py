@@ -16,6 +16,7 @@ import orjson
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.store.base import (
+    DEFAULT_MAX_ATTEMPTS,
     JOB_COUNTERS,
     REQUEUE_SQL,
     TERMINAL_STATUSES,
@@ -27,6 +28,7 @@ from leadlawk_daemon.store.base import (
     PageSpeedRow,
     StoreError,
     StoreUnavailable,
+    first_error,
     utc_from_epoch,
 )
 from leadlawk_daemon.store.batch import (
@@ -109,6 +111,30 @@ _JOB_COLS = (
     "started_at, finished_at, lease_owner, lease_expires_at, attempts, progress"
 )
 _DL_COLS = "id, kind, payload, reason, attempts, created_at, replayed_at"
+
+# Leases run on the database's clock (clock_timestamp(): the real time of the statement, not of its
+# transaction), never a daemon's: two daemons whose wall clocks disagree still agree on who holds a job.
+_LEAF = "NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id)"
+_EXPIRED = "j.status = 'running' AND j.lease_expires_at < clock_timestamp()"
+_FAIL_EXHAUSTED_SQL = (
+    "UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, "
+    "finished_at = COALESCE(finished_at, clock_timestamp()), "
+    "error = 'the daemon died ' || attempts || ' times while running this job (jobs.max_attempts = ' "
+    "|| $1::int || ')' "
+    f"WHERE id IN (SELECT j.id FROM jobs j WHERE {_EXPIRED} AND j.attempts >= $1 AND {_LEAF} "
+    f"FOR UPDATE SKIP LOCKED) RETURNING {_JOB_COLS}"
+)
+# SKIP LOCKED: a job another daemon is leasing right now is passed over, not waited on.
+_LEASE_SQL = (
+    "UPDATE jobs SET status = 'running', lease_owner = $1, "
+    "lease_expires_at = clock_timestamp() + make_interval(secs => $2), "
+    "attempts = attempts + 1, started_at = COALESCE(started_at, clock_timestamp()) "
+    "WHERE id = (SELECT j.id FROM jobs j "
+    "  WHERE ((j.status = 'queued' AND (j.not_before IS NULL OR j.not_before <= clock_timestamp())) "
+    f"    OR ({_EXPIRED} AND j.attempts < $3)) AND {_LEAF} "
+    "  ORDER BY j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    f"RETURNING {_JOB_COLS}"
+)
 
 
 def _job(row: Mapping[str, Any]) -> Job:
@@ -195,10 +221,15 @@ class PostgresStore(StoreCommon):
         else:
             # The conflict check costs one backend a core: disjoint slices on separate connections use
             # the others. Each slice commits alone; a failed one cancels the rest, and the writer
-            # retries the whole batch, which is idempotent.
-            async with asyncio.TaskGroup() as group:
-                for i in range(parts):
-                    group.create_task(self._upsert_part(values[i::parts], now))
+            # retries the whole batch, which is idempotent. The task group's ExceptionGroup is
+            # unwrapped: the database breaker counts StoreUnavailable, and would take a group for a
+            # data error (one it excludes, and aiobreaker counts an excluded error as a success).
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for i in range(parts):
+                        group.create_task(self._upsert_part(values[i::parts], now))
+            except ExceptionGroup as exc:
+                raise first_error(exc) from exc
         return len(batch)
 
     async def _upsert_part(self, values: list[tuple[Any, ...]], now: datetime) -> None:
@@ -216,10 +247,7 @@ class PostgresStore(StoreCommon):
         if not batch:
             return 0
         args = [
-            [
-                dict(r.field_data) if c == "field_data" and r.field_data is not None else getattr(r, c)
-                for c in _PS_NAMES
-            ]
+            [dict(r.field_data) if c == "field_data" and r.field_data is not None else getattr(r, c) for c in _PS_NAMES]
             for r in batch
         ]
         async with self._connection() as conn:
@@ -303,34 +331,36 @@ class PostgresStore(StoreCommon):
             )
         return [_job(r) for r in rows]
 
-    async def lease_next_job(self, owner: str, ttl_s: float) -> Job | None:
-        now = self._now()
-        expires = utc_from_epoch(self._clock.wall() + ttl_s)
+    async def count_jobs(self, status: JobStatus) -> int:
         async with self._connection() as conn:
-            # SKIP LOCKED: a job another daemon is leasing right now is passed over, not waited on.
-            row = await conn.fetchrow(
-                f"UPDATE jobs SET status = 'running', lease_owner = $1, lease_expires_at = $2, "
-                f"attempts = attempts + 1, started_at = COALESCE(started_at, $3) "
-                f"WHERE id = (SELECT j.id FROM jobs j "
-                f"  WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_expires_at < $3)) "
-                f"  AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id) "
-                f"  ORDER BY j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                f"RETURNING {_JOB_COLS}",
-                owner,
-                expires,
-                now,
-            )
+            count = await conn.fetchval(f"SELECT count(*) FROM jobs j WHERE j.status = $1 AND {_LEAF}", status)
+        return int(count or 0)
+
+    async def lease_next_job(self, owner: str, ttl_s: float, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job | None:
+        async with self._connection() as conn, conn.transaction():
+            failed = await conn.fetch(_FAIL_EXHAUSTED_SQL, max_attempts)
+            row = await conn.fetchrow(_LEASE_SQL, owner, float(ttl_s), max_attempts)
+        await self._refresh_parents_of(failed)
         return None if row is None else _job(row)
 
+    async def fail_exhausted_jobs(self, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Job]:
+        async with self._connection() as conn:
+            failed = await conn.fetch(_FAIL_EXHAUSTED_SQL, max_attempts)
+        await self._refresh_parents_of(failed)
+        return [_job(r) for r in failed]
+
+    async def _refresh_parents_of(self, jobs: Sequence[Mapping[str, Any]]) -> None:
+        for parent_id in sorted({r["parent_id"] for r in jobs if r["parent_id"] is not None}):
+            await self.refresh_parent(parent_id)
+
     async def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
-        expires = utc_from_epoch(self._clock.wall() + ttl_s)
         async with self._connection() as conn:
             status = await conn.execute(
-                "UPDATE jobs SET lease_expires_at = $3 "
+                "UPDATE jobs SET lease_expires_at = clock_timestamp() + make_interval(secs => $3) "
                 "WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
                 job_id,
                 owner,
-                expires,
+                float(ttl_s),
             )
         return not status.endswith(" 0")
 
@@ -394,13 +424,17 @@ class PostgresStore(StoreCommon):
             )
         return any(r["id"] == job_id for r in rows)
 
-    async def release_lease(self, job_id: str, owner: str) -> bool:
+    async def release_lease(self, job_id: str, owner: str, *, wait_s: float = 0.0) -> bool:
         async with self._connection() as conn:
             result = await conn.execute(
-                "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL "
+                # A hand-back is not a death: the lease it ends does not count against max_attempts.
+                "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, "
+                "attempts = GREATEST(attempts - 1, 0), "
+                "not_before = CASE WHEN $3::float8 > 0 THEN clock_timestamp() + make_interval(secs => $3::float8) END "
                 "WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
                 job_id,
                 owner,
+                float(wait_s),
             )
         return not result.endswith(" 0")
 
@@ -455,8 +489,7 @@ class PostgresStore(StoreCommon):
                     qualified_only,
                 )
                 tests = await conn.fetch(
-                    "SELECT p.* FROM pagespeed_results p JOIN job_leads jl USING (place_id) "
-                    "WHERE jl.job_id = $1",
+                    "SELECT p.* FROM pagespeed_results p JOIN job_leads jl USING (place_id) WHERE jl.job_id = $1",
                     job_id,
                 )
             else:
@@ -519,8 +552,7 @@ class PostgresStore(StoreCommon):
     async def bump_dead_letter(self, dead_letter_id: int, reason: str) -> bool:
         async with self._connection() as conn:
             result = await conn.execute(
-                "UPDATE dead_letters SET attempts = attempts + 1, reason = $2, replayed_at = NULL "
-                "WHERE id = $1",
+                "UPDATE dead_letters SET attempts = attempts + 1, reason = $2, replayed_at = NULL WHERE id = $1",
                 dead_letter_id,
                 dead_letter_text(reason),
             )

@@ -9,6 +9,8 @@ is ``BEGIN IMMEDIATE``, which serialises writers across processes sharing the fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -22,6 +24,7 @@ import orjson
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.store.base import (
+    DEFAULT_MAX_ATTEMPTS,
     JOB_COUNTERS,
     REQUEUE_SQL,
     TERMINAL_STATUSES,
@@ -49,6 +52,8 @@ from leadlawk_daemon.store.export import export_rows
 from leadlawk_daemon.store.migrations import check_applied, load_migrations, split_statements
 
 __all__ = ["SqliteStore", "open_sqlite", "sqlite_path"]
+
+log = logging.getLogger("leadlawk.store")
 
 _UNAVAILABLE_HINTS = ("locked", "busy", "unable to open", "disk i/o", "readonly", "no such file")
 _LEAD_COLS = ", ".join(LISTING_FIELDS)
@@ -80,6 +85,35 @@ _TIMES = frozenset(
      "last_seen_at", "tested_at"}
 )  # fmt: skip
 _JSONS = frozenset({"spec", "progress", "hours", "reasons", "field_data"})
+
+# Leases on the database's clock, in _ts's fixed-width form (SQLite's %f has milliseconds): what a
+# lease compares with is the time of the machine holding the file, never a daemon's injected clock.
+_DB_NOW = "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00')"
+
+
+def _db_later(param: str) -> str:
+    return f"(strftime('%Y-%m-%dT%H:%M:%f', 'now', printf('%+.3f seconds', {param})) || '000+00:00')"
+
+
+_LEAF = "NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id)"
+_EXPIRED = f"j.status = 'running' AND j.lease_expires_at < {_DB_NOW}"
+_FAIL_EXHAUSTED_SQL = (
+    "UPDATE jobs SET status = 'failed', lease_owner = NULL, lease_expires_at = NULL, "
+    f"finished_at = COALESCE(finished_at, {_DB_NOW}), "
+    "error = 'the daemon died ' || attempts || ' times while running this job (jobs.max_attempts = ' "
+    "|| ?1 || ')' "
+    f"WHERE id IN (SELECT j.id FROM jobs j WHERE {_EXPIRED} AND j.attempts >= ?1 AND {_LEAF}) "
+    f"RETURNING {_JOB_COLS}"
+)
+_LEASE_SQL = (
+    f"UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = {_db_later('?2')}, "
+    f"attempts = attempts + 1, started_at = COALESCE(started_at, {_DB_NOW}) "
+    "WHERE id = (SELECT j.id FROM jobs j "
+    f"  WHERE ((j.status = 'queued' AND (j.not_before IS NULL OR j.not_before <= {_DB_NOW})) "
+    f"    OR ({_EXPIRED} AND j.attempts < ?3)) AND {_LEAF} "
+    "  ORDER BY j.created_at, j.rowid LIMIT 1) "
+    f"RETURNING {_JOB_COLS}"
+)
 
 
 def _ts(value: datetime) -> str:
@@ -118,19 +152,18 @@ class SqliteStore(StoreCommon):
         self._conn = conn
         self._clock = clock
         self._lock = asyncio.Lock()
+        self._unwinding: asyncio.Future[None] | None = None
 
     def _now(self) -> str:
         return _ts(utc_from_epoch(self._clock.wall()))
-
-    def _later(self, seconds: float) -> str:
-        return _ts(utc_from_epoch(self._clock.wall() + seconds))
 
     @asynccontextmanager
     async def _use(self, write: bool) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             try:
+                await self._clean_connection()
                 if write:
-                    await self._conn.execute("BEGIN IMMEDIATE")
+                    await self._begin()
                 try:
                     yield self._conn
                 except BaseException:
@@ -143,6 +176,47 @@ class SqliteStore(StoreCommon):
                 if any(hint in str(exc).lower() for hint in _UNAVAILABLE_HINTS):
                     raise StoreUnavailable(f"SQLite database unavailable: {exc}") from exc
                 raise
+
+    async def _begin(self) -> None:
+        """``BEGIN IMMEDIATE``, safe to cancel.
+
+        It runs in the connection's thread and may wait there up to ``busy_timeout`` for another
+        writer. Cancelling our await does not stop it: left alone, it would open a transaction
+        (and hold the file's write lock) after we had let the connection go. So a cancelled BEGIN
+        leaves a task that waits for it and rolls it back, and the next user waits for that task.
+        """
+        begin = asyncio.ensure_future(self._conn.execute("BEGIN IMMEDIATE"))
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            self._unwinding = asyncio.ensure_future(self._undo_begin(begin))
+            raise
+
+    async def _undo_begin(self, begin: asyncio.Future[Any]) -> None:
+        try:
+            await begin
+        except sqlite3.Error:
+            return  # BEGIN itself failed (busy): no transaction was opened
+        with contextlib.suppress(sqlite3.Error):
+            await self._conn.rollback()
+
+    async def _clean_connection(self) -> None:
+        """Before any use: finish undoing a cancelled BEGIN, and roll back a connection found inside
+        a transaction (whatever left it there), so no write ever fails with "cannot start a
+        transaction within a transaction" and no stale transaction holds the write lock."""
+        if self._unwinding is not None:
+            await self._unwinding
+            self._unwinding = None
+        if self._conn.in_transaction:
+            log.warning("SQLite connection found inside a transaction: rolled back")
+            await self._conn.rollback()
+
+    async def aclose(self) -> None:
+        """Let a cancelled BEGIN finish unwinding before the connection closes."""
+        if self._unwinding is not None:
+            with contextlib.suppress(Exception):
+                await self._unwinding
+            self._unwinding = None
 
     async def _rows(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         async with self._use(write=False) as conn:
@@ -272,27 +346,34 @@ class SqliteStore(StoreCommon):
         )
         return [Job(**r) for r in rows]
 
-    async def lease_next_job(self, owner: str, ttl_s: float) -> Job | None:
+    async def count_jobs(self, status: JobStatus) -> int:
+        rows = await self._rows(f"SELECT count(*) AS n FROM jobs j WHERE j.status = ? AND {_LEAF}", status)
+        return int(rows[0]["n"])
+
+    async def lease_next_job(self, owner: str, ttl_s: float, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job | None:
         async with self._use(write=True) as conn:
-            rows = await _fetch(
-                conn,
-                f"UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = ?2, "
-                f"attempts = attempts + 1, started_at = COALESCE(started_at, ?3) "
-                f"WHERE id = (SELECT j.id FROM jobs j "
-                f"  WHERE (j.status = 'queued' OR (j.status = 'running' AND j.lease_expires_at < ?3)) "
-                f"  AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id) "
-                f"  ORDER BY j.created_at, j.rowid LIMIT 1) "
-                f"RETURNING {_JOB_COLS}",
-                (owner, self._later(ttl_s), self._now()),
-            )
+            failed = await _fetch(conn, _FAIL_EXHAUSTED_SQL, (max_attempts,))
+            rows = await _fetch(conn, _LEASE_SQL, (owner, float(ttl_s), max_attempts))
+        await self._refresh_parents_of([Job(**_decoded(r)) for r in failed])
         return Job(**_decoded(rows[0])) if rows else None
+
+    async def fail_exhausted_jobs(self, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Job]:
+        async with self._use(write=True) as conn:
+            failed = [Job(**_decoded(r)) for r in await _fetch(conn, _FAIL_EXHAUSTED_SQL, (max_attempts,))]
+        await self._refresh_parents_of(failed)
+        return failed
+
+    async def _refresh_parents_of(self, jobs: Sequence[Job]) -> None:
+        for parent_id in sorted({j.parent_id for j in jobs if j.parent_id is not None}):
+            await self.refresh_parent(parent_id)
 
     async def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
         changed = await self._write(
-            "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = 'running'",
-            self._later(ttl_s),
+            f"UPDATE jobs SET lease_expires_at = {_db_later('?4')} WHERE id = ?1 AND lease_owner = ?2 AND status = ?3",
             job_id,
             owner,
+            "running",
+            float(ttl_s),
         )
         return changed > 0
 
@@ -315,9 +396,7 @@ class SqliteStore(StoreCommon):
         sets = [f"{name} = COALESCE(?{i + 3}, {name})" for i, name in enumerate(JOB_COUNTERS)]
         sets.append("progress = COALESCE(?8, progress)")
         sets.append("error = COALESCE(?9, error)")
-        sets.append(
-            f"status = CASE WHEN status IN ({_TERMINAL_SQL}) THEN status ELSE COALESCE(?10, status) END"
-        )
+        sets.append(f"status = CASE WHEN status IN ({_TERMINAL_SQL}) THEN status ELSE COALESCE(?10, status) END")
         changed = await self._write(
             f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?1 AND lease_owner = ?2",
             job_id,
@@ -358,12 +437,15 @@ class SqliteStore(StoreCommon):
             )
         return any(r[0] == job_id for r in rows)
 
-    async def release_lease(self, job_id: str, owner: str) -> bool:
+    async def release_lease(self, job_id: str, owner: str, *, wait_s: float = 0.0) -> bool:
         changed = await self._write(
-            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL "
-            "WHERE id = ? AND lease_owner = ? AND status = 'running'",
+            # A hand-back is not a death: the lease it ends does not count against max_attempts.
+            "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, "
+            f"attempts = MAX(attempts - 1, 0), not_before = CASE WHEN ?3 > 0 THEN {_db_later('?3')} END "
+            "WHERE id = ?1 AND lease_owner = ?2 AND status = 'running'",
             job_id,
             owner,
+            float(wait_s),
         )
         return changed > 0
 
@@ -441,8 +523,7 @@ class SqliteStore(StoreCommon):
         check_dead_letter_kind(kind)
         async with self._use(write=True) as conn:
             cursor = await conn.execute(
-                "INSERT INTO dead_letters (kind, payload, reason, attempts, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO dead_letters (kind, payload, reason, attempts, created_at) VALUES (?, ?, ?, ?, ?)",
                 (kind, dead_letter_text(payload), dead_letter_text(reason), attempts, self._now()),
             )
             new_id = cursor.lastrowid
@@ -500,6 +581,10 @@ async def open_sqlite(
         await conn.execute("PRAGMA journal_mode = WAL")
         await conn.execute("PRAGMA synchronous = NORMAL")
         await conn.execute("PRAGMA foreign_keys = ON")
-        yield SqliteStore(conn, clock or MonotonicClock())
+        store = SqliteStore(conn, clock or MonotonicClock())
+        try:
+            yield store
+        finally:
+            await store.aclose()
     finally:
         await conn.close()
