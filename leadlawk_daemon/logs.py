@@ -11,12 +11,15 @@ from typing import Any, TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "configure_logging", "redact", "register_secret"]
+__all__ = ["JsonFormatter", "configure_logging", "mask_url_passwords", "redact", "register_secret"]
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
 # A key in a query string is a secret whatever its value: Google's APIs take `key=` in the URL.
 _KEY_PARAM = re.compile(r"(?i)([?&](?:key|api_key|apikey|token)=)[^&\s\"'#]+")
+# The password of a URL's userinfo (DATABASE_URL, REDIS_URL): postgresql://app:PASSWORD@host/db and
+# redis://:PASSWORD@host. The user name stays: it says which account, and is no secret.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s:/?#@'\"]*:)[^\s@'\"]+@")
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
@@ -27,8 +30,13 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
+def mask_url_passwords(text: str) -> str:
+    """``postgresql://app:***@host/db``, ``redis://:***@host``: a URL's password masked wherever it is."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 def redact(text: str) -> str:
-    text = _KEY_PARAM.sub(r"\1***", text)
+    text = mask_url_passwords(_KEY_PARAM.sub(r"\1***", text))
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, "***")

@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from leadlawk_daemon.logs import mask_url_passwords, redact
+
 __all__ = [
     "ConfigError",
     "Settings",
@@ -208,8 +210,11 @@ class PageSpeedSettings(_Section):
 class JobsSettings(_Section):
     lease_ttl: PositiveDuration
     heartbeat: PositiveDuration
+    renew_timeout: PositiveDuration
     progress_interval: PositiveDuration
     cancel_grace: PositiveDuration
+    max_attempts: int = Field(ge=1, le=100)
+    max_wait: PositiveDuration
 
 
 class ResourcesSettings(_Section):
@@ -218,6 +223,22 @@ class ResourcesSettings(_Section):
 
 class ChaosSettings(_Section):
     enabled: bool
+
+
+class SitesSettings(_Section):
+    enabled: bool
+    proxy: str | None = Field(pattern=r"^https?://")
+    ca_file: str | None
+    user_agent: str = Field(min_length=1, max_length=300)
+    timeout: PositiveDuration
+    max_pages: int = Field(ge=0, le=10)
+    max_bytes: int = Field(ge=16 * 1024, le=64 * 1024 * 1024)
+    max_redirects: int = Field(ge=0, le=20)
+    per_host: int = Field(ge=1, le=16)
+    max_in_flight: int = Field(ge=1, le=10_000)
+    ttl: Duration
+    cache_size: int = Field(ge=1, le=10_000_000)
+    egress_failures: int = Field(ge=2, le=10_000)
 
 
 class Settings(_Section):
@@ -236,6 +257,7 @@ class Settings(_Section):
     jobs: JobsSettings
     resources: ResourcesSettings
     chaos: ChaosSettings
+    sites: SitesSettings
 
 
 class ConfigError(Exception):
@@ -257,6 +279,8 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "LOG_LEVEL": ("logging", "level"),
 }
 SECRET_KEYS = {("pagespeed", "api_key"), ("server", "admin_token")}
+# Keys whose value is a URL that may carry a password: shown with the password masked.
+URL_KEYS = {("database", "url"), ("redis", "url")}
 _PATH_PREFIX = "LEADLAWK__"
 
 
@@ -330,8 +354,8 @@ def _problems(exc: ValidationError) -> list[str]:
             lines.append(f"{path}: required key is missing")
             continue
         value = err.get("input")
-        shown = "***" if tuple(str(p) for p in loc) in {tuple(k) for k in SECRET_KEYS} else repr(value)
-        lines.append(f"{path}: {message} (got {shown})")
+        shown = "***" if tuple(str(p) for p in loc) in {tuple(k) for k in SECRET_KEYS} else redact(repr(value))
+        lines.append(f"{path}: {redact(message)} (got {shown})")
     return lines
 
 
@@ -387,16 +411,25 @@ def _cross_checks(s: Settings) -> list[str]:
         problems.append(
             f"supervision.backoff.min: must not exceed supervision.backoff.max (got {s.supervision.backoff.min})"
         )
+    # A lease must outlive what keeps it: a renewal due every heartbeat, a store call that may take
+    # command_timeout. Otherwise a daemon can still be working on a job whose lease has lapsed and
+    # another daemon has taken. (A renewal is cut at min(renew_timeout, lease_ttl / 3): always under.)
+    ttl = s.jobs.lease_ttl
+    for key, value in (("jobs.heartbeat", s.jobs.heartbeat), ("database.command_timeout", s.database.command_timeout)):
+        if value >= ttl:
+            problems.append(f"{key}: must be less than jobs.lease_ttl ({ttl:g}s) (got {value:g}s)")
     return problems
 
 
 def masked(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as plain data, secrets replaced by ``***``."""
+    """The effective configuration as plain data, secrets replaced by ``***`` and URL passwords masked
+    (``postgresql://app:***@host/db``)."""
     tree = settings.model_dump(mode="json")
-    for path in SECRET_KEYS:
+    for path in SECRET_KEYS | URL_KEYS:
         node = tree
         for part in path[:-1]:
             node = node[part]
-        if node.get(path[-1]) is not None:
-            node[path[-1]] = "***"
+        value = node.get(path[-1])
+        if value is not None:
+            node[path[-1]] = mask_url_passwords(value) if path in URL_KEYS else "***"
     return tree

@@ -58,6 +58,7 @@ def daemon_env(maps_url: str, psi_url: str, pg: str, prefix: str | None, **extra
         "LEADLAWK__RESILIENCE__HEALTH_CHECK__INTERVAL": "500ms",
         "LEADLAWK__JOBS__HEARTBEAT": "1s",
         "LEADLAWK__JOBS__LEASE_TTL": "5s",
+        "LEADLAWK__DATABASE__COMMAND_TIMEOUT": "3s",  # under jobs.lease_ttl, as the settings require
         "LEADLAWK__CHAOS__ENABLED": "true",
         "PAGESPEED_API_KEY": "AIzaTestKeyNeverLogged",
         **extra,

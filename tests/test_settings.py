@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,8 @@ BAD = [
     ({"LEADLAWK__DATABASE__POOL_MIN": "9", "LEADLAWK__DATABASE__POOL_MAX": "2"}, "database.pool_min:"),
     ({"LEADLAWK__SUPERVISION__BACKOFF__MIN": "1m", "LEADLAWK__SUPERVISION__BACKOFF__MAX": "1s"},
      "supervision.backoff.min:"),
+    ({"LEADLAWK__JOBS__MAX_ATTEMPTS": "0"}, "jobs.max_attempts:"),
+    ({"LEADLAWK__JOBS__MAX_WAIT": "forever"}, "jobs.max_wait:"),
 ]
 
 
@@ -111,3 +115,69 @@ def test_secrets_are_masked_and_never_echoed() -> None:
     assert "AIzaSECRET123" not in shown
     assert "tok-secret" not in shown
     assert masked(s)["pagespeed"]["api_key"] == "***"
+
+
+def test_defaults_of_the_job_lease_keys() -> None:
+    jobs = load_settings(environ={}).jobs
+    assert (jobs.max_attempts, jobs.max_wait, jobs.lease_ttl) == (3, 300.0, 30.0)
+    assert jobs.heartbeat < jobs.lease_ttl
+    assert load_settings(environ={}).database.command_timeout < jobs.lease_ttl
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"LEADLAWK__JOBS__HEARTBEAT": "30s"}, "jobs.heartbeat: must be less than jobs.lease_ttl (30s) (got 30s)"),
+        (
+            {"LEADLAWK__JOBS__LEASE_TTL": "8s"},
+            "database.command_timeout: must be less than jobs.lease_ttl (8s) (got 10s)",
+        ),
+        (
+            {"LEADLAWK__DATABASE__COMMAND_TIMEOUT": "45s"},
+            "database.command_timeout: must be less than jobs.lease_ttl (30s) (got 45s)",
+        ),
+    ],
+)
+def test_a_lease_shorter_than_what_keeps_it_is_refused(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ=env)
+    assert expected in info.value.problems
+
+
+def test_dsn_passwords_are_masked_in_config_show() -> None:
+    s = load_settings(
+        environ={
+            "DATABASE_URL": "postgresql://app:Pg-S3cret@db.internal:5432/leads",
+            "REDIS_URL": "redis://:Redis-S3cret@cache.internal:6379/0",
+        }
+    )
+    shown = masked(s)
+    assert shown["database"]["url"] == "postgresql://app:***@db.internal:5432/leads"
+    assert shown["redis"]["url"] == "redis://:***@cache.internal:6379/0"
+    assert "S3cret" not in str(shown)
+    assert s.database.url.endswith("Pg-S3cret@db.internal:5432/leads")  # the daemon still has it
+
+
+def test_dsn_passwords_are_masked_in_config_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"DATABASE_URL": "mysql://app:My-S3cret@db/leads", "REDIS_URL": "http://:R-S3cret@h/0"})
+    text = "\n".join(info.value.problems)
+    assert "S3cret" not in text
+    assert "mysql://app:***@db/leads" in text
+    assert "http://:***@h/0" in text
+
+
+def test_config_show_and_check_never_print_a_dsn_password(tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://app:Pg-S3cret@db.internal/leads"}
+    shown = subprocess.run(
+        [sys.executable, "-m", "leadlawk_daemon", "config", "show"], env=env, capture_output=True, text=True, check=True
+    )
+    assert "postgresql://app:***@db.internal/leads" in shown.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("redis:\n  url: 'http://:R-S3cret@cache/0'\n")
+    check = subprocess.run(
+        [sys.executable, "-m", "leadlawk_daemon", "config", "check", str(bad)], env=env, capture_output=True, text=True
+    )
+    assert check.returncode == 2
+    assert "redis.url:" in check.stderr
+    assert "S3cret" not in check.stdout + check.stderr + shown.stdout + shown.stderr
