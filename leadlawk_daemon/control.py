@@ -246,9 +246,11 @@ def render_rows(rows: list[dict[str, Any]], fmt: str, with_job: bool) -> str:
 
 
 def _csv_value(value: Any) -> Any:
+    from leadlawk_daemon.store.export import spreadsheet_safe
+
     if isinstance(value, list | dict):
-        return orjson.dumps(value).decode()
-    return value
+        value = orjson.dumps(value).decode()
+    return spreadsheet_safe(value)
 
 
 async def list_dead_letters(settings: Settings, *, kind: str | None, include_replayed: bool, out: TextIO) -> int:

@@ -157,3 +157,48 @@ def test_submit_wait_on_a_known_id_follows_the_existing_job(db: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == "job-a was submitted before (succeeded); following it"
     assert result.stdout.splitlines()[-1].startswith("job-a succeeded")
+
+
+HOSTILE = [
+    Listing(name='=HYPERLINK("http://evil.example","Call us")', place_id="ChIJeq", phone="+1-555-0100",
+            category="@SUM(A1:A9)", address="-2+3 Main St"),
+    Listing(name="\tTabbed Roofing", place_id="ChIJtab", address="\rCR Street", phone="(402) 555-0101"),
+]
+
+
+def test_a_csv_export_never_holds_a_live_formula_from_scraped_text(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hostile.db'}"
+
+    async def seed() -> None:
+        async with open_store(url, migrate=True) as store:
+            await store.create_job("job-h", {"id": "job-h", "query": "plumbers"})
+            await store.upsert_leads(HOSTILE)
+            await store.upsert_job_leads("job-h", [JobLead("ChIJeq", 1, True, []), JobLead("ChIJtab", 2, True, [])])
+
+    asyncio.run(seed())
+    out = tmp_path / "leads.csv"
+    assert cli("export", "--job", "job-h", "-o", str(out), db=url).returncode == 0
+    with out.open(encoding="utf-8", newline="") as f:  # newline="": a CR inside a cell stays a CR
+        rows = {r["place_id"]: r for r in csv.DictReader(f)}
+    assert rows["ChIJeq"]["name"] == "'=HYPERLINK(\"http://evil.example\",\"Call us\")"
+    assert rows["ChIJeq"]["phone"] == "'+1-555-0100"
+    assert rows["ChIJeq"]["category"] == "'@SUM(A1:A9)"
+    assert rows["ChIJeq"]["address"] == "'-2+3 Main St"
+    assert rows["ChIJtab"]["name"] == "'\tTabbed Roofing"
+    assert rows["ChIJtab"]["address"] == "'\rCR Street"
+    assert rows["ChIJtab"]["phone"] == "(402) 555-0101"  # nothing to neutralise: unchanged
+    for row in rows.values():
+        assert not any(str(cell).startswith(("=", "+", "-", "@", "\t", "\r")) for cell in row.values())
+    # JSONL is data, not a spreadsheet: the values stay exactly as scraped.
+    jsonl = cli("export", "--job", "job-h", "--format", "jsonl", db=url).stdout.splitlines()
+    assert {orjson.loads(line)["name"] for line in jsonl} == {HOSTILE[0].name, HOSTILE[1].name}
+
+
+def test_the_spreadsheet_rule_is_one_function_for_every_sheet_format() -> None:
+    from leadlawk_daemon.store.export import spreadsheet_safe
+
+    assert spreadsheet_safe("=1+1") == "'=1+1"
+    assert spreadsheet_safe("+1-555-0100") == "'+1-555-0100"
+    assert spreadsheet_safe("Ana's Plumbing") == "Ana's Plumbing"
+    assert spreadsheet_safe(-3.5) == -3.5  # a number is a number, not text that looks like a formula
+    assert spreadsheet_safe(None) is None

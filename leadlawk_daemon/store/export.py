@@ -13,7 +13,11 @@ from typing import Any
 from leadlawk_daemon.listing import LISTING_FIELDS
 from leadlawk_daemon.store.base import STRATEGIES
 
-__all__ = ["LEAD_COLUMNS", "PAGESPEED_COLUMNS", "export_columns", "export_rows"]
+__all__ = ["FORMULA_PREFIXES", "LEAD_COLUMNS", "PAGESPEED_COLUMNS", "export_columns", "export_rows", "spreadsheet_safe"]
+
+# What makes a spreadsheet read a cell as a formula (OWASP's "CSV injection" list): a scraped name
+# like =HYPERLINK("http://evil", "Call us") or a phone like +1-555-0100 would otherwise run or mangle.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 LEAD_COLUMNS: tuple[str, ...] = ("place_id", *(f for f in LISTING_FIELDS if f != "place_id"))
 LEAD_COLUMNS_WITH_SEEN: tuple[str, ...] = (*LEAD_COLUMNS, "first_seen_at", "last_seen_at")
@@ -40,6 +44,16 @@ def export_columns(with_job: bool) -> tuple[str, ...]:
     """Column order of :func:`export_rows`: lead, then (per job) rank and verdict, then PageSpeed."""
     spread = tuple(f"{s}_{c}" for s in STRATEGIES for c in PAGESPEED_COLUMNS)
     return (*LEAD_COLUMNS_WITH_SEEN, *(JOB_COLUMNS if with_job else ()), *spread)
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A cell for a spreadsheet file (CSV, XLSX): text beginning with a formula prefix gets a leading
+    ``'``, which spreadsheets take as "this is text" and do not show. Anything else is unchanged.
+
+    Every export to a spreadsheet format goes through this one rule; JSONL is data, not a sheet."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
 
 
 def _plain(value: Any) -> Any:
