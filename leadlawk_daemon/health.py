@@ -6,6 +6,10 @@ dependency passes its probes, and the daemon is not shutting down. A dependency 
 only after ``failure_threshold`` failed probes in a row and back up after ``success_threshold``
 good ones. A dependency that has never been up counts as down, and its first good probe brings it
 up: the thresholds damp flapping, they should not keep a starting daemon unready for intervals.
+
+``/health/ready`` is open to anyone, so each check's ``error`` is a short code (``unreachable``,
+``timeout``, ``breaker_open``, ...); what went wrong in detail (an exception's text, which can name
+hosts) goes to the log only.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -24,12 +29,40 @@ from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import HealthCheckSettings, HealthSettings
 from supervisors.spec import Started
 
-__all__ = ["DependencyState", "Health", "Probe"]
+__all__ = ["DependencyState", "Health", "Probe", "condition_code", "error_code"]
 
 log = logging.getLogger("leadlawk.health")
 
 Probe = Callable[[], Awaitable[None]]
 """Raises when the dependency is not usable; returns when it is."""
+
+_CODE = re.compile(r"^[a-z][a-z_]{0,31}$")
+
+
+def error_code(exc: BaseException) -> str:
+    """A probe's failure as a short code, judged by the exception's kind, never by its text."""
+    names = [cls.__name__.lower() for cls in type(exc).__mro__]
+    if any("timeout" in n for n in names):
+        return "timeout"
+    if any("breakeropen" in n or "circuitbreaker" in n for n in names):
+        return "breaker_open"
+    if isinstance(exc, OSError) or any("unavailable" in n or "connection" in n for n in names):
+        return "unreachable"
+    return "error"
+
+
+def condition_code(text: str) -> str:
+    """A readiness condition's answer as a short code: itself if it is one, else what its words say."""
+    if _CODE.match(text):
+        return text
+    lowered = text.lower()
+    if "breaker" in lowered and "open" in lowered:
+        return "breaker_open"
+    if "not connected" in lowered or "reconnect" in lowered:
+        return "disconnected"
+    if "not running" in lowered or "not open" in lowered:
+        return "not_running"
+    return "failing"
 
 
 @dataclass(slots=True)
@@ -38,24 +71,35 @@ class DependencyState:
     ok: bool = False
     ever_ok: bool = False
     latency_ms: float | None = None
-    error: str | None = "not probed yet"
+    error: str | None = "not_probed"
     failures: int = 0
     successes: int = 0
+    # What went wrong, in words: for the log, never for /health/ready.
+    detail: str | None = None
 
-    def record(self, ok: bool, latency_ms: float, error: str | None, settings: HealthCheckSettings) -> bool:
-        """Count one probe; True when the dependency's state flipped."""
+    def record(
+        self,
+        ok: bool,
+        latency_ms: float,
+        error: str | None,
+        settings: HealthCheckSettings,
+        detail: str | None = None,
+    ) -> bool:
+        """Count one probe (``error`` a short code); True when the dependency's state flipped."""
         self.latency_ms = round(latency_ms, 2)
         before = self.ok
         if ok:
             self.failures = 0
             self.successes += 1
             self.error = None
+            self.detail = None
             if not self.ever_ok or self.successes >= settings.success_threshold:
                 self.ok = self.ever_ok = True
         else:
             self.successes = 0
             self.failures += 1
             self.error = error
+            self.detail = detail
             if self.failures >= settings.failure_threshold:
                 self.ok = False
         return self.ok != before
@@ -81,6 +125,7 @@ class Health:
     last_lag: float = 0.0
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _stuck: dict[str, set[asyncio.Future[None]]] = field(default_factory=dict)
+    _condition_details: dict[str, str | None] = field(default_factory=dict)
 
     def add_probe(self, name: str, probe: Probe) -> None:
         self.probes[name] = probe
@@ -103,11 +148,16 @@ class Health:
     def ready(self) -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {name: state.to_dict() for name, state in self.states.items()}
         for name, condition in self.conditions.items():
-            error = condition()
-            checks[name] = {"ok": error is None, "latency_ms": None, "error": error}
+            detail = condition()
+            if detail != self._condition_details.get(name):
+                self._condition_details[name] = detail
+                log.log(logging.INFO if detail is None else logging.WARNING, "readiness condition changed",
+                        extra={"check": name, "detail": detail})
+            code = None if detail is None else condition_code(detail)
+            checks[name] = {"ok": code is None, "latency_ms": None, "error": code}
         ok = not self.stopping and all(c["ok"] for c in checks.values())
         if self.stopping:
-            checks["shutdown"] = {"ok": False, "latency_ms": None, "error": "shutting down"}
+            checks["shutdown"] = {"ok": False, "latency_ms": None, "error": "shutting_down"}
         return ok, checks
 
     # -- the supervised child ----------------------------------------------------------------
@@ -144,15 +194,17 @@ class Health:
         """Probe every dependency once, concurrently, each within the probe timeout."""
         names = list(self.probes)
         results = await asyncio.gather(*(self._probe(name) for name in names))
-        for name, (ok, latency_ms, error) in zip(names, results, strict=True):
+        for name, (ok, latency_ms, error, detail) in zip(names, results, strict=True):
             state = self.states.setdefault(name, DependencyState(name))
-            if state.record(ok, latency_ms, error, self.check):
+            if state.record(ok, latency_ms, error, self.check, detail):
                 level = logging.INFO if state.ok else logging.WARNING
                 log.log(level, "dependency up" if state.ok else "dependency down",
-                        extra={"dependency": name, "error": state.error})
+                        extra={"dependency": name, "error": state.error, "detail": state.detail})
+            elif not ok:
+                log.debug("probe failed", extra={"dependency": name, "error": error, "detail": detail})
             self.metrics.dependency_up.labels(name).set(1 if state.ok else 0)
 
-    async def _probe(self, name: str) -> tuple[bool, float, str | None]:
+    async def _probe(self, name: str) -> tuple[bool, float, str | None, str | None]:
         """One probe, cut at the timeout without waiting for it to unwind.
 
         ``asyncio.timeout`` would wait for the cancelled probe to finish cleaning up, and a client
@@ -162,7 +214,7 @@ class Health:
         reaped when it ends), and while it has not, the dependency counts as failing.
         """
         if self._stuck.get(name):
-            return False, 0.0, "the previous probe has not finished unwinding"
+            return False, 0.0, "timeout", "the previous probe has not finished unwinding"
         began = time.perf_counter()
         task = asyncio.ensure_future(self.probes[name]())
         done, _ = await asyncio.wait({task}, timeout=self.check.timeout)
@@ -171,11 +223,11 @@ class Health:
             task.cancel()
             self._stuck.setdefault(name, set()).add(task)
             task.add_done_callback(functools.partial(self._reap, name))
-            return False, elapsed, f"no answer within {self.check.timeout:g}s"
+            return False, elapsed, "timeout", f"no answer within {self.check.timeout:g}s"
         exc = task.exception()
         if exc is not None:
-            return False, elapsed, redact(f"{type(exc).__name__}: {exc}")[:300]
-        return True, elapsed, None
+            return False, elapsed, error_code(exc), redact(f"{type(exc).__name__}: {exc}")[:300]
+        return True, elapsed, None, None
 
     def _reap(self, name: str, task: asyncio.Future[None]) -> None:
         self._stuck.get(name, set()).discard(task)

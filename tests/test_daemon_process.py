@@ -65,7 +65,7 @@ async def test_readiness_turns_false_at_once_on_sigterm(tmp_path: Path) -> None:
         await daemon.wait_status("/health/ready", 200, within=15.0)
         daemon.signal(signal.SIGTERM)
         body = await daemon.wait_status("/health/ready", 503, within=2.0)
-        assert body["checks"]["shutdown"]["error"] == "shutting down"
+        assert body["checks"]["shutdown"]["error"] == "shutting_down"
         code, live = await daemon.get("/health/live")
         assert (code, live) == (200, {"status": "ok"})  # still alive while it drains
         assert await daemon.wait_exit(within=5.0) == 0

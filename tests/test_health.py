@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from leadlawk_daemon.health import DependencyState, Health
+from leadlawk_daemon.http_api import create_app
+from leadlawk_daemon.logs import JsonFormatter
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import load_settings
+from leadlawk_daemon.store import StoreUnavailable
 
 
 def test_thresholds_damp_flapping_but_not_the_first_good_probe() -> None:
@@ -54,9 +61,11 @@ async def test_a_probe_that_ignores_its_timeout_is_cut_without_waiting_for_it() 
     assert loop.time() - began < 1.0
     ok, checks = health.ready()
     assert ok is False
-    assert checks["database"]["error"] == "no answer within 0.1s"
+    assert checks["database"]["error"] == "timeout"
+    assert health.states["database"].detail == "no answer within 0.1s"
     await health.probe_once()  # still unwinding: still failing, and no second probe piles up
-    assert health.ready()[1]["database"]["error"] == "the previous probe has not finished unwinding"
+    assert health.ready()[1]["database"]["error"] == "timeout"
+    assert health.states["database"].detail == "the previous probe has not finished unwinding"
     release.set()
     health.probes["database"] = fine
     for _ in range(50):
@@ -65,3 +74,49 @@ async def test_a_probe_that_ignores_its_timeout_is_cut_without_waiting_for_it() 
     assert health.ready()[0] is False  # back up only after success_threshold (2) good probes
     await health.probe_once()
     assert health.ready()[0] is True
+
+
+async def test_readiness_shows_short_codes_and_keeps_hosts_and_passwords_for_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = load_settings(environ={"LEADLAWK__RESILIENCE__HEALTH_CHECK__FAILURE_THRESHOLD": "1"})
+    health = Health(settings.resilience.health_check, settings.health, Metrics(process=False))
+    dsn = "postgresql://app:Pg-S3cret@db-7.internal.example:5432/leads"
+
+    async def database() -> None:
+        raise StoreUnavailable(f"PostgreSQL is unreachable: ConnectionRefusedError: connect to {dsn} failed")
+
+    async def redis() -> None:
+        raise ConnectionError("Error 111 connecting to cache-3.internal.example:6379. Connection refused.")
+
+    async def slow() -> None:
+        raise TimeoutError("timed out talking to 10.1.2.3")
+
+    health.add_probe("database", database)
+    health.add_probe("redis", redis)
+    health.add_probe("search", slow)
+    health.conditions["google_maps"] = lambda: "circuit breaker google_maps is open"
+    health.conditions["intake"] = lambda: "stream intake not connected to Redis (reconnecting)"
+    with caplog.at_level(logging.DEBUG, logger="leadlawk.health"):
+        await health.probe_once()
+        ok, checks = health.ready()
+    assert ok is False
+    assert {name: check["error"] for name, check in checks.items()} == {
+        "database": "unreachable",
+        "redis": "unreachable",
+        "search": "timeout",
+        "google_maps": "breaker_open",
+        "intake": "disconnected",
+    }
+    app = create_app(settings, health, Metrics(process=False))
+    async with TestServer(app) as server, TestClient(server) as client:
+        response = await client.get("/health/ready")
+        body = await response.text()
+    assert response.status == 503
+    for leak in ("S3cret", "db-7.internal", "cache-3.internal", "10.1.2.3", "postgresql://", "Connection refused"):
+        assert leak not in body
+    # The operator still learns what happened, from the log, with the password masked.
+    logged = " ".join(str(getattr(r, "detail", "")) for r in caplog.records)
+    assert "db-7.internal.example" in logged
+    assert "cache-3.internal.example" in logged
+    assert "S3cret" not in " ".join(JsonFormatter().format(r) for r in caplog.records)
