@@ -109,7 +109,7 @@ async def test_readiness_shows_short_codes_and_keeps_hosts_and_passwords_for_the
         "intake": "disconnected",
     }
     app = create_app(settings, health, Metrics(process=False))
-    async with TestServer(app) as server, TestClient(server) as client:
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         response = await client.get("/health/ready")
         body = await response.text()
     assert response.status == 503
