@@ -47,10 +47,11 @@ import secrets
 from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import unquote_plus, urlencode, urlsplit
+from urllib.parse import quote_plus, unquote_plus, urlencode, urlsplit
 
 from aiohttp import web
 
+from leadlawk_daemon.maps.area import Bbox, Viewport
 from leadlawk_daemon.replicas.faults import (
     Fault,
     FaultSwitchboard,
@@ -69,14 +70,23 @@ from leadlawk_daemon.replicas.maps_business import (
     search_key,
     split_search,
 )
+from leadlawk_daemon.replicas.maps_geography import (
+    Geography,
+    extent,
+    locality_cid,
+    locality_search,
+    locality_viewport,
+    parse_viewport,
+)
 from leadlawk_daemon.replicas.maps_locale import Locale, locale_for
-from leadlawk_daemon.replicas.maps_location import resolve_location
+from leadlawk_daemon.replicas.maps_location import Locality, resolve_location
 from leadlawk_daemon.replicas.maps_markup import (
     MALFORMED_KINDS,
     churn_classes,
     consent_page,
     end_marker,
     feed_card,
+    locality_page,
     place_page,
     results_page,
     sorry_page,
@@ -110,11 +120,19 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class MapsReplica:
     """The state of one replica app: its answer sets, faults and request counts."""
 
-    def __init__(self, *, seed: int, max_results: int, page_size: int) -> None:
+    def __init__(
+        self, *, seed: int, max_results: int, page_size: int, viewport_px: tuple[int, int] = (1280, 720)
+    ) -> None:
         if not 1 <= max_results <= 10_000:
             raise ValueError(f"max_results must be 1-10000, got {max_results}")
         if not 1 <= page_size <= 500:
             raise ValueError(f"page_size must be 1-500, got {page_size}")
+        if not all(100 <= px <= 10_000 for px in viewport_px):
+            raise ValueError(f"viewport_px must be 100-10000 px each way, got {viewport_px}")
+        self.viewport_px = viewport_px
+        self.geography = Geography(seed, max_results)
+        # Search navigations per viewport (``@lat,lng,zoomz``), so a test can prove none is repeated.
+        self.viewports: Counter[str] = Counter()
         self.seed = seed
         self.max_results = max_results
         self.page_size = page_size
@@ -158,7 +176,7 @@ class MapsReplica:
     def place(self, place_id: str) -> tuple[Business, AnswerSet] | None:
         entry = self._places.get(place_id)
         if entry is None:
-            return None
+            return self.geography.place(place_id)
         key, rank = entry
         answer_set = self._sets[key]
         return answer_set.businesses[rank], answer_set
@@ -178,6 +196,25 @@ class MapsReplica:
             found = self.place(ids.pop())
             return found[0] if found else None
         return None
+
+    def viewport_set(self, query: str, location: str | None, viewport: Viewport) -> AnswerSet:
+        """What a search of ``viewport`` lists. Where it holds nothing, Google still lists the
+        nearest places (outside the map), and so does this."""
+        located = resolve_location(location)
+        if location is not None:
+            self.geography.remember(located)
+        listed = [b for b, _ in self.geography.viewport_list(query, viewport)]
+        if not listed:
+            centre = Bbox(viewport.lat, viewport.lng, viewport.lat, viewport.lng)
+            nearest = min(
+                self.geography.localities_in(Bbox(-90, -180, 90, 180)),
+                key=lambda loc: (loc.latitude - centre.south) ** 2 + (loc.longitude - centre.west) ** 2,
+            )
+            population = self.geography.population(query, nearest).businesses
+            listed = sorted(
+                population, key=lambda b: (b.latitude - viewport.lat) ** 2 + (b.longitude - viewport.lng) ** 2
+            )[:3]
+        return AnswerSet(query=" ".join(query.split()), location=located, businesses=tuple(listed))
 
     # -- feed ----------------------------------------------------------------------------------
 
@@ -306,6 +343,12 @@ async def _search(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text="empty search: use /maps/search/<query> or ?api=1&query=<query>")
     locale = locale_for(request.query.get("hl"))
     query, location = split_search(text)
+    viewport = parse_viewport(request.raw_path.split("?", 1)[0], *replica.viewport_px)
+    if viewport is not None:
+        return _viewport_search(request, text, query, location, viewport, locale)
+    if location is None and (locality := locality_search(text)) is not None:
+        replica.geography.remember(locality)
+        raise web.HTTPFound(f"{_locality_path(replica, locality)}?authuser=0&hl={locale.code}")
     single = replica.single_place(query, location)
     answer_set = replica.answer_set(query, location)
     if single is None and len(answer_set.businesses) == 1:
@@ -331,6 +374,54 @@ async def _search(request: web.Request) -> web.StreamResponse:
     return web.Response(text=replica.finish(html), content_type="text/html")
 
 
+def _locality_path(replica: MapsReplica, locality: Locality) -> str:
+    viewport = locality_viewport(locality, *replica.viewport_px)
+    return (
+        f"/maps/place/{quote_plus(locality.label, safe='')}/{viewport.url_segment()}/data=!3m1!4b1!4m6!3m5"
+        f"!1s{locality_cid(locality)}!8m2!3d{locality.latitude!r}!4d{locality.longitude!r}"
+    )
+
+
+def _viewport_search(
+    request: web.Request, text: str, query: str, location: str | None, viewport: Viewport, locale: Locale
+) -> web.StreamResponse:
+    replica = _replica(request)
+    replica.viewports[viewport.url_segment()] += 1
+    answer_set = replica.viewport_set(query, location, viewport)
+    shown = min(replica.page_size, replica.visible_count(answer_set))
+    ended = shown >= len(answer_set.businesses) and replica.feed_complete(answer_set)
+    feed_query = {"q": query, "hl": locale.code, "at": _at(viewport)}
+    if location is not None:
+        feed_query["location"] = location
+    html = results_page(
+        search_text=text,
+        cards_html=replica.cards(answer_set, 0, shown, _base_url(request), locale),
+        ended=ended,
+        next_offset=shown,
+        feed_url="/maps/_feed?" + urlencode(feed_query),
+        locale=locale,
+        latitude=viewport.lat,
+        longitude=viewport.lng,
+        camera=viewport.camera(),
+    )
+    return web.Response(text=replica.finish(html), content_type="text/html")
+
+
+def _at(viewport: Viewport) -> str:
+    return viewport.url_segment()[1:-1]
+
+
+def _viewport_param(request: web.Request) -> Viewport | None:
+    """The ``at=lat,lng,zoom`` of a feed or answers request; 400 when it is there but broken."""
+    raw = request.query.get("at")
+    if raw is None:
+        return None
+    viewport = parse_viewport(f"/@{raw}z", *_replica(request).viewport_px)
+    if viewport is None:
+        raise web.HTTPBadRequest(text=f"at must be lat,lng,zoom (got {raw!r})")
+    return viewport
+
+
 async def _feed(request: web.Request) -> web.StreamResponse:
     replica = _replica(request)
     query = " ".join(request.query.get("q", "").split())
@@ -344,7 +435,11 @@ async def _feed(request: web.Request) -> web.StreamResponse:
     if offset < 0:
         raise web.HTTPBadRequest(text=f"offset must be ≥ 0, got {offset}")
     locale = locale_for(request.query.get("hl"))
-    answer_set = replica.answer_set(query, request.query.get("location"))
+    viewport = _viewport_param(request)
+    if viewport is not None:
+        answer_set = replica.viewport_set(query, request.query.get("location"), viewport)
+    else:
+        answer_set = replica.answer_set(query, request.query.get("location"))
     visible = replica.visible_count(answer_set)
     stop = min(offset + replica.page_size, visible)
     html = replica.cards(answer_set, offset, stop, _base_url(request), locale) if stop > offset else ""
@@ -365,6 +460,16 @@ async def _place(request: web.Request) -> web.StreamResponse:
         found = replica.place(match.group(1))
     if found is None and (cid := _CID.search(data)) is not None:
         found = replica.place_by_cid(cid.group(1))
+    if found is None and (cid := _CID.search(data)) is not None:
+        locality = locality_search(unquote_plus(request.match_info.get("name", "")))
+        if locality is not None and locality_cid(locality) == cid.group(1):
+            viewport = locality_viewport(locality, *replica.viewport_px)
+            html = locality_page(
+                city=locality.city, state_name=locality.state_name, label=locality.label,
+                cid=locality_cid(locality), latitude=locality.latitude, longitude=locality.longitude,
+                camera=viewport.camera(), locale=locale_for(request.query.get("hl")),
+            )
+            return web.Response(text=replica.finish(html), content_type="text/html")
     if found is None:
         raise web.HTTPNotFound(
             text="unknown place: this replica serves place pages of businesses from its recent searches"
@@ -425,21 +530,67 @@ async def _answers(request: web.Request) -> web.StreamResponse:
     query = text
     if location is None:
         query, location = split_search(text)
-    answer_set = replica.answer_set(query, location)
     locale = locale_for(request.query.get("hl"))
+    viewport = _viewport_param(request)
+    if viewport is not None:
+        answer_set = replica.viewport_set(query, location, viewport)
+        return web.json_response(replica.answers(answer_set, _base_url(request), locale))
+    coverage = request.query.get("coverage", "first")
+    if coverage == "area":
+        return web.json_response(_area_answers(request, query, location, locale))
+    if coverage != "first":
+        raise web.HTTPBadRequest(text=f"coverage must be 'first' or 'area' (got {coverage!r})")
+    answer_set = replica.answer_set(query, location)
     return web.json_response(replica.answers(answer_set, _base_url(request), locale))
 
 
+def _area_answers(request: web.Request, query: str, location: str | None, locale: Locale) -> dict[str, Any]:
+    """Every business of ``query`` in an area: ``bbox=s,w,n,e``, or the location's map as its
+    own place page reports it (the viewport fitted to its extent)."""
+    replica = _replica(request)
+    raw_box = request.query.get("bbox")
+    locality = resolve_location(location)
+    if raw_box is not None:
+        try:
+            s, w, n, e = (float(v) for v in raw_box.split(","))
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"bbox must be south,west,north,east (got {raw_box!r})") from None
+        if not (s < n and w < e):
+            raise web.HTTPBadRequest(text=f"bbox must have south < north and west < east (got {raw_box!r})")
+        box = Bbox(s, w, n, e)
+    else:
+        replica.geography.remember(locality)
+        box = locality_viewport(locality, *replica.viewport_px).bbox
+    found = replica.geography.in_box(query, box)
+    base = _base_url(request)
+    return {
+        "query": " ".join(query.split()),
+        "location": locality.label if raw_box is None else None,
+        "coverage": "area",
+        "area": {"bbox": box.to_list()},
+        "extent": extent(locality).to_list() if raw_box is None else None,
+        "count": len(found),
+        "answers": [b.answer(base, locale) for b, _ in found],
+    }
+
+
 async def _stats(request: web.Request) -> web.StreamResponse:
-    counts = dict(_replica(request).requests)
+    replica = _replica(request)
+    counts = dict(replica.requests)
     return web.json_response(
-        {"requests": counts, "navigations": sum(counts.get(name, 0) for name in _NAVIGATIONS)}
+        {
+            "requests": counts,
+            "navigations": sum(counts.get(name, 0) for name in _NAVIGATIONS),
+            "viewports": dict(replica.viewports),
+        }
     )
 
 
 async def _stats_reset(request: web.Request) -> web.StreamResponse:
-    _replica(request).requests.clear()
-    return web.json_response({"requests": {}, "navigations": 0})
+    replica = _replica(request)
+    replica.requests.clear()
+    replica.viewports.clear()
+    return web.json_response({"requests": {}, "navigations": 0, "viewports": {}})
 
 
 async def _maps_home(request: web.Request) -> web.StreamResponse:
@@ -447,9 +598,12 @@ async def _maps_home(request: web.Request) -> web.StreamResponse:
                         content_type="text/html")
 
 
-def create_maps_app(*, seed: int = 0, max_results: int = 120, page_size: int = 20) -> web.Application:
-    """The replica as an aiohttp application (serve it with :func:`serve_maps_replica`)."""
-    replica = MapsReplica(seed=seed, max_results=max_results, page_size=page_size)
+def create_maps_app(
+    *, seed: int = 0, max_results: int = 120, page_size: int = 20, viewport_px: tuple[int, int] = (1280, 720)
+) -> web.Application:
+    """The replica as an aiohttp application (serve it with :func:`serve_maps_replica`).
+    ``viewport_px`` is the map size a ``/@lat,lng,zoomz`` search is taken to show."""
+    replica = MapsReplica(seed=seed, max_results=max_results, page_size=page_size, viewport_px=viewport_px)
     app = web.Application(middlewares=[_faults_middleware])
     app[REPLICA_KEY] = replica
 

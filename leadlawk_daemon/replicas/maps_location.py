@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_LOCATION", "Locality", "resolve_location"]
+__all__ = ["DEFAULT_LOCATION", "Locality", "known_localities", "resolve_location"]
 
 DEFAULT_LOCATION = "Omaha, NE"
 """Where a search without ``in <location>`` looks (Google would use the map's viewport)."""
@@ -120,3 +120,8 @@ def resolve_location(location: str | None) -> Locality:
         lng += (((h >> 16) & 0xFFFF) / 0xFFFF - 0.5) * 1.8
     return Locality(city=city, state=state, state_name=name, area_code=area, zip_prefix=zip3,
                     latitude=round(lat, 4), longitude=round(lng, 4))
+
+
+def known_localities() -> tuple[Locality, ...]:
+    """The cities whose real centres this replica knows, resolved as a search naming them would be."""
+    return tuple(resolve_location(f"{city}, {state}") for city, state in _CITIES)

@@ -26,6 +26,7 @@ __all__ = [
     "consent_page",
     "end_marker",
     "feed_card",
+    "locality_page",
     "place_page",
     "place_state_payload",
     "results_page",
@@ -237,12 +238,14 @@ def _viewport(latitude: float, longitude: float) -> list[Any]:
     return [[3281.37, longitude, latitude], [0, 0, 0], [1024, 768], 13.1]
 
 
-def _init_state(latitude: float, longitude: float, payload: list[Any] | None) -> str:
+def _init_state(
+    latitude: float, longitude: float, payload: list[Any] | None, camera: list[Any] | None = None
+) -> str:
     # The real page carries the place as a JSON string with Google's anti-XSSI prefix at [3][6].
     slot: list[Any] = [None] * 7
     if payload is not None:
         slot[6] = ")]}'\n" + json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    state: list[Any] = [_viewport(latitude, longitude), [[]], None, slot, None, None]
+    state: list[Any] = [camera or _viewport(latitude, longitude), [[]], None, slot, None, None]
     text = json.dumps(state, ensure_ascii=False, separators=(",", ":"))
     # A "</script>" inside a string would end the script element early.
     return text.replace("</", "<\\/")
@@ -270,8 +273,10 @@ def results_page(
     locale: Locale,
     latitude: float,
     longitude: float,
+    camera: list[Any] | None = None,
 ) -> str:
-    """A search's results page: the feed with its first cards, and the script that loads the rest."""
+    """A search's results page: the feed with its first cards, and the script that loads the rest.
+    ``camera`` is the map a viewport search shows (Google's ``[[altitude, lng, lat], …]``)."""
     results_label = locale.results_for.format(query=search_text)
     marker = end_marker(locale) if ended else ""
     body = (
@@ -284,7 +289,7 @@ def results_page(
     )
     boot = json.dumps({"url": feed_url, "offset": next_offset, "done": ended}).replace("</", "<\\/")
     scripts = (
-        f"window.APP_INITIALIZATION_STATE={_init_state(latitude, longitude, None)};window.APP_FLAGS=[];",
+        f"window.APP_INITIALIZATION_STATE={_init_state(latitude, longitude, None, camera)};window.APP_FLAGS=[];",
         f"window.__feed={boot};",
         _FEED_SCRIPT,
     )
@@ -465,6 +470,36 @@ def place_state_payload(business: Business, base_url: str, locale: Locale) -> li
     payload[4] = _viewport(business.latitude, business.longitude)
     payload[6] = p
     return payload
+
+
+def locality_page(
+    *, city: str, state_name: str, label: str, cid: str, latitude: float, longitude: float,
+    camera: list[Any], locale: Locale,
+) -> str:
+    """A city's own place page, as a search for "Omaha, NE" alone opens it: its map is fitted to
+    the city's extent, which the page state carries as the camera (``[0]``, and ``[4]`` of the
+    place payload, where the real place captures have it)."""
+    body = (
+        '<div class="bJzME Hu9e2e tTVLSc"><div class="k7jAl miFGmb lJ3Kh"><div class="e07Vkf kA9KIf">'
+        f'<div class="aIFcqe"><div class="m6QErb WNBkOb XiKgde " aria-label="{_a(city)}" role="main">'
+        '<div class="TIHn2 "><div class="tAiQdd"><div class="lMbq3e"><div>'
+        f'<h1 class="DUwDvf lfPIob">{_t(city)}</h1></div><div class="LBgpqf"><div class="fontBodyMedium">'
+        f'<span><span><button class="DkEaL ">{_t(f"City in {state_name}")}</button></span></span>'
+        "</div></div></div></div></div></div></div></div></div></div>"
+    )
+    place: list[Any] = [None] * 100
+    place[9] = [None, None, latitude, longitude]
+    place[10] = cid
+    place[11] = city
+    place[13] = ["City"]
+    place[18] = label
+    payload: list[Any] = [None] * 32
+    payload[4] = camera
+    payload[6] = place
+    scripts = (
+        f"window.APP_INITIALIZATION_STATE={_init_state(latitude, longitude, payload, camera)};window.APP_FLAGS=[];",
+    )
+    return _page(f"{label} - Google Maps", locale.code, body, scripts)
 
 
 def consent_page(continue_url: str, locale: Locale) -> str:
