@@ -24,9 +24,12 @@ from typing import Any, Literal
 import orjson
 
 from leadlawk_daemon.logs import redact
+from leadlawk_daemon.maps.area import Area, area_problems, area_to_dict
 
 __all__ = [
+    "AREA_LIMIT",
     "DEFAULT_LIMIT",
+    "DEFAULT_MAX_AREA_KM2",
     "DEFAULT_MAX_RUNTIME_S",
     "ID_PATTERN",
     "MAX_BATCH_CHILDREN",
@@ -40,9 +43,15 @@ __all__ = [
 ]
 
 Website = Literal["any", "required", "none"]
+Coverage = Literal["first", "area"]
 Strategy = Literal["mobile", "desktop"]
 
 DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+AREA_LIMIT = 10_000
+"""The limit of a ``coverage: "area"`` job: every business of an area can be thousands."""
+DEFAULT_MAX_AREA_KM2 = 10_000.0
+"""``maps.max_area_km2``'s default; callers holding the settings pass theirs."""
 DEFAULT_MAX_RUNTIME_S = 1800.0
 # A job that needs more than a day is a mistake (or an attack on the browser pool), not a job.
 MAX_RUNTIME_CAP_S = 86_400.0
@@ -66,6 +75,8 @@ _TOP_FIELDS = (
     "website",
     "pagespeed",
     "max_runtime_s",
+    "coverage",
+    "area",
 )
 _PAGESPEED_FIELDS = ("enabled", "strategies", "max_score")
 _SHOWN = 60
@@ -108,6 +119,9 @@ class JobSpec:
     website: Website = "any"
     pagespeed: PageSpeedSpec = field(default_factory=PageSpeedSpec)
     max_runtime_s: float = DEFAULT_MAX_RUNTIME_S
+    # "area": every business inside ``area`` (None: the location's own extent), up to ``limit``.
+    coverage: Coverage = "first"
+    area: Area | None = None
     # Set on the children of a batch; not part of the spec a client writes.
     parent_id: str | None = None
 
@@ -154,6 +168,11 @@ class JobSpec:
         out["website"] = self.website
         out["pagespeed"] = self.pagespeed.to_dict()
         out["max_runtime_s"] = self.max_runtime_s
+        if self.coverage != "first":
+            # Written only when not the default, so a "first" job's stored spec is as it always was.
+            out["coverage"] = self.coverage
+            if self.area is not None:
+                out["area"] = area_to_dict(self.area)
         return out
 
 
@@ -162,8 +181,11 @@ def new_job_id() -> str:
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
 
 
-def parse_job_spec(raw: bytes | str | Mapping[str, Any], max_bytes: int) -> JobSpec:
+def parse_job_spec(
+    raw: bytes | str | Mapping[str, Any], max_bytes: int, *, max_area_km2: float = DEFAULT_MAX_AREA_KM2
+) -> JobSpec:
     """Validate a submitted job spec (JSON text, UTF-8 bytes, or already-decoded JSON object).
+    ``max_area_km2`` bounds a ``coverage: "area"`` job's area (``maps.max_area_km2``).
 
     Raises :class:`JobSpecError` naming every problem; never anything else, whatever ``raw`` is.
     """
@@ -189,7 +211,7 @@ def parse_job_spec(raw: bytes | str | Mapping[str, Any], max_bytes: int) -> JobS
         raise JobSpecError([f"the job spec must be a JSON object (got {type(raw).__name__})"])
     if not isinstance(decoded, Mapping):
         raise JobSpecError([f"the job spec must be a JSON object (got {_json_type(decoded)})"])
-    return _validate(decoded)
+    return _validate(decoded, max_area_km2)
 
 
 def _check_size(size: int, max_bytes: int) -> None:
@@ -316,7 +338,7 @@ class _Checker:
                 self.problems.append(f"{path}.{name}: unknown field" if path else f"{name}: unknown field")
 
 
-def _validate(obj: Mapping[Any, Any]) -> JobSpec:
+def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
     c = _Checker()
     c.unknown("", obj, _TOP_FIELDS)
 
@@ -358,7 +380,21 @@ def _validate(obj: Mapping[Any, Any]) -> JobSpec:
         if len(job_id) > room:
             c.fail("id", f"a batch's id must be at most {room} characters so its children's ids fit", job_id)
 
-    limit = c.integer("limit", obj["limit"], 1, 500) if "limit" in obj else DEFAULT_LIMIT
+    coverage: Coverage = "first"
+    area: Area | None = None
+    if "coverage" in obj:
+        if obj["coverage"] == "area":
+            coverage = "area"
+        elif obj["coverage"] != "first":
+            c.fail("coverage", "must be 'first' or 'area'", obj["coverage"])
+    if obj.get("area") is not None:
+        if coverage != "area":
+            c.fail("area", "is only for coverage 'area' (add \"coverage\": \"area\")", show=False)
+        else:
+            area, problems = area_problems(obj["area"], max_area_km2)
+            c.problems.extend(problems)
+    max_limit = AREA_LIMIT if coverage == "area" else MAX_LIMIT
+    limit = c.integer("limit", obj["limit"], 1, max_limit) if "limit" in obj else DEFAULT_LIMIT
     min_rating = c.number("min_rating", obj["min_rating"], 0, 5) if obj.get("min_rating") is not None else None
     min_reviews = (
         c.integer("min_reviews", obj["min_reviews"], 0, MAX_REVIEWS) if obj.get("min_reviews") is not None else None
@@ -397,6 +433,8 @@ def _validate(obj: Mapping[Any, Any]) -> JobSpec:
         website=website,
         pagespeed=pagespeed,
         max_runtime_s=max_runtime_s,
+        coverage=coverage,
+        area=area,
     )
 
 

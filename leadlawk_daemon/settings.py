@@ -194,6 +194,13 @@ class MapsSettings(_Section):
     navigation_timeout: PositiveDuration
     scroll_timeout: PositiveDuration
     max_idle_scrolls: int = Field(ge=1, le=100)
+    # Area coverage (config/default.yaml says why each default); defaulted here too, so that code
+    # building MapsSettings by hand for one search need not know about areas.
+    results_cap: int = Field(default=120, ge=1, le=10_000)
+    min_cell_m: float = Field(default=200.0, ge=10, le=100_000)
+    max_area_km2: float = Field(default=10_000.0, gt=0, le=1_000_000)
+    viewport_width: int = Field(default=1280, ge=100, le=10_000)
+    viewport_height: int = Field(default=720, ge=100, le=10_000)
 
 
 class PageSpeedSettings(_Section):
