@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import yaml
 
@@ -112,6 +112,7 @@ def _control(args: argparse.Namespace) -> int:
                 max_runtime_s=args.max_runtime,
                 job_id=args.id,
                 max_bytes=settings.server.max_body_bytes,
+                **_area_options(args, settings),
             )
             return asyncio.run(control.submit_job(settings, spec, wait=args.wait, out=out))
         if args.command == "jobs":
@@ -142,6 +143,32 @@ def _control(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
+def _numbers(flag: str, text: str, count: int, shape: str) -> list[float]:
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != count:
+        raise UsageError(f"{flag} must be {shape}, numbers separated by commas (got {text!r})")
+    return values
+
+
+def _area_options(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """``--all``, ``--bbox``, ``--near``/``--radius-km`` as the job spec's ``coverage`` and ``area``."""
+    if args.bbox is not None and args.near is not None:
+        raise UsageError("give --bbox or --near, not both")
+    if (args.near is None) != (args.radius_km is None):
+        raise UsageError("--near and --radius-km go together")
+    area: dict[str, Any] | None = None
+    if args.bbox is not None:
+        area = {"bbox": _numbers("--bbox", args.bbox, 4, "S,W,N,E")}
+    elif args.near is not None:
+        area = {"center": _numbers("--near", args.near, 2, "LAT,LNG"), "radius_km": args.radius_km}
+    if area is None and not args.all:
+        return {}
+    return {"coverage": "area", "area": area, "max_area_km2": settings.maps.max_area_km2}
+
+
 def _collect(args: argparse.Namespace) -> int:
     from leadlawk_daemon import collect, control
 
@@ -158,7 +185,7 @@ def _collect(args: argparse.Namespace) -> int:
             args.query, location=args.location, limit=args.limit, min_rating=args.min_rating,
             min_reviews=args.min_reviews, website=args.website, pagespeed=not args.no_pagespeed,
             strategies=args.strategy, max_score=args.max_score, max_runtime_s=args.max_runtime, job_id=args.id,
-            max_bytes=settings.server.max_body_bytes,
+            max_bytes=settings.server.max_body_bytes, **_area_options(args, settings),
         )
         job, rows = asyncio.run(collect.collect(settings, spec, output=args.output, progress=sys.stderr))
     except control.ControlError as exc:
@@ -172,7 +199,11 @@ def _collect(args: argparse.Namespace) -> int:
 def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("query", help='what to look for, e.g. "plumbers"')
     command.add_argument("--location", "-l", help='where, e.g. "Omaha, NE"')
-    command.add_argument("--limit", type=int, help="distinct businesses to collect (1-500, default 50)")
+    command.add_argument("--limit", type=int, help="businesses to collect (1-500, default 50; 10,000 with an area)")
+    command.add_argument("--all", action="store_true", help="area coverage: every business of the location, past 120")
+    command.add_argument("--bbox", metavar="S,W,N,E", help="area coverage inside this box (degrees)")
+    command.add_argument("--near", metavar="LAT,LNG", help="area coverage around this point (with --radius-km)")
+    command.add_argument("--radius-km", type=float, help="the radius around --near, in km")
     command.add_argument("--min-rating", type=float, help="qualify only leads rated at least this")
     command.add_argument("--min-reviews", type=int, help="qualify only leads with at least this many reviews")
     command.add_argument("--website", choices=["any", "required", "none"], help="qualify by website presence")

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import aiohttp
 import orjson
 
-from leadlawk_daemon.jobspec import JobSpec, JobSpecError, parse_job_spec
+from leadlawk_daemon.jobspec import DEFAULT_MAX_AREA_KM2, JobSpec, JobSpecError, parse_job_spec
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store, open_store_from_settings
 from leadlawk_daemon.store.base import JOB_STATUSES, TERMINAL_STATUSES, DeadLetter, Job
@@ -64,6 +64,9 @@ def spec_from_options(
     max_runtime_s: int | None = None,
     job_id: str | None = None,
     max_bytes: int = 65_536,
+    coverage: str | None = None,
+    area: dict[str, Any] | None = None,
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2,
 ) -> JobSpec:
     raw: dict[str, Any] = {"query": query}
     optional = {
@@ -74,6 +77,8 @@ def spec_from_options(
         "website": website,
         "max_runtime_s": max_runtime_s,
         "id": job_id,
+        "coverage": coverage,
+        "area": area,
     }
     raw |= {key: value for key, value in optional.items() if value is not None}
     psi: dict[str, Any] = {"enabled": pagespeed}
@@ -83,7 +88,7 @@ def spec_from_options(
         psi["max_score"] = max_score
     raw["pagespeed"] = psi
     try:
-        return parse_job_spec(raw, max_bytes)
+        return parse_job_spec(raw, max_bytes, max_area_km2=max_area_km2)
     except JobSpecError as exc:
         raise ControlError("invalid job: " + "; ".join(exc.problems)) from None
 

@@ -84,3 +84,35 @@ def test_area_without_area_coverage_and_unknown_coverage_are_named() -> None:
         "area: is only for coverage 'area' (add \"coverage\": \"area\")"
     ]
     assert problems({"query": "plumbers", "coverage": "all"}) == ["coverage: must be 'first' or 'area' (got \"all\")"]
+
+
+def _cli_spec(*argv: str) -> Any:
+    from leadlawk_daemon import cli, control
+    from leadlawk_daemon.settings import load_settings
+
+    args = cli._parser().parse_args(["submit", "plumbers", "-l", "Omaha, NE", *argv])
+    return control.spec_from_options(args.query, location=args.location, limit=args.limit,
+                                     **cli._area_options(args, load_settings(None)))
+
+
+def test_the_cli_flags_make_area_jobs() -> None:
+    assert _cli_spec().coverage == "first"
+    everything = _cli_spec("--all", "--limit", "5000")
+    assert (everything.coverage, everything.area, everything.limit) == ("area", None, 5000)
+    assert _cli_spec("--bbox", "41.2,-96,41.3,-95.9").area == Bbox(41.2, -96.0, 41.3, -95.9)
+    assert _cli_spec("--near", "41.25,-95.93", "--radius-km", "2.5").area == Circle(41.25, -95.93, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--bbox", "41.2,-96,41.3"), "--bbox must be S,W,N,E"),
+        (("--near", "41.25,-95.93"), "--near and --radius-km go together"),
+        (("--bbox", "41.2,-96,41.3,-95.9", "--near", "1,2", "--radius-km", "1"), "give --bbox or --near"),
+    ],
+)
+def test_bad_cli_area_flags_are_usage_errors(argv: tuple[str, ...], message: str) -> None:
+    from leadlawk_daemon import cli
+
+    with pytest.raises(cli.UsageError, match=message):
+        _cli_spec(*argv)
