@@ -30,8 +30,10 @@ from playwright.async_api import Page
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.maps.area import Viewport
 from leadlawk_daemon.maps.blocking import PROBE_JS, BlockedError, PageProbe, block_signal, html_block_signal
 from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeoutError, PageError
+from leadlawk_daemon.maps.extent import page_viewport
 from leadlawk_daemon.maps.feed import FeedParse, parse_feed
 from leadlawk_daemon.maps.feed_page import FeedPage
 from leadlawk_daemon.maps.parse_pool import ParsePool, parse_place_page
@@ -84,6 +86,9 @@ class ScrapeRequest:
     limit: int = 50
     needs: frozenset[str] = frozenset()
     job_id: str | None = None
+    # A map to search (area coverage): the query alone then, as on Google a place named in the
+    # text would move the map to it.
+    viewport: Viewport | None = None
 
     @classmethod
     def from_spec(cls, spec: JobSpec) -> ScrapeRequest:
@@ -100,6 +105,8 @@ class ScrapeRequest:
 
     @property
     def search_text(self) -> str:
+        if self.viewport is not None:
+            return self.query
         return f"{self.query} in {self.location}" if self.location else self.query
 
 
@@ -121,7 +128,8 @@ class ScrapeOutcome:
 
 
 def search_url(base_url: str, request: ScrapeRequest, language: str) -> str:
-    return f"{base_url.rstrip('/')}/maps/search/{quote(request.search_text, safe='')}?hl={quote(language)}"
+    at = f"/{request.viewport.url_segment()}" if request.viewport is not None else ""
+    return f"{base_url.rstrip('/')}/maps/search/{quote(request.search_text, safe='')}{at}?hl={quote(language)}"
 
 
 def maps_breaker(
@@ -220,6 +228,17 @@ class MapsScraper:
             },
         )
         return outcome
+
+    async def location_viewport(self, location: str) -> Viewport:
+        """The map Google opens for ``location`` searched alone: its extent as Google reports it."""
+        url = search_url(self.settings.base_url, ScrapeRequest(location), self.settings.language)
+        async with self.pool.page() as page:
+            probe = await self._guarded(self._open_search, page, url)
+            html = await self.pool.bounded(page.content(), self.settings.navigation_timeout, "reading the map")
+        viewport = page_viewport(html, probe.url, self.settings.viewport_width, self.settings.viewport_height)
+        if viewport is None:
+            raise ScrapeError(f"the page for {location!r} states no map: {probe.url}")
+        return viewport
 
     async def _open_search(self, page: Page, url: str) -> PageProbe:
         await self._navigate(page, url)
