@@ -70,6 +70,23 @@ class Metrics:
         )
         self.browser_restarts = Counter("leadlawk_browser_restarts", "Browser processes replaced", registry=r)
         self.in_flight = Gauge("leadlawk_in_flight", "Calls in flight per dependency", ["dependency"], registry=r)
+        self.pagespeed_in_flight_limit = Gauge(
+            "leadlawk_pagespeed_in_flight_limit",
+            "PageSpeed calls that may hold a slot now, sized from measured latency",
+            registry=r,
+        )
+        self.pagespeed_latency = Gauge(
+            "leadlawk_pagespeed_latency_seconds",
+            "PageSpeed call latency, decaying percentile per strategy",
+            ["strategy", "quantile"],
+            registry=r,
+        )
+        self.pagespeed_latency_mean = Gauge(
+            "leadlawk_pagespeed_latency_mean_seconds",
+            "PageSpeed call latency, decaying mean per strategy: what the in-flight limit is sized from",
+            ["strategy"],
+            registry=r,
+        )
         self.memory_limit = Gauge(
             "leadlawk_memory_limit_bytes", "Memory this process may use (0: unknown)", registry=r
         )

@@ -3,10 +3,11 @@
 The order of the guards, per attempt, is deliberate:
 
 1. the daily quota (a spent day pauses here, before anything else, and costs no retry);
-2. the bulkhead (a slot in flight), taken *before* the pace so that a granted slot of the
-   per-100-s quota is used at once: a token taken and then held while waiting for a slot would
-   be spent later, in a burst with others, and bunch up requests in the service's window;
-3. the per-100-s pace;
+2. a slot in flight (:class:`InFlightLimit`: as many as the measured latency needs at the
+   pacer's rate), taken *before* the pace so that a granted turn of the per-100-s quota is used
+   at once: a turn taken and then held while waiting for a slot would be spent later, in a
+   burst with others, and bunch up requests in the service's window;
+3. the per-100-s pace, the only thing that decides when a call starts;
 4. the circuit breaker and its per-call timeout, around the HTTP call only.
 
 Retries wrap all four, so a retried call waits for its turn again like any other.
@@ -33,7 +34,8 @@ from leadlawk_daemon.pagespeed.client import (
     RequestRejectedError,
     TransientError,
 )
-from leadlawk_daemon.pagespeed.quota import DailyQuota, WindowPacer, bulkhead_size
+from leadlawk_daemon.pagespeed.inflight import QUANTILES, DecayingLatency, InFlightLimit
+from leadlawk_daemon.pagespeed.quota import DailyQuota, WindowPacer
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
 from leadlawk_daemon.resilience.retry import Retrier, RetryExhaustedError, RetryPolicy
@@ -96,9 +98,11 @@ class _Gauges:
 class Enricher:
     """Runs PageSpeed for leads. Use :meth:`enrich` per lead, or :meth:`enrich_many` for a backlog.
 
-    Concurrent :meth:`enrich` calls share one bulkhead, one pace, one daily count and one breaker,
-    so an actor may call it from as many handlers as it likes; at most ``bulkhead`` HTTP calls are
-    in flight, whatever the number of callers.
+    Concurrent :meth:`enrich` calls share one in-flight limit, one pace, one daily count and one
+    breaker, so an actor may call it from as many handlers as it likes (``max_workers`` is the
+    most that can ever be busy); at most ``limits.limit`` calls hold a slot, whatever the number
+    of callers. ``expected_latency`` is only the limit's first guess; ``max_in_flight`` is its
+    ceiling (0: what the pace could use if every call ran until ``request_timeout``).
     """
 
     def __init__(
@@ -122,9 +126,21 @@ class Enricher:
         self._client = client
         self._clock = clock
         self._gauges = _Gauges(metrics)
-        self.bulkhead = bulkhead_size(queries_per_window, window, expected_latency, max_in_flight)
-        self._slots = asyncio.Semaphore(self.bulkhead)
-        self._pacer = WindowPacer(queries_per_window, window)
+        self._pacer = WindowPacer(queries_per_window, window, clock=clock)
+        self._request_timeout = request_timeout
+        self._metrics = metrics
+        rate = self._pacer.rate
+        self.limits = InFlightLimit(
+            clock=clock,
+            rate=rate,
+            expected_latency=expected_latency,
+            request_timeout=request_timeout,
+            ceiling=max_in_flight or InFlightLimit.default_ceiling(rate, request_timeout),
+            # A full bucket's worth at least, so that the pacer's burst is never held back.
+            floor=self._pacer.burst,
+            on_limit=self._limit_changed,
+            on_latency=self._latency_measured,
+        )
         self.daily = DailyQuota(queries_per_day, quota_reset_tz, clock)
         self._on_breaker_change = on_breaker_change
         self.breaker = CircuitBreaker.from_settings(
@@ -139,7 +155,7 @@ class Enricher:
         if metrics is not None:
             metrics.breaker_state.labels(DEPENDENCY).set(BreakerState.CLOSED.metric_value)
             metrics.in_flight.labels(DEPENDENCY).set(0)
-        self._metrics = metrics
+            metrics.pagespeed_in_flight_limit.set(self.limits.limit)
         self._retrier = Retrier(
             retry, clock=clock, retryable=is_retryable, rng=rng, on_retry=self._retrying, name=DEPENDENCY
         )
@@ -177,6 +193,26 @@ class Enricher:
     def in_flight(self) -> int:
         return self._gauges.in_flight
 
+    @property
+    def max_workers(self) -> int:
+        """Callers worth running at once (the actor's concurrency): the in-flight ceiling."""
+        return self.limits.ceiling
+
+    @property
+    def bulkhead(self) -> int:
+        """The old name of :attr:`max_workers`, until the pipeline reads that one."""
+        return self.max_workers
+
+    def _limit_changed(self, limit: int) -> None:
+        if self._metrics is not None:
+            self._metrics.pagespeed_in_flight_limit.set(limit)
+
+    def _latency_measured(self, strategy: str, estimate: DecayingLatency) -> None:
+        if self._metrics is not None:
+            for q in QUANTILES:
+                self._metrics.pagespeed_latency.labels(strategy, f"{q:g}").set(estimate.quantile(q))
+            self._metrics.pagespeed_latency_mean.labels(strategy).set(estimate.mean)
+
     def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
         if self._metrics is not None:
             self._metrics.breaker_state.labels(name).set(new.metric_value)
@@ -209,10 +245,10 @@ class Enricher:
     async def enrich_many(
         self, listings: Iterable[Listing], strategies: Sequence[str] = ("mobile",)
     ) -> AsyncGenerator[EnrichmentOutcome, None]:
-        """Outcomes as they complete, with at most ``bulkhead`` leads being worked on at once."""
-        queue: asyncio.Queue[EnrichmentOutcome] = asyncio.Queue(maxsize=self.bulkhead)
+        """Outcomes as they complete, with at most ``max_workers`` leads being worked on at once."""
+        queue: asyncio.Queue[EnrichmentOutcome] = asyncio.Queue(maxsize=self.max_workers)
         source = iter(listings)
-        workers = min(self.bulkhead, 1_000)
+        workers = min(self.max_workers, 1_000)
 
         async def worker() -> None:
             for listing in source:
@@ -250,7 +286,7 @@ class Enricher:
 
     async def _attempt(self, listing: Listing, strategy: str) -> PageSpeedResult:
         assert listing.website is not None
-        async with self._slots:
+        async with self.limits.slot():
             started = self._clock.monotonic()
             await self._pacer.acquire()
             self._gauges.waited("pagespeed_100s", self._clock.monotonic() - started)
@@ -264,4 +300,14 @@ class Enricher:
 
     async def _call(self, url: str, strategy: str, place_id: str | None) -> PageSpeedResult:
         tested_at = datetime.fromtimestamp(self._clock.wall(), UTC)
-        return await self._client.run(url, strategy, place_id=place_id, tested_at=tested_at)
+        started = self.limits.started(strategy)
+        measured = True
+        try:
+            return await self._client.run(url, strategy, place_id=place_id, tested_at=tested_at)
+        except asyncio.CancelledError:
+            # Cut by the breaker's timeout, it held its slot that long: a sample. Cancelled because
+            # its job stopped, its latency is unknown: none.
+            measured = self._clock.monotonic() - started >= self._request_timeout
+            raise
+        finally:
+            self.limits.finished(strategy, started, measured=measured)

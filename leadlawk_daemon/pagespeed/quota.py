@@ -1,12 +1,15 @@
-"""PageSpeed quotas: the per-100-seconds pace, the daily allowance and the in-flight bulkhead.
+"""PageSpeed quotas: the per-100-seconds pace and the daily allowance.
 
 Per 100 s: aiolimiter's ``AsyncLimiter(max_rate=Q, time_period=T)`` starts with an empty bucket
 of capacity Q, so the first window can see Q at once *plus* Q·(T-ε)/T leaked back in: almost 2Q.
-:class:`WindowPacer` builds it with a small capacity B (2, or 1 % of Q when larger; 1 below Q = 20) leaking at
-``(Q - B) / T`` per second, so any window of length T, the first included, holds at most
-``B + (Q - B) = Q`` requests. Throughput is (Q-B)/Q of the quota (99 % for Google's 400). A
-bucket of B > 1 lets the pace catch up after the event loop woke it late, where a bucket of one
-would lose that time for good.
+:class:`WindowPacer` is a leaky bucket of small capacity B (2, or 1 % of Q when larger; 1 below
+Q = 20) leaking at ``(Q - B) / T`` per second, so any window of length T, the first included,
+holds at most ``B + (Q - B) = Q`` requests. Throughput is (Q-B)/Q of the quota (99 % for
+Google's 400). It runs on the injected clock, as a schedule (GCRA): each caller is given its
+start time when it asks, so a caller the event loop wakes late starts late without moving
+anyone else's turn, and the pace is never lost for good.
+
+How many calls may be in flight is not a quota: see :mod:`leadlawk_daemon.pagespeed.inflight`.
 
 Per day: a leaky bucket is the wrong shape for a quota that resets at midnight Pacific time (it
 would allow the whole allowance again within hours of a burst), so :class:`DailyQuota` counts
@@ -19,44 +22,39 @@ import math
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aiolimiter import AsyncLimiter
-
 from leadlawk_daemon.clock import Clock
 
-__all__ = ["DailyQuota", "WindowPacer", "bulkhead_size"]
-
-LITTLE_HEADROOM = 1.5
-"""In-flight slots per call the quota allows in an average latency: latency varies around its
-mean, and a bulkhead sized to the mean alone would leave quota unused whenever calls run slow."""
-
-
-def bulkhead_size(
-    queries_per_window: float, window: float, expected_latency: float, max_in_flight: int
-) -> int:
-    """Little's law: calls in flight = arrival rate x time in the system (with headroom)."""
-    if max_in_flight > 0:
-        return max_in_flight
-    rate = queries_per_window / window
-    return max(1, math.ceil(rate * expected_latency * LITTLE_HEADROOM))
+__all__ = ["DailyQuota", "WindowPacer"]
 
 
 class WindowPacer:
     """Never more than ``quota`` acquisitions in any ``window`` seconds (see the module docstring)."""
 
-    def __init__(self, quota: float, window: float = 100.0) -> None:
+    def __init__(self, quota: float, window: float = 100.0, *, clock: Clock) -> None:
         if quota <= 0 or window <= 0:
             raise ValueError(
                 f"pagespeed quota: need a positive quota and window (got {quota} per {window} s)"
             )
         self.quota = quota
         self.window = window
-        # Two at least once the quota allows it: with one, every late wake-up is pace lost for good.
+        self._clock = clock
+        # Two at least once the quota allows it: with one, a window holds no slack for a request
+        # that reaches the service a little later than it was sent.
         self.burst = 1 if quota < 20 else max(2, round(quota / 100))
         sustained = quota - self.burst if quota >= 2 else quota
-        self._limiter = AsyncLimiter(self.burst, self.burst * window / sustained)
+        self.interval = window / sustained
+        self.rate = sustained / window
+        self._tolerance = (self.burst - 1) * self.interval
+        self._next = -math.inf  # when the bucket is empty again (GCRA's theoretical arrival time)
 
     async def acquire(self) -> None:
-        await self._limiter.acquire()
+        """Wait for this caller's turn. Its turn is booked before the wait: a caller cancelled
+        while waiting leaves its turn unused, which can only lower the pace, never raise it."""
+        now = self._clock.monotonic()
+        start = max(now, self._next - self._tolerance)
+        self._next = max(self._next, now) + self.interval
+        if start > now:
+            await self._clock.sleep(start - now)
 
 
 class DailyQuota:

@@ -18,17 +18,25 @@ requests answered 500/503), ``hang`` (fraction or count: never answer), ``malfor
 count: 200 with a broken body), ``lighthouse_errors`` (``{"url substring": "NO_FCP", ...}``),
 ``lighthouse_error_as`` (``"http"``: a 400/500 body, default; ``"runtime"``: a 200 with
 ``lighthouseResult.runtimeError``), ``require_key`` (a string: requests without that key get 400).
-Latency and windows are multiplied by ``time_scale``, so tests run Lighthouse-shaped timing fast.
+``latency_profile`` (instead of ``latency_ms``): ``{"uniform": {"min": a, "max": b}}``,
+``{"lognormal": {"median": m, "p95": p}}`` (milliseconds: a heavy tail, 5 % of calls over ``p``) or
+``{"steps": [{"at_s": 0, "latency_ms": ...}, {"at_s": 120, "latency_ms": ...}]}`` (latency that
+changes ``at_s`` seconds after the first request under the profile; each step's ``latency_ms`` as
+above). Latency and windows are multiplied by ``time_scale``, so tests and benchmarks run
+Lighthouse-shaped timing fast; a profile's ``at_s`` too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
+import math
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -47,6 +55,7 @@ from leadlawk_daemon.replicas.faults import (
 
 __all__ = [
     "REPLICA_KEY",
+    "LatencyProfile",
     "PageSpeedReplica",
     "create_pagespeed_app",
     "run_pagespeed_replica",
@@ -81,6 +90,69 @@ def _latency(value: Any) -> tuple[float, float] | None:
         ):
             return float(low), float(high)
     raise ValueError(f'expected milliseconds or {{"min": a, "max": b}} with 0 <= a <= b, got {value!r}')
+
+
+_Z95 = 1.6448536269514722  # the standard normal's 95th percentile
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyProfile:
+    """How long calls take, in unscaled seconds: uniform, lognormal, or steps over time."""
+
+    shape: str
+    low: float = 0.0
+    high: float = 0.0
+    median: float = 0.0
+    sigma: float = 0.0
+    steps: tuple[tuple[float, float, float], ...] = ()  # (from second, low, high)
+
+    def draw(self, rng: random.Random, elapsed: float) -> float:
+        """One call's latency; ``elapsed``: seconds since the profile's first request."""
+        if self.shape == "lognormal":
+            # Cut at ten minutes, the longest latency_ms takes: a tail that long only holds sockets.
+            return min(600.0, self.median * math.exp(rng.gauss(0.0, self.sigma)))
+        low, high = self.low, self.high
+        if self.shape == "steps":
+            _, low, high = next(step for step in reversed(self.steps) if step[0] <= elapsed)
+        return rng.uniform(low, high)
+
+
+def _steps(spec: Any) -> tuple[tuple[float, float, float], ...]:
+    problem = ValueError(
+        f'steps: expected [{{"at_s": 0, "latency_ms": ...}}, ...] from 0 s, in increasing order, got {spec!r}'
+    )
+    if not (isinstance(spec, list) and spec):
+        raise problem
+    steps: list[tuple[float, float, float]] = []
+    for step in spec:
+        if not (isinstance(step, Mapping) and set(step) == {"at_s", "latency_ms"}):
+            raise problem
+        at = step["at_s"]
+        if isinstance(at, bool) or not isinstance(at, int | float) or at < 0:
+            raise problem
+        span = _latency(step["latency_ms"]) or (0.0, 0.0)
+        steps.append((float(at), span[0] / 1000, span[1] / 1000))
+    if steps[0][0] != 0 or any(a[0] >= b[0] for a, b in itertools.pairwise(steps)):
+        raise problem
+    return tuple(steps)
+
+
+def _latency_profile(value: Any) -> LatencyProfile | None:
+    if not (isinstance(value, Mapping) and len(value) == 1):
+        raise ValueError(f'expected {{"uniform": ...}}, {{"lognormal": ...}} or {{"steps": [...]}}, got {value!r}')
+    shape, spec = next(iter(value.items()))
+    if shape == "uniform":
+        low, high = _latency(spec) or (0.0, 0.0)
+        return LatencyProfile("uniform", low=low / 1000, high=high / 1000)
+    if shape == "lognormal":
+        if isinstance(spec, Mapping) and set(spec) == {"median", "p95"}:
+            median, p95 = spec["median"], spec["p95"]
+            if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (median, p95)) and 0 < median <= p95:
+                return LatencyProfile("lognormal", median=median / 1000, sigma=math.log(p95 / median) / _Z95)
+        raise ValueError(f'lognormal: expected {{"median": ms, "p95": ms}} with 0 < median <= p95, got {spec!r}')
+    if shape == "steps":
+        return LatencyProfile("steps", steps=_steps(spec))
+    raise ValueError(f"unknown latency profile {shape!r} (uniform, lognormal or steps)")
 
 
 def _sometimes(value: Any) -> float | int | None:
@@ -120,6 +192,12 @@ def _key(value: Any) -> str | None:
 
 FAULTS = (
     Fault("latency_ms", "N or {min, max}", "answer after this long (uniform in [min, max])", _latency),
+    Fault(
+        "latency_profile",
+        "{uniform|lognormal|steps: ...}",
+        "answer after a latency drawn from this profile (overrides latency_ms)",
+        _latency_profile,
+    ),
     Fault("quota_per_window", "N", "requests allowed in any window_s seconds", positive_int),
     Fault("window_s", "seconds", "length of the short quota window (Google: 100)", _positive_number),
     Fault("quota_per_day", "N", "requests allowed per calendar day in day_tz", positive_int),
@@ -387,6 +465,7 @@ class PageSpeedReplica:
         self._seen: deque[float] = deque()
         self._day: str | None = None
         self._day_count = 0
+        self._profile_epoch: tuple[LatencyProfile, float] | None = None
         self.closing = asyncio.Event()
         self.reset_stats()
 
@@ -491,9 +570,9 @@ class PageSpeedReplica:
             self.stats["hangs"] += 1
             await self.closing.wait()
             raise web.HTTPServiceUnavailable()
-        latency = self.setting("latency_ms")
-        if latency is not None:
-            await self.clock.sleep(self._rng.uniform(*latency) / 1000.0 * self.time_scale)
+        delay = self._delay()
+        if delay > 0:
+            await self.clock.sleep(delay)
         if self._hit("server_error"):
             self.stats["status_5xx"] += 1
             status = self._rng.choice((500, 503))
@@ -525,6 +604,18 @@ class PageSpeedReplica:
             return web.json_response(body, status=status)
         self.stats["ok"] += 1
         return web.json_response(lighthouse_response(url, strategy, self.seed, fetched))
+
+    def _delay(self) -> float:
+        """Seconds (scaled) this answer waits: the latency profile's draw, else ``latency_ms``."""
+        profile: LatencyProfile | None = self.faults.get("latency_profile")
+        if profile is not None:
+            now = self.clock.monotonic()
+            if self._profile_epoch is None or self._profile_epoch[0] is not profile:
+                self._profile_epoch = (profile, now)  # a new profile starts its steps now
+            elapsed = (now - self._profile_epoch[1]) / self.time_scale
+            return profile.draw(self._rng, elapsed) * self.time_scale
+        latency = self.setting("latency_ms")
+        return self._rng.uniform(*latency) / 1000.0 * self.time_scale if latency is not None else 0.0
 
     def _lighthouse_error(self, url: str) -> str | None:
         table = self.faults.get("lighthouse_errors") or {}
