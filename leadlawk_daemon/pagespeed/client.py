@@ -94,9 +94,12 @@ class PageSpeedClient:
         base_url: str,
         api_key: str | None,
         *,
-        connections: int = 100,
+        connections: int = 0,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
+        # connections 0: no pool cap of its own. The Enricher's in-flight limit bounds the calls; a
+        # smaller pool would hold calls the pacer has already let go, and they would reach the
+        # service in a bunch when connections free up (100 was below what 40 s calls need).
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"pagespeed.base_url must start with http:// or https:// (got {base_url!r})")
         self._endpoint = base_url.rstrip("/") + API_PATH
