@@ -18,11 +18,11 @@ from actors.stats import ActorStats, ActorStatsCollector
 from leadlawk_daemon.daemon import Daemon
 from leadlawk_daemon.dead_letter_writer import DeadLetterWriter
 from leadlawk_daemon.http_api import ChaosTarget, JobRefused
-from leadlawk_daemon.intake.admission import Admission
+from leadlawk_daemon.intake.admission import Admission, Admitted, Source
 from leadlawk_daemon.intake.events import EventPublisher, EventType
 from leadlawk_daemon.intake.pubsub import PubSubIntake
 from leadlawk_daemon.intake.stream import StreamIntake
-from leadlawk_daemon.jobs.pipeline import Pipeline, QueueFull
+from leadlawk_daemon.jobs.pipeline import Pipeline
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store
@@ -108,13 +108,9 @@ class IntakeService:
 
     async def run(self, started: Started) -> None:
         d = self.daemon
-        store = d.database.store
         assert d.redis is not None
-        assert store is not None
-        settings = d.settings
-        admission = Admission(store, store, d.events, max_bytes=settings.server.max_body_bytes,
-                              metrics=d.metrics)
-        redis_settings = settings.redis
+        admission = d.admission()
+        redis_settings = d.settings.redis
 
         def stream() -> StreamIntake:
             assert d.redis is not None
@@ -128,8 +124,10 @@ class IntakeService:
 
         def pubsub() -> PubSubIntake:
             assert d.redis is not None
+            # Pub/sub hands each message to the stream (claimed and copied in one atomic step); the
+            # stream intake admits it.
             self.pubsub = PubSubIntake(
-                d.redis, redis_settings.prefix, admission, self._on_job,
+                d.redis, redis_settings.prefix,
                 dedupe_window=redis_settings.pubsub_dedupe_window,
                 reconnect_max_delay=redis_settings.reconnect_max_delay, clock=d.clock,
             )
@@ -159,13 +157,12 @@ class DaemonJobs:
         return store
 
     async def submit(self, spec: JobSpec) -> bool:
+        """``POST /jobs``: the daemon's one admission (QueueFull answers 429, the database down 503)."""
         pipeline = self.daemon.pipeline_service.pipeline
         if pipeline is None:
             raise JobRefused(503, "the pipeline is not running yet (is the database up?)")
-        try:
-            return await pipeline.submit(spec)
-        except QueueFull as exc:
-            raise JobRefused(429, str(exc)) from None
+        admitted = await self.daemon.admit(spec, "http")
+        return admitted.outcome == "accepted"
 
     async def get(self, job_id: str) -> Mapping[str, Any] | None:
         job = await self._store().get_job(job_id)
@@ -197,12 +194,33 @@ class LeadLawkDaemon(Daemon):
         self.pipeline_service = PipelineService(self)
         self.intake = IntakeService(self) if self.redis is not None else None
         self.jobs = DaemonJobs(self)
+        self._admission: Admission | None = None
+        self._admission_store: Store | None = None
         self.chaos_targets = self._chaos_targets
         self.metrics.register(ActorStatsCollector(self._actor_stats))
         for name in ("browser", "google_maps", "pagespeed", "database_breaker"):
             self.health.conditions[name] = self._readiness_condition(name)
         if self.intake is not None:
             self.health.conditions["intake"] = self.intake.readiness
+
+    def admission(self) -> Admission:
+        """The one admission every intake path goes through (HTTP, stream, pub/sub via the stream,
+        collect), on the store that is open now."""
+        store = self.database.store
+        if store is None:
+            raise JobRefused(503, "the database is not available yet")
+        if self._admission is None or self._admission_store is not store:
+            self._admission = Admission.from_settings(self.settings, store, self.events, self.metrics)
+            self._admission_store = store
+        return self._admission
+
+    async def admit(self, spec: JobSpec, source: Source) -> Admitted:
+        """Admit a validated spec and wake the pipeline to look for it."""
+        admitted = await self.admission().admit_spec(spec, source)
+        pipeline = self.pipeline_service.pipeline
+        if pipeline is not None:
+            pipeline.notify()
+        return admitted
 
     def make_supervisor(self, name: str, children: list[ChildSpec], strategy: Strategy) -> Supervisor:
         return self._supervisor(name, children, strategy)

@@ -43,9 +43,7 @@ async def collect(
     tree = asyncio.create_task(daemon.run(), name="collect-daemon")
     try:
         await _until_pipeline(daemon, tree)
-        pipeline = daemon.pipeline_service.pipeline
-        assert pipeline is not None
-        await pipeline.submit(spec)
+        await daemon.admit(spec, "cli")  # the one admission every intake path shares
         job = await _follow(daemon, spec.id, progress, within or spec.max_runtime_s + 60.0)
         store = daemon.database.store
         assert store is not None

@@ -29,6 +29,8 @@ class MemoryStore:
     jobs: dict[str, tuple[dict[str, Any], str | None]] = field(default_factory=dict)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     create_calls: int = 0
+    # Jobs that left the queue (leased or finished): not counted by count_jobs("queued").
+    dequeued: set[str] = field(default_factory=set)
     # While set, every call fails as a database that is down would.
     down: bool = False
     changed: asyncio.Condition = field(default_factory=asyncio.Condition)
@@ -59,6 +61,18 @@ class MemoryStore:
             self.changed.notify_all()
         return True
 
+    async def count_jobs(self, status: Literal["queued"]) -> int:
+        if self.down:
+            raise StoreDownError("database is down")
+        parents = {parent for _, parent in self.jobs.values() if parent is not None}
+        return sum(1 for job_id in self.jobs if job_id not in parents and job_id not in self.dequeued)
+
+    async def dequeue(self, job_id: str) -> None:
+        """A daemon took the job: room in the queue for one more."""
+        async with self.changed:
+            self.dequeued.add(job_id)
+            self.changed.notify_all()
+
     async def add_dead_letter(
         self,
         kind: Literal["message", "job", "lead"],
@@ -77,6 +91,15 @@ class MemoryStore:
         """Return once ``predicate()`` holds after some change; fail the test after 10 s."""
         async with asyncio.timeout(10), self.changed:
             await self.changed.wait_for(predicate)
+
+
+async def test_queued_jobs_are_counted_without_batch_parents() -> None:
+    store = MemoryStore()
+    await store.create_batch("b", {"queries": ["x", "y"]}, [("b.0", {"query": "x"}), ("b.1", {"query": "y"})])
+    await store.create_job("s", {"query": "z"})
+    assert await store.count_jobs("queued") == 3
+    await store.dequeue("s")
+    assert await store.count_jobs("queued") == 2
 
 
 async def test_a_known_id_is_not_created_twice() -> None:

@@ -19,6 +19,7 @@ from leadlawk_daemon.intake.submit import submit_to_stream
 from leadlawk_daemon.jobspec import JobSpec, JobSpecError
 from tests.test_intake_events import next_events
 from tests.test_intake_memory_store import MemoryStore
+from tests.waiting import eventually
 
 GROUP = "leadlawk"
 
@@ -297,3 +298,81 @@ def test_a_decoding_client_is_refused_with_a_clear_error(redis_prefix: str) -> N
 class _NoEvents:
     def publish(self, type: Any, /, **context: Any) -> None:
         pass
+
+
+class DiesBeforeAck(StreamIntake):
+    """A daemon that persists a job, then dies before it acknowledges the entry."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.persisted = asyncio.Event()
+
+    async def _ack(self, entry_id: bytes) -> None:
+        self.persisted.set()
+        await asyncio.Event().wait()  # frozen here until killed
+
+
+async def test_an_entry_without_id_redelivered_after_a_crash_before_its_ack_is_one_job(
+    redis_client: aioredis.Redis, redis_prefix: str, events: EventPublisher
+) -> None:
+    store = MemoryStore()
+    # No id: the spec's content and its entry id make one, the same on every delivery of that entry.
+    await redis_client.xadd(stream_key(redis_prefix), {"job": b'{"query": "plumbers", "location": "Omaha, NE"}'})
+    dying = DiesBeforeAck(
+        redis_client, redis_prefix, Admission(store, store, events, max_bytes=65536), Handed(), group=GROUP, block=0.05
+    )
+    async with dying:
+        async with asyncio.timeout(10):
+            await dying.persisted.wait()
+    assert len(store.jobs) == 1  # persisted, never acknowledged
+    assert await pending(redis_client, redis_prefix) == 1
+    handed = Handed()
+    async with intake(redis_client, redis_prefix, store, events, handed, claim_idle=0.05):
+        await eventually(lambda: store.create_calls == 2, what="the entry redelivered and admitted again")
+    assert await pending(redis_client, redis_prefix) == 0  # acknowledged this time
+    assert len(store.jobs) == 1  # the redelivery found its job: a duplicate, not a second job
+    ((job_id, (spec, _)),) = store.jobs.items()
+    assert job_id.startswith("c")
+    assert len(job_id) == 33
+    assert spec["query"] == "plumbers"
+    assert handed.specs == []  # nothing new to hand on
+
+
+async def test_identical_entries_without_id_are_two_jobs(
+    redis_client: aioredis.Redis, redis_prefix: str, events: EventPublisher
+) -> None:
+    store, handed = MemoryStore(), Handed()
+    for _ in range(2):  # a client submitting the same search twice means it twice
+        await redis_client.xadd(stream_key(redis_prefix), {"job": b'{"query": "roofers"}'})
+    async with intake(redis_client, redis_prefix, store, events, handed):
+        await store.wait_for(lambda: len(store.jobs) == 2)
+    assert len({s.id for s in handed.specs}) == 2
+
+
+async def test_a_job_refused_for_a_full_queue_waits_in_the_stream_and_runs_when_room_frees(
+    redis_client: aioredis.Redis, redis_prefix: str, events: EventPublisher
+) -> None:
+    clock = FakeClock()
+    store, handed = MemoryStore(), Handed()
+    await store.create_job("waiting-1", {"query": "a"})
+    await store.create_job("waiting-2", {"query": "b"})
+    admission = Admission(store, store, events, max_bytes=65536, queue_size=2)
+    live = StreamIntake(
+        redis_client, redis_prefix, admission, handed, group=GROUP, block=0.05, clock=clock, max_deliveries=2
+    )
+    async with live:
+        job_id = await submit_to_stream(redis_client, redis_prefix, {"query": "third"})
+        for _ in range(6):  # the queue stays full for a long while: more waits than max_deliveries
+            await clock.wait_for_sleepers()
+            await clock.advance(120)
+        assert job_id not in store.jobs
+        assert store.dead_letters == []  # refused for room is not a failed delivery
+        assert await pending(redis_client, redis_prefix) == 1
+        rows = await redis_client.xpending_range(stream_key(redis_prefix), GROUP, "-", "+", 10)
+        assert rows[0]["consumer"] == live.consumer.encode()  # kept ours: no other daemon reclaims it
+        await store.dequeue("waiting-1")  # a daemon took a job: room for one
+        await drive(clock, store, lambda: job_id in store.jobs)
+        await handed.wait_for_ids(job_id)
+    assert store.dead_letters == []
+    assert await pending(redis_client, redis_prefix) == 0
+

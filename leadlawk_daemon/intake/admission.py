@@ -1,16 +1,29 @@
-"""Admitting one submitted job spec: validate, persist, announce. Shared by every intake path.
+"""Admitting one submitted job: validate, bound, persist, count, announce. The one way in.
+
+Every intake path goes through :class:`Admission`: ``POST /jobs`` and ``leadlawk collect`` with a
+spec they validated themselves (:meth:`Admission.admit_spec`), the Redis stream with raw bytes
+(:meth:`Admission.admit`; pub/sub messages reach it through the stream). So ``queue_size``, the
+``leadlawk_jobs_total{status="queued"}`` count and the ``job.accepted`` event are the same however
+a job came.
 
 The order is the guarantee: a job is persisted before anything acts on it, and a submission is
 acknowledged (by the caller) only after :meth:`Admission.admit` returned. A rejected spec is
 dead-lettered with every problem named, then announced as ``job.rejected``; a store failure
-propagates, so the caller can leave the submission where it can be retried.
+propagates, and so does :class:`QueueFull`, so the caller can leave the submission where it can
+be retried (a stream entry stays pending; HTTP answers 429).
+
+A spec without an ``id`` that arrives over Redis gets one derived from its content and its
+delivery (:func:`content_id`): a redelivery of the same entry after a crash between persisting and
+acknowledging derives the same id, and the database's unique key makes it a duplicate, not a
+second job.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 import orjson
@@ -20,14 +33,28 @@ from leadlawk_daemon.jobspec import ID_PATTERN as _ID
 from leadlawk_daemon.jobspec import JobSpec, JobSpecError, parse_job_spec
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.settings import Settings
 
-__all__ = ["Admission", "Admitted", "DeadLetterStore", "JobStore", "payload_text"]
+__all__ = [
+    "Admission",
+    "Admitted",
+    "DeadLetterStore",
+    "JobStore",
+    "QueueFull",
+    "Source",
+    "content_id",
+    "payload_text",
+]
 
 log = logging.getLogger("leadlawk.intake")
 
 Source = Literal["pubsub", "stream", "http", "cli"]
 # A dead letter keeps enough of a huge payload to recognise it, not all of it.
 MAX_PAYLOAD_CHARS = 65_536
+
+
+class QueueFull(Exception):
+    """Too many jobs wait already (``resilience.bulkhead.queue_size``): the submission is refused."""
 
 
 class JobStore(Protocol):
@@ -40,6 +67,10 @@ class JobStore(Protocol):
     ) -> bool:
         """A batch parent and its children in one transaction; ``False`` (nothing written) if the
         parent's id exists already."""
+        ...
+
+    async def count_jobs(self, status: Literal["queued"]) -> int:
+        """How many leaf jobs wait in the queue."""
         ...
 
 
@@ -95,6 +126,16 @@ def _claimed_id(raw: bytes | str | Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) and _ID.match(value) else None
 
 
+def content_id(spec: JobSpec, delivery: str) -> str:
+    """An id for a spec submitted without one: a digest of its canonical JSON (sorted keys, defaults
+    filled in) and of ``delivery``, what tells this submission from an identical one (the stream
+    entry id). The same entry redelivered derives the same id; another entry, another id."""
+    canonical = orjson.dumps({k: v for k, v in spec.to_dict().items() if k != "id"}, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(canonical + b"\x00" + delivery.encode("utf-8", "replace")).hexdigest()
+    # 33 characters: well inside the 64 of an id, with room for a batch's ".<child>" suffixes.
+    return f"c{digest[:32]}"
+
+
 class Admission:
     def __init__(
         self,
@@ -103,20 +144,49 @@ class Admission:
         events: EventSink,
         *,
         max_bytes: int,
+        queue_size: int | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self._jobs = jobs
         self._dead_letters = dead_letters
         self._events = events
         self._max_bytes = max_bytes
+        self._queue_size = queue_size
         self._metrics = metrics
 
-    async def admit(
-        self, raw: bytes | str | Mapping[str, Any], source: Source, *, attempts: int = 1, **context: Any
-    ) -> Admitted:
-        """Validate and persist ``raw``. Raises only when the store fails (nothing was persisted then).
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        store: Any,
+        events: EventSink,
+        metrics: Metrics | None = None,
+    ) -> Admission:
+        """The daemon's admission: ``server.max_body_bytes`` and ``resilience.bulkhead.queue_size``."""
+        return cls(
+            store,
+            store,
+            events,
+            max_bytes=settings.server.max_body_bytes,
+            queue_size=settings.resilience.bulkhead.queue_size,
+            metrics=metrics,
+        )
 
-        ``context`` (a stream entry id, say) goes into the events and the log lines.
+    async def admit(
+        self,
+        raw: bytes | str | Mapping[str, Any],
+        source: Source,
+        *,
+        attempts: int = 1,
+        delivery: str | None = None,
+        **context: Any,
+    ) -> Admitted:
+        """Validate and persist ``raw``. Raises when the store fails (nothing was persisted then) and
+        :class:`QueueFull` when the queue has no room.
+
+        ``delivery`` identifies this submission (a stream entry id): a spec without an id gets one
+        derived from its content and ``delivery`` (:func:`content_id`). Without it, a random one.
+        ``context`` goes into the events and the log lines.
         """
         try:
             spec = parse_job_spec(raw, self._max_bytes)
@@ -126,7 +196,19 @@ class Admission:
                 context["job_id"] = claimed
             await self.reject(raw, exc.problems, source, attempts=attempts, **context)
             return Admitted("rejected", problems=tuple(exc.problems), too_large=exc.too_large)
+        if delivery is not None and _claimed_id(raw) is None:
+            spec = replace(spec, id=content_id(spec, delivery))
+        return await self.admit_spec(spec, source, **context)
+
+    async def admit_spec(self, spec: JobSpec, source: Source, **context: Any) -> Admitted:
+        """Persist a validated spec (a batch with its children); ``duplicate`` when its id exists.
+
+        Raises :class:`QueueFull` when ``queue_size`` jobs wait already, and the store's error when
+        it fails. The bound is counted, then written: daemons admitting at the same instant may pass
+        it by a few jobs, never by an unbounded number.
+        """
         children = spec.children()
+        await self._check_room(spec, len(children) or 1)
         if children:
             # One transaction: no daemon can lease a parent whose children are not there yet, and a
             # crash cannot leave a batch without them.
@@ -137,6 +219,8 @@ class Admission:
             log.info("duplicate job id, not run again", extra={"job_id": spec.id, "source": source, **context})
             return Admitted("duplicate", spec=spec)
         log.info("job accepted", extra={"job_id": spec.id, "source": source, **context})
+        if self._metrics is not None:
+            self._metrics.jobs.labels(status="queued").inc()
         self._events.publish(
             "job.accepted",
             job_id=spec.id,
@@ -147,6 +231,24 @@ class Admission:
             **context,
         )
         return Admitted("accepted", spec=spec)
+
+    async def has_room(self, adding: int = 1) -> bool:
+        """Whether ``adding`` more jobs fit in the queue now."""
+        if self._queue_size is None:
+            return True
+        return await self._jobs.count_jobs("queued") + adding <= self._queue_size
+
+    async def _check_room(self, spec: JobSpec, adding: int) -> None:
+        if self._queue_size is None:
+            return
+        waiting = await self._jobs.count_jobs("queued")
+        if waiting + adding > self._queue_size:
+            if self._metrics is not None:
+                self._metrics.jobs.labels(status="refused").inc()
+            raise QueueFull(
+                f"job {spec.id} refused: {waiting} jobs are waiting and it adds {adding}; "
+                f"resilience.bulkhead.queue_size is {self._queue_size}"
+            )
 
     async def reject(
         self,

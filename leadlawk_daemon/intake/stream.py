@@ -7,7 +7,14 @@ daemon and are reclaimed (XAUTOCLAIM). An entry whose persistence keeps failing 
 again, with backoff, and after ``max_deliveries`` deliveries it is dead-lettered and acked.
 
 Backpressure: the loop awaits ``on_job`` (which may wait on a bounded queue) before it reads
-again, so a full pipeline stops the reading, not the memory.
+again, so a full pipeline stops the reading, not the memory. A job the admission refuses because
+the queue is full (``resilience.bulkhead.queue_size``) is not lost and not dead-lettered: its
+entry stays pending, the intake waits until the queue has room, then delivers it again. Those
+refusals do not count against ``max_deliveries``.
+
+An entry without an ``id`` gets one derived from its content and its entry id, so a redelivery
+(a crash between persisting and acknowledging) finds its job already there. An entry may carry
+``source`` = ``pubsub``: a pub/sub message handed over to this durable path.
 """
 
 from __future__ import annotations
@@ -19,25 +26,27 @@ import random
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
-from leadlawk_daemon.intake.admission import Admission, payload_text
+from leadlawk_daemon.intake.admission import Admission, QueueFull, Source, payload_text
 from leadlawk_daemon.intake.reconnect import REDIS_ERRORS, Reconnect
 from leadlawk_daemon.intake.service import Service
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.resilience.retry import RetryPolicy
 
-__all__ = ["OnJob", "StreamIntake", "consumer_name", "stream_key"]
+__all__ = ["FIELD", "SOURCE_FIELD", "OnJob", "StreamIntake", "consumer_name", "stream_key"]
 
 log = logging.getLogger("leadlawk.intake")
 
 OnJob = Callable[[JobSpec], Awaitable[None]]
 FIELD = b"job"
+SOURCE_FIELD = b"source"
+_SOURCES: dict[bytes, Source] = {b"pubsub": "pubsub"}
 
 
 def stream_key(prefix: str) -> str:
@@ -93,6 +102,8 @@ class StreamIntake(Service):
         self._next_claim = float("-inf")
         # Our own pending entries are read first: those that failed, and any claimed.
         self._own_pending = True
+        # Deliveries of an entry that were refused for a full queue, by entry id: not its fault.
+        self._refused: dict[bytes, int] = {}
 
     @property
     def connected(self) -> bool:
@@ -138,7 +149,18 @@ class StreamIntake(Service):
                 redelivered = False
             for entry_id, fields in entries:
                 deliveries = await self._deliveries(entry_id) if redelivered else 1
-                if not await self._handle(entry_id, fields, deliveries):
+                outcome = await self._handle(entry_id, fields, deliveries - self._refused.get(entry_id, 0))
+                if outcome == "full":
+                    # Refused for a full queue: everything read stays pending (not lost, not a dead
+                    # letter); wait until the queue has room, then read our pending entries again.
+                    waiting = [left for left, _ in entries[entries.index((entry_id, fields)) :]]
+                    for left in waiting:
+                        self._refused[left] = self._refused.get(left, 0) + 1
+                    self._own_pending = True
+                    await self._wait_for_room(waiting)
+                    break
+                self._refused.pop(entry_id, None)
+                if outcome == "retry":
                     # The store failed: everything read stays pending; retry it after a backoff.
                     self._own_pending = True
                     delay = self._retry.delay(self._retries, self._rng)
@@ -146,6 +168,26 @@ class StreamIntake(Service):
                     await self._clock.sleep(delay)
                     break
                 self._retries = 0
+
+    async def _wait_for_room(self, waiting: list[bytes]) -> None:
+        """Until the queue has room: look at growing intervals (up to claim_idle / 2), and keep the
+        waiting entries ours. XCLAIM ... JUSTID resets their idle time without counting a
+        delivery, so no other daemon reclaims them meanwhile and spends their deliveries."""
+        if len(self._refused) > 10 * self._batch + 1000:
+            self._refused = {k: v for k, v in self._refused.items() if k in waiting}
+        delay, cap = 0.25, max(0.25, self._claim_every)
+        while self._running():
+            try:
+                if await self._admission.has_room():
+                    return
+            except REDIS_ERRORS:
+                raise
+            except Exception as exc:  # the store cannot count: no room known; wait as for a full queue
+                log.debug("queue room unknown", extra={"error": redact(f"{type(exc).__name__}: {exc}")})
+            ids: list[int | bytes | str | memoryview] = list(waiting)
+            await self._redis.xclaim(self.stream, self.group, self.consumer, 0, ids, justid=True)
+            await self._clock.sleep(delay)
+            delay = min(delay * 2, cap)
 
     async def _read(self, start: str, block: int | None) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
         reply = await self._redis.xreadgroup(
@@ -180,31 +222,38 @@ class StreamIntake(Service):
         rows = await self._redis.xpending_range(self.stream, self.group, min=entry_id, max=entry_id, count=1)
         return int(rows[0]["times_delivered"]) if rows else 1
 
-    async def _handle(self, entry_id: bytes, fields: dict[bytes, bytes] | None, deliveries: int) -> bool:
-        """Process one entry; ``False`` when the store failed and it must be delivered again."""
+    async def _handle(
+        self, entry_id: bytes, fields: dict[bytes, bytes] | None, deliveries: int
+    ) -> Literal["done", "retry", "full"]:
+        """Process one entry: ``done`` (acked), ``retry`` (the store failed: deliver it again after a
+        backoff) or ``full`` (the queue had no room: deliver it again once it has)."""
         ident = entry_id.decode()
         if not fields:
             # Deleted from the stream while pending (trimmed by hand, say): nothing left to run.
             await self._ack(entry_id)
-            return True
+            return "done"
         raw = fields.get(FIELD)
+        source = _SOURCES.get(fields.get(SOURCE_FIELD, b""), "stream")
         try:
             if raw is None:
                 names = ", ".join(sorted(k.decode("utf-8", "replace") for k in fields))
                 payload = " ".join(f"{k.decode('utf-8', 'replace')}={payload_text(v, 1024)}" for k, v in fields.items())
                 await self._admission.reject(
-                    payload, [f"stream entry has no 'job' field (fields: {names})"], "stream", entry=ident
+                    payload, [f"stream entry has no 'job' field (fields: {names})"], source, entry=ident
                 )
                 await self._ack(entry_id)
-                return True
+                return "done"
             if deliveries > self._max_deliveries:
                 await self._give_up(entry_id, raw, deliveries, "the daemon handling it stopped each time")
-                return True
-            admitted = await self._admission.admit(raw, "stream", attempts=deliveries, entry=ident)
+                return "done"
+            admitted = await self._admission.admit(raw, source, attempts=deliveries, delivery=ident, entry=ident)
         except asyncio.CancelledError:
             raise
         except REDIS_ERRORS:
             raise
+        except QueueFull as exc:
+            log.info("job refused, queue full; its entry stays pending", extra={"entry": ident, "reason": str(exc)})
+            return "full"
         except Exception as exc:
             log.warning(
                 "stream entry not persisted; it stays pending",
@@ -218,13 +267,13 @@ class StreamIntake(Service):
                 try:
                     await self._give_up(entry_id, raw, deliveries, f"{type(exc).__name__}: {exc}")
                 except Exception:  # the dead letters live in the same store: it is still down
-                    return False
-                return True
-            return False
+                    return "retry"
+                return "done"
+            return "retry"
         await self._ack(entry_id)
         if admitted.outcome == "accepted" and admitted.spec is not None:
             await self._on_job(admitted.spec)
-        return True
+        return "done"
 
     async def _give_up(self, entry_id: bytes, raw: bytes, deliveries: int, why: str) -> None:
         reason = f"not persisted after {deliveries} deliveries: {why}"

@@ -23,6 +23,7 @@ from actors.scraper import BrowserHost, Scraper, ScraperDeps
 from actors.stats import ActorStats, ActorStatsCollector
 from actors.writer import Writer, WriterDeps
 from leadlawk_daemon.clock import Clock
+from leadlawk_daemon.intake.admission import Admission, QueueFull
 from leadlawk_daemon.intake.events import EventSink, EventType
 from leadlawk_daemon.jobs.coordinator import Coordinator
 from leadlawk_daemon.jobs.messages import EnrichLead, ScrapeJob, WriterMessage
@@ -46,10 +47,6 @@ DATABASE_BREAKER = "database"
 # "Writing resumes within 5 s of the database's return": the database breaker's reset timeout
 # and the writer's retry backoff are capped below that, whatever resilience.* says.
 RESUME_WITHIN = 5.0
-
-
-class QueueFull(Exception):
-    """Too many jobs wait already (``resilience.bulkhead.queue_size``): the submission is refused."""
 
 
 class _ScrapeDeadLetters:
@@ -226,30 +223,16 @@ class Pipeline:
     # -- jobs ------------------------------------------------------------------------------------------
 
     async def submit(self, spec: JobSpec) -> bool:
-        """Persist a job (a batch with its children) and wake the coordinator; False when its id exists.
+        """Admit a job through the one admission every intake path shares (queue_size, the queued
+        count, the job.accepted event), then wake the coordinator; False when its id exists.
 
         Raises :class:`QueueFull` when ``queue_size`` jobs wait already, and
         :class:`~leadlawk_daemon.store.base.StoreUnavailable` when the database is down.
         """
-        children = spec.children()
-        waiting = await self.store.list_jobs(status="queued", limit=self.queue_size + 1)
-        adding = len(children) or 1
-        if len(waiting) + adding > self.queue_size:
-            raise QueueFull(
-                f"job {spec.id} refused: {len(waiting)} jobs are waiting and it adds {adding}; "
-                f"resilience.bulkhead.queue_size is {self.queue_size}"
-            )
-        if children:
-            created = await self.store.create_batch(
-                spec.id, spec.to_dict(), [(c.id, c.to_dict()) for c in children]
-            )
-        else:
-            created = await self.store.create_job(spec.id, spec.to_dict())
-        if created:
-            self.metrics.jobs.labels(status="queued").inc()
-            self.events.publish("job.accepted", job_id=spec.id, query=spec.query, children=len(children))
+        admission = Admission.from_settings(self.settings, self.store, self.events, self.metrics)
+        admitted = await admission.admit_spec(spec, "cli")
         self.notify()
-        return created
+        return admitted.outcome == "accepted"
 
     def notify(self) -> None:
         """A job was persisted by someone else (the Redis intake, say): look for work now."""
