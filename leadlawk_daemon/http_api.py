@@ -1,8 +1,14 @@
 """The daemon's HTTP surface (INTERFACES.md): health probes, metrics, jobs, chaos hooks.
 
-``/health/*`` and ``/metrics`` are open and reveal no secret. ``/jobs*`` and ``/debug/*`` need
-``Authorization: Bearer $LEADLAWK_ADMIN_TOKEN`` (compared in constant time) when a token is set,
-and answer loopback clients only when none is.
+Routes are private unless declared public (:func:`declare_public`; today ``/health/*`` and
+``/metrics``, which reveal no secret, hostname or password). A private route, and any route added
+later (the console's), needs ``Authorization: Bearer $LEADLAWK_ADMIN_TOKEN`` (compared in
+constant time) when a token is set; with no token it answers loopback clients only, and a request
+carrying ``Forwarded``, ``X-Forwarded-For`` or ``X-Real-IP`` is not one: a reverse proxy on the
+same host (nginx, a tunnel, ``ssh -L``) relays strangers from 127.0.0.1.
+
+A request body is read whole (up to ``server.max_body_bytes``) however many TCP segments carry it.
+The database being down answers 503 with ``Retry-After``; a full queue 429.
 """
 
 from __future__ import annotations
@@ -18,14 +24,34 @@ import orjson
 from aiohttp import web
 
 from leadlawk_daemon.health import Health
+from leadlawk_daemon.intake.admission import QueueFull
 from leadlawk_daemon.jobspec import JobSpec, JobSpecError, parse_job_spec
+from leadlawk_daemon.logs import redact
 from leadlawk_daemon.metrics import CONTENT_TYPE, Metrics
 from leadlawk_daemon.settings import Settings
+from leadlawk_daemon.store.base import StoreUnavailable
 from supervisors.spec import Started
 
-__all__ = ["ChaosTarget", "ChaosTargets", "HttpServer", "JobRefused", "JobsApi", "create_app"]
+__all__ = [
+    "FORWARDING_HEADERS",
+    "ChaosTarget",
+    "ChaosTargets",
+    "HttpServer",
+    "JobRefused",
+    "JobsApi",
+    "create_app",
+    "declare_public",
+    "is_local_client",
+]
 
 log = logging.getLogger("leadlawk.http")
+
+# Headers a proxy adds: their presence means the peer address is the proxy's, not the client's.
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+# Seconds a client should wait before trying again while the database is unreachable (the database
+# breaker tries again within this).
+RETRY_AFTER_S = 5
+_PUBLIC_ROUTES = web.AppKey("leadlawk.public_routes", set[web.AbstractResource])
 
 
 class JobRefused(Exception):
@@ -70,6 +96,19 @@ def _is_loopback(remote: str | None) -> bool:
         return False
 
 
+def is_local_client(request: web.BaseRequest) -> bool:
+    """A client on this host speaking to us directly: a loopback peer, and no proxy in between."""
+    if any(name in request.headers for name in FORWARDING_HEADERS):
+        return False
+    return _is_loopback(request.remote)
+
+
+def declare_public(app: web.Application, *routes: web.AbstractRoute) -> None:
+    """Open ``routes`` (every method of their paths: GET's HEAD too) to anyone. Only for routes that
+    reveal no secret, hostname or password; every route not declared here is private."""
+    app[_PUBLIC_ROUTES].update(route.resource for route in routes if route.resource is not None)
+
+
 def create_app(
     settings: Settings,
     health: Health,
@@ -85,21 +124,30 @@ def create_app(
     async def guard(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        path = request.path
-        if path.startswith(("/jobs", "/debug/")):
-            if path.startswith("/debug/") and not settings.chaos.enabled:
+        if request.match_info.route.resource not in request.app[_PUBLIC_ROUTES]:
+            if request.path.startswith("/debug/") and not settings.chaos.enabled:
                 raise web.HTTPNotFound()
             if token:
                 supplied = request.headers.get("Authorization", "")
                 expected = f"Bearer {token}"
                 if not hmac.compare_digest(supplied.encode(), expected.encode()):
                     return _json({"error": "missing or wrong bearer token"}, 401)
-            elif not _is_loopback(request.remote):
-                return _json({"error": "no admin token is set: only loopback clients may call this"}, 403)
+            elif not is_local_client(request):
+                return _json(
+                    {"error": "no admin token is set: only local clients (loopback, not forwarded) may call this"},
+                    403,
+                )
         try:
             return await handler(request)
         except JobRefused as exc:
             return _json({"error": str(exc)}, exc.status)
+        except QueueFull as exc:
+            return _json({"error": str(exc)}, 429)
+        except StoreUnavailable as exc:
+            log.warning("database unavailable", extra={"path": request.path, "error": redact(str(exc))})
+            response = _json({"error": "the database is unavailable; try again later"}, 503)
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
 
     async def live(_: web.Request) -> web.Response:
         ok, reason = health.live()
@@ -125,7 +173,11 @@ def create_app(
         api = need_jobs()
         if request.content_length is not None and request.content_length > max_body:
             return _json({"error": f"job spec larger than {max_body} bytes"}, 413)
-        raw = await request.content.read(max_body + 1)
+        try:
+            # Whole, however many segments carry it; client_max_size bounds it (a chunked body too).
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _json({"error": f"job spec larger than {max_body} bytes"}, 413)
         try:
             spec = parse_job_spec(raw, max_body)
         except JobSpecError as exc:
@@ -177,10 +229,16 @@ def create_app(
         log.warning("chaos: hang requested", extra={"actor": request.match_info["actor"], "seconds": seconds})
         return _json({"actor": request.match_info["actor"], "injected": "hang", "seconds": seconds}, 202)
 
-    app = web.Application(middlewares=[guard], client_max_size=max_body + 1024)
-    app.router.add_get("/health/live", live)
-    app.router.add_get("/health/ready", ready)
-    app.router.add_get("/metrics", metrics_view)
+    app = web.Application(middlewares=[guard], client_max_size=max_body)
+    app[_PUBLIC_ROUTES] = set()
+    # Public: open to anyone, and revealing no secret, hostname or password.
+    declare_public(
+        app,
+        app.router.add_get("/health/live", live),
+        app.router.add_get("/health/ready", ready),
+        app.router.add_get("/metrics", metrics_view),
+    )
+    # Private (token, or a local client when no token is set): these, and every route added later.
     app.router.add_post("/jobs", submit)
     app.router.add_get("/jobs", list_jobs)
     app.router.add_get("/jobs/{id}", get_job)

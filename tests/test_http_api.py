@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
 from leadlawk_daemon.health import Health
-from leadlawk_daemon.http_api import JobRefused, create_app
+from leadlawk_daemon.http_api import JobRefused, create_app, is_local_client
+from leadlawk_daemon.intake.admission import QueueFull
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import Settings, load_settings
+from leadlawk_daemon.store import StoreUnavailable
 
 
 class FakeJobs:
     def __init__(self) -> None:
         self.submitted: list[JobSpec] = []
-        self.refuse: JobRefused | None = None
+        self.refuse: Exception | None = None
 
     async def submit(self, spec: JobSpec) -> bool:
         if self.refuse is not None:
@@ -29,6 +33,8 @@ class FakeJobs:
         return created
 
     async def get(self, job_id: str) -> Mapping[str, Any] | None:
+        if isinstance(self.refuse, StoreUnavailable):
+            raise self.refuse
         return next(({"id": s.id, "status": "queued"} for s in self.submitted if s.id == job_id), None)
 
     async def list(self, status: str | None) -> list[Mapping[str, Any]]:
@@ -130,6 +136,130 @@ async def test_jobs_api_answers_problems_and_sizes(jobs: FakeJobs, target: Targe
      ("2001:db8::1", False), (None, False), ("not-an-ip", False)],
 )
 def test_without_a_token_only_loopback_clients_are_admitted(remote: str | None, loopback: bool) -> None:
-    from leadlawk_daemon.http_api import _is_loopback
+    request = make_mocked_request("GET", "/jobs", transport=_Peer(remote))
+    assert is_local_client(request) is loopback
 
-    assert _is_loopback(remote) is loopback
+
+class _Peer:
+    """A transport whose peer is ``remote``: what aiohttp reads ``request.remote`` from."""
+
+    def __init__(self, remote: str | None) -> None:
+        self._remote = remote
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return None if self._remote is None else (self._remote, 40000)
+        return default
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def test_a_spec_arriving_in_two_tcp_segments_is_read_whole(jobs: FakeJobs, target: Target) -> None:
+    server = make(load_settings(environ={}), jobs, target)
+    entered = asyncio.Event()
+
+    @web.middleware
+    async def note_entry(request: web.Request, handler: Any) -> web.StreamResponse:
+        entered.set()  # the headers are parsed; the body's first segment is buffered, the rest is not
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    server.app.middlewares.append(note_entry)
+    body = orjson.dumps({"id": "split", "query": "plumbers", "location": "Omaha, NE", "limit": 20})
+    head = (
+        f"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    async with server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(head + body[:17])
+            await writer.drain()
+            async with asyncio.timeout(10):
+                await entered.wait()  # the handler runs with half a body in hand...
+            await asyncio.sleep(0)
+            writer.write(body[17:])  # ...and the rest arrives as a second segment
+            await writer.drain()
+            async with asyncio.timeout(10):
+                answer = await reader.read()
+        finally:
+            writer.close()
+            await writer.wait_closed()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 202 Accepted", answer
+    assert orjson.loads(rest.partition(b"\r\n\r\n")[2]) == {"id": "split", "created": True}
+    assert [s.id for s in jobs.submitted] == ["split"]
+
+
+async def test_a_forwarded_request_is_not_a_local_client(jobs: FakeJobs, target: Target) -> None:
+    async with TestClient(make(load_settings(environ={}), jobs, target)) as client:
+        assert (await client.get("/jobs")).status == 200  # loopback, direct: the operator on the box
+        stranger = "203.0.113.9"
+        for header in ({"X-Forwarded-For": stranger}, {"Forwarded": f"for={stranger}"}, {"X-Real-IP": stranger}):
+            relayed = await client.get("/jobs", headers=header)
+            assert relayed.status == 403, header  # a proxy on this host relays strangers
+            assert "only local clients" in (await relayed.json())["error"]
+            posted = await client.post("/jobs", data=b'{"query": "x"}', headers=header)
+            assert posted.status == 403
+            # What is public stays public through a proxy.
+            assert (await client.get("/health/live", headers=header)).status == 200
+            assert (await client.get("/metrics", headers=header)).status == 200
+    assert jobs.submitted == []
+
+
+async def test_a_route_added_later_is_private_unless_declared_public(jobs: FakeJobs, target: Target) -> None:
+    settings = load_settings(environ={"LEADLAWK_ADMIN_TOKEN": "s3cret-token"})
+    server = make(settings, jobs, target)
+
+    async def console(_: web.Request) -> web.Response:
+        return web.Response(text="the operator console")
+
+    server.app.router.add_get("/", console)  # as the console's issue will: no auth code of its own
+    async with TestClient(server) as client:
+        assert (await client.get("/")).status == 401
+        assert (await client.head("/")).status == 401
+        assert (await client.get("/", headers={"Authorization": "Bearer s3cret-token"})).status == 200
+        assert (await client.get("/no/such/route")).status == 401  # nothing is open by accident
+        assert (await client.head("/health/live")).status == 200  # a declared path: every method of it
+
+
+async def test_the_token_is_compared_in_constant_time(
+    jobs: FakeJobs, target: Target, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hmac
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr("leadlawk_daemon.http_api.hmac.compare_digest", spy)
+    settings = load_settings(environ={"LEADLAWK_ADMIN_TOKEN": "s3cret-token"})
+    async with TestClient(make(settings, jobs, target)) as client:
+        for supplied in ("Bearer s3cret-toke", "Bearer s3cret-token-and-more", "bearer s3cret-token"):
+            assert (await client.get("/jobs", headers={"Authorization": supplied})).status == 401
+        assert (await client.get("/jobs", headers={"Authorization": "Bearer s3cret-token"})).status == 200
+    assert len(compared) == 4
+
+
+async def test_the_database_down_is_503_with_retry_after_and_a_full_queue_429(
+    jobs: FakeJobs, target: Target
+) -> None:
+    async with TestClient(make(load_settings(environ={}), jobs, target)) as client:
+        jobs.refuse = StoreUnavailable("PostgreSQL is unreachable: connect to postgresql://app:***@db-7.internal")
+        for response in (
+            await client.post("/jobs", data=orjson.dumps({"query": "roofers"})),
+            await client.get("/jobs/anything"),
+        ):
+            assert response.status == 503
+            assert response.headers["Retry-After"] == "5"
+            text = await response.text()
+            assert "db-7.internal" not in text
+            assert "unavailable" in text
+        jobs.refuse = QueueFull("job x refused: 100 jobs are waiting; resilience.bulkhead.queue_size is 100")
+        full = await client.post("/jobs", data=orjson.dumps({"query": "roofers"}))
+        assert full.status == 429
+        assert "queue_size is 100" in (await full.json())["error"]
