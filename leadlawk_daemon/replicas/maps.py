@@ -6,14 +6,18 @@ Routes (its base URL replaces ``https://www.google.com`` through ``maps.base_url
 | --- | --- |
 | `GET /maps/search/{query}` | the results page; `{query}` is "{query} in {location}"; takes `hl=` |
 | `GET /maps/search/?api=1&query=…` | the same (Maps URLs form) |
-| `GET /maps/_feed?q=…&location=…&offset=N&hl=…` | the next cards, as the page's scroll script fetches them: `{"html", "next_offset", "end"}` |
+| `GET /maps/search/{query}/@{lat},{lng},{zoom}z` | a viewport search: the viewport's best-ranked businesses and some just outside it, at most `max_results`; the page's camera is that viewport |
+| `GET /maps/search/{City, ST}` | a locality alone: redirects to its place page, whose camera (`APP_INITIALIZATION_STATE[0]`, and `[4]` of the place payload) is the locality's extent, fitted |
+| `GET /maps/_feed?q=…&location=…&offset=N&hl=…[&at=lat,lng,zoom]` | the next cards, as the page's scroll script fetches them: `{"html", "next_offset", "end"}` |
 | `GET /maps/place/{name}/data=…` | a place page: the panel and the embedded `APP_INITIALIZATION_STATE` |
 | `GET /url?q=…` | Google's outbound redirect (some website links are wrapped in it) |
 | `GET /consent`, `POST /consent/save` | the consent interstitial and its "Accept all" / "Reject all" forms |
 | `GET`/`POST /sorry/index` | the block page with its captcha form (HTTP 429) |
 | `GET /_answers?q=…&location=…&hl=…` | `{"answers": […]}`: the search's answer set, in feed order |
+| `GET /_answers?…&coverage=area[&bbox=s,w,n,e]` | every business in the location's map (or the box), best-ranked first, with `area`, `extent` and `count` |
+| `GET /_answers?q=…&at=lat,lng,zoom` | what the viewport search lists, in feed order |
 | `GET`/`POST /_faults` | the active faults / replace them (`{}` clears) |
-| `GET /_stats`, `POST /_stats/reset` | requests per route, and `navigations` (search + place visits) |
+| `GET /_stats`, `POST /_stats/reset` | requests per route, `navigations` (search + place visits), and `viewports` (viewport searches per `@lat,lng,zoomz`) |
 
 A search's text splits on its last " in " into query and location; its answer set is generated
 from (query, location, seed) and holds `max_results` businesses (120, where Google's feed ends),
@@ -21,6 +25,8 @@ from (query, location, seed) and holds `max_results` businesses (120, where Goog
 to one place (a "place:" query, or the exact name of a business this replica has served in that
 location) redirects (302) to the place page. The feed shows `page_size` cards, loads the next
 `page_size` when scrolled to its bottom, and ends with "You've reached the end of the list.".
+Viewport searches use the geography of :mod:`maps_geography`: a ``/@lat,lng,zoomz`` viewport
+is taken to be ``viewport_px`` in size (1280 × 720, Playwright's default page).
 
 Faults: `POST /_faults` with a JSON object of name → setting. The body replaces the whole set
 (`{}` clears; `null`, `false` or `0` switch one off); a bad body changes nothing (400, every
