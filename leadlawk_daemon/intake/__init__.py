@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from leadlawk_daemon.intake.admission import Admission, Admitted, DeadLetterStore, JobStore
+from leadlawk_daemon.intake.admission import Admission, Admitted, DeadLetterStore, JobStore, QueueFull, content_id
 from leadlawk_daemon.intake.events import EventPublisher, EventSink, EventType, JobEvents, follow_events
 from leadlawk_daemon.intake.pubsub import PubSubIntake
 from leadlawk_daemon.intake.stream import StreamIntake
@@ -18,7 +18,9 @@ __all__ = [
     "JobEvents",
     "JobStore",
     "PubSubIntake",
+    "QueueFull",
     "StreamIntake",
+    "content_id",
     "follow_events",
     "submit_to_stream",
 ]
