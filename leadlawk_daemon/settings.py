@@ -305,12 +305,21 @@ def _read_yaml(path: Path, what: str) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError([f"{what} {path}: cannot be read ({exc.strerror})"]) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"{what} {path}: not valid YAML ({' '.join(str(exc).split())})"]) from None
+        raise ConfigError([f"{what} {path}: not valid YAML ({_yaml_problem(exc)})"]) from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError([f"{what} {path}: the top level must be a mapping of keys, not {type(loaded).__name__}"])
     return loaded
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """Where and what, never the offending line itself: it may hold a DSN with its password."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return redact(f"{where}{problem}" + (f" ({context})" if context else ""))
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:

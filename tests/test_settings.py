@@ -167,6 +167,23 @@ def test_dsn_passwords_are_masked_in_config_errors() -> None:
     assert "http://:***@h/0" in text
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        'database:\n  url: "postgresql://app:Pg-S3cret@db/leads\n',
+        "database:\n  url: postgresql://app:Pg-S3cret@db/x: [y\n",
+    ],
+)
+def test_a_yaml_error_names_the_place_not_the_line_that_may_hold_a_password(tmp_path: Path, content: str) -> None:
+    cfg = tmp_path / "broken.yaml"
+    cfg.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        load_settings(cfg, environ={})
+    (problem,) = info.value.problems
+    assert "not valid YAML (line " in problem
+    assert "S3cret" not in problem
+
+
 def test_config_show_and_check_never_print_a_dsn_password(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": "postgresql://app:Pg-S3cret@db.internal/leads"}
     shown = subprocess.run(
