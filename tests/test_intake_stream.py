@@ -370,6 +370,7 @@ async def test_a_job_refused_for_a_full_queue_waits_in_the_stream_and_runs_when_
         assert await pending(redis_client, redis_prefix) == 1
         rows = await redis_client.xpending_range(stream_key(redis_prefix), GROUP, "-", "+", 10)
         assert rows[0]["consumer"] == live.consumer.encode()  # kept ours: no other daemon reclaims it
+        assert rows[0]["times_delivered"] == 1  # kept without spending deliveries
         await store.dequeue("waiting-1")  # a daemon took a job: room for one
         await drive(clock, store, lambda: job_id in store.jobs)
         await handed.wait_for_ids(job_id)
