@@ -133,3 +133,19 @@ async def test_the_limit_is_honoured(scraper: MapsScraper) -> None:
     plan = await search_area(scraper, plan_for(DOWNTOWN, limit=130), ScrapeRequest("plumbers"), stored)
     assert len(stored.ids) == len(set(stored.ids)) == 130
     assert plan.finished
+
+
+async def test_place_pages_are_fetched_only_for_listings_not_already_kept(
+    base_url: str, scraper: MapsScraper
+) -> None:
+    truth = await get(base_url, "/_answers", q="plumbers", location="Omaha, NE", coverage="area")
+    expected = {a["place_id"] for a in truth["answers"] if DOWNTOWN.contains(a["latitude"], a["longitude"])}
+    await get(base_url, "/_stats/reset")
+    stored = Stored()
+    request = ScrapeRequest("plumbers", needs=frozenset({"website"}))
+    plan = await search_area(scraper, plan_for(DOWNTOWN), request, stored)
+    assert sorted(stored.ids) == sorted(expected)
+    stats = await get(base_url, "/_stats")
+    place_visits = stats["requests"].get("place", 0)
+    assert 0 < place_visits <= len(expected) + plan.outside  # never for a neighbour's duplicate
+    assert stats["navigations"] == plan.cells_done + place_visits

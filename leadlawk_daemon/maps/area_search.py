@@ -5,8 +5,8 @@ block signals guard it as any other); its list is gathered, the plan keeps what 
 the area, and only that goes downstream, ranked in the order found. After each cell the caller
 gets the plan to persist: a crash then repeats at most the cell that was in flight.
 
-Listings are searched without detail lookups (``needs`` empty): most of a viewport's list is a
-neighbour's duplicate or outside the area, so place pages are fetched only for the kept ones.
+Place ids the plan already holds are passed to the scraper as already emitted: a neighbour's
+duplicate is skipped before any place page is fetched for it (``request.needs``).
 """
 
 from __future__ import annotations
@@ -42,20 +42,17 @@ async def search_area(
     request: ScrapeRequest,
     emit: Emit,
     *,
-    details: Callable[[Listing], Awaitable[Listing]] | None = None,
     cell_done: CellDone | None = None,
 ) -> CoveragePlan:
     """Search ``plan``'s pending cells for ``request.query`` until it is finished; returns it."""
     while (cell := plan.next_cell()) is not None:
         gathered = _Gathered()
-        cell_request = replace(request, limit=plan.cap, needs=frozenset(), viewport=plan.viewport(cell))
-        outcome = await scraper.scrape(cell_request, gathered, ())
+        cell_request = replace(request, limit=plan.cap, viewport=plan.viewport(cell))
+        outcome = await scraper.scrape(cell_request, gathered, plan.seen)
         listed = gathered.listings
         first_rank = len(plan.seen) + 1
         kept = plan.record(cell, listed, capped=outcome.found >= plan.cap)
         for offset, listing in enumerate(kept):
-            if details is not None:
-                listing = await details(listing)
             await emit(listing, first_rank + offset)
         progress = plan.progress()
         log.info(
