@@ -179,7 +179,7 @@ def create_app(
         except web.HTTPRequestEntityTooLarge:
             return _json({"error": f"job spec larger than {max_body} bytes"}, 413)
         try:
-            spec = parse_job_spec(raw, max_body)
+            spec = parse_job_spec(raw, max_body, max_area_km2=settings.maps.max_area_km2)
         except JobSpecError as exc:
             status = 413 if getattr(exc, "too_large", False) else 400
             return _json({"error": "invalid job spec", "problems": exc.problems}, status)

@@ -116,3 +116,42 @@ def test_bad_cli_area_flags_are_usage_errors(argv: tuple[str, ...], message: str
 
     with pytest.raises(cli.UsageError, match=message):
         _cli_spec(*argv)
+
+
+async def test_http_submissions_are_held_to_the_configured_maximum_area() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from leadlawk_daemon.health import Health
+    from leadlawk_daemon.http_api import create_app
+    from leadlawk_daemon.metrics import Metrics
+    from leadlawk_daemon.settings import load_settings
+
+    class Jobs:
+        def __init__(self) -> None:
+            self.submitted: list[Any] = []
+
+        async def submit(self, spec: Any) -> bool:
+            self.submitted.append(spec)
+            return True
+
+        async def get(self, job_id: str) -> None:
+            return None
+
+        async def list(self, status: str | None) -> list[Any]:
+            return []
+
+        async def cancel(self, job_id: str) -> bool:
+            return False
+
+    settings = load_settings(environ={"LEADLAWK__MAPS__MAX_AREA_KM2": "100"})
+    metrics = Metrics(process=False)
+    jobs = Jobs()
+    app = create_app(settings, Health(settings.resilience.health_check, settings.health, metrics), metrics, jobs=jobs)
+    spec = {"query": "plumbers", "coverage": "area", "area": {"center": [41.25, -95.93], "radius_km": 10}}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        refused = await client.post("/jobs", json=spec)
+        assert refused.status == 400
+        assert "more than the configured maximum of 100 km² (maps.max_area_km2)" in await refused.text()
+        spec["area"] = {"center": [41.25, -95.93], "radius_km": 5}  # 79 km²
+        assert (await client.post("/jobs", json=spec)).status == 202
+    assert [s.coverage for s in jobs.submitted] == ["area"]
