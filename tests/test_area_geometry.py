@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,7 @@ from leadlawk_daemon.maps.area import (
     parse_area,
     viewport_covering,
 )
+from leadlawk_daemon.maps.extent import page_viewport
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "maps"
 OMAHA = Bbox(41.1365, -96.0845, 41.3765, -95.7845)
@@ -171,3 +173,22 @@ def test_invalid_areas_are_named(spec: object, problem: str) -> None:
 def test_the_maximum_area_names_the_setting() -> None:
     _, problems = area_problems({"center": [41.25, -95.93], "radius_km": 100}, max_area_km2=10_000)
     assert problems == ["area: covers 31,416 km², more than the configured maximum of 10,000 km² (maps.max_area_km2)"]
+
+
+def test_a_page_states_its_map_in_the_place_payload_else_the_state_else_the_url() -> None:
+    raw = (CORPUS / "place-state-kipriakon.json").read_text()
+    # As Google embeds it: the payload as a ")]}'"-guarded JSON string at [3][6] of the state.
+    state: list[Any] = [None, [[]], None, [None, None, None, None, None, None, ")]}'\n" + raw]]
+    page = f"<script>window.APP_INITIALIZATION_STATE={json.dumps(state)};</script>"
+    from_payload = page_viewport(page, "https://www.google.com/maps/place/x", 1280, 720)
+    assert from_payload is not None
+    assert from_payload.zoom == pytest.approx(17.0, abs=0.01)
+    camera = viewport_covering(OMAHA, 1280, 720).camera()
+    results = f"<script>window.APP_INITIALIZATION_STATE={json.dumps([camera, [[]], None, [None] * 7])};</script>"
+    from_state = page_viewport(results, "https://www.google.com/maps/search/x", 1280, 720)
+    assert from_state is not None
+    assert from_state.bbox.covers(OMAHA.expanded(-1e-6))
+    url = "https://www.google.com/maps/place/Omaha,+NE/@41.29,-96.07,11z/data=!3m1"
+    from_url = page_viewport("<html></html>", url, 1280, 720)
+    assert from_url == Viewport(41.29, -96.07, 11.0, 1280, 720)
+    assert page_viewport("<html></html>", "https://www.google.com/maps/search/x", 1280, 720) is None

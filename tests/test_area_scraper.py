@@ -62,6 +62,12 @@ async def get(base_url: str, path: str, **params: str) -> dict[str, Any]:
         return body
 
 
+async def downtown_truth(base_url: str) -> set[str]:
+    """The replica's plumbers inside DOWNTOWN, by their coordinates."""
+    truth = await get(base_url, "/_answers", q="plumbers", location="Omaha, NE", coverage="area")
+    return {a["place_id"] for a in truth["answers"] if DOWNTOWN.contains(a["latitude"], a["longitude"])}
+
+
 class Stored:
     def __init__(self) -> None:
         self.items: list[tuple[Listing, int]] = []
@@ -88,8 +94,7 @@ async def test_the_location_searched_alone_reports_its_extent(base_url: str, scr
 async def test_an_area_search_yields_exactly_the_in_area_ground_truth_once(
     base_url: str, scraper: MapsScraper
 ) -> None:
-    truth = await get(base_url, "/_answers", q="plumbers", location="Omaha, NE", coverage="area")
-    expected = {a["place_id"] for a in truth["answers"] if DOWNTOWN.contains(a["latitude"], a["longitude"])}
+    expected = await downtown_truth(base_url)
     assert len(expected) > 120  # the cap binds: one search could not hold them
     await get(base_url, "/_stats/reset")
     stored = Stored()
@@ -105,8 +110,7 @@ async def test_an_area_search_yields_exactly_the_in_area_ground_truth_once(
 async def test_a_search_killed_between_cells_resumes_without_revisiting_finished_cells(
     base_url: str, scraper: MapsScraper
 ) -> None:
-    truth = await get(base_url, "/_answers", q="plumbers", location="Omaha, NE", coverage="area")
-    expected = {a["place_id"] for a in truth["answers"] if DOWNTOWN.contains(a["latitude"], a["longitude"])}
+    expected = await downtown_truth(base_url)
     await get(base_url, "/_stats/reset")
     saved: dict[str, Any] = {}
     stored = Stored()
@@ -138,8 +142,7 @@ async def test_the_limit_is_honoured(scraper: MapsScraper) -> None:
 async def test_place_pages_are_fetched_only_for_listings_not_already_kept(
     base_url: str, scraper: MapsScraper
 ) -> None:
-    truth = await get(base_url, "/_answers", q="plumbers", location="Omaha, NE", coverage="area")
-    expected = {a["place_id"] for a in truth["answers"] if DOWNTOWN.contains(a["latitude"], a["longitude"])}
+    expected = await downtown_truth(base_url)
     await get(base_url, "/_stats/reset")
     stored = Stored()
     request = ScrapeRequest("plumbers", needs=frozenset({"website"}))

@@ -13,16 +13,14 @@ A camera is ``[[altitude_m, lng, lat], …, [width_px, height_px], fov]``: it ca
 
 from __future__ import annotations
 
-import json
 import re
 
 from leadlawk_daemon.maps.area import Viewport, camera_viewport
 from leadlawk_daemon.maps.place_array import at
-from leadlawk_daemon.maps.state import find_state_payloads
+from leadlawk_daemon.maps.state import find_state_payloads, find_states
 
 __all__ = ["page_viewport", "url_viewport"]
 
-_STATE = re.compile(r"APP_INITIALIZATION_STATE\s*=\s*")
 _URL_VIEWPORT = re.compile(r"/@(-?\d{1,2}(?:\.\d+)?),(-?\d{1,3}(?:\.\d+)?),(\d{1,2}(?:\.\d+)?)z")
 
 
@@ -37,27 +35,14 @@ def url_viewport(url: str, width_px: int, height_px: int) -> Viewport | None:
     return Viewport(lat, lng, zoom, width_px, height_px)
 
 
-def _state_cameras(html: str) -> list[Viewport]:
-    decoder = json.JSONDecoder()
-    found: list[Viewport] = []
-    for match in _STATE.finditer(html):
-        try:
-            state, _ = decoder.raw_decode(html, match.end())
-        except ValueError:
-            continue
-        viewport = camera_viewport(at(state, 0))
-        if viewport is not None:
-            found.append(viewport)
-    return found
-
-
 def page_viewport(html: str, url: str, width_px: int, height_px: int) -> Viewport | None:
     """The map a Google Maps page shows (see the module's docstring), or None if it states none."""
     for payload in find_state_payloads(html):
         viewport = camera_viewport(at(payload, 4))
         if viewport is not None:
             return viewport
-    cameras = _state_cameras(html)
-    if cameras:
-        return cameras[0]
+    for state in find_states(html):
+        viewport = camera_viewport(at(state, 0))
+        if viewport is not None:
+            return viewport
     return url_viewport(url, width_px, height_px)

@@ -10,7 +10,7 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.payload import XSSI_PREFIX, decode_payload
 from leadlawk_daemon.maps.place_array import at, listing_from_place_array
 
-__all__ = ["find_state_payloads", "parse_place_state"]
+__all__ = ["find_state_payloads", "find_states", "parse_place_state"]
 
 _ASSIGNMENT = re.compile(r"APP_INITIALIZATION_STATE\s*=\s*")
 # The place payload is a string nested a few levels down ([3][6] today); a bounded walk finds it
@@ -29,15 +29,23 @@ def _guarded_strings(value: Any, depth: int = 0) -> list[str]:
     return []
 
 
-def find_state_payloads(text: str) -> list[Any]:
-    """The decoded payloads embedded in every ``APP_INITIALIZATION_STATE=…`` assignment of a page."""
+def find_states(text: str) -> list[Any]:
+    """The value of every ``APP_INITIALIZATION_STATE=…`` assignment of a page, decoded."""
     decoder = json.JSONDecoder()
-    payloads: list[Any] = []
+    states: list[Any] = []
     for match in _ASSIGNMENT.finditer(text):
         try:
             state, _ = decoder.raw_decode(text, match.end())
         except ValueError:
             continue
+        states.append(state)
+    return states
+
+
+def find_state_payloads(text: str) -> list[Any]:
+    """The decoded payloads embedded in every ``APP_INITIALIZATION_STATE=…`` assignment of a page."""
+    payloads: list[Any] = []
+    for state in find_states(text):
         for guarded in _guarded_strings(state):
             try:
                 payloads.append(decode_payload(guarded))
