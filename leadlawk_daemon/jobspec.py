@@ -393,6 +393,9 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
         else:
             area, problems = area_problems(obj["area"], max_area_km2)
             c.problems.extend(problems)
+    no_location = obj.get("location") is None and obj.get("locations") is None
+    if coverage == "area" and obj.get("area") is None and no_location:
+        c.fail("area", "is required for coverage 'area' without a location (whose own map is the area)", show=False)
     max_limit = AREA_LIMIT if coverage == "area" else MAX_LIMIT
     limit = c.integer("limit", obj["limit"], 1, max_limit) if "limit" in obj else DEFAULT_LIMIT
     min_rating = c.number("min_rating", obj["min_rating"], 0, 5) if obj.get("min_rating") is not None else None

@@ -63,7 +63,7 @@ def test_a_batch_passes_its_area_to_every_child() -> None:
         ({"area": {"polygon": [[41.1, -96.0], [41.3, -96.0]]}}, "area.polygon: needs at least 3 points (got 2)"),
         ({"area": {"bbox": [30, -110, 45, -80]}},
          "area: covers 4,401,588 km², more than the configured maximum of 10,000 km² (maps.max_area_km2)"),
-        ({"limit": 10_001}, "limit: must be between 1 and 10000 (got 10001)"),
+        ({"location": "Omaha, NE", "limit": 10_001}, "limit: must be between 1 and 10000 (got 10001)"),
     ],
 )
 def test_invalid_areas_are_rejected_with_a_named_problem(extra: dict[str, Any], expected: str) -> None:
@@ -155,3 +155,9 @@ async def test_http_submissions_are_held_to_the_configured_maximum_area() -> Non
         spec["area"] = {"center": [41.25, -95.93], "radius_km": 5}  # 79 km²
         assert (await client.post("/jobs", json=spec)).status == 202
     assert [s.coverage for s in jobs.submitted] == ["area"]
+
+
+def test_area_coverage_needs_a_location_or_an_area() -> None:
+    assert problems({"query": "plumbers", "coverage": "area"}) == [
+        "area: is required for coverage 'area' without a location (whose own map is the area)"
+    ]

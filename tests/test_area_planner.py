@@ -193,3 +193,17 @@ def test_record_refuses_a_cell_that_is_not_next() -> None:
 def test_a_broken_state_is_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="unusable coverage state"):
         CoveragePlan.from_json({"version": 1, "area": {"bbox": [1, 2]}})
+
+
+def test_a_plan_saved_without_its_place_ids_resumes_with_the_stores() -> None:
+    places = world()
+    maps = FakeMaps(places)
+    plan = plan_for(BOX)
+    first = run(plan, maps, max_cells=5)
+    state = plan.to_json(with_seen=False)
+    assert "seen" not in state
+    resumed = CoveragePlan.from_json(json.loads(json.dumps(state)), seen=[p.place_id for p in first])
+    second = run(resumed, maps)
+    assert max(maps.searched.values()) == 1
+    assert {p.place_id for p in first + second} == inside(places, BOX)
+    assert len(first) + len(second) == len(inside(places, BOX))

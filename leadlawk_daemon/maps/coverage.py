@@ -15,8 +15,10 @@ downtowns get small cells, empty suburbs one search each: that is the whole savi
 grid. The root cells cut the area's box into viewport-shaped cells, so every quadrant keeps the
 viewport's shape and fills its map exactly at one zoom level more.
 
-``to_json``/``from_json`` carry the whole state (pending and finished cells, the place ids kept,
-counters), so a job resumed after a crash never searches a finished cell again.
+``to_json``/``from_json`` carry the whole state (pending cells, counters and, unless the owner
+keeps them elsewhere, the place ids kept), so a job resumed after a crash never searches a
+finished cell again. A job's store already holds its place ids: it persists the plan without
+them and gives them back on resume, which keeps a 10,000-business job's progress small.
 """
 
 from __future__ import annotations
@@ -191,8 +193,8 @@ class CoveragePlan:
 
     # -- persistence -----------------------------------------------------------------------------
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, *, with_seen: bool = True) -> dict[str, Any]:
+        state: dict[str, Any] = {
             "version": _STATE_VERSION,
             "area": area_to_dict(self.area),
             "viewport_px": [self.width_px, self.height_px],
@@ -200,7 +202,6 @@ class CoveragePlan:
             "cap": self.cap,
             "min_cell_m": self.min_cell_m,
             "pending": [c.to_json() for c in self.pending],
-            "seen": sorted(self.seen),
             "counters": {
                 "cells_done": self.cells_done,
                 "cells_split": self.cells_split,
@@ -209,10 +210,14 @@ class CoveragePlan:
                 "duplicates": self.duplicates,
             },
         }
+        if with_seen:
+            state["seen"] = sorted(self.seen)
+        return state
 
     @classmethod
-    def from_json(cls, state: Mapping[str, Any]) -> CoveragePlan:
-        """A plan exactly where ``to_json`` left it; raises ``ValueError`` for a state it cannot use."""
+    def from_json(cls, state: Mapping[str, Any], seen: Iterable[str] | None = None) -> CoveragePlan:
+        """A plan exactly where ``to_json`` left it, with ``seen`` as its kept place ids when the
+        state was saved without them; raises ``ValueError`` for a state it cannot use."""
         try:
             if state.get("version") != _STATE_VERSION:
                 raise ValueError(f"unknown coverage state version {state.get('version')!r}")
@@ -226,7 +231,7 @@ class CoveragePlan:
                 min_cell_m=float(state["min_cell_m"]),
             )
             plan.pending = deque(Cell.from_json(c) for c in state["pending"])
-            plan.seen = {str(p) for p in state["seen"]}
+            plan.seen = {str(p) for p in (state["seen"] if seen is None else seen)}
             counters = state["counters"]
             plan.cells_done = int(counters["cells_done"])
             plan.cells_split = int(counters["cells_split"])
