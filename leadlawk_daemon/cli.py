@@ -68,6 +68,10 @@ def _replica(args: argparse.Namespace) -> int:
         from leadlawk_daemon.replicas.maps import run_maps_replica
 
         coro = run_maps_replica(args.host, args.port, args.seed)
+    elif args.which == "sites":
+        from leadlawk_daemon.replicas.sites import run_sites_replica
+
+        coro = run_sites_replica(args.host, args.port, args.seed)
     else:
         from leadlawk_daemon.replicas.pagespeed import run_pagespeed_replica
 
@@ -75,6 +79,12 @@ def _replica(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(coro)
     return 0
+
+
+def _site(args: argparse.Namespace) -> int:
+    from leadlawk_daemon.sites.command import run_site_command
+
+    return run_site_command(_settings(args).sites, args.targets, sys.stdout)
 
 
 def _migrate(args: argparse.Namespace) -> int:
@@ -234,8 +244,11 @@ def _parser() -> argparse.ArgumentParser:
     parse = add("parse", _parse, "run the Google Maps parser on saved pages or payloads")
     parse.add_argument("files", nargs="+", metavar="FILE")
 
-    replica = add("replica", _replica, "run an offline replica of Google Maps or PageSpeed Insights")
-    replica.add_argument("which", choices=["maps", "pagespeed"])
+    site = add("site", _site, "read websites (saved pages, or URLs through the daemon's client) for contacts and facts")
+    site.add_argument("targets", nargs="+", metavar="FILE|URL")
+
+    replica = add("replica", _replica, "run an offline replica of Google Maps, PageSpeed Insights or the websites")
+    replica.add_argument("which", choices=["maps", "pagespeed", "sites"])
     replica.add_argument("--host", default="127.0.0.1")
     replica.add_argument("--port", type=int, default=0)
     replica.add_argument("--seed", type=int, default=0)

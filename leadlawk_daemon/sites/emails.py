@@ -1,0 +1,189 @@
+"""Email addresses in a web page: found in every common disguise, then the junk dropped by a named rule.
+
+Disguises undone: ``mailto:`` links (percent-encoded too), plain text, HTML entities (the
+parser decodes them), ``name [at] domain [dot] com`` and its bracket variants, and Cloudflare's
+email protection (``data-cfemail`` and ``/cdn-cgi/l/email-protection#…`` links).
+
+Junk rules, each named in what is rejected so that a surprising drop can be explained:
+
+* ``image_filename``: ``logo@2x.png`` and friends: retina asset names that look like addresses;
+* ``example_domain``: example.com/.net/.org (RFC 2606 documentation addresses, form placeholders);
+* ``placeholder``: ``you@domain.com``, ``name@email.com``, ``user@yourdomain.com``…;
+* ``platform_internal``: error reporters and site builders' own addresses (Sentry DSNs, wixpress…);
+* ``third_party_widget``: an address at another domain than the site's, seen only inside a script
+  or an embed (chat, booking and review widgets carry their vendor's support address).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import unquote
+
+__all__ = [
+    "EmailFinds",
+    "EmailSource",
+    "JunkRule",
+    "decode_cfemail",
+    "deobfuscate",
+    "emails_in_text",
+    "encode_cfemail",
+    "junk_rule",
+    "mailto_addresses",
+    "normalize_email",
+    "registrable_domain",
+]
+
+# RFC 5322 allows more in a local part ("/", "{", "|"…) but no real business address uses them, and
+# URLs (``https://key@sentry.io/1``, ``/img/logo@2x.png``) do: the practical set avoids gluing paths on.
+_LOCAL = r"[A-Za-z0-9_%+'-]+(?:\.[A-Za-z0-9_%+'-]+)*"
+_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}"
+_EMAIL = re.compile(rf"(?<![A-Za-z0-9._%+-])({_LOCAL}@{_DOMAIN})(?![A-Za-z0-9-])")
+_FULL = re.compile(rf"^{_LOCAL}@{_DOMAIN}$")
+
+# "name [at] domain [dot] com", "name (at) domain (dot) com", "name {at} domain", "name [@] domain".
+_AT = re.compile(r"\s*[\[\(\{<]\s*(?:at|@)\s*[\]\)\}>]\s*", re.IGNORECASE)
+_DOT = re.compile(r"\s*[\[\(\{<]\s*(?:dot|\.)\s*[\]\)\}>]\s*", re.IGNORECASE)
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".avif", ".ico", ".bmp", ".tif", ".tiff")
+_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+_PLACEHOLDER_LOCALS = {"you", "your", "yourname", "your.name", "name", "user", "username", "email",
+                       "youremail", "your-email", "your_email", "someone", "john.doe", "johndoe", "jane.doe"}
+_PLACEHOLDER_DOMAINS = {"domain.com", "email.com", "yourdomain.com", "your-domain.com", "mydomain.com",
+                        "website.com", "yourwebsite.com", "company.com", "yourcompany.com"}
+_PLACEHOLDER_HOSTS = {"domain", "email", "yourdomain", "yoursite", "website", "company", "mysite"}
+_PLATFORM_DOMAINS = ("sentry.io", "sentry-next.wixpress.com", "wixpress.com", "sentry.wixpress.com",
+                     "ingest.sentry.io", "wix.com", "squarespace.com", "godaddy.com", "secureserver.net",
+                     "shopify.com", "weebly.com", "wordpress.com", "wordpress.org", "w3.org", "schema.org")
+_HEX_LOCAL = re.compile(r"^[0-9a-f]{24,}$")
+
+
+class EmailSource(StrEnum):
+    MAILTO = "mailto"
+    TEXT = "text"
+    CFEMAIL = "cfemail"
+    STRUCTURED = "structured"  # JSON-LD: the site describing itself
+    SCRIPT = "script"  # any other script or embed: possibly someone else's widget
+
+
+class JunkRule(StrEnum):
+    IMAGE_FILENAME = "image_filename"
+    EXAMPLE_DOMAIN = "example_domain"
+    PLACEHOLDER = "placeholder"
+    PLATFORM_INTERNAL = "platform_internal"
+    THIRD_PARTY_WIDGET = "third_party_widget"
+
+
+@dataclass(slots=True)
+class EmailFinds:
+    """Addresses kept (in the order first seen) and those rejected, with the rule that dropped each."""
+
+    kept: list[str] = field(default_factory=list)
+    rejected: dict[str, JunkRule] = field(default_factory=dict)
+
+    def add(self, address: str, source: EmailSource, site_domain: str | None) -> None:
+        email = normalize_email(address)
+        if email is None or email in self.kept:
+            return
+        rule = junk_rule(email, source, site_domain)
+        if rule is not None:
+            self.rejected.setdefault(email, rule)
+            return
+        self.rejected.pop(email, None)  # seen in a widget first, then in the page's own text
+        self.kept.append(email)
+
+    def merge(self, other: EmailFinds) -> None:
+        for email, rule in other.rejected.items():
+            if email not in self.kept:
+                self.rejected.setdefault(email, rule)
+        for email in other.kept:
+            if email not in self.kept:
+                self.rejected.pop(email, None)
+                self.kept.append(email)
+
+
+def normalize_email(raw: str) -> str | None:
+    """Lower-case, trimmed of the punctuation text wraps around addresses; None if not an address."""
+    email = raw.strip().strip(".,;:!?'\"()[]<>{}").lower()
+    if len(email) > 254 or not _FULL.match(email):
+        return None
+    local = email.rpartition("@")[0]
+    if len(local) > 64 or ".." in email:
+        return None
+    return email
+
+
+def registrable_domain(host: str) -> str:
+    """A good-enough registrable domain without a suffix list: the last two labels (three for
+    ``co.uk``-style second-level suffixes), so ``www.shop.acme.com`` → ``acme.com``."""
+    labels = host.lower().rstrip(".").split(".")
+    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in {"co", "com", "org", "net", "ac", "gov", "edu"}:
+        return ".".join(labels[-3:])
+    return ".".join(labels[-2:])
+
+
+def _under(domain: str, parents: Iterable[str]) -> bool:
+    return any(domain == p or domain.endswith("." + p) for p in parents)
+
+
+def junk_rule(email: str, source: EmailSource, site_domain: str | None) -> JunkRule | None:
+    """The rule that makes ``email`` junk, or None for an address worth keeping."""
+    local, _, domain = email.rpartition("@")
+    if domain.endswith(_IMAGE_SUFFIXES) or local.endswith(_IMAGE_SUFFIXES):
+        return JunkRule.IMAGE_FILENAME
+    if re.search(r"@\d+x\.", email):
+        return JunkRule.IMAGE_FILENAME
+    if _under(domain, _EXAMPLE_DOMAINS):
+        return JunkRule.EXAMPLE_DOMAIN
+    if domain in _PLACEHOLDER_DOMAINS or (local in _PLACEHOLDER_LOCALS and domain.split(".")[0] in _PLACEHOLDER_HOSTS):
+        return JunkRule.PLACEHOLDER
+    if _under(domain, _PLATFORM_DOMAINS) or _HEX_LOCAL.match(local):
+        return JunkRule.PLATFORM_INTERNAL
+    if source is EmailSource.SCRIPT and site_domain is not None and registrable_domain(domain) != site_domain:
+        return JunkRule.THIRD_PARTY_WIDGET
+    return None
+
+
+def deobfuscate(text: str) -> str:
+    """``name [at] domain [dot] com`` → ``name@domain.com`` (only the bracketed forms: a bare
+    "at" or "dot" is ordinary English)."""
+    if "[" not in text and "(" not in text and "{" not in text and "<" not in text:
+        return text
+    return _DOT.sub(".", _AT.sub("@", text))
+
+
+def emails_in_text(text: str) -> list[str]:
+    """Every address-shaped string in ``text``, disguises undone, in order of appearance."""
+    if "@" not in text and "at" not in text.lower():
+        return []
+    return [m.group(1) for m in _EMAIL.finditer(deobfuscate(text))]
+
+
+def mailto_addresses(href: str) -> list[str]:
+    """The recipients of a ``mailto:`` link (``mailto:a@x.com,b@x.com?subject=…``)."""
+    target = href.strip()[len("mailto:"):].split("?", 1)[0]
+    return [unquote(part).strip() for part in target.split(",") if part.strip()]
+
+
+def decode_cfemail(encoded: str) -> str | None:
+    """Cloudflare's email protection: hex bytes, the first a key XORed into each of the others."""
+    encoded = encoded.strip()
+    if len(encoded) < 4 or len(encoded) % 2 or len(encoded) > 1024:
+        return None
+    try:
+        data = bytes.fromhex(encoded)
+    except ValueError:
+        return None
+    key = data[0]
+    try:
+        return bytes(b ^ key for b in data[1:]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def encode_cfemail(email: str, key: int) -> str:
+    """The inverse of :func:`decode_cfemail` (the sites replica uses it to disguise addresses)."""
+    return f"{key:02x}" + "".join(f"{b ^ key:02x}" for b in email.encode())
+

@@ -1,0 +1,75 @@
+"""What the site client learned about one website: its contacts and the facts that sell a new one.
+
+A site that cannot be read is described here too (``status`` dead, blocked or parked, with its
+``reason``): for a web agency that is the strongest lead, not an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["CMS_NAMES", "SiteReport", "SiteStatus"]
+
+CMS_NAMES = ("wix", "squarespace", "godaddy", "wordpress", "weebly", "shopify", "other", "handwritten")
+"""``other``: a generator we do not sort (Joomla, Drupal…); ``handwritten``: no builder's trace."""
+
+
+class SiteStatus(StrEnum):
+    OK = "ok"
+    DEAD = "dead"  # DNS failure, refused, timeout, 5xx/404, an invalid certificate, redirects without end
+    PARKED = "parked"  # a parking page, or a "coming soon" placeholder
+    BLOCKED = "blocked"  # robots.txt forbids us, or the site refuses robots (401/403/429)
+
+
+@dataclass(slots=True)
+class SiteReport:
+    site: str  # the origin's key: host without www.
+    url: str  # the URL asked for
+    status: SiteStatus
+    reason: str | None = None
+    final_url: str | None = None
+    redirects: list[str] = field(default_factory=list)
+    http_status: int | None = None
+    https: bool | None = None
+    cert_valid: bool | None = None
+    http_to_https: bool | None = None
+    mobile_viewport: bool | None = None
+    cms: str | None = None
+    generator: str | None = None
+    copyright_year: int | None = None
+    last_modified: str | None = None  # ISO 8601 date, from the home page's Last-Modified
+    page_bytes: int | None = None
+    truncated: bool = False  # the home page passed sites.max_bytes; what followed was not read
+    server: str | None = None
+    parked: str | None = None
+    emails: list[str] = field(default_factory=list)
+    rejected_emails: dict[str, str] = field(default_factory=dict)  # address → the junk rule
+    phones: list[str] = field(default_factory=list)
+    socials: dict[str, str] = field(default_factory=dict)
+    contact_form: bool | None = None
+    pages: list[str] = field(default_factory=list)  # every page read, home first
+    fetched_at: float | None = None
+    unreachable: bool = False  # nothing answered at all: the egress breaker's evidence
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """The fields ``leadlawk site`` prints (INTERFACES.md), null where unknown."""
+        return {
+            "site": self.site,
+            "emails": self.emails,
+            "phones": self.phones,
+            "socials": self.socials,
+            "contact_form": self.contact_form,
+            "https": self.https,
+            "mobile_viewport": self.mobile_viewport,
+            "cms": self.cms,
+            "copyright_year": self.copyright_year,
+            "status": self.status.value,
+            "reason": self.reason,
+        }
