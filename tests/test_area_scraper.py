@@ -115,7 +115,7 @@ async def test_a_search_killed_between_cells_resumes_without_revisiting_finished
     saved: dict[str, Any] = {}
     stored = Stored()
 
-    async def persist_then_die(plan: CoveragePlan) -> None:
+    async def persist_then_die(plan: CoveragePlan, _kept: list[Listing]) -> None:
         saved["state"] = json.dumps(plan.to_json())
         if plan.cells_done == 3:
             raise Crash

@@ -23,7 +23,8 @@ __all__ = ["CellDone", "search_area"]
 
 log = logging.getLogger(__name__)
 
-CellDone = Callable[[CoveragePlan], Awaitable[None]]
+# Called after each cell with the plan and the listings that cell added (already emitted).
+CellDone = Callable[[CoveragePlan, list[Listing]], Awaitable[None]]
 
 
 class _Gathered:
@@ -69,5 +70,5 @@ async def search_area(
             },
         )
         if cell_done is not None:
-            await cell_done(plan)
+            await cell_done(plan, kept)
     return plan
