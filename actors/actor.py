@@ -27,6 +27,8 @@ __all__ = ["Actor", "ActorCell", "ChaosCrash", "HandlerHung"]
 
 log = logging.getLogger("leadlawk.actor")
 M = TypeVar("M")
+# How long a handler cut by the watchdog may take to unwind before the actor is restarted.
+_UNWIND_TIMEOUT = 1.0
 
 
 class ChaosCrash(Exception):
@@ -50,6 +52,7 @@ class ActorCell(Generic[M]):
         dead_letters: DeadLetterSink | None = None,
         put_timeout: float = 300.0,
         dead_letter_kind: str = "message",
+        on_give_up: Callable[[M, str, int], bool] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -58,6 +61,9 @@ class ActorCell(Generic[M]):
         self.stats = ActorStats(name)
         self.dead_letters: DeadLetterSink = dead_letters or MemoryDeadLetters()
         self.dead_letter_kind = dead_letter_kind
+        # Called when a message failed its last attempt, with the reason and the attempts; True
+        # means the owner of that message took it over (and keeps its dead letter itself).
+        self.on_give_up = on_give_up
         self.current: Actor[M] | None = None
         self._factory = factory
         self._spawned = 0
@@ -113,6 +119,7 @@ class Actor(Generic[M]):
         self._stop_signal = asyncio.Event()
         self._in_hand: list[Envelope[M] | None] = [None] * self.settings.concurrency
         self._hung: set[int] = set()
+        self._hung_settled = asyncio.Event()
         self._idle_workers: dict[int, asyncio.Task[None]] = {}
 
     async def on_start(self) -> None:
@@ -155,14 +162,14 @@ class Actor(Generic[M]):
     async def _work(self, slot: int) -> None:
         mailbox, stats, cell, clock = self.mailbox, self.cell.stats, self.cell, self.clock
         in_hand = self._in_hand
+        me = asyncio.current_task()
+        assert me is not None
         while True:
             if self._stopping and (not self.drain_on_stop or mailbox.waiting == 0):
                 return
             envelope = mailbox.get_nowait()
             if envelope is None:
-                current = asyncio.current_task()
-                assert current is not None
-                self._idle_workers[slot] = current
+                self._idle_workers[slot] = me
                 try:
                     envelope = await mailbox.get()
                 except asyncio.CancelledError:
@@ -177,6 +184,17 @@ class Actor(Generic[M]):
                 if cell.chaos_crash or cell.chaos_hang is not None:
                     await self._chaos()
                 await self.handle(envelope.message)
+            except asyncio.CancelledError as exc:
+                in_hand[slot] = None
+                if slot in self._hung and me.cancelling() == 1:
+                    # The watchdog cut this one message: it fails alone; the worker and its
+                    # siblings (other messages in flight) go on.
+                    me.uncancel()
+                    self._settle_failure(slot, envelope, exc)
+                    self._hung_settled.set()
+                    continue
+                self._settle_failure(slot, envelope, exc)
+                raise
             except BaseException as exc:
                 in_hand[slot] = None
                 self._settle_failure(slot, envelope, exc)
@@ -201,6 +219,13 @@ class Actor(Generic[M]):
         if envelope.failures >= self.settings.max_attempts:
             self.mailbox.done(envelope)
             self.cell.stats.dead_lettered += 1
+            give_up = self.cell.on_give_up
+            if give_up is not None and give_up(envelope.message, envelope.last_error, envelope.failures):
+                log.error(
+                    "message given up; its owner keeps it",
+                    extra={"actor": self.name, "attempts": envelope.failures, "reason": envelope.last_error},
+                )
+                return
             self.cell.dead_letters.dead_letter(
                 DeadLetter(
                     kind=self.cell.dead_letter_kind,
@@ -230,6 +255,22 @@ class Actor(Generic[M]):
             cell.chaos_crash = False
             raise ChaosCrash(f"chaos: {self.name} crashed on request")
 
+    async def _hung_unwound(self, slots: list[int]) -> bool:
+        """Wait (real time, bounded) until the cut handlers have settled their messages."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _UNWIND_TIMEOUT
+        while any(slot in self._hung for slot in slots):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._hung_settled.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._hung_settled.wait()
+            except TimeoutError:
+                return not any(slot in self._hung for slot in slots)
+        return True
+
     async def _watch(self, workers: list[asyncio.Task[None]]) -> None:
         """Cut hung handlers, fire chaos crashes on an idle actor, and end with the workers."""
         timeout = self.settings.handle_timeout
@@ -241,14 +282,16 @@ class Actor(Generic[M]):
                 cell.chaos_signal.clear()
                 raise ChaosCrash(f"chaos: {self.name} crashed on request (idle)")
             now = self.clock.monotonic()
+            cut: list[int] = []
             for slot, envelope in enumerate(self._in_hand):
-                if envelope is not None and now - envelope.taken_at > timeout:
+                if envelope is not None and now - envelope.taken_at > timeout and slot not in self._hung:
                     self._hung.add(slot)
+                    cut.append(slot)
                     workers[slot].cancel("handler hung")
-            if self._hung:
-                # Let the hung handlers unwind (and count their failure) before the group is torn down.
-                await asyncio.wait([workers[slot] for slot in self._hung], timeout=1.0)
-                raise HandlerHung(f"handler of {self.name} exceeded {timeout:g}s")
+            if cut and not await self._hung_unwound(cut):
+                # A handler that does not even unwind when cancelled cannot be trusted with the next
+                # message: only then is the whole actor restarted.
+                raise HandlerHung(f"handler of {self.name} exceeded {timeout:g}s and ignored its cancellation")
             cell.chaos_signal.clear()
             waiters = [
                 asyncio.ensure_future(self.clock.sleep(interval)),

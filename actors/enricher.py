@@ -1,31 +1,35 @@
 """The enricher actor: PageSpeed for a lead's website, under the Enricher's quota and breaker.
 
-Its concurrency is the Enricher's bulkhead (Little's law: the per-100-s rate times the expected
-latency), so every call the quota allows is in flight. The Enricher (its breaker, pace and daily
-count) belongs to the pipeline and survives restarts of this actor.
+Its concurrency is the Enricher's in-flight ceiling, so every call the quota allows can be in
+flight. The Enricher (its breaker, pace and daily count) belongs to the pipeline and survives
+restarts of this actor.
 
-Nothing here crashes the actor on a PageSpeed problem: results (a broken site's included) go to
-the writer; a lead whose enrichment failed after its retries is dead-lettered as kind ``lead``
-with the reason and counted as failed in its job. While the daily quota is spent the lead goes
-back to its job's ``deferred`` list at once instead of holding a worker for hours: the job's
-driver feeds it again after the reset, and scraping goes on meanwhile.
+Failures, by kind (the README's failure model): while PageSpeed is down (its breaker open) a call
+waits for it, spending no retry and failing nothing, and the job shows as waiting on
+``pagespeed``; a lead whose calls ran out of retries while PageSpeed served others is that lead's
+failure (:class:`LeadFailed`), and the job goes on; a spent daily quota hands the lead back to its
+job's owner (:class:`EnrichmentReturned`) instead of holding a worker for hours.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
-from actors.dead_letters import DeadLetter, DeadLetterSink
-from leadlawk_daemon.jobs.messages import EnrichLead, LeadEnriched, WriterMessage
-from leadlawk_daemon.logs import redact
+from leadlawk_daemon.messages import (
+    EnrichLead,
+    EnrichmentReturned,
+    LeadEnriched,
+    LeadFailed,
+    WriteEnrichment,
+    WriterMessage,
+)
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.enrichment import Enricher as PageSpeedEnricher
 from leadlawk_daemon.pagespeed.enrichment import EnrichmentOutcome
+from leadlawk_daemon.racing import Stopped, unless_set
 
 __all__ = ["Enricher", "EnricherDeps"]
 
@@ -37,7 +41,6 @@ class EnricherDeps:
     enricher: PageSpeedEnricher
     writer: ActorCell[WriterMessage]
     metrics: Metrics
-    dead_letters: DeadLetterSink
 
 
 class Enricher(Actor[EnrichLead]):
@@ -46,49 +49,32 @@ class Enricher(Actor[EnrichLead]):
         self.deps = deps
 
     async def handle(self, message: EnrichLead) -> None:
-        run, listing = message.run, message.listing
-        if not run.active:
-            run.enrichment_finished()
+        job, listing = message.job, message.listing
+        if not job.active:
+            job.report(EnrichmentReturned(listing, "its job stopped"))
             return
         if self.deps.enricher.daily.exhausted:
-            run.deferred.append(listing)
-            run.poke()
+            job.report(EnrichmentReturned(listing, "the daily PageSpeed quota is spent"))
             return
         started = time.monotonic()
-        call = asyncio.ensure_future(self.deps.enricher.enrich(listing, run.strategies))
-        stop = asyncio.ensure_future(run.stopped.wait())
+        strategies = tuple(job.spec.pagespeed.strategies)
         try:
-            await asyncio.wait({call, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not call.done():
-                call.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await call
-        if call.cancelled():
-            run.enrichment_finished()  # its job stopped: the lead is re-enqueued if the job resumes
-            return
-        try:
-            outcome = call.result()
-        except Exception as exc:  # not PageSpeed's doing: a bug, kept as a dead letter, not a crash
+            outcome = await unless_set(job.stopped, self.deps.enricher.enrich(listing, strategies))
+        except Exception as exc:  # not PageSpeed's doing: a bug, kept as the lead's failure, not a crash
             outcome = EnrichmentOutcome(listing, "failed", reason=f"{type(exc).__name__}: {exc}")
+        if isinstance(outcome, Stopped):
+            job.report(EnrichmentReturned(listing, "its job stopped"))  # enriched again if the job resumes
+            return
         self.deps.metrics.stage_duration.labels(stage="enrich").observe(time.monotonic() - started)
+        place_id = listing.place_id
+        if place_id is None:
+            return
         if outcome.status == "enriched":
+            await self.deps.writer.tell(WriteEnrichment(job, listing, outcome.results))
+            job.report(LeadEnriched(place_id))
             self.deps.metrics.leads.labels(stage="enriched").inc()
-            run.unwritten += 1
-            try:
-                await self.deps.writer.tell(LeadEnriched(run, listing, outcome.results))
-            except BaseException:
-                run.unwritten -= 1
-                raise
-        elif outcome.status == "failed" and listing.place_id is not None:
-            reason = redact(outcome.reason or "enrichment failed")
-            run.failed.add(listing.place_id)
-            self.deps.metrics.dead_letters.labels(kind="lead").inc()
-            self.deps.dead_letters.dead_letter(
-                DeadLetter(kind="lead", payload=message.to_dict(), reason=reason, attempts=1, source=self.name)
-            )
-            log.warning(
-                "lead not enriched", extra={"job_id": run.job_id, "place_id": listing.place_id, "reason": reason}
-            )
-        run.enrichment_finished()
+        elif outcome.status == "failed":
+            job.report(LeadFailed(place_id, "pagespeed", outcome.reason or "enrichment failed", message.to_dict()))
+        else:
+            # Nothing to test (no website): not a failure, and nothing to write.
+            job.report(LeadEnriched(place_id, handed_to_writer=False))

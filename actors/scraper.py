@@ -1,38 +1,53 @@
 """The scraper actor: one search per message, listings passed on as they are found.
 
 Its browser and parse workers live in a :class:`BrowserHost` the pipeline keeps, so a scraper that
-crashed for another reason is back in a millisecond with the browser it had. A crashed or hung
+crashed for another reason is back in a millisecond with the browser it had. A crashed or frozen
 browser (or parse worker) makes the handler raise after marking the host broken: the actor fails,
-its supervisor starts a fresh one, which gets a fresh browser, and the same message is delivered
-again: the scrape resumes with every place id its run already knows passed as ``already_emitted``,
-so none is emitted twice and none is skipped. The Google Maps breaker belongs to the pipeline too.
+its supervisor starts a fresh one with a fresh browser, and the same message is delivered again;
+the scrape skips every place id its job already knows, so none is emitted twice or skipped.
 
-Each listing goes to the writer at once and, when the job wants PageSpeed and the listing has a
-website, to the enricher: without waiting when the enricher's mailbox is full, so that scraping
-goes on while enrichment is paused (the job's driver feeds such leads later).
+Failures, by kind (the README's failure model):
 
-Cancelling one job stops its scrape within a moment, without failing the actor: the scrape runs
-in a child task raced against the run's ``stopped`` event.
+* Google Maps unreachable (refused, reset, DNS, a timeout while the browser answers, 5xx) or
+  blocking us (``/sorry/``, consent loops, an empty feed): an outage. The Maps breaker counts it;
+  the scrape waits for the breaker and tries again, however long, spending no redelivery. The
+  job's driver shows the job as waiting on ``google_maps`` meanwhile.
+* A search Google answers with nothing readable while it is healthy: the job's own failure,
+  reported as :class:`ScrapeFailed`.
+* The browser failing: the actor restarts with a new one; a search that kills it every time is
+  given up after ``max_attempts`` and its job fails (its owner decides that).
+
+Each listing goes to the writer at once; the job's owner is told (:class:`LeadScraped`) and feeds
+the enricher itself, so that scraping never waits on enrichment. Cancelling a job stops its
+scrape within a moment, without failing the actor.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+import random
 import time
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
-from leadlawk_daemon.jobs.messages import EnrichLead, LeadFound, ScrapeJob, WriterMessage
-from leadlawk_daemon.jobs.run import JobRun
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.blocking import BlockedError
-from leadlawk_daemon.maps.browser import BrowserError, BrowserPool
+from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, UnreachableError
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError, ScrapeOutcome, ScrapeRequest
+from leadlawk_daemon.messages import (
+    JobHandle,
+    LeadScraped,
+    ScrapeEnded,
+    ScrapeFailed,
+    ScrapeJob,
+    WriteLead,
+    WriterMessage,
+)
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import BrowserSettings, MapsSettings
 
@@ -85,8 +100,12 @@ class ScraperDeps:
     maps: MapsSettings
     breaker: CircuitBreaker
     writer: ActorCell[WriterMessage]
-    enricher: ActorCell[EnrichLead]
     metrics: Metrics
+
+
+# Between two tries of a search that met an outage, before the breaker has opened (once it is
+# open, the breaker's own trial timing paces the tries).
+_OUTAGE_BACKOFF = (0.5, 10.0)
 
 
 class Scraper(Actor[ScrapeJob]):
@@ -95,6 +114,7 @@ class Scraper(Actor[ScrapeJob]):
         self.deps = deps
         self.pool: BrowserPool | None = None
         self._scraper: MapsScraper | None = None
+        self._rng = random.Random()
 
     async def on_start(self) -> None:
         self.pool, parsers = await self.deps.host.acquire()
@@ -111,68 +131,55 @@ class Scraper(Actor[ScrapeJob]):
         self.pool = None  # the host keeps the browser for the next instance, or replaces it
 
     async def handle(self, message: ScrapeJob) -> None:
-        run = message.run
-        if not run.active or run.scrape_done:
+        job = message.job
+        if not job.active:
             return  # stopped (cancelled, handed back) before its turn came
-        assert self._scraper is not None
-        scraper = self._scraper
-        request = ScrapeRequest.from_spec(run.spec)
         started = time.monotonic()
-
-        async def scrape() -> ScrapeOutcome:
-            while True:
-                # Known place ids are read again on every attempt: they grow as listings are emitted.
-                known = message.already_emitted | run.found
-                try:
-                    return await scraper.scrape(request, lambda listing, rank: self._emit(run, listing, rank), known)
-                except BlockedError as exc:
-                    # Counted by the breaker; the next attempt waits for it when it has opened.
-                    log.warning("search blocked; trying again", extra={"job_id": run.job_id, "reason": str(exc)})
-
-        task = asyncio.get_running_loop().create_task(scrape(), name=f"{self.name}/{run.job_id}")
-        stop = asyncio.ensure_future(run.stopped.wait())
         try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        if task.cancelled():
-            log.info("scrape stopped", extra={"job_id": run.job_id, "reason": run.stop_reason})
-            return
-        try:
-            outcome = task.result()
+            outcome = await unless_set(job.stopped, self._scrape_through_outages(job))
         except (BrowserError, BrokenProcessPool):
             self.deps.host.invalidate()
             raise
         except ScrapeError as exc:
-            # Not the browser, not a block: this search cannot be read, and trying again will not help.
-            run.stop("failed", f"the search could not be read: {exc}")
+            job.report(ScrapeFailed(str(exc)))
+            return
+        if isinstance(outcome, Stopped):
+            log.info("scrape stopped", extra={"job_id": job.job_id})
             return
         # Per listing, as every stage is timed per unit of work: a whole search takes minutes by design,
         # and the "response time > 5 s" alert reads this histogram.
         per_listing = (time.monotonic() - started) / max(1, outcome.emitted)
         self.deps.metrics.stage_duration.labels(stage="scrape").observe(per_listing)
-        run.scrape_finished(outcome)
+        job.report(ScrapeEnded(outcome))
 
-    async def _emit(self, run: JobRun, listing: Listing, rank: int) -> None:
-        place_id = listing.place_id
-        if place_id is None:
+    async def _scrape_through_outages(self, job: JobHandle) -> ScrapeOutcome:
+        assert self._scraper is not None
+        scraper = self._scraper
+        request = ScrapeRequest.from_spec(job.spec)
+        tries = 0
+        while True:
+            try:
+                # Known place ids are read again on every try: they grow as listings are emitted.
+                return await scraper.scrape(
+                    request, lambda listing, rank: self._emit(job, listing, rank), job.known_place_ids()
+                )
+            except (BlockedError, UnreachableError) as exc:
+                # Google's outage, not the job's: counted by the breaker, which makes the next try
+                # wait for its trial once it has opened.
+                tries += 1
+                low, high = _OUTAGE_BACKOFF
+                delay = self._rng.uniform(0, min(high, low * 2**min(tries, 16)))
+                if tries == 1 or tries % 10 == 0:
+                    log.warning(
+                        "Google Maps unavailable; the search waits and tries again",
+                        extra={"job_id": job.job_id, "reason": str(exc), "tries": tries},
+                    )
+                await self.clock.sleep(delay)
+
+    async def _emit(self, job: JobHandle, listing: Listing, rank: int) -> None:
+        if listing.place_id is None:
             return
-        run.found.add(place_id)
+        await self.deps.writer.tell(WriteLead(job, listing, rank))
+        # Reported only once the writer holds it: a lead the writer never got is scraped again.
+        job.report(LeadScraped(listing, rank))
         self.deps.metrics.leads.labels(stage="scraped").inc()
-        run.unwritten += 1
-        try:
-            await self.deps.writer.tell(LeadFound(run, listing, rank))
-        except BaseException:
-            run.unwritten -= 1
-            raise
-        if run.wants_pagespeed and listing.website:
-            run.outstanding += 1
-            mailbox = self.deps.enricher.mailbox
-            if run.deferred or mailbox.full():
-                run.deferred.append(listing)
-            else:
-                mailbox.put_nowait(EnrichLead(run, listing))

@@ -1,21 +1,28 @@
 """The writer's pending rows: held by the pipeline, outside any writer instance.
 
 A writer that crashes loses nothing, because what it accepted sits here until a flush commits
-it; only then are the messages taken out and their jobs' counters moved. A flush writes a
-prefix of the buffer (leads, then PageSpeed rows, then each job's ``job_leads``), all idempotent,
-so a flush cut short by a crash or an outage is simply written again.
+it; only then are the messages taken out and their jobs told (:class:`RowsCommitted`). A flush
+writes a prefix of the buffer (leads, then PageSpeed rows, then each job's ``job_leads``, then
+lead failures), all idempotent, so a flush cut short by a crash or an outage is written again.
+Rows the store refuses are found one message at a time and reported as that lead's failure.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from leadlawk_daemon.jobs.messages import LeadEnriched, LeadFound, WriterMessage
-from leadlawk_daemon.jobs.run import JobRun
 from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.messages import (
+    JobHandle,
+    LeadFailed,
+    RowsCommitted,
+    WriteEnrichment,
+    WriteLead,
+    WriteLeadStatus,
+    WriterMessage,
+)
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.qualify import Qualification, qualify
 from leadlawk_daemon.store.base import JobLead, PageSpeedRow, Store
@@ -25,16 +32,16 @@ __all__ = ["Committed", "WriteBuffer"]
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """What one flush made durable, per job: for counters, metrics and ``lead.written`` events."""
+    """What one flush made durable, per job: for metrics and ``lead.written`` events."""
 
     messages: int
     leads: int
     pagespeed_rows: int
-    by_job: dict[JobRun, list[str]]
+    by_job: dict[str, list[str]]
 
 
-def _verdict(run: JobRun, listing: Listing, results: tuple[PageSpeedResult, ...]) -> Qualification:
-    return qualify(listing, results, run.filters)
+def _verdict(job: JobHandle, listing: Listing, results: tuple[PageSpeedResult, ...]) -> Qualification:
+    return qualify(listing, results, job.filters)
 
 
 class WriteBuffer:
@@ -67,19 +74,15 @@ class WriteBuffer:
             self._room.clear()
             await self._room.wait()
 
-    def place_ids(self, job_id: str) -> set[str]:
-        """Leads of ``job_id`` accepted and not yet written: a resumed run need not emit them again."""
-        return {
-            m.listing.place_id
-            for m in self._items
-            if isinstance(m, LeadFound) and m.run.job_id == job_id and m.listing.place_id
-        }
+    def holds(self, job_id: str) -> bool:
+        """Whether rows of ``job_id`` still wait here (a resumed run waits for them first)."""
+        return any(m.job.job_id == job_id for m in self._items)
 
-    async def write_batch(self, store: Store, on_bad: Callable[[WriterMessage, str], None]) -> Committed:
+    async def write_batch(self, store: Store) -> Committed:
         """Write up to ``batch_size`` of the oldest messages; take them out once committed.
 
         Rows the store refuses (``ValueError``, raised before it writes anything) are found one
-        message at a time and handed to ``on_bad``; the rest is written.
+        message at a time and reported to their jobs as that lead's failure; the rest is written.
         """
         batch = self._items[: self.batch_size]
         try:
@@ -90,9 +93,7 @@ class WriteBuffer:
                 try:
                     stored.extend(await self._store(store, [message]))
                 except ValueError as exc:
-                    on_bad(message, str(exc))
-                    message.run.unwritten -= 1
-                    message.run.poke()
+                    _refused(message, str(exc))
         del self._items[: len(batch)]
         self._after_removal()
         return stored.acknowledge(len(batch))
@@ -109,54 +110,88 @@ class WriteBuffer:
     async def _store(store: Store, batch: list[WriterMessage]) -> _Stored:
         leads: list[Listing] = []
         rows: list[PageSpeedRow] = []
-        job_leads: dict[JobRun, list[JobLead]] = defaultdict(list)
+        job_leads: dict[str, list[JobLead]] = defaultdict(list)
+        failures: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
         stored = _Stored()
         for message in batch:
-            run, listing = message.run, message.listing
+            job = message.job
+            if isinstance(message, WriteLeadStatus):
+                failures[job.job_id].append((message.place_id, message.error))
+                stored.statuses.append(message)
+                continue
+            listing = message.listing
             place_id = listing.place_id
             if place_id is None:
                 raise ValueError("a listing without a place_id cannot be stored")
-            if isinstance(message, LeadFound):
+            if isinstance(message, WriteLead):
                 leads.append(listing)
-                verdict = _verdict(run, listing, run.tested.get(place_id, ()))
-                job_leads[run].append(JobLead(place_id, message.rank, verdict.qualified, verdict.reasons))
+                verdict = _verdict(job, listing, job.results_for(place_id))
+                job_leads[job.job_id].append(JobLead(place_id, message.rank, verdict.qualified, verdict.reasons))
             else:
                 rows.extend(PageSpeedRow(**r.to_row()) for r in message.results)
-                verdict = _verdict(run, listing, message.results)
-                job_leads[run].append(JobLead(place_id, None, verdict.qualified, verdict.reasons))
+                verdict = _verdict(job, listing, message.results)
+                job_leads[job.job_id].append(JobLead(place_id, None, verdict.qualified, verdict.reasons))
+                # Enriched after all (a replay, say): the lead's earlier failure is lifted.
+                failures[job.job_id].append((place_id, None))
             stored.verdicts.append((message, place_id, verdict))
         stored.leads = await store.upsert_leads(leads) if leads else 0
         stored.pagespeed_rows = await store.upsert_pagespeed(rows) if rows else 0
-        for run, job_rows in job_leads.items():
-            await store.upsert_job_leads(run.job_id, job_rows)
+        for job_id, job_rows in job_leads.items():
+            await store.upsert_job_leads(job_id, job_rows)
+        for job_id, marks in failures.items():
+            await store.set_lead_status(job_id, marks)
         return stored
+
+
+def _refused(message: WriterMessage, reason: str) -> None:
+    if isinstance(message, WriteLeadStatus):
+        # The row to mark is gone (its job was deleted, say): nothing is left to record it on.
+        message.job.report(RowsCommitted((), (), {}, (message.place_id,)))
+        return
+    place_id = message.listing.place_id or "(no place id)"
+    message.job.report(LeadFailed(place_id, "store", reason, message.to_dict()))
 
 
 @dataclass
 class _Stored:
-    """Messages whose rows are durable, not yet acknowledged to their runs."""
+    """Messages whose rows are durable, not yet acknowledged to their jobs."""
 
-    verdicts: list[tuple[WriterMessage, str, Qualification]] = field(default_factory=list)
+    verdicts: list[tuple[WriteLead | WriteEnrichment, str, Qualification]] = field(default_factory=list)
+    statuses: list[WriteLeadStatus] = field(default_factory=list)
     leads: int = 0
     pagespeed_rows: int = 0
 
     def extend(self, other: _Stored) -> None:
         self.verdicts.extend(other.verdicts)
+        self.statuses.extend(other.statuses)
         self.leads += other.leads
         self.pagespeed_rows += other.pagespeed_rows
 
     def acknowledge(self, messages: int) -> Committed:
-        """Move the runs' counters; called once, after the commit."""
-        by_job: dict[JobRun, list[str]] = defaultdict(list)
+        """Tell each job what became durable; called once, after the commit."""
+        jobs: dict[str, JobHandle] = {}
+        leads: dict[str, list[str]] = defaultdict(list)
+        enrichments: dict[str, list[tuple[str, tuple[PageSpeedResult, ...]]]] = defaultdict(list)
+        verdicts: dict[str, dict[str, bool]] = defaultdict(dict)
+        statuses: dict[str, list[str]] = defaultdict(list)
         for message, place_id, verdict in self.verdicts:
-            run = message.run
-            if isinstance(message, LeadFound):
-                run.written.add(place_id)
-                by_job[run].append(place_id)
-            elif isinstance(message, LeadEnriched):
-                run.tested[place_id] = message.results
-                run.enriched.add(place_id)
-            run.qualified[place_id] = verdict.qualified
-            run.unwritten -= 1
-            run.poke()
-        return Committed(messages, self.leads, self.pagespeed_rows, dict(by_job))
+            job_id = message.job.job_id
+            jobs.setdefault(job_id, message.job)
+            if isinstance(message, WriteLead):
+                leads[job_id].append(place_id)
+            else:
+                enrichments[job_id].append((place_id, message.results))
+            verdicts[job_id][place_id] = verdict.qualified
+        for status in self.statuses:
+            jobs.setdefault(status.job.job_id, status.job)
+            statuses[status.job.job_id].append(status.place_id)
+        for job_id, job in jobs.items():
+            job.report(
+                RowsCommitted(
+                    tuple(leads[job_id]),
+                    tuple(enrichments[job_id]),
+                    verdicts[job_id],
+                    tuple(statuses[job_id]),
+                )
+            )
+        return Committed(messages, self.leads, self.pagespeed_rows, {k: v for k, v in leads.items() if v})

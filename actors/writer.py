@@ -8,7 +8,7 @@ the breaker opens, nothing is taken out of the buffer, and the flusher tries aga
 backoff; the breaker's reset timeout and the backoff are capped so that writing resumes within
 ``resume_within`` seconds of the database's return.
 
-After each committed flush the jobs' counters move and one ``lead.written`` event per job and
+After each committed flush the jobs' owners are told what became durable, and one ``lead.written`` event per job and
 flush is published with the count and the place ids (not one per lead: a flush can hold 500).
 """
 
@@ -21,13 +21,12 @@ import time
 from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
-from actors.dead_letters import DeadLetter, DeadLetterSink
+from actors.write_buffer import Committed, WriteBuffer
 from leadlawk_daemon.intake.events import EventSink
-from leadlawk_daemon.jobs.messages import WriterMessage
-from leadlawk_daemon.jobs.pending import Committed, WriteBuffer
-from leadlawk_daemon.jobs.waiting import first_of
 from leadlawk_daemon.logs import redact
+from leadlawk_daemon.messages import WriterMessage
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
 from leadlawk_daemon.store.base import Store, StoreUnavailable
 
@@ -48,7 +47,6 @@ class WriterDeps:
     retry_cap: float
     metrics: Metrics
     events: EventSink
-    dead_letters: DeadLetterSink
 
 
 class Writer(Actor[WriterMessage]):
@@ -133,21 +131,13 @@ class Writer(Actor[WriterMessage]):
         deps = self.deps
         async with deps.buffer.lock:
             started = time.monotonic()
-            committed = await deps.breaker.call(deps.buffer.write_batch, deps.store, self._bad_row)
+            committed = await deps.breaker.call(deps.buffer.write_batch, deps.store)
         deps.metrics.stage_duration.labels(stage="write").observe(time.monotonic() - started)
         self._announce(committed)
         return committed
 
-    def _bad_row(self, message: WriterMessage, reason: str) -> None:
-        self.deps.metrics.dead_letters.labels(kind="lead").inc()
-        self.deps.dead_letters.dead_letter(
-            DeadLetter(kind="lead", payload=message.to_dict(), reason=redact(reason), attempts=1, source=self.name)
-        )
-
     def _announce(self, committed: Committed) -> None:
         metrics = self.deps.metrics
-        for run, place_ids in committed.by_job.items():
+        for job_id, place_ids in committed.by_job.items():
             metrics.leads.labels(stage="written").inc(len(place_ids))
-            self.deps.events.publish(
-                "lead.written", job_id=run.job_id, count=len(place_ids), place_ids=place_ids
-            )
+            self.deps.events.publish("lead.written", job_id=job_id, count=len(place_ids), place_ids=place_ids)

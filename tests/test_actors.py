@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -151,28 +152,62 @@ async def test_a_full_mailbox_raises_a_clear_error_after_its_timeout() -> None:
     assert mailbox.depth == 1
 
 
-async def test_a_hung_handler_is_cut_by_the_watchdog_and_counted(running: Running) -> None:
+async def test_a_hung_handler_fails_its_own_message_only_and_its_sibling_finishes(running: Running) -> None:
     clock = FakeClock()
     log: list[int] = []
     hang_once = asyncio.Event()
+    sibling_started = asyncio.Event()
+    sibling_may_finish = asyncio.Event()
 
     class Hanger(Actor[int]):
         async def handle(self, message: int) -> None:
             if message == 1 and not hang_once.is_set():
                 hang_once.set()
                 await asyncio.Event().wait()
+            if message == 2:
+                sibling_started.set()
+                await sibling_may_finish.wait()
             log.append(message)
 
-    cell: ActorCell[int] = ActorCell("hanger", Hanger, settings(handle_timeout=10), clock=clock)
+    cell: ActorCell[int] = ActorCell("hanger", Hanger, settings(handle_timeout=10, concurrency=2), clock=clock)
     await running(cell, clock=clock)
     await cell.tell(1)
     await hang_once.wait()
     await clock.advance(5)
+    await cell.tell(2)
+    await sibling_started.wait()
     assert cell.stats.failed == 0
-    await clock.advance(6)
-    await eventually(lambda: log == [1])
+    await clock.advance(6)  # message 1 has run 11 s (cut); message 2 only 6 s
+    await eventually(lambda: log == [1])  # cut, counted, and redelivered to the same actor
     assert cell.stats.failed == 1
-    assert cell.stats.restarts == 1
+    assert cell.stats.restarts == 0  # nothing else was cancelled with it
+    sibling_may_finish.set()
+    await eventually(lambda: log == [1, 2])
+    assert cell.stats.failed == 1
+
+
+async def test_a_hung_handler_that_ignores_cancellation_restarts_the_actor(running: Running) -> None:
+    clock = FakeClock()
+    log: list[int] = []
+    stubborn_once = asyncio.Event()
+
+    class Stubborn(Actor[int]):
+        async def handle(self, message: int) -> None:
+            if message == 1 and not stubborn_once.is_set():
+                stubborn_once.set()
+                # A handler that swallows its cancellation cannot be trusted with the next message.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.Event().wait()
+                await asyncio.Event().wait()  # the restart's own cancellation ends it
+            log.append(message)
+
+    cell: ActorCell[int] = ActorCell("stubborn", Stubborn, settings(handle_timeout=10), clock=clock)
+    await running(cell, clock=clock)
+    await cell.tell(1)
+    await stubborn_once.wait()
+    await clock.advance(11)
+    await eventually(lambda: cell.stats.restarts == 1)
+    await eventually(lambda: log == [1])
 
 
 async def test_chaos_crash_when_idle_restarts_at_once(running: Running) -> None:

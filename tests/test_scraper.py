@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from leadlawk_daemon.clock import FakeClock, MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps import proctree
 from leadlawk_daemon.maps.blocking import BlockedError
-from leadlawk_daemon.maps.browser import BrowserCrashedError, BrowserPool, BrowserTimeoutError
+from leadlawk_daemon.maps.browser import BrowserCrashedError, BrowserPool, UnreachableError
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeRequest
 from leadlawk_daemon.replicas.maps import serve_maps_replica
@@ -195,20 +196,38 @@ async def test_killed_browser_then_fresh_browser_finishes_the_job_exactly_once(r
     assert proctree.browser_processes(user_data_dirs[0]) == []
 
 
-async def test_hang_times_out_and_a_retry_after_clearing_recovers(replica: Replica) -> None:
+async def test_google_hanging_while_the_browser_answers_is_an_outage_and_a_retry_recovers(replica: Replica) -> None:
     await replica.faults(hang=True)
     request = ScrapeRequest("electricians", LOCATION, limit=10)
     async with BrowserPool(browser_settings(pages=1)) as pool:
         scraper = scraper_for(pool, replica, navigation_timeout=1.5)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with pytest.raises(BrowserTimeoutError):
+        # A page that never loads while the browser answers is Google unreachable, not a broken browser.
+        with pytest.raises(UnreachableError):
             await scraper.scrape(request, Collected(), set())
-        assert loop.time() - started < 10, "the navigation timeout, not a test timeout, ended the hang"
+        assert loop.time() - started < 15, "the navigation timeout, not a test timeout, ended the hang"
+        assert await pool.responsive()
         await replica.faults()
         out = Collected()
         await scraper.scrape(request, out, set())
     assert out.place_ids == [a["place_id"] for a in await replica.answers("electricians", LOCATION)][:10]
+
+
+async def test_a_refused_connection_or_an_unknown_host_is_an_outage_counted_by_the_breaker(
+    shared_pool: BrowserPool,
+) -> None:
+    clock = FakeClock()
+    maps_breaker = breaker(clock, threshold=2)
+    request = ScrapeRequest("plumbers", LOCATION, limit=5)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    for base_url in (f"http://127.0.0.1:{port}", "http://no-such-host.invalid"):
+        scraper = MapsScraper(shared_pool, maps_settings(base_url), breaker=maps_breaker, clock=clock)
+        with pytest.raises(UnreachableError, match=r"ERR_CONNECTION_REFUSED|ERR_NAME_NOT_RESOLVED"):
+            await scraper.scrape(request, Collected(), set())
+    assert maps_breaker.state.value == BreakerState.OPEN.value
 
 
 async def test_sorry_opens_the_breaker_and_nothing_reaches_google_until_the_trial(

@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from actors.actor import ActorCell
-from actors.dead_letters import MemoryDeadLetters
+from actors.write_buffer import WriteBuffer
 from actors.writer import Writer, WriterDeps
 from leadlawk_daemon.clock import FakeClock
-from leadlawk_daemon.jobs.messages import LeadFound, WriterMessage
-from leadlawk_daemon.jobs.pending import WriteBuffer
-from leadlawk_daemon.jobs.run import JobRun
+from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.messages import LeadScraped, WriteLead, WriterMessage
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.qualify import Filters
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
@@ -57,18 +56,18 @@ class Harness:
         self.buffer = WriteBuffer(max_pending=100, batch_size=batch_size)
         breaker = CircuitBreaker("database", failure_threshold=3, reset_timeout=2, call_timeout=None, clock=clock)
         deps = WriterDeps(
-            store, self.buffer, breaker, FLUSH_INTERVAL, 0.1, 1.0, Metrics(process=False), self.events,
-            MemoryDeadLetters(),
+            store, self.buffer, breaker, FLUSH_INTERVAL, 0.1, 1.0, Metrics(process=False), self.events
         )
         settings = ActorDefaults(mailbox_capacity=50, concurrency=1, max_attempts=3, handle_timeout=3600)
         self.cell: ActorCell[WriterMessage] = ActorCell("writer", lambda c: Writer(c, deps), settings, clock=clock)
         spec = parse_job_spec({"id": "job1", "query": "plumbers", "pagespeed": {"enabled": False}}, 65536)
-        self.run = JobRun("job1", spec, Filters(), deadline=1e12)
+        self.run = JobState("job1", spec, Filters())
 
     async def send(self, first: int, count: int) -> None:
         for n in range(first, first + count):
-            self.run.unwritten += 1
-            await self.cell.tell(LeadFound(self.run, Listing(f"Biz {n}", place_id=f"ChIJ{n:06d}"), n))
+            listing = Listing(f"Biz {n}", place_id=f"ChIJ{n:06d}")
+            await self.cell.tell(WriteLead(self.run, listing, n))
+            self.run.report(LeadScraped(listing, n))
 
 
 @pytest.fixture
@@ -99,7 +98,7 @@ async def test_a_full_batch_is_written_at_once_and_a_partial_one_after_the_inter
     await harness.clock.advance(2)
     await harness.events.until(lambda: harness.events.written() == 4)
     assert await harness.store.job_place_ids("job1") == {f"ChIJ{n:06d}" for n in range(1, 5)}
-    assert harness.run.unwritten == 0
+    assert not harness.run.unwritten
     assert harness.run.counters()["written"] == 4
 
 
@@ -114,4 +113,4 @@ async def test_a_writer_crash_loses_none_of_the_rows_it_accepted(harness: Harnes
     await harness.events.until(lambda: harness.events.written() == 4)
     rows = await harness.store.lead_rows_for_export("job1")
     assert sorted(r["rank"] for r in rows) == [1, 2, 3, 4]
-    assert harness.run.unwritten == 0
+    assert not harness.run.unwritten

@@ -1,36 +1,40 @@
 """The job pipeline: the writer, enricher and scraper actors and the job coordinator, wired.
 
 ``async with Pipeline(...) as pipeline:`` then mount ``pipeline.children()`` (start order: writer,
-enricher, scraper, coordinator) under one ``rest_for_one`` supervisor, so that they stop in the
-reverse order: stop leasing and hand jobs back, stop scraping, stop enriching, flush the writer.
+enricher, scraper, coordinator) under one ``one_for_one`` supervisor; they stop in the reverse
+order: stop leasing and hand jobs back, stop scraping, stop enriching, flush the writer.
 
 What must outlive actor restarts lives here: the actor cells (mailboxes, stats), the writer's
 pending rows, the Google Maps, PageSpeed and database breakers, the PageSpeed quota, and the
-runs of the jobs this daemon holds.
+states of the jobs this daemon holds. Each piece is handed its dependencies explicitly; no actor
+or driver reaches back into the pipeline. A message an actor gives up on (its handler crashed on
+every attempt) goes to the owner of its job, which decides what that means and dead-letters it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from actors.actor import ActorCell
-from actors.dead_letters import DeadLetter, DeadLetterSink
+from actors.dead_letters import DeadLetterSink
 from actors.enricher import Enricher, EnricherDeps
 from actors.scraper import BrowserHost, Scraper, ScraperDeps
 from actors.stats import ActorStats, ActorStatsCollector
+from actors.write_buffer import WriteBuffer
 from actors.writer import Writer, WriterDeps
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.intake.admission import Admission, QueueFull
-from leadlawk_daemon.intake.events import EventSink, EventType
+from leadlawk_daemon.intake.events import EventSink
 from leadlawk_daemon.jobs.coordinator import Coordinator
-from leadlawk_daemon.jobs.messages import EnrichLead, ScrapeJob, WriterMessage
-from leadlawk_daemon.jobs.pending import WriteBuffer
-from leadlawk_daemon.jobs.run import JobRun
+from leadlawk_daemon.jobs.driver import DriverDeps, Timing, publish_finished
+from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.maps.scraper import maps_breaker
+from leadlawk_daemon.messages import EnrichLead, GaveUp, ScrapeJob, WorkMessage, WriterMessage
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.client import PageSpeedClient
 from leadlawk_daemon.pagespeed.enrichment import Enricher as PageSpeedEnricher
@@ -47,24 +51,6 @@ DATABASE_BREAKER = "database"
 # "Writing resumes within 5 s of the database's return": the database breaker's reset timeout
 # and the writer's retry backoff are capped below that, whatever resilience.* says.
 RESUME_WITHIN = 5.0
-
-
-class _ScrapeDeadLetters:
-    """Passes dead letters on; a scrape request dead-lettered fails its job instead of leaving it hanging."""
-
-    def __init__(self, inner: DeadLetterSink, runs: dict[str, JobRun], metrics: Metrics) -> None:
-        self._inner = inner
-        self._runs = runs
-        self._metrics = metrics
-
-    def dead_letter(self, letter: DeadLetter) -> None:
-        self._metrics.dead_letters.labels(kind=letter.kind).inc()
-        payload = letter.payload
-        job_id = payload.get("job_id") if isinstance(payload, dict) else None
-        run = self._runs.get(job_id) if isinstance(job_id, str) else None
-        if run is not None:
-            run.stop("failed", f"{letter.source} failed {letter.attempts} times: {letter.reason}")
-        self._inner.dead_letter(letter)
 
 
 class Pipeline:
@@ -87,23 +73,20 @@ class Pipeline:
         self.clock = clock
         self.events = events
         self.owner = owner
-        self.runs: dict[str, JobRun] = {}
+        self.runs: dict[str, JobState] = {}
         # Runs that ended with rows still on their way to the store, by job id (see the coordinator).
-        self.retired: dict[str, JobRun] = {}
+        self.retired: dict[str, JobState] = {}
         self.wake = asyncio.Event()
+        self.dead_letters = dead_letters
 
         jobs, bulkhead = settings.jobs, settings.resilience.bulkhead
         self.max_concurrent_jobs = bulkhead.max_concurrent_jobs
         self.queue_size = bulkhead.queue_size
-        self.lease_ttl = jobs.lease_ttl
-        # A cancel made through another daemon is seen at the next renewal: within cancel_grace.
-        self.beat_interval = min(jobs.heartbeat, jobs.cancel_grace / 2)
-        self.progress_interval = jobs.progress_interval
+        self.max_attempts = jobs.max_attempts
         self.cancel_grace = jobs.cancel_grace
         # Orphaned leases (a dead daemon's) expire after lease_ttl; looking every heartbeat is enough.
         self.poll_interval = poll_interval if poll_interval is not None else jobs.heartbeat
 
-        self.dead_letters = _ScrapeDeadLetters(dead_letters, self.runs, metrics)
         cb = settings.resilience.circuit_breaker
         self.maps_breaker = maps_breaker(
             cb, clock=clock, metrics=metrics, call_timeout=settings.maps.navigation_timeout * 4
@@ -130,21 +113,23 @@ class Pipeline:
             lambda cell: Writer(cell, self._writer_deps()),
             actors.for_actor("writer"),
             clock=clock,
-            dead_letters=self.dead_letters,
+            dead_letters=dead_letters,
             put_timeout=bulkhead.timeout,
             dead_letter_kind="lead",
+            on_give_up=self._give_up("writer"),
         )
-        enricher_settings = actors.for_actor("enricher").model_copy(update={"concurrency": self.pagespeed.bulkhead})
+        enricher_settings = actors.for_actor("enricher").model_copy(
+            update={"concurrency": getattr(self.pagespeed, "max_workers", self.pagespeed.bulkhead)}
+        )
         self.enricher: ActorCell[EnrichLead] = ActorCell(
             "enricher",
-            lambda cell: Enricher(
-                cell, EnricherDeps(self.pagespeed, self.writer, metrics, self.dead_letters)
-            ),
+            lambda cell: Enricher(cell, EnricherDeps(self.pagespeed, self.writer, metrics)),
             enricher_settings,
             clock=clock,
-            dead_letters=self.dead_letters,
+            dead_letters=dead_letters,
             put_timeout=bulkhead.timeout,
             dead_letter_kind="lead",
+            on_give_up=self._give_up("enricher"),
         )
         self.browser_host = BrowserHost(settings.browser, metrics)
         scraper_settings = actors.for_actor("scraper").model_copy(update={"concurrency": settings.browser.pages})
@@ -153,15 +138,15 @@ class Pipeline:
             lambda cell: Scraper(
                 cell,
                 ScraperDeps(
-                    self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer,
-                    self.enricher, metrics,
+                    self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics
                 ),
             ),
             scraper_settings,
             clock=clock,
-            dead_letters=self.dead_letters,
+            dead_letters=dead_letters,
             put_timeout=bulkhead.timeout,
             dead_letter_kind="job",
+            on_give_up=self._give_up("scraper"),
         )
         self.cells: tuple[ActorCell[Any], ...] = (self.writer, self.enricher, self.scraper)
         if register_metrics:
@@ -203,8 +188,66 @@ class Pipeline:
         ]
 
     def _new_coordinator(self) -> Coordinator:
-        self.coordinator = Coordinator(self)
+        self.coordinator = Coordinator(
+            self._driver_deps(),
+            max_concurrent_jobs=self.max_concurrent_jobs,
+            max_attempts=self.max_attempts,
+            poll_interval=self.poll_interval,
+            runs=self.runs,
+            retired=self.retired,
+            wake=self.wake,
+        )
         return self.coordinator
+
+    def _driver_deps(self) -> DriverDeps:
+        jobs = self.settings.jobs
+        timing = Timing(
+            lease_ttl=jobs.lease_ttl,
+            # A cancel made through another daemon is seen at the next renewal: within cancel_grace.
+            renew_every=min(jobs.heartbeat, jobs.cancel_grace / 2),
+            renew_timeout=min(jobs.renew_timeout, jobs.lease_ttl / 3),
+            progress_interval=jobs.progress_interval,
+            cancel_grace=jobs.cancel_grace,
+            max_wait=jobs.max_wait,
+            requeue_after=min(jobs.max_wait, self.settings.resilience.circuit_breaker.reset_timeout),
+        )
+        return DriverDeps(
+            store=self.store,
+            clock=self.clock,
+            events=self.events,
+            metrics=self.metrics,
+            owner=self.owner,
+            scraper=self.scraper,
+            enricher=self.enricher,
+            writer=self.writer,
+            buffer=self.buffer,
+            outages=self.outages,
+            daily_quota_spent=lambda: self.pagespeed.daily.exhausted,
+            dead_letter=self.dead_letters.dead_letter,
+            timing=timing,
+            stopping=lambda: self.coordinator is None or self.coordinator.stopping,
+        )
+
+    def outages(self) -> frozenset[str]:
+        """The dependencies whose breakers are not closed: jobs that need them wait."""
+        breakers = {
+            "google_maps": self.maps_breaker,
+            "pagespeed": self.pagespeed.breaker,
+            DATABASE_BREAKER: self.db_breaker,
+        }
+        return frozenset(name for name, breaker in breakers.items() if breaker.state is not BreakerState.CLOSED)
+
+    def _give_up(self, actor: str) -> Callable[[WorkMessage, str, int], bool]:
+        """What an actor does with a message it crashed on every time: its job's owner takes it."""
+
+        def give_up(message: WorkMessage, reason: str, attempts: int) -> bool:
+            job = getattr(message, "job", None)
+            if job is None:
+                return False
+            job.report(GaveUp(actor, message, reason, attempts))
+            return True
+
+        return give_up
 
     def _writer_deps(self) -> WriterDeps:
         retry = self.settings.resilience.retry
@@ -217,7 +260,6 @@ class Pipeline:
             retry_cap=min(retry.max_delay, RESUME_WITHIN / 4),
             metrics=self.metrics,
             events=self.events,
-            dead_letters=self.dead_letters,
         )
 
     # -- jobs ------------------------------------------------------------------------------------------
@@ -257,9 +299,7 @@ class Pipeline:
     def publish_finished(
         self, job_id: str, status: str, counters: dict[str, int], error: str | None, **fields: Any
     ) -> None:
-        self.metrics.jobs.labels(status=status).inc()
-        kind: EventType = "job.finished"
-        self.events.publish(kind, job_id=job_id, status=status, counters=counters, error=error, **fields)
+        publish_finished(self.events, self.metrics, job_id, status, counters, error, **fields)
 
     # -- health and metrics ------------------------------------------------------------------------
 

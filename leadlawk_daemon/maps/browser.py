@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Mapping
@@ -86,6 +87,20 @@ class BrowserTimeoutError(BrowserError):
 
 class PageError(Exception):
     """One page operation failed (a refused connection, a bad selector) while the browser lives."""
+
+
+class UnreachableError(PageError):
+    """The browser is fine but the site is not: refused, reset, DNS, a timeout, a 5xx. An outage of
+    the site, never a failure of the job or the browser."""
+
+
+# Chromium's network errors (page navigations) and Node's (Playwright's request API).
+_NETWORK_ERROR = re.compile(
+    r"net::ERR_[A-Z_]+|ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH"
+    r"|EPIPE|socket hang up",
+)
+# How long the browser may take to answer a trivial question before it counts as frozen.
+_RESPONSIVE_TIMEOUT = 5.0
 
 
 def _usable(path: str) -> bool:
@@ -356,6 +371,8 @@ class BrowserPool:
                 if instance is not None:
                     instance.dead = True
                 raise BrowserCrashedError(f"{what}: the browser is gone ({_first_line(exc)})") from None
+            if _NETWORK_ERROR.search(str(exc)):
+                raise UnreachableError(f"{what}: {_first_line(exc)}") from None
             raise PageError(f"{what}: {_first_line(exc)}") from None
 
     def _alive(self, instance: _Instance) -> bool:
@@ -384,6 +401,19 @@ class BrowserPool:
     async def memory_bytes(self) -> int:
         """PSS summed over the browser's processes (0 when it is not running)."""
         return await asyncio.to_thread(lambda: proctree.pss_bytes(self.pids()))
+
+    async def responsive(self, timeout: float = _RESPONSIVE_TIMEOUT) -> bool:  # noqa: ASYNC109
+        """Whether the browser answers a round trip now: tells a frozen browser from a site that is
+        not answering, after an operation timed out."""
+        instance = self._instance
+        if instance is None or instance.dead or not self._alive(instance):
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await instance.context.cookies()
+        except (TimeoutError, PlaywrightError):
+            return False
+        return True
 
     async def healthy(self) -> bool:
         """For readiness: the browser process is there and answers."""

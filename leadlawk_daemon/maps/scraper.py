@@ -32,7 +32,7 @@ from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Viewport
 from leadlawk_daemon.maps.blocking import PROBE_JS, BlockedError, PageProbe, block_signal, html_block_signal
-from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeoutError, PageError
+from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeoutError, PageError, UnreachableError
 from leadlawk_daemon.maps.extent import page_viewport
 from leadlawk_daemon.maps.feed import FeedParse, parse_feed
 from leadlawk_daemon.maps.feed_page import FeedPage
@@ -208,12 +208,19 @@ class MapsScraper:
         started = time.monotonic()
         url = search_url(self.settings.base_url, request, self.settings.language)
         context = {"job_id": request.job_id, "query": request.search_text}
-        async with self.pool.page() as page:
-            probe = await self._guarded(self._open_search, page, url)
-            if probe.place and not probe.feed:
-                outcome = await self._single_place(page, probe.url, emit, already_emitted)
-            else:
-                outcome = await self._read_feed(page, request, emit, already_emitted)
+        try:
+            async with self.pool.page() as page:
+                probe = await self._guarded(self._open_search, page, url)
+                if probe.place and not probe.feed:
+                    outcome = await self._single_place(page, probe.url, emit, already_emitted)
+                else:
+                    outcome = await self._read_feed(page, request, emit, already_emitted)
+        except BrowserTimeoutError as exc:
+            # A page that does not load is Google unreachable (a blackhole, a dead route) when the
+            # browser itself still answers; otherwise the browser is frozen and must be replaced.
+            if await self.pool.responsive():
+                raise UnreachableError(str(exc)) from None
+            raise
         outcome = replace(outcome, seconds=time.monotonic() - started)
         if outcome.malformed:
             log.warning("malformed result cards skipped", extra={**context, "malformed": outcome.malformed})
@@ -382,6 +389,8 @@ class MapsScraper:
         final_url, status, html = await self.pool.bounded(fetch(), timeout + 5, "fetching a place page")
         if (reason := html_block_signal(final_url, html)) is not None:
             raise BlockedError(reason, final_url)
+        if status >= 500:
+            raise UnreachableError(f"fetching a place page: HTTP {status} from {final_url}")
         if status >= 400:
             log.warning("place page unavailable", extra={"url": final_url, "status": status})
             return None
@@ -407,11 +416,13 @@ class MapsScraper:
     async def _navigate(self, page: Page, url: str) -> None:
         await self._polite()
         timeout = self.settings.navigation_timeout
-        await self.pool.bounded(
+        response = await self.pool.bounded(
             page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000),
             timeout + 5,
             "opening the search",
         )
+        if response is not None and response.status >= 500:
+            raise UnreachableError(f"opening the search: HTTP {response.status} from {response.url}")
 
     async def _probe(self, page: Page) -> PageProbe:
         raw = await self.pool.bounded(

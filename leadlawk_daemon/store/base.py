@@ -243,6 +243,11 @@ class Store(Protocol):
     async def upsert_job_leads(self, job_id: str, rows: Sequence[JobLead | tuple[Any, ...]]) -> int:
         """Record leads in a job's results; ``None`` fields keep what is stored."""
 
+    async def set_lead_status(self, job_id: str, rows: Sequence[tuple[str, str | None]]) -> int:
+        """Record a lead's own failure on its ``job_leads`` row: ``(place_id, error)`` sets ``status``
+        to ``failed`` with that error; ``(place_id, None)`` sets it back to ``ok``. Rows that do not
+        exist are left alone."""
+
     # jobs --------------------------------------------------------------------------------------
 
     async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:

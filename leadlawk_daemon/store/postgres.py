@@ -281,6 +281,23 @@ class PostgresStore(StoreCommon):
                 raise ValueError(f"job leads refer to an unknown job or lead: {exc.detail}") from exc
         return len(batch)
 
+    async def set_lead_status(self, job_id: str, rows: Sequence[tuple[str, str | None]]) -> int:
+        if not rows:
+            return 0
+        latest = dict(rows)  # the last word per lead wins
+        async with self._connection() as conn:
+            result = await conn.execute(
+                "UPDATE job_leads AS j SET status = CASE WHEN s.error IS NULL THEN 'ok' ELSE 'failed' END, "
+                "error = s.error FROM unnest($2::text[], $3::text[]) AS s(place_id, error) "
+                "WHERE j.job_id = $1 AND j.place_id = s.place_id "
+                "AND (j.status, j.error) IS DISTINCT FROM "
+                "(CASE WHEN s.error IS NULL THEN 'ok' ELSE 'failed' END, s.error)",
+                job_id,
+                list(latest),
+                list(latest.values()),
+            )
+        return int(result.split()[-1])
+
     # jobs --------------------------------------------------------------------------------------
 
     async def create_batch(

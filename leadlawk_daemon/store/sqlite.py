@@ -301,6 +301,18 @@ class SqliteStore(StoreCommon):
             raise ValueError(f"job leads refer to an unknown job or lead: {exc}") from exc
         return len(batch)
 
+    async def set_lead_status(self, job_id: str, rows: Sequence[tuple[str, str | None]]) -> int:
+        if not rows:
+            return 0
+        latest = dict(rows)  # the last word per lead wins
+        async with self._use(write=True) as conn:
+            await conn.executemany(
+                "UPDATE job_leads SET status = CASE WHEN ? IS NULL THEN 'ok' ELSE 'failed' END, error = ? "
+                "WHERE job_id = ? AND place_id = ?",
+                [(error, error, job_id, place_id) for place_id, error in latest.items()],
+            )
+        return len(latest)
+
     # jobs --------------------------------------------------------------------------------------
 
     async def create_batch(

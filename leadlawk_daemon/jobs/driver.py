@@ -1,0 +1,424 @@
+"""One leased job, driven to its end: the single owner of that job's state while it runs here.
+
+A :class:`JobDriver` holds its job's :class:`~leadlawk_daemon.jobs.state.JobState` (which actors
+see as a handle and report facts to) and is the only code that finishes the job. It
+
+* resumes: the leads the store already holds are not scraped again; those lacking a PageSpeed
+  result are enriched again;
+* keeps the lease on a task of its own (:meth:`_keep_lease`), each renewal cut well under
+  ``lease_ttl``; when renewals fail for so long that the lease could lapse, the run stops before
+  it does (``lease_lost``), so one job never runs in two daemons at once;
+* feeds the enricher from the job's queue as its mailbox has room, sends lead failures to the
+  writer, saves counters and publishes ``job.progress`` every ``progress_interval``;
+* watches outages: while a dependency the job still needs is down (its breaker not closed; the
+  daily PageSpeed quota spent) the job is *waiting*: its progress says ``waiting_on``, the time does
+  not count against ``max_runtime_s``, and after ``jobs.max_wait`` the job hands its slot back
+  (``requeued``) and returns to the queue with its progress kept;
+* finishes: ``succeeded`` when the scrape is done and every enrichment and row is settled;
+  ``failed`` only for a cause retrying cannot fix (the spec's ``max_runtime_s``, an unreadable
+  search), with the cause in ``error``; ``cancelled`` on cancel. Whatever the end, the leads already
+  found are written first. A daemon whose ``finish_job`` is refused (it lost the lease) publishes
+  nothing for the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from actors.actor import ActorCell
+from actors.dead_letters import DeadLetter
+from actors.write_buffer import WriteBuffer
+from leadlawk_daemon.clock import Clock
+from leadlawk_daemon.intake.events import EventSink
+from leadlawk_daemon.jobs.state import JobState
+from leadlawk_daemon.listing import LISTING_FIELDS, Listing
+from leadlawk_daemon.logs import redact
+from leadlawk_daemon.messages import EnrichLead, ScrapeJob, WriterMessage
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.racing import first_of
+from leadlawk_daemon.store.base import Job, JobStatus, Store, StoreUnavailable
+
+__all__ = ["DriverDeps", "JobDriver", "Timing"]
+
+log = logging.getLogger("leadlawk.jobs")
+T = TypeVar("T")
+
+# Store calls retried through an outage wait at most this long between attempts.
+_STORE_RETRY_CAP = 1.0
+# Outages are read from breaker states, which change without telling jobs: look this often.
+_OUTAGE_POLL = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    lease_ttl: float
+    renew_every: float
+    renew_timeout: float
+    progress_interval: float
+    cancel_grace: float
+    max_wait: float
+    # A job handed back after a long outage is not leased again for this long.
+    requeue_after: float
+
+    @property
+    def lease_margin(self) -> float:
+        """Stop this long before a lease that could not be renewed lapses."""
+        return max(1.0, self.lease_ttl / 10)
+
+
+@dataclass(frozen=True, slots=True)
+class DriverDeps:
+    """Everything a job's driver talks to, explicitly."""
+
+    store: Store
+    clock: Clock
+    events: EventSink
+    metrics: Metrics
+    owner: str
+    scraper: ActorCell[ScrapeJob]
+    enricher: ActorCell[EnrichLead]
+    writer: ActorCell[WriterMessage]
+    buffer: WriteBuffer
+    # Dependencies down right now (breakers not closed), and whether the daily PageSpeed quota is spent.
+    outages: Callable[[], frozenset[str]]
+    daily_quota_spent: Callable[[], bool]
+    dead_letter: Callable[[DeadLetter], None]
+    timing: Timing
+    # True once the coordinator stops: store calls are abandoned instead of retried for ever.
+    stopping: Callable[[], bool]
+
+
+class JobDriver:
+    def __init__(self, state: JobState, job: Job, deps: DriverDeps, retired: JobState | None = None) -> None:
+        self.state = state
+        self.job = job
+        self.deps = deps
+        self._retired = retired
+        # The lease lapsed during a database outage: the coordinator hands it back once it can.
+        self.lapsed = False
+        self._waiting_since: float | None = None
+        self._paused = 0.0
+        self._waiting_on: list[str] = []
+        state.dead_letters = deps.dead_letter
+
+    # -- the run --------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        state, deps = self.state, self.deps
+        try:
+            try:
+                async with asyncio.TaskGroup() as group:
+                    lease = group.create_task(self._keep_lease(), name=f"job/{state.job_id}/lease")
+                    try:
+                        await self._resume()
+                        log.info(
+                            "job started",
+                            extra={"job_id": state.job_id, "attempt": self.job.attempts, "known": len(state.found)},
+                        )
+                        deps.events.publish(
+                            "job.started", job_id=state.job_id, attempt=self.job.attempts, resumed_with=len(state.found)
+                        )
+                        if state.active:
+                            await deps.scraper.tell(state.scrape_message())
+                            await self._watch()
+                    finally:
+                        lease.cancel()
+            except Exception as exc:
+                # A bug in the driver: the job is handed back (whoever resumes it finishes it), never
+                # left running here without an owner.
+                log.exception("job driver failed; handing the job back", extra={"job_id": state.job_id})
+                state.stop("shutdown", f"driver failed: {type(exc).__name__}: {redact(str(exc))}")
+            await self._finish()
+        finally:
+            # However the driver ends, its job's scrape and enrichments end with it.
+            state.stop("shutdown")
+
+    async def _resume(self) -> None:
+        state, deps = self.state, self.deps
+        retired = self._retired
+        if retired is not None and retired.unwritten:
+            # Rows of this job from a run handed back a moment ago are written first, so that the
+            # store tells the whole story.
+            await _wait_until(lambda: not retired.unwritten, retired.changed, deps.timing.cancel_grace)
+        known = await self._call(deps.store.job_place_ids, state.job_id)
+        if not known:
+            return
+        rows = await self._call(deps.store.lead_rows_for_export, state.job_id)
+        state.resume_from(list(rows or []), _listing)
+        log.info(
+            "job resumed",
+            extra={"job_id": state.job_id, "known": len(state.found), "to_enrich": len(state.to_enrich)},
+        )
+
+    async def _watch(self) -> None:
+        state, deps, clock = self.state, self.deps, self.deps.clock
+        timing = deps.timing
+        started = clock.monotonic()
+        next_progress = started + timing.progress_interval
+        while state.active and not state.complete:
+            await self._feed()
+            now = clock.monotonic()
+            self._observe_outages(now)
+            if not state.active:
+                break
+            budget = state.spec.max_runtime_s - self._active_seconds(started, now)
+            if budget <= 0:
+                state.stop("max_runtime", f"max_runtime_s {state.spec.max_runtime_s:g} exceeded")
+                break
+            if now >= next_progress:
+                next_progress = now + timing.progress_interval
+                await self.progress()
+            state.changed.clear()
+            if state.complete or not state.active:
+                break
+            wake_at = min(next_progress, now + _OUTAGE_POLL, now + budget)
+            await first_of(clock.sleep(max(0.0, wake_at - clock.monotonic())), state.changed.wait())
+
+    def _active_seconds(self, started: float, now: float) -> float:
+        paused = self._paused + (now - self._waiting_since if self._waiting_since is not None else 0.0)
+        return now - started - paused
+
+    def _observe_outages(self, now: float) -> None:
+        """Which dependencies this job waits on now; hand the job back after ``max_wait`` of it."""
+        state, deps = self.state, self.deps
+        down = deps.outages()
+        needs: list[str] = []
+        if not state.scrape_done:
+            needs.append("google_maps")
+        if state.needs_enrichment:
+            needs.append("pagespeed")
+        if state.unwritten or state.outbox:
+            needs.append("database")
+        waiting = [name for name in needs if name in down]
+        if state.to_enrich and deps.daily_quota_spent():
+            waiting.append("pagespeed_daily_quota")
+        if waiting != self._waiting_on:
+            if waiting:
+                log.warning("job waiting on an outage", extra={"job_id": state.job_id, "waiting_on": waiting})
+            elif self._waiting_on:
+                log.info("job no longer waiting", extra={"job_id": state.job_id})
+            self._waiting_on = waiting
+        if waiting and self._waiting_since is None:
+            self._waiting_since = now
+        elif not waiting and self._waiting_since is not None:
+            self._paused += now - self._waiting_since
+            self._waiting_since = None
+        if self._waiting_since is not None and now - self._waiting_since >= deps.timing.max_wait:
+            state.stop(
+                "requeued",
+                f"waited {now - self._waiting_since:.0f}s on {', '.join(waiting)} (jobs.max_wait): back in the queue",
+            )
+
+    async def _feed(self) -> None:
+        """Lead failures to the writer; queued leads to the enricher while its mailbox has room."""
+        state, deps = self.state, self.deps
+        while state.outbox:
+            await deps.writer.tell(state.outbox[0])
+            state.outbox.popleft()
+        if deps.daily_quota_spent():
+            return
+        mailbox = deps.enricher.mailbox
+        while not mailbox.full() and state.active:
+            message = state.next_enrichment()
+            if message is None:
+                break
+            mailbox.put_nowait(message)
+
+    # -- the lease --------------------------------------------------------------------------------
+
+    async def _keep_lease(self) -> None:
+        state, deps, clock = self.state, self.deps, self.deps.clock
+        timing = deps.timing
+        # The lease was taken just before this driver started: counting from now is conservative.
+        valid_until = clock.monotonic() + timing.lease_ttl
+        failures = 0
+        while True:
+            now = clock.monotonic()
+            stop_at = valid_until - timing.lease_margin
+            await clock.sleep(max(0.0, min(now + timing.renew_every, stop_at) - now))
+            if clock.monotonic() >= stop_at:
+                self.lapsed = True
+                state.stop(
+                    "lease_lost",
+                    f"lease not renewed for {timing.lease_ttl - timing.lease_margin:.0f}s; stopped before it lapses",
+                )
+                return
+            sent = clock.monotonic()
+            try:
+                async with asyncio.timeout(timing.renew_timeout):
+                    renewed = await deps.store.renew_lease(state.job_id, deps.owner, timing.lease_ttl)
+            except (StoreUnavailable, TimeoutError) as exc:
+                failures += 1
+                if failures == 1 or failures % 10 == 0:
+                    log.warning(
+                        "lease renewal failed; retrying",
+                        extra={"job_id": state.job_id, "error": redact(str(exc)) or type(exc).__name__},
+                    )
+                continue
+            failures = 0
+            if renewed:
+                valid_until = sent + timing.lease_ttl
+                continue
+            current = await self._call(deps.store.get_job, state.job_id)
+            if current is not None and current.status == "cancelled":
+                state.stop("cancelled")
+            else:
+                state.stop("lease_lost", "the job's lease is held by another daemon")
+            return
+
+    # -- progress and the end ---------------------------------------------------------------------
+
+    def progress_fields(self) -> dict[str, Any]:
+        state = self.state
+        fields: dict[str, Any] = {
+            "limit": state.spec.limit,
+            "enrichments_outstanding": len(state.to_enrich) + len(state.enriching),
+            "unwritten": len(state.unwritten) + len(state.outbox),
+            "waiting_on": list(self._waiting_on),
+            "paused_s": round(self._paused, 1),
+        }
+        if state.malformed:
+            fields["malformed"] = state.malformed
+        if state.outcome is not None:
+            fields["end_reason"] = state.outcome.end_reason
+            fields["feed_exhausted"] = state.outcome.feed_exhausted
+        return fields
+
+    async def progress(self) -> None:
+        state = self.state
+        extra = self.progress_fields()
+        # An outage only delays the save to the next tick; the event goes out regardless.
+        with contextlib.suppress(StoreUnavailable):
+            await self._save(extra)
+        self.deps.events.publish("job.progress", job_id=state.job_id, counters=state.counters(), **extra)
+
+    async def _save(self, progress: dict[str, Any]) -> bool:
+        c = self.state.counters()
+        return await self.deps.store.update_job(
+            self.state.job_id,
+            self.deps.owner,
+            found=c["found"],
+            qualified=c["qualified"],
+            enriched=c["enriched"],
+            written=c["written"],
+            failed=c["failed"],
+            progress=progress,
+        )
+
+    async def _finish(self) -> None:
+        state, deps = self.state, self.deps
+        reason = state.stop_reason
+        if reason == "lease_lost":
+            log.warning("job lost its lease; left to its holder", extra={"job_id": state.job_id, "error": state.error})
+            return
+        if reason != "shutdown":
+            # Whatever the end, what was found is written before the counters are final. (At
+            # shutdown the writer flushes on its own way out, and the next start resumes the rest.)
+            await self._drain_outbox()
+            await _wait_until(
+                lambda: not state.unwritten and not state.outbox, state.changed, deps.timing.cancel_grace
+            )
+        counters = state.counters()
+        extra = self.progress_fields()
+        await self._call(self._save, extra)
+        if reason in ("shutdown", "requeued"):
+            wait = deps.timing.requeue_after if reason == "requeued" else 0.0
+            released = await self._call(deps.store.release_lease, state.job_id, deps.owner, wait_s=wait)
+            log.info(
+                "job handed back",
+                extra={
+                    "job_id": state.job_id, "reason": reason, "error": state.error, "released": released, **counters
+                },
+            )
+            if reason == "requeued":
+                deps.events.publish(
+                    "job.progress", job_id=state.job_id, counters=counters, requeued=state.error, **extra
+                )
+            return
+        status: JobStatus = "succeeded" if reason is None else "cancelled" if reason == "cancelled" else "failed"
+        finished = await self._call(deps.store.finish_job, state.job_id, deps.owner, status, state.error)
+        if not finished:
+            # Another daemon holds the job now (our lease lapsed unseen): its end is that daemon's to say.
+            log.warning("job finished elsewhere; not announced here", extra={"job_id": state.job_id})
+            return
+        deps.metrics.leads.labels(stage="qualified").inc(counters["qualified"])
+        self.publish_finished(state.job_id, status, counters, state.error, **extra)
+        log.info("job finished", extra={"job_id": state.job_id, "status": status, "error": state.error, **counters})
+        if state.parent_id is not None:
+            parent = await self._call(deps.store.refresh_parent, state.parent_id)
+            if parent is not None and parent.finished:
+                self.publish_finished(parent.id, parent.status, {k: getattr(parent, k) for k in counters}, parent.error)
+
+    async def _drain_outbox(self) -> None:
+        state = self.state
+        while state.outbox:
+            try:
+                async with asyncio.timeout(self.deps.timing.cancel_grace):
+                    await self.deps.writer.tell(state.outbox[0])
+            except TimeoutError:
+                return
+            state.outbox.popleft()
+
+    def publish_finished(
+        self, job_id: str, status: str, counters: dict[str, int], error: str | None, **fields: Any
+    ) -> None:
+        publish_finished(self.deps.events, self.deps.metrics, job_id, status, counters, error, **fields)
+
+    async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T | None:
+        return await call_through_outage(self.deps.clock, self.deps.stopping, fn, *args, **kwargs)
+
+
+def publish_finished(
+    events: EventSink,
+    metrics: Metrics,
+    job_id: str,
+    status: str,
+    counters: dict[str, int],
+    error: str | None,
+    **fields: Any,
+) -> None:
+    metrics.jobs.labels(status=status).inc()
+    events.publish("job.finished", job_id=job_id, status=status, counters=counters, error=error, **fields)
+
+
+async def call_through_outage(
+    clock: Clock, stopping: Callable[[], bool], fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+) -> T | None:
+    """A store call retried through an outage; None when the coordinator stops first."""
+    delay = 0.1
+    while True:
+        try:
+            return await fn(*args, **kwargs)
+        except StoreUnavailable as exc:
+            if stopping():
+                log.warning("store call abandoned at stop", extra={"error": redact(str(exc))})
+                return None
+            await clock.sleep(delay)
+            delay = min(_STORE_RETRY_CAP, delay * 2)
+
+
+async def _wait_until(
+    condition: Callable[[], bool], changed: asyncio.Event, timeout: float  # noqa: ASYNC109
+) -> bool:
+    """Wait until ``condition()`` holds, re-checking whenever ``changed`` is set; False after ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not condition():
+                changed.clear()
+                await changed.wait()
+    except TimeoutError:
+        return condition()
+    return True
+
+
+def _listing(row: dict[str, Any]) -> Listing:
+    values: dict[str, Any] = {name: row.get(name) for name in LISTING_FIELDS}
+    hours = values.get("hours")
+    if hours is not None:
+        values["hours"] = tuple(tuple(pair) for pair in hours)
+    return Listing(**values)

@@ -1,0 +1,275 @@
+"""One job's truth while it runs in this daemon: the only place its counters and completion change.
+
+Actors hold a :class:`JobState` as a :class:`~leadlawk_daemon.messages.JobHandle`: they read it and
+``report`` facts; :meth:`JobState.apply` is the one function that turns a fact into a change. It
+also classifies failures (see the README's failure-model table):
+
+* a lead's own failure (its PageSpeed calls ran out of retries while PageSpeed served others, the
+  store refused its row, an actor crashed on it every time) is recorded on the lead, counted in
+  ``failed``, dead-lettered once, and the job goes on;
+* a job's own failure (a search Google answers with nothing readable, a scrape that crashes the
+  scraper every time) stops the job with the cause in ``error``;
+* an outage never reaches here as a failure: the actors wait on their breakers, and the job's
+  driver reports the job as waiting (see ``jobs.driver``).
+
+Counters are sets of place ids, so a fact repeated after a crash counts once, and a resumed run
+starts from what the store holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from actors.dead_letters import DeadLetter
+from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.logs import redact
+from leadlawk_daemon.maps.scraper import ScrapeOutcome
+from leadlawk_daemon.messages import (
+    EnrichLead,
+    EnrichmentReturned,
+    Fact,
+    GaveUp,
+    LeadEnriched,
+    LeadFailed,
+    LeadScraped,
+    RowsCommitted,
+    ScrapeEnded,
+    ScrapeFailed,
+    ScrapeJob,
+    WriteEnrichment,
+    WriteLead,
+    WriteLeadStatus,
+)
+from leadlawk_daemon.pagespeed.result import PageSpeedResult
+from leadlawk_daemon.qualify import Filters
+
+__all__ = ["JobState", "StopReason"]
+
+log = logging.getLogger("leadlawk.jobs")
+
+# cancelled: by a user; max_runtime: the spec's budget; failed: a cause retrying cannot fix;
+# shutdown: handed back for another start; requeued: an outage outlasted jobs.max_wait;
+# lease_lost: another daemon may hold the job now.
+StopReason = Literal["cancelled", "max_runtime", "failed", "shutdown", "requeued", "lease_lost"]
+
+# What the writer holds for a job that is not durable yet: (kind, place id).
+Unwritten = tuple[Literal["lead", "pagespeed", "status"], str]
+
+
+@dataclass(eq=False)
+class JobState:
+    job_id: str
+    spec: JobSpec
+    filters: Filters
+    parent_id: str | None = None
+    # Where lead dead letters go (the daemon's dead-letter writer): set by the driver.
+    dead_letters: Callable[[DeadLetter], None] | None = None
+
+    found: set[str] = field(default_factory=set)
+    written: set[str] = field(default_factory=set)
+    enriched: set[str] = field(default_factory=set)
+    qualified: dict[str, bool] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+    malformed: int = 0
+    tested: dict[str, tuple[PageSpeedResult, ...]] = field(default_factory=dict)
+    unwritten: set[Unwritten] = field(default_factory=set)
+    # Leads waiting for the enricher (fed by the driver while its mailbox has room), and those in it.
+    to_enrich: collections.deque[Listing] = field(default_factory=collections.deque)
+    enriching: set[str] = field(default_factory=set)
+    # Lead failures to record on job_leads: sent to the writer by the driver.
+    outbox: collections.deque[WriteLeadStatus] = field(default_factory=collections.deque)
+    scrape_done: bool = False
+    outcome: ScrapeOutcome | None = None
+    stop_reason: StopReason | None = None
+    error: str | None = None
+    _stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    # -- the handle actors see --------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.stop_reason is None
+
+    @property
+    def stopped(self) -> asyncio.Event:
+        return self._stopped
+
+    def known_place_ids(self) -> frozenset[str]:
+        return frozenset(self.found)
+
+    def results_for(self, place_id: str) -> tuple[PageSpeedResult, ...]:
+        return self.tested.get(place_id, ())
+
+    def report(self, fact: Fact) -> None:
+        try:
+            self.apply(fact)
+        except Exception:  # a bug here must not unwind an actor mid-message
+            log.exception("job state could not apply a fact", extra={"job_id": self.job_id})
+        self.changed.set()
+
+    # -- derived ----------------------------------------------------------------------------------
+
+    @property
+    def wants_pagespeed(self) -> bool:
+        return self.spec.pagespeed.enabled
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        return tuple(self.spec.pagespeed.strategies)
+
+    @property
+    def needs_enrichment(self) -> bool:
+        return bool(self.to_enrich or self.enriching)
+
+    @property
+    def complete(self) -> bool:
+        return self.scrape_done and not self.needs_enrichment and not self.unwritten and not self.outbox
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "found": len(self.found),
+            "qualified": sum(1 for ok in self.qualified.values() if ok),
+            "enriched": len(self.enriched),
+            "written": len(self.written),
+            "failed": len(self.failed) + self.malformed,
+        }
+
+    def scrape_message(self) -> ScrapeJob:
+        return ScrapeJob(self)
+
+    def next_enrichment(self) -> EnrichLead | None:
+        """The next lead for the enricher, now counted as in it."""
+        while self.to_enrich:
+            listing = self.to_enrich.popleft()
+            place_id = listing.place_id
+            if place_id is None or place_id in self.enriching:
+                continue
+            self.enriching.add(place_id)
+            return EnrichLead(self, listing)
+        return None
+
+    def put_back(self, message: EnrichLead) -> None:
+        """An enrichment taken by :meth:`next_enrichment` that could not be sent."""
+        if message.listing.place_id is not None:
+            self.enriching.discard(message.listing.place_id)
+        self.to_enrich.appendleft(message.listing)
+
+    # -- changes ----------------------------------------------------------------------------------
+
+    def stop(self, reason: StopReason, error: str | None = None) -> None:
+        """Stop the run (the first reason wins): its scrape and enrichments end, its driver finishes it."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self.error = error
+            self._stopped.set()
+        self.changed.set()
+
+    def resume_from(self, rows: list[dict[str, object]], listing: Callable[[dict[str, object]], Listing]) -> None:
+        """What the store already holds for this job: counted, and enriched again where incomplete."""
+        for row in rows:
+            place_id = row["place_id"]
+            assert isinstance(place_id, str)
+            self.found.add(place_id)
+            self.written.add(place_id)
+            if row.get("qualified") is not None:
+                self.qualified[place_id] = bool(row["qualified"])
+            tested = [s for s in self.strategies if row.get(f"{s}_tested_at") is not None]
+            if len(tested) == len(self.strategies):
+                self.enriched.add(place_id)
+            elif self.wants_pagespeed and row.get("website"):
+                self.to_enrich.append(listing(row))
+
+    def apply(self, fact: Fact) -> None:
+        match fact:
+            case LeadScraped(listing=listing):
+                place_id = listing.place_id
+                if place_id is None:
+                    return
+                self.found.add(place_id)
+                self.unwritten.add(("lead", place_id))
+                if self.wants_pagespeed and listing.website and place_id not in self.enriched:
+                    self.to_enrich.append(listing)
+            case ScrapeEnded(outcome=outcome):
+                self.outcome = outcome
+                self.malformed = outcome.malformed
+                self.scrape_done = True
+            case ScrapeFailed(reason=reason):
+                self.stop("failed", f"the search could not be read: {reason}")
+            case LeadEnriched(place_id=place_id, handed_to_writer=handed):
+                self.enriching.discard(place_id)
+                if handed:
+                    self.unwritten.add(("pagespeed", place_id))
+            case EnrichmentReturned(listing=listing):
+                if listing.place_id is not None:
+                    self.enriching.discard(listing.place_id)
+                if self.active:
+                    self.to_enrich.append(listing)
+            case LeadFailed():
+                self._lead_failed(fact)
+            case RowsCommitted():
+                self._committed(fact)
+            case GaveUp():
+                self._gave_up(fact)
+
+    def _committed(self, fact: RowsCommitted) -> None:
+        for place_id in fact.leads:
+            self.written.add(place_id)
+            self.unwritten.discard(("lead", place_id))
+        for place_id, results in fact.enrichments:
+            self.tested[place_id] = results
+            self.enriched.add(place_id)
+            self.unwritten.discard(("pagespeed", place_id))
+            # A lead enriched after a failure (a replay) has failed no longer.
+            self.failed.pop(place_id, None)
+        for place_id in fact.statuses:
+            self.unwritten.discard(("status", place_id))
+        self.qualified.update(fact.verdicts)
+
+    def _lead_failed(self, fact: LeadFailed) -> None:
+        place_id = fact.place_id
+        self.enriching.discard(place_id)
+        if fact.stage == "store":
+            self.unwritten.discard(("lead", place_id))
+            self.unwritten.discard(("pagespeed", place_id))
+        if place_id in self.failed:
+            return  # one failure per lead is recorded and dead-lettered, however often it is reported
+        reason = redact(fact.reason)
+        self.failed[place_id] = f"{fact.stage}: {reason}"
+        log.warning(
+            "lead failed; the job goes on",
+            extra={"job_id": self.job_id, "place_id": place_id, "stage": fact.stage, "reason": reason},
+        )
+        if self.dead_letters is not None:
+            payload = {"job_id": self.job_id, "place_id": place_id, "stage": fact.stage, **fact.payload}
+            self.dead_letters(DeadLetter("lead", payload, reason, 1, fact.stage))
+        if fact.stage != "store" and place_id in self.found:
+            # Its row exists (or is on its way): the failure is recorded on it.
+            self.outbox.append(WriteLeadStatus(self, place_id, f"{fact.stage}: {reason}"))
+            self.unwritten.add(("status", place_id))
+
+    def _gave_up(self, fact: GaveUp) -> None:
+        message = fact.message
+        reason = f"{fact.actor} failed {fact.attempts} times: {fact.reason}"
+        if isinstance(message, ScrapeJob):
+            # The same search crashed the scraper every time (the browser, the parser): retrying the
+            # job would do the same. An outage never gets here: the scraper waits those out.
+            if self.dead_letters is not None:
+                self.dead_letters(DeadLetter("job", message.to_dict(), fact.reason, fact.attempts, fact.actor))
+            self.stop("failed", reason)
+        elif isinstance(message, EnrichLead):
+            place_id = message.listing.place_id
+            if place_id is not None:
+                self._lead_failed(LeadFailed(place_id, "pagespeed", reason, message.to_dict()))
+        elif isinstance(message, WriteLead | WriteEnrichment):
+            place_id = message.listing.place_id
+            if place_id is not None:
+                self._lead_failed(LeadFailed(place_id, "store", reason, message.to_dict()))
+        elif isinstance(message, WriteLeadStatus):
+            self.unwritten.discard(("status", message.place_id))

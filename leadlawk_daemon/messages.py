@@ -1,0 +1,230 @@
+"""The pipeline's vocabulary: work for the actors, and the facts they report about a job.
+
+Actors see a job only through a :class:`JobHandle`: they read its spec and filters, race their
+work against its ``stopped`` event, and :meth:`~JobHandle.report` what happened as a
+:data:`Fact`. They change no counter and decide nothing about the job: its owner (one per job,
+``leadlawk_daemon.jobs.owner.JobOwner``) applies every fact, classifies failures and finishes it.
+This module sits below both layers, so that actors import nothing of ``jobs/``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.maps.scraper import ScrapeOutcome
+from leadlawk_daemon.pagespeed.result import PageSpeedResult
+from leadlawk_daemon.qualify import Filters
+
+__all__ = [
+    "EnrichLead",
+    "EnrichmentReturned",
+    "Fact",
+    "GaveUp",
+    "JobHandle",
+    "LeadEnriched",
+    "LeadFailed",
+    "LeadScraped",
+    "RowsCommitted",
+    "ScrapeEnded",
+    "ScrapeFailed",
+    "ScrapeJob",
+    "Stage",
+    "WorkMessage",
+    "WriteEnrichment",
+    "WriteLead",
+    "WriteLeadStatus",
+    "WriterMessage",
+]
+
+# Where a lead failed: its PageSpeed calls, its website, its row in the store.
+Stage = Literal["pagespeed", "site", "store", "scrape"]
+
+
+# -- facts: what actors report to a job's owner ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LeadScraped:
+    """A listing was read and handed to the writer, with its rank in the results."""
+
+    listing: Listing
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeEnded:
+    """The search is read to its end (or the job's limit)."""
+
+    outcome: ScrapeOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeFailed:
+    """The search cannot be read while Google answers: a cause that retrying does not fix."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeadEnriched:
+    """A lead's enrichment is done: its PageSpeed results were handed to the writer (or there was
+    nothing to test, ``handed_to_writer`` false)."""
+
+    place_id: str
+    handed_to_writer: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EnrichmentReturned:
+    """A lead's enrichment did not run now (its job stopped, the daily quota is spent): the owner
+    keeps it for later."""
+
+    listing: Listing
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class LeadFailed:
+    """One lead failed one stage for a reason of its own: recorded on the lead, the job goes on."""
+
+    place_id: str
+    stage: Stage
+    reason: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RowsCommitted:
+    """The writer made these rows durable. ``verdicts``: place id → qualified, as written."""
+
+    leads: tuple[str, ...]
+    enrichments: tuple[tuple[str, tuple[PageSpeedResult, ...]], ...]
+    verdicts: dict[str, bool]
+    statuses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp:
+    """An actor's handler crashed on a message of this job ``attempts`` times: the runtime gave up
+    on it. The owner decides what that means for the job and dead-letters it once."""
+
+    actor: str
+    message: WorkMessage
+    reason: str
+    attempts: int
+
+
+Fact = (
+    LeadScraped
+    | ScrapeEnded
+    | ScrapeFailed
+    | LeadEnriched
+    | EnrichmentReturned
+    | LeadFailed
+    | RowsCommitted
+    | GaveUp
+)
+
+
+class JobHandle(Protocol):
+    """What an actor may know of a job, and the one way it reports back."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def spec(self) -> JobSpec: ...
+
+    @property
+    def filters(self) -> Filters: ...
+
+    @property
+    def active(self) -> bool:
+        """False once the job stopped (finished, cancelled, handed back): drop its work."""
+        ...
+
+    @property
+    def stopped(self) -> asyncio.Event:
+        """Set when the job stops: race long work against it (``racing.unless_set``)."""
+        ...
+
+    def known_place_ids(self) -> frozenset[str]:
+        """Leads of this job already handed on (or stored): a repeated scrape skips them."""
+        ...
+
+    def results_for(self, place_id: str) -> tuple[PageSpeedResult, ...]:
+        """The PageSpeed results committed for a lead of this job, for its qualification."""
+        ...
+
+    def report(self, fact: Fact) -> None:
+        """Tell the job's owner what happened. Never blocks, never raises."""
+        ...
+
+
+# -- work: what actors send each other ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ScrapeJob:
+    job: JobHandle
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.job.spec
+        return {"job_id": self.job.job_id, "query": spec.query, "location": spec.location}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class EnrichLead:
+    job: JobHandle
+    listing: Listing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job.job_id, "place_id": self.listing.place_id, "website": self.listing.website}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WriteLead:
+    """A listing as scraped, with its rank in the job's results."""
+
+    job: JobHandle
+    listing: Listing
+    rank: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job.job_id, "rank": self.rank, "listing": self.listing.to_dict()}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WriteEnrichment:
+    """PageSpeed results for a lead (a broken site's included): rows, and its qualification again."""
+
+    job: JobHandle
+    listing: Listing
+    results: tuple[PageSpeedResult, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job.job_id,
+            "place_id": self.listing.place_id,
+            "strategies": [r.strategy for r in self.results],
+        }
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WriteLeadStatus:
+    """A lead's own failure, recorded on its ``job_leads`` row (``status``, ``error``)."""
+
+    job: JobHandle
+    place_id: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job.job_id, "place_id": self.place_id, "error": self.error}
+
+
+WriterMessage = WriteLead | WriteEnrichment | WriteLeadStatus
+WorkMessage = ScrapeJob | EnrichLead | WriterMessage
