@@ -156,7 +156,7 @@ def deobfuscate(text: str) -> str:
 
 def emails_in_text(text: str) -> list[str]:
     """Every address-shaped string in ``text``, disguises undone, in order of appearance."""
-    if "@" not in text and "at" not in text.lower():
+    if "@" not in text and _AT.search(text) is None:
         return []
     return [m.group(1) for m in _EMAIL.finditer(deobfuscate(text))]
 
