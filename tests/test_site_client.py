@@ -5,11 +5,13 @@ and every limit (redirects, time, size) cutting what it must."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 
 from leadlawk_daemon.clock import FakeClock
@@ -18,6 +20,7 @@ from leadlawk_daemon.replicas.sites_content import answers
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import SitesSettings, load_settings
 from leadlawk_daemon.sites import EgressGuard, EgressOutage, ProxyUnreachable, SiteClient, SiteStatus
+from leadlawk_daemon.sites.command import run_site_command
 
 
 @pytest.fixture
@@ -230,3 +233,16 @@ async def test_egress_breaker_opens_on_many_different_unreachable_sites(replica:
         assert client.cache.get("t-dns-2.example") is None
         with pytest.raises(EgressOutage):
             await run("t-ok-later.example")
+
+
+async def test_site_command_reads_urls_through_the_proxy(replica: SitesReplica) -> None:
+    out = io.StringIO()
+    settings = _settings(replica)
+    status = await asyncio.to_thread(
+        run_site_command, settings, ["http://t-ok-wix-cli.example/", "t-parked-cli.example", "ftp://x"], out)
+    first, second, third = (orjson.loads(line) for line in out.getvalue().splitlines())
+    assert status == 1  # the ftp:// target
+    assert (first["cms"], first["status"]) == ("wix", "ok")
+    assert sorted(first["emails"]) == answers(replica.profile("t-ok-wix-cli.example"))["emails"]
+    assert (second["status"], second["reason"]) == ("parked", "parking page")
+    assert third == {"site": "ftp://x", "error": "not a website URL: 'ftp://x'"}
