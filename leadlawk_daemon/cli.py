@@ -123,6 +123,7 @@ def _control(args: argparse.Namespace) -> int:
                 job_id=args.id,
                 max_bytes=settings.server.max_body_bytes,
                 **_area_options(args, settings),
+                site=_site_filters(args),
             )
             return asyncio.run(control.submit_job(settings, spec, wait=args.wait, out=out))
         if args.command == "jobs":
@@ -195,7 +196,7 @@ def _collect(args: argparse.Namespace) -> int:
             args.query, location=args.location, limit=args.limit, min_rating=args.min_rating,
             min_reviews=args.min_reviews, website=args.website, pagespeed=not args.no_pagespeed,
             strategies=args.strategy, max_score=args.max_score, max_runtime_s=args.max_runtime, job_id=args.id,
-            max_bytes=settings.server.max_body_bytes, **_area_options(args, settings),
+            max_bytes=settings.server.max_body_bytes, **_area_options(args, settings), site=_site_filters(args),
         )
         job, rows = asyncio.run(collect.collect(settings, spec, output=args.output, progress=sys.stderr))
     except control.ControlError as exc:
@@ -222,6 +223,33 @@ def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--max-score", type=int, help="qualify only sites whose mobile performance is at most this")
     command.add_argument("--max-runtime", type=int, help="seconds before the job fails (default 1800)")
     command.add_argument("--id", help="a client key: submitting the same id twice runs the job once")
+    command.add_argument("--require-email", action="store_true", help="qualify only leads whose site shows an email")
+    command.add_argument("--site-status", action="append", choices=["ok", "dead", "parked", "blocked"],
+                         help="qualify only leads whose site is this (repeatable)")
+    command.add_argument("--built-with", action="append", metavar="CMS",
+                         help="qualify only sites built with this: wix, squarespace, godaddy, wordpress, weebly, "
+                              "shopify, other, handwritten (repeatable)")
+    command.add_argument("--older-than", type=int, metavar="YEAR", help="qualify only sites last updated before YEAR")
+    command.add_argument("--no-https", action="store_true", help="qualify only sites without https")
+    command.add_argument("--no-viewport", action="store_true", help="qualify only sites without a mobile viewport")
+
+
+def _site_filters(args: argparse.Namespace) -> dict[str, object] | None:
+    """The job spec's ``site`` object from the flags (validated with the rest of the spec)."""
+    site: dict[str, object] = {}
+    if args.require_email:
+        site["require_email"] = True
+    if args.site_status:
+        site["status"] = args.site_status
+    if args.built_with:
+        site["built_with"] = args.built_with
+    if args.older_than is not None:
+        site["older_than_year"] = args.older_than
+    if args.no_https:
+        site["no_https"] = True
+    if args.no_viewport:
+        site["no_mobile_viewport"] = True
+    return site or None
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -67,6 +67,7 @@ def spec_from_options(
     coverage: str | None = None,
     area: dict[str, Any] | None = None,
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
+    site: Mapping[str, Any] | None = None,
 ) -> JobSpec:
     raw: dict[str, Any] = {"query": query}
     optional = {
@@ -79,6 +80,7 @@ def spec_from_options(
         "id": job_id,
         "coverage": coverage,
         "area": area,
+        "site": dict(site) if site else None,
     }
     raw |= {key: value for key, value in optional.items() if value is not None}
     psi: dict[str, Any] = {"enabled": pagespeed}

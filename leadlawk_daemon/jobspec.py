@@ -77,8 +77,12 @@ _TOP_FIELDS = (
     "max_runtime_s",
     "coverage",
     "area",
+    "site",
 )
 _PAGESPEED_FIELDS = ("enabled", "strategies", "max_score")
+_SITE_FIELDS = ("enabled", "require_email", "status", "built_with", "older_than_year", "no_https", "no_mobile_viewport")
+SITE_STATUSES = ("ok", "dead", "parked", "blocked")
+SITE_BUILDERS = ("wix", "squarespace", "godaddy", "wordpress", "weebly", "shopify", "other", "handwritten")
 _SHOWN = 60
 
 
@@ -105,6 +109,37 @@ class PageSpeedSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteSpec:
+    """``"site": {...}``: read each lead's website (``enabled``), and qualify leads by what it says."""
+
+    enabled: bool = True
+    require_email: bool = False
+    status: tuple[str, ...] = ()
+    built_with: tuple[str, ...] = ()
+    older_than_year: int | None = None
+    no_https: bool = False
+    no_mobile_viewport: bool = False
+
+    @property
+    def filtering(self) -> bool:
+        return bool(self.require_email or self.status or self.built_with or self.older_than_year is not None
+                    or self.no_https or self.no_mobile_viewport)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"enabled": self.enabled}
+        for name in ("require_email", "no_https", "no_mobile_viewport"):
+            if getattr(self, name):
+                out[name] = True
+        if self.status:
+            out["status"] = list(self.status)
+        if self.built_with:
+            out["built_with"] = list(self.built_with)
+        if self.older_than_year is not None:
+            out["older_than_year"] = self.older_than_year
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     """A valid job: one of ``query`` / ``queries`` is set; a batch has ``queries`` or ``locations``."""
 
@@ -122,6 +157,7 @@ class JobSpec:
     # "area": every business inside ``area`` (None: the location's own extent), up to ``limit``.
     coverage: Coverage = "first"
     area: Area | None = None
+    site: SiteSpec = field(default_factory=SiteSpec)
     # Set on the children of a batch; not part of the spec a client writes.
     parent_id: str | None = None
 
@@ -173,6 +209,8 @@ class JobSpec:
             out["coverage"] = self.coverage
             if self.area is not None:
                 out["area"] = area_to_dict(self.area)
+        if self.site != SiteSpec():
+            out["site"] = self.site.to_dict()  # only when set: other jobs' stored specs are as they were
         return out
 
 
@@ -412,6 +450,7 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
         elif value != "any":
             c.fail("website", "must be one of 'any', 'required', 'none'", value)
     pagespeed = _pagespeed(c, obj["pagespeed"]) if "pagespeed" in obj else PageSpeedSpec()
+    site = _site(c, obj["site"]) if "site" in obj else SiteSpec()
     max_runtime_s = (
         c.number("max_runtime_s", obj["max_runtime_s"], 0, MAX_RUNTIME_CAP_S, exclusive_low=True)
         if "max_runtime_s" in obj
@@ -424,6 +463,7 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
     assert limit is not None
     assert max_runtime_s is not None
     assert pagespeed is not None
+    assert site is not None
     return JobSpec(
         id=job_id,
         query=query,
@@ -438,7 +478,45 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
         max_runtime_s=max_runtime_s,
         coverage=coverage,
         area=area,
+        site=site,
     )
+
+
+def _choices(c: _Checker, path: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not value:
+        c.fail(path, f"must be a non-empty array of {', '.join(repr(a) for a in allowed)}", value)
+        return ()
+    picked: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or item not in allowed:
+            c.fail(f"{path}[{i}]", f"must be one of {', '.join(repr(a) for a in allowed)}", item)
+        elif item not in picked:
+            picked.append(item)
+    return tuple(picked)
+
+
+def _site(c: _Checker, value: Any) -> SiteSpec | None:
+    if not isinstance(value, Mapping):
+        c.fail("site", f"must be an object, not {_json_type(value)}", value)
+        return None
+    c.unknown("site", value, _SITE_FIELDS)
+    before = len(c.problems)
+    flags: dict[str, bool] = {}
+    for name, default in (("enabled", True), ("require_email", False), ("no_https", False),
+                          ("no_mobile_viewport", False)):
+        flag = value.get(name, default)
+        if not isinstance(flag, bool):
+            c.fail(f"site.{name}", f"must be true or false, not {_json_type(flag)}", flag)
+        flags[name] = bool(flag)
+    status = _choices(c, "site.status", value["status"], SITE_STATUSES) if "status" in value else ()
+    built = _choices(c, "site.built_with", value["built_with"], SITE_BUILDERS) if "built_with" in value else ()
+    year = (
+        c.integer("site.older_than_year", value["older_than_year"], 1990, 2100)
+        if value.get("older_than_year") is not None else None
+    )
+    if len(c.problems) > before:
+        return None
+    return SiteSpec(status=status, built_with=built, older_than_year=year, **flags)
 
 
 def _pagespeed(c: _Checker, value: Any) -> PageSpeedSpec | None:

@@ -12,18 +12,24 @@ Choices, documented in the README:
 - A lead whose website has no mobile result yet (enrichment failed or did not run) does not
   qualify while ``max_score`` is set, with the reason saying so; it can qualify on a later run.
 - An unknown rating or review count does not meet a minimum.
+- ``site`` filters read the lead's site report (``leadlawk_daemon.sites``): a lead whose website
+  was not read yet, or that has no website, does not meet a site filter; an unknown fact (no
+  copyright year, a dead site's viewport) does not meet the filter that asks for it.
+  ``older_than_year`` compares the newest of the copyright year and ``Last-Modified``'s year.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from leadlawk_daemon.jobspec import SiteSpec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
+from leadlawk_daemon.sites.report import SiteReport
 
-__all__ = ["Filters", "Qualification", "qualify"]
+__all__ = ["Filters", "Qualification", "qualify", "site_reasons"]
 
 WebsiteRule = Literal["any", "required", "none"]
 
@@ -34,6 +40,7 @@ class Filters:
     min_reviews: int | None = None
     website: WebsiteRule = "any"
     max_score: int | None = None
+    site: SiteSpec = field(default_factory=SiteSpec)
 
     def __post_init__(self) -> None:
         if self.website not in ("any", "required", "none"):
@@ -52,11 +59,13 @@ class Filters:
         max_score = pagespeed.get("max_score") if isinstance(pagespeed, Mapping) else None
         if isinstance(pagespeed, Mapping) and pagespeed.get("enabled") is False:
             max_score = None
+        site = spec.get("site")
         return cls(
             min_rating=spec.get("min_rating"),
             min_reviews=spec.get("min_reviews"),
             website=spec.get("website") or "any",
             max_score=max_score,
+            site=_site_spec(site) if isinstance(site, Mapping) else SiteSpec(),
         )
 
 
@@ -71,7 +80,58 @@ def _fmt(value: float) -> str:
     return f"{value:.1f}"
 
 
-def qualify(listing: Listing, results: Sequence[PageSpeedResult], filters: Filters) -> Qualification:
+def _site_spec(raw: Mapping[str, Any]) -> SiteSpec:
+    year = raw.get("older_than_year")
+    return SiteSpec(
+        enabled=raw.get("enabled") is not False,
+        require_email=raw.get("require_email") is True,
+        status=tuple(raw.get("status") or ()),
+        built_with=tuple(raw.get("built_with") or ()),
+        older_than_year=year if isinstance(year, int) else None,
+        no_https=raw.get("no_https") is True,
+        no_mobile_viewport=raw.get("no_mobile_viewport") is True,
+    )
+
+
+def site_reasons(listing: Listing, site: SiteReport | None, wanted: SiteSpec) -> list[str]:
+    """Why ``site`` does not meet the job's site filters, one line per unmet filter."""
+    if not wanted.filtering:
+        return []
+    if not listing.website:
+        return ["no website to read (site filters set)"]
+    if site is None:
+        return ["website not read yet (site filters set)"]
+    reasons: list[str] = []
+    if wanted.require_email and not site.emails:
+        reasons.append("no email address found on the website")
+    if wanted.status and site.status.value not in wanted.status:
+        reasons.append(f"site is {site.status.value}, wanted {' or '.join(wanted.status)}")
+    if wanted.built_with and site.cms not in wanted.built_with:
+        reasons.append(f"site built with {site.cms or 'unknown'}, wanted {' or '.join(wanted.built_with)}")
+    if wanted.older_than_year is not None:
+        years = [y for y in (site.copyright_year, _year(site.last_modified)) if y is not None]
+        if not years:
+            reasons.append(f"site age unknown (no copyright year, no Last-Modified), "
+                           f"wanted before {wanted.older_than_year}")
+        elif max(years) >= wanted.older_than_year:
+            reasons.append(f"site updated {max(years)}, wanted before {wanted.older_than_year}")
+    if wanted.no_https and site.https is not False:
+        reasons.append("site has https" if site.https else "site's https unknown")
+    if wanted.no_mobile_viewport and site.mobile_viewport is not False:
+        reasons.append("site has a mobile viewport" if site.mobile_viewport else "site's viewport unknown")
+    return reasons
+
+
+def _year(iso_date: str | None) -> int | None:
+    if iso_date and len(iso_date) >= 4 and iso_date[:4].isdigit():
+        return int(iso_date[:4])
+    return None
+
+
+def qualify(
+    listing: Listing, results: Sequence[PageSpeedResult], filters: Filters, site: SiteReport | None = None
+) -> Qualification:
+    """``site``: the lead's site report, when its website was read (``filters.site``)."""
     reasons: list[str] = []
     if filters.min_rating is not None:
         if listing.rating is None:
@@ -97,4 +157,5 @@ def qualify(listing: Listing, results: Sequence[PageSpeedResult], filters: Filte
             reasons.append("mobile performance score missing")
         elif mobile.performance > filters.max_score:
             reasons.append(f"mobile performance {mobile.performance} above {filters.max_score}")
+    reasons.extend(site_reasons(listing, site, filters.site))
     return Qualification(not reasons, tuple(reasons))
