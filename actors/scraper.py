@@ -33,11 +33,14 @@ from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
 from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.maps.area_search import search_area
 from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, UnreachableError
+from leadlawk_daemon.maps.coverage import CoveragePlan
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError, ScrapeOutcome, ScrapeRequest
 from leadlawk_daemon.messages import (
+    AreaCellDone,
     JobHandle,
     LeadScraped,
     ScrapeEnded,
@@ -159,6 +162,8 @@ class Scraper(Actor[ScrapeJob]):
         tries = 0
         while True:
             try:
+                if job.spec.coverage == "area":
+                    return await self._search_area(job, scraper, request)
                 # Known place ids are read again on every try: they grow as listings are emitted.
                 return await scraper.scrape(
                     request, lambda listing, rank: self._emit(job, listing, rank), job.known_place_ids()
@@ -175,6 +180,64 @@ class Scraper(Actor[ScrapeJob]):
                         extra={"job_id": job.job_id, "reason": str(exc), "tries": tries},
                     )
                 await self.clock.sleep(delay)
+
+    async def _search_area(self, job: JobHandle, scraper: MapsScraper, request: ScrapeRequest) -> ScrapeOutcome:
+        """Every business in the job's area: cell after cell, carrying on from the job's plan (a
+        restart or a retry after an outage searches no finished cell again)."""
+        spec, maps = job.spec, self.deps.maps
+        saved = job.coverage_plan()
+        if saved is not None:
+            plan = CoveragePlan.from_json(saved, seen=job.known_place_ids())
+        else:
+            area = spec.area
+            if area is None:
+                # Validation requires a location when there is no area.
+                area = (await scraper.location_viewport(spec.location or "")).bbox
+            plan = CoveragePlan(
+                area,
+                width_px=maps.viewport_width,
+                height_px=maps.viewport_height,
+                limit=spec.limit,
+                cap=maps.results_cap,
+                min_cell_m=maps.min_cell_m,
+            )
+            plan.seen |= job.known_place_ids()
+        emitted = 0
+
+        async def emit(listing: Listing, rank: int) -> None:
+            nonlocal emitted
+            await self._emit(job, listing, rank)
+            emitted += 1
+
+        async def cell_done(plan: CoveragePlan, added: list[Listing]) -> None:
+            progress = plan.progress()
+            job.report(
+                AreaCellDone(
+                    plan.to_json(with_seen=False),
+                    tuple(listing.place_id for listing in added if listing.place_id is not None),
+                    progress.cells_done,
+                    progress.cells_pending,
+                    progress.found,
+                )
+            )
+
+        await search_area(scraper, plan, request, emit, cell_done=cell_done)
+        if plan.cells_saturated:
+            log.warning(
+                "area cells still capped at the minimum size; businesses there may be missing",
+                extra={"job_id": job.job_id, "cells": plan.cells_saturated},
+            )
+        found = len(plan.seen)
+        return ScrapeOutcome(
+            found=found,
+            emitted=emitted,
+            skipped=0,
+            malformed=0,
+            details_fetched=0,
+            scrolls=0,
+            end_reason="limit" if found >= plan.limit else "end_of_list",
+            feed_exhausted=found < plan.limit,
+        )
 
     async def _emit(self, job: JobHandle, listing: Listing, rank: int) -> None:
         if listing.place_id is None:

@@ -20,6 +20,7 @@ from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.qualify import Filters
 
 __all__ = [
+    "AreaCellDone",
     "EnrichLead",
     "EnrichmentReturned",
     "Fact",
@@ -60,6 +61,20 @@ class ScrapeEnded:
     """The search is read to its end (or the job's limit)."""
 
     outcome: ScrapeOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class AreaCellDone:
+    """One cell of an area search is searched (``coverage: "area"``): the plan as it stands now
+    (``CoveragePlan.to_json(with_seen=False)``) and the place ids that cell added, already handed
+    to the writer. The owner persists the plan once those are durable, so that a resumed job
+    searches no finished cell again and loses no lead."""
+
+    plan: dict[str, Any]
+    added: tuple[str, ...]
+    cells_done: int
+    cells_pending: int
+    found: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +135,7 @@ class GaveUp:
 
 Fact = (
     LeadScraped
+    | AreaCellDone
     | ScrapeEnded
     | ScrapeFailed
     | LeadEnriched
@@ -158,6 +174,10 @@ class JobHandle(Protocol):
 
     def results_for(self, place_id: str) -> tuple[PageSpeedResult, ...]:
         """The PageSpeed results committed for a lead of this job, for its qualification."""
+        ...
+
+    def coverage_plan(self) -> dict[str, Any] | None:
+        """An area job's latest coverage plan (without place ids), to carry on from; None at its start."""
         ...
 
     def report(self, fact: Fact) -> None:

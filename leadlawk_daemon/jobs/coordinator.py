@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import MutableMapping
 
 from leadlawk_daemon.jobs.driver import DriverDeps, JobDriver, call_through_outage, publish_finished
@@ -121,7 +122,8 @@ class Coordinator:
             if job is None:
                 return
             try:
-                spec = parse_job_spec(job.spec, _MAX_STORED_SPEC)
+                # Its area was judged when it was admitted; a maximum lowered since holds new jobs only.
+                spec = parse_job_spec(job.spec, _MAX_STORED_SPEC, max_area_km2=math.inf)
             except JobSpecError as exc:
                 reason = f"stored spec is invalid: {exc}"
                 if await call_through_outage(

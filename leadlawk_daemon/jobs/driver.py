@@ -145,6 +145,9 @@ class JobDriver:
             # Rows of this job from a run handed back a moment ago are written first, so that the
             # store tells the whole story.
             await _wait_until(lambda: not retired.unwritten, retired.changed, deps.timing.cancel_grace)
+        if state.spec.coverage == "area":
+            # The cells its last run finished (their leads durable) are not searched again.
+            state.resume_plan(dict(self.job.progress or {}))
         known = await self._call(deps.store.job_place_ids, state.job_id)
         if not known:
             return
@@ -170,7 +173,9 @@ class JobDriver:
             if budget <= 0:
                 state.stop("max_runtime", f"max_runtime_s {state.spec.max_runtime_s:g} exceeded")
                 break
-            if now >= next_progress:
+            if now >= next_progress or state.plan_unsaved:
+                # An area job's plan is saved as soon as a cell's leads are durable: a crash then
+                # repeats no finished cell.
                 next_progress = now + timing.progress_interval
                 await self.progress()
             state.changed.clear()
@@ -287,6 +292,8 @@ class JobDriver:
         if state.outcome is not None:
             fields["end_reason"] = state.outcome.end_reason
             fields["feed_exhausted"] = state.outcome.feed_exhausted
+        if state.spec.coverage == "area":
+            fields["area"] = dict(state.area_progress)
         return fields
 
     async def progress(self) -> None:
@@ -298,17 +305,27 @@ class JobDriver:
         self.deps.events.publish("job.progress", job_id=state.job_id, counters=state.counters(), **extra)
 
     async def _save(self, progress: dict[str, Any]) -> bool:
-        c = self.state.counters()
-        return await self.deps.store.update_job(
-            self.state.job_id,
-            self.deps.owner,
-            found=c["found"],
-            qualified=c["qualified"],
-            enriched=c["enriched"],
-            written=c["written"],
-            failed=c["failed"],
-            progress=progress,
-        )
+        state = self.state
+        c = state.counters()
+        plan = state.durable_plan
+        if plan is not None:
+            # Stored, never published: an event carries the counters only.
+            progress = {**progress, "area_plan": plan}
+        state.plan_unsaved = False
+        try:
+            return await self.deps.store.update_job(
+                state.job_id,
+                self.deps.owner,
+                found=c["found"],
+                qualified=c["qualified"],
+                enriched=c["enriched"],
+                written=c["written"],
+                failed=c["failed"],
+                progress=progress,
+            )
+        except BaseException:
+            state.plan_unsaved = state.plan_unsaved or plan is not None
+            raise
 
     async def _finish(self) -> None:
         state, deps = self.state, self.deps

@@ -23,7 +23,7 @@ import collections
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from actors.dead_letters import DeadLetter
 from leadlawk_daemon.jobspec import JobSpec
@@ -31,6 +31,7 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.maps.scraper import ScrapeOutcome
 from leadlawk_daemon.messages import (
+    AreaCellDone,
     EnrichLead,
     EnrichmentReturned,
     Fact,
@@ -85,6 +86,15 @@ class JobState:
     # Lead failures to record on job_leads: sent to the writer by the driver.
     outbox: collections.deque[WriteLeadStatus] = field(default_factory=collections.deque)
     scrape_done: bool = False
+    # coverage "area": the plan as the scraper last reported it (to carry on from after a scraper
+    # restart), and the newest plan whose cells' leads are all settled (written, or failed): only
+    # that one is persisted, so a resumed job neither searches a finished cell again nor loses a
+    # lead its plan counted. ``area_progress``: cells done and pending, businesses found.
+    plan: dict[str, Any] | None = None
+    durable_plan: dict[str, Any] | None = None
+    plan_unsaved: bool = False
+    area_progress: dict[str, int] = field(default_factory=dict)
+    _plans: collections.deque[tuple[dict[str, Any], frozenset[str]]] = field(default_factory=collections.deque)
     outcome: ScrapeOutcome | None = None
     stop_reason: StopReason | None = None
     error: str | None = None
@@ -103,6 +113,9 @@ class JobState:
 
     def known_place_ids(self) -> frozenset[str]:
         return frozenset(self.found)
+
+    def coverage_plan(self) -> dict[str, Any] | None:
+        return self.plan
 
     def results_for(self, place_id: str) -> tuple[PageSpeedResult, ...]:
         return self.tested.get(place_id, ())
@@ -171,6 +184,15 @@ class JobState:
             self._stopped.set()
         self.changed.set()
 
+    def resume_plan(self, progress: dict[str, Any]) -> None:
+        """An area job's plan and counters as its last run persisted them (its job's progress)."""
+        plan = progress.get("area_plan")
+        if isinstance(plan, dict):
+            self.plan = self.durable_plan = plan
+        area = progress.get("area")
+        if isinstance(area, dict):
+            self.area_progress = {k: int(v) for k, v in area.items() if isinstance(v, int)}
+
     def resume_from(self, rows: list[dict[str, object]], listing: Callable[[dict[str, object]], Listing]) -> None:
         """What the store already holds for this job: counted, and enriched again where incomplete."""
         for row in rows:
@@ -196,6 +218,13 @@ class JobState:
                 self.unwritten.add(("lead", place_id))
                 if self.wants_pagespeed and listing.website and place_id not in self.enriched:
                     self.to_enrich.append(listing)
+            case AreaCellDone():
+                self.plan = fact.plan
+                self.area_progress = {
+                    "cells_done": fact.cells_done, "cells_pending": fact.cells_pending, "found": fact.found
+                }
+                self._plans.append((fact.plan, frozenset(fact.added)))
+                self._settle_plans()
             case ScrapeEnded(outcome=outcome):
                 self.outcome = outcome
                 self.malformed = outcome.malformed
@@ -231,6 +260,12 @@ class JobState:
         for place_id in fact.statuses:
             self.unwritten.discard(("status", place_id))
         self.qualified.update(fact.verdicts)
+        self._settle_plans()
+
+    def _settle_plans(self) -> None:
+        while self._plans and all(p in self.written or p in self.failed for p in self._plans[0][1]):
+            self.durable_plan = self._plans.popleft()[0]
+            self.plan_unsaved = True
 
     def _lead_failed(self, fact: LeadFailed) -> None:
         place_id = fact.place_id
@@ -242,6 +277,7 @@ class JobState:
             return  # one failure per lead is recorded and dead-lettered, however often it is reported
         reason = redact(fact.reason)
         self.failed[place_id] = f"{fact.stage}: {reason}"
+        self._settle_plans()
         log.warning(
             "lead failed; the job goes on",
             extra={"job_id": self.job_id, "place_id": place_id, "stage": fact.stage, "reason": reason},
