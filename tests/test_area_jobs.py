@@ -176,3 +176,24 @@ async def test_an_area_job_honours_its_limit(tmp_path: Path, replicas: tuple[str
     ids = [place_id for place_id, _ in rows]
     assert len(ids) == len(set(ids)) == 130
     assert set(ids) <= expected
+
+
+async def test_an_area_job_without_an_area_covers_the_locations_own_map(
+    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str
+) -> None:
+    maps_url, psi_url = replicas
+    truth = await replica_get(maps_url, "/_answers", q="roofers", location="Lincoln, NE", coverage="area")
+    expected = {a["place_id"] for a in truth["answers"]}
+    assert len(expected) > 120
+    spec = {"id": "area-all", "query": "roofers", "location": "Lincoln, NE", "coverage": "area", "limit": 10_000,
+            "pagespeed": {"enabled": False}}
+    async with DaemonProcess(tmp_path, env=env_for(maps_url, psi_url, fresh_pg)) as daemon:
+        await daemon.wait_status("/health/ready", 200, within=60)
+        assert (await daemon.post("/jobs", spec))[0] == 202
+        job = await wait_job(daemon, "area-all")
+    assert job["status"] == "succeeded", job
+    leads, rows = await stored(fresh_pg, "area-all")
+    ids = [place_id for place_id, _ in rows]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == expected
+    assert sorted(leads) == sorted(ids)
