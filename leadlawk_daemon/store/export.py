@@ -12,8 +12,17 @@ from typing import Any
 
 from leadlawk_daemon.listing import LISTING_FIELDS
 from leadlawk_daemon.store.base import STRATEGIES
+from leadlawk_daemon.store.sites import SITE_EXPORT_COLUMNS, site_export_values
 
-__all__ = ["FORMULA_PREFIXES", "LEAD_COLUMNS", "PAGESPEED_COLUMNS", "export_columns", "export_rows", "spreadsheet_safe"]
+__all__ = [
+    "FORMULA_PREFIXES",
+    "LEAD_COLUMNS",
+    "PAGESPEED_COLUMNS",
+    "SITE_EXPORT_COLUMNS",
+    "export_columns",
+    "export_rows",
+    "spreadsheet_safe",
+]
 
 # What makes a spreadsheet read a cell as a formula (OWASP's "CSV injection" list): a scraped name
 # like =HYPERLINK("http://evil", "Call us") or a phone like +1-555-0100 would otherwise run or mangle.
@@ -41,9 +50,10 @@ PAGESPEED_COLUMNS: tuple[str, ...] = (
 
 
 def export_columns(with_job: bool) -> tuple[str, ...]:
-    """Column order of :func:`export_rows`: lead, then (per job) rank and verdict, then PageSpeed."""
+    """Column order of :func:`export_rows`: lead, then (per job) rank and verdict, then PageSpeed,
+    then the lead's site (its verdict, contacts and facts)."""
     spread = tuple(f"{s}_{c}" for s in STRATEGIES for c in PAGESPEED_COLUMNS)
-    return (*LEAD_COLUMNS_WITH_SEEN, *(JOB_COLUMNS if with_job else ()), *spread)
+    return (*LEAD_COLUMNS_WITH_SEEN, *(JOB_COLUMNS if with_job else ()), *spread, *SITE_EXPORT_COLUMNS)
 
 
 def spreadsheet_safe(value: Any) -> Any:
@@ -61,9 +71,14 @@ def _plain(value: Any) -> Any:
 
 
 def export_rows(
-    leads: Iterable[Mapping[str, Any]], pagespeed: Iterable[Mapping[str, Any]], with_job: bool
+    leads: Iterable[Mapping[str, Any]],
+    pagespeed: Iterable[Mapping[str, Any]],
+    with_job: bool,
+    sites: Iterable[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Join lead rows (in output order) with PageSpeed rows (any order) by ``place_id``."""
+    """Join lead rows (in output order) with PageSpeed rows and site rows (each with its lead's
+    ``place_id``; any order) by ``place_id``."""
+    by_lead = {s["place_id"]: s for s in sites}
     tests: dict[tuple[str, str], Mapping[str, Any]] = {(p["place_id"], p["strategy"]): p for p in pagespeed}
     columns = export_columns(with_job)
     out = []
@@ -76,5 +91,6 @@ def export_rows(
             if test is not None:
                 for name in PAGESPEED_COLUMNS:
                     row[f"{strategy}_{name}"] = _plain(test[name])
+        row.update(site_export_values(by_lead.get(lead["place_id"])))
         out.append(row)
     return out

@@ -15,6 +15,7 @@ import orjson
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
+from leadlawk_daemon.sites.report import SiteReport
 from leadlawk_daemon.store.base import (
     DEFAULT_MAX_ATTEMPTS,
     JOB_COUNTERS,
@@ -44,6 +45,7 @@ from leadlawk_daemon.store.batch import (
 from leadlawk_daemon.store.common import StoreCommon, check_job_id
 from leadlawk_daemon.store.export import export_rows
 from leadlawk_daemon.store.migrations import check_applied, load_migrations
+from leadlawk_daemon.store.sites import SITE_FIELDS, site_values
 
 __all__ = ["PostgresStore", "open_postgres"]
 
@@ -134,6 +136,10 @@ _LEASE_SQL = (
     f"    OR ({_EXPIRED} AND j.attempts < $3)) AND {_LEAF} "
     "  ORDER BY j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
     f"RETURNING {_JOB_COLS}"
+)
+_SITE_SQL = (
+    f"INSERT INTO sites ({', '.join(SITE_FIELDS)}) VALUES ({', '.join(f'${i + 1}' for i in range(len(SITE_FIELDS)))}) "
+    "ON CONFLICT (site) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in SITE_FIELDS if c != "site")
 )
 
 
@@ -256,6 +262,24 @@ class PostgresStore(StoreCommon):
             except asyncpg.ForeignKeyViolationError as exc:
                 raise ValueError(f"PageSpeed results for leads not stored yet: {exc.detail}") from exc
         return len(batch)
+
+    async def upsert_sites(self, rows: Sequence[tuple[str | None, SiteReport]]) -> int:
+        """Site reports (the last of each site wins) and which lead links each; idempotent."""
+        latest = {report.site: report for _, report in rows}
+        links = sorted({(place_id, report.site) for place_id, report in rows if place_id is not None})
+        if not latest:
+            return 0
+        now = self._now()
+        args = [[site_values(report, now)[c] for c in SITE_FIELDS] for report in latest.values()]
+        async with self._connection() as conn, conn.transaction():
+            await conn.executemany(_SITE_SQL, args)
+            if links:
+                await conn.executemany(
+                    "INSERT INTO lead_sites (place_id, site) VALUES ($1, $2) "
+                    "ON CONFLICT (place_id) DO UPDATE SET site = EXCLUDED.site",
+                    links,
+                )
+        return len(latest)
 
     async def upsert_job_leads(self, job_id: str, rows: Sequence[JobLead | tuple[Any, ...]]) -> int:
         batch = prepare_job_leads(rows)
@@ -509,6 +533,11 @@ class PostgresStore(StoreCommon):
                     "SELECT p.* FROM pagespeed_results p JOIN job_leads jl USING (place_id) WHERE jl.job_id = $1",
                     job_id,
                 )
+                sites = await conn.fetch(
+                    "SELECT ls.place_id, s.* FROM lead_sites ls JOIN sites s USING (site) "
+                    "JOIN job_leads jl USING (place_id) WHERE jl.job_id = $1",
+                    job_id,
+                )
             else:
                 leads = await conn.fetch(
                     "SELECT l.* FROM leads l WHERE NOT $1 OR EXISTS "
@@ -517,7 +546,8 @@ class PostgresStore(StoreCommon):
                     qualified_only,
                 )
                 tests = await conn.fetch("SELECT * FROM pagespeed_results")
-        return export_rows(leads, tests, with_job=job_id is not None)
+                sites = await conn.fetch("SELECT ls.place_id, s.* FROM lead_sites ls JOIN sites s USING (site)")
+        return export_rows(leads, tests, with_job=job_id is not None, sites=[dict(s) for s in sites])
 
     # dead letters ------------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ import orjson
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
+from leadlawk_daemon.sites.report import SiteReport
 from leadlawk_daemon.store.base import (
     DEFAULT_MAX_ATTEMPTS,
     JOB_COUNTERS,
@@ -50,6 +51,7 @@ from leadlawk_daemon.store.batch import (
 from leadlawk_daemon.store.common import StoreCommon, check_job_id
 from leadlawk_daemon.store.export import export_rows
 from leadlawk_daemon.store.migrations import check_applied, load_migrations, split_statements
+from leadlawk_daemon.store.sites import JSON_FIELDS, SITE_FIELDS, site_values
 
 __all__ = ["SqliteStore", "open_sqlite", "sqlite_path"]
 
@@ -89,6 +91,10 @@ _JSONS = frozenset({"spec", "progress", "hours", "reasons", "field_data"})
 # Leases on the database's clock, in _ts's fixed-width form (SQLite's %f has milliseconds): what a
 # lease compares with is the time of the machine holding the file, never a daemon's injected clock.
 _DB_NOW = "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000+00:00')"
+_SITE_SQL = (
+    f"INSERT INTO sites ({', '.join(SITE_FIELDS)}) VALUES ({', '.join('?' for _ in SITE_FIELDS)}) "
+    "ON CONFLICT (site) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in SITE_FIELDS if c != "site")
+)
 
 
 def _db_later(param: str) -> str:
@@ -278,6 +284,31 @@ class SqliteStore(StoreCommon):
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"PageSpeed results for leads not stored yet: {exc}") from exc
         return len(batch)
+
+    async def upsert_sites(self, rows: Sequence[tuple[str | None, SiteReport]]) -> int:
+        """Site reports (the last of each site wins) and which lead links each; idempotent."""
+        latest = {report.site: report for _, report in rows}
+        links = sorted({(place_id, report.site) for place_id, report in rows if place_id is not None})
+        if not latest:
+            return 0
+        now = utc_from_epoch(self._clock.wall())
+        args = []
+        for report in latest.values():
+            values = site_values(report, now)
+            for name in JSON_FIELDS:
+                values[name] = json_text(values[name])
+            values["last_modified"] = values["last_modified"].isoformat() if values["last_modified"] else None
+            values["checked_at"] = _ts(values["checked_at"])
+            args.append([values[c] for c in SITE_FIELDS])
+        async with self._use(write=True) as conn:
+            await conn.executemany(_SITE_SQL, args)
+            if links:
+                await conn.executemany(
+                    "INSERT INTO lead_sites (place_id, site) VALUES (?, ?) "
+                    "ON CONFLICT (place_id) DO UPDATE SET site = excluded.site",
+                    links,
+                )
+        return len(latest)
 
     async def upsert_job_leads(self, job_id: str, rows: Sequence[JobLead | tuple[Any, ...]]) -> int:
         batch = prepare_job_leads(rows)
@@ -517,6 +548,11 @@ class SqliteStore(StoreCommon):
                 "SELECT p.* FROM pagespeed_results p JOIN job_leads jl USING (place_id) WHERE jl.job_id = ?",
                 job_id,
             )
+            sites = await self._rows(
+                "SELECT ls.place_id, s.* FROM lead_sites ls JOIN sites s USING (site) "
+                "JOIN job_leads jl USING (place_id) WHERE jl.job_id = ?",
+                job_id,
+            )
         else:
             leads = await self._rows(
                 "SELECT l.* FROM leads l WHERE NOT ?1 OR EXISTS "
@@ -525,7 +561,8 @@ class SqliteStore(StoreCommon):
                 qualified_only,
             )
             tests = await self._rows("SELECT * FROM pagespeed_results")
-        return export_rows(leads, tests, with_job=job_id is not None)
+            sites = await self._rows("SELECT ls.place_id, s.* FROM lead_sites ls JOIN sites s USING (site)")
+        return export_rows(leads, tests, with_job=job_id is not None, sites=sites)
 
     # dead letters ------------------------------------------------------------------------------
 
