@@ -435,7 +435,9 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
     if coverage == "area" and obj.get("area") is None and no_location:
         c.fail("area", "is required for coverage 'area' without a location (whose own map is the area)", show=False)
     max_limit = AREA_LIMIT if coverage == "area" else MAX_LIMIT
-    limit = c.integer("limit", obj["limit"], 1, max_limit) if "limit" in obj else DEFAULT_LIMIT
+    # An area job is asked for "every business there": without a limit, it gets the largest.
+    default_limit = AREA_LIMIT if coverage == "area" else DEFAULT_LIMIT
+    limit = c.integer("limit", obj["limit"], 1, max_limit) if "limit" in obj else default_limit
     min_rating = c.number("min_rating", obj["min_rating"], 0, 5) if obj.get("min_rating") is not None else None
     min_reviews = (
         c.integer("min_reviews", obj["min_reviews"], 0, MAX_REVIEWS) if obj.get("min_reviews") is not None else None

@@ -48,6 +48,11 @@ def test_area_jobs_parse_and_their_canonical_spec_parses_back(area: dict[str, An
     assert parse_job_spec(spec.to_dict(), MAX) == spec
 
 
+def test_an_area_job_without_a_limit_takes_every_business_up_to_10000() -> None:
+    spec = parse_job_spec({"query": "plumbers", "location": "Omaha, NE", "coverage": "area"}, MAX)
+    assert spec.limit == AREA_LIMIT
+
+
 def test_a_batch_passes_its_area_to_every_child() -> None:
     spec = parse_job_spec({"id": "b", "queries": ["plumbers", "roofers"], "coverage": "area",
                            "area": {"center": [41.25, -95.93], "radius_km": 3}}, MAX)
@@ -97,8 +102,9 @@ def _cli_spec(*argv: str) -> Any:
 
 def test_the_cli_flags_make_area_jobs() -> None:
     assert _cli_spec().coverage == "first"
-    everything = _cli_spec("--all", "--limit", "5000")
-    assert (everything.coverage, everything.area, everything.limit) == ("area", None, 5000)
+    everything = _cli_spec("--all")
+    assert (everything.coverage, everything.area, everything.limit) == ("area", None, 10_000)
+    assert _cli_spec("--all", "--limit", "5000").limit == 5000
     assert _cli_spec("--bbox", "41.2,-96,41.3,-95.9").area == Bbox(41.2, -96.0, 41.3, -95.9)
     assert _cli_spec("--near", "41.25,-95.93", "--radius-km", "2.5").area == Circle(41.25, -95.93, 2.5)
 
