@@ -3,51 +3,16 @@ leads, idempotent, and exported with each lead."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
-import asyncpg
-import pytest
-
-from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.sites.report import SiteReport, SiteStatus
-from leadlawk_daemon.store import JobLead, open_store
-from leadlawk_daemon.store.postgres import PostgresStore
+from leadlawk_daemon.store import JobLead, Store
 from leadlawk_daemon.store.sites import SITE_EXPORT_COLUMNS
-from leadlawk_daemon.store.sqlite import SqliteStore
+from tests import test_store
 
-AnyStore = PostgresStore | SqliteStore
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'sites.db'}"
-        return
-    dsn: str = request.getfixturevalue("pg_database")
-    schema = f"s_{uuid.uuid4().hex[:12]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f"CREATE SCHEMA {schema}"))
-    yield f"{dsn}?search_path={schema}"
-    asyncio.run(admin(f"DROP SCHEMA {schema} CASCADE"))
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[AnyStore]:
-    async with open_store(db_url, clock=FakeClock(), migrate=True) as opened:
-        assert isinstance(opened, PostgresStore | SqliteStore)
-        yield opened
+# The store tests' fixtures: the same throwaway databases, on both backends.
+db_url, clock, store = test_store.db_url, test_store.clock, test_store.store
 
 
 def _report(site: str, **facts: Any) -> SiteReport:
@@ -62,7 +27,7 @@ def _report(site: str, **facts: Any) -> SiteReport:
     return SiteReport(**(base | facts))
 
 
-async def test_sites_are_stored_once_per_origin_and_exported_with_each_lead(store: AnyStore) -> None:
+async def test_sites_are_stored_once_per_origin_and_exported_with_each_lead(store: Store) -> None:
     leads = [Listing(name="Acme", place_id=f"ChIJ{n}", website="http://acme.example/") for n in range(3)]
     leads.append(Listing(name="Bare", place_id="ChIJbare", website=None))
     await store.upsert_leads(leads)
@@ -87,7 +52,7 @@ async def test_sites_are_stored_once_per_origin_and_exported_with_each_lead(stor
     assert everything["ChIJ1"]["site_phones"] == "+14025550100"
 
 
-async def test_a_dead_site_is_a_row_too_and_a_later_read_replaces_it(store: AnyStore) -> None:
+async def test_a_dead_site_is_a_row_too_and_a_later_read_replaces_it(store: Store) -> None:
     await store.upsert_leads([Listing(name="Gone", place_id="ChIJgone", website="http://gone.example/")])
     dead = SiteReport(site="gone.example", url="http://gone.example/", status=SiteStatus.DEAD,
                       reason="DNS lookup failed", unreachable=True)

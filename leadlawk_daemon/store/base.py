@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.sites.report import SiteReport
 
 __all__ = [
     "DEAD_LETTER_KINDS",
@@ -239,6 +240,9 @@ class Store(Protocol):
 
     async def upsert_pagespeed(self, results: Sequence[PageSpeedRow]) -> int:
         """Insert or replace by ``(place_id, strategy)``; an older result never replaces a newer one."""
+
+    async def upsert_sites(self, rows: Sequence[tuple[str | None, SiteReport]]) -> int:
+        """Site reports, one row per site (the last wins), and which lead (place id) links each."""
 
     async def upsert_job_leads(self, job_id: str, rows: Sequence[JobLead | tuple[Any, ...]]) -> int:
         """Record leads in a job's results; ``None`` fields keep what is stored."""
