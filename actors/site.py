@@ -1,0 +1,149 @@
+"""The site actor: each lead's website read by the sites adapter, beside the PageSpeed enricher.
+
+Its own mailbox is its bulkhead: a slow website never holds a PageSpeed call, nor the reverse.
+Its concurrency is ``sites.max_in_flight`` (the client caps requests per host at
+``sites.per_host`` itself, and a chain's branches share one fetch through its cache).
+
+Failures, by kind (the README's failure model):
+
+* a site that cannot be read is a fact about the lead (a report with status dead, parked or
+  blocked and its reason), written like any other report: not a failure of anything;
+* a website that is not a web address at all (``ftp://…``, garbage) is the same kind of fact:
+  dead, with the reason;
+* our own egress failing (many different sites unreachable in a row: the egress breaker is
+  open, or the configured proxy refuses us) is an outage: the actor waits it out, spending no
+  attempt and recording nothing, and retries the same site; the job shows as waiting on
+  ``sites`` through the breaker's state;
+* the job stopping hands the lead back (:class:`SiteReturned`), to be read if the job resumes.
+
+The work message and the facts live here until the job core takes them into
+``leadlawk_daemon/messages.py`` (``ReadSite`` beside ``EnrichLead``, the facts in ``Fact``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from actors.actor import Actor, ActorCell
+from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.racing import Stopped, unless_set
+from leadlawk_daemon.sites import EgressGuard, EgressOutage, ProxyUnreachable, SiteClient, SiteReport, SiteStatus
+from leadlawk_daemon.sites.extract import site_key
+
+__all__ = ["LeadSiteRead", "ReadSite", "SiteDeps", "SiteJob", "SiteReader", "SiteReturned", "SiteWriter"]
+
+log = logging.getLogger("leadlawk.site")
+
+
+class SiteJob(Protocol):
+    """What the site actor needs of a job (a subset of ``messages.JobHandle``)."""
+
+    @property
+    def job_id(self) -> str: ...
+
+    @property
+    def active(self) -> bool: ...
+
+    @property
+    def stopped(self) -> Any: ...  # asyncio.Event
+
+    def report(self, fact: Any) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ReadSite:
+    """Work: read this lead's website."""
+
+    job: SiteJob
+    listing: Listing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job.job_id, "place_id": self.listing.place_id, "website": self.listing.website}
+
+
+@dataclass(frozen=True, slots=True)
+class LeadSiteRead:
+    """Fact: a lead's website was read and its report handed to the writer (``report`` None: the
+    lead has no website, nothing was read or written)."""
+
+    place_id: str
+    report: SiteReport | None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteReturned:
+    """Fact: a lead's website was not read now (its job stopped): the owner keeps it for later."""
+
+    listing: Listing
+    why: str
+
+
+class SiteWriter(Protocol):
+    """Where a report goes: the writer actor (batched, behind the database breaker) in the pipeline."""
+
+    async def write_site(self, job: SiteJob, listing: Listing, report: SiteReport) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SiteDeps:
+    client: SiteClient
+    guard: EgressGuard
+    writer: SiteWriter
+    metrics: Metrics | None = None
+    proxy_retry: float = 5.0  # seconds between tries while the configured proxy refuses us
+
+
+def not_a_website(url: str, reason: str) -> SiteReport:
+    """The report of a lead whose website is not a web address: a fact (dead), not an error."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        host = ""
+    return SiteReport(site=site_key(host)[:255], url=url[:2000], status=SiteStatus.DEAD, reason=reason[:300])
+
+
+class SiteReader(Actor[ReadSite]):
+    def __init__(self, cell: ActorCell[ReadSite], deps: SiteDeps) -> None:
+        super().__init__(cell)
+        self.deps = deps
+
+    async def handle(self, message: ReadSite) -> None:
+        job, listing = message.job, message.listing
+        place_id, url = listing.place_id, listing.website
+        if place_id is None:
+            return
+        if not url:
+            job.report(LeadSiteRead(place_id, None))
+            return
+        started = time.monotonic()
+        report = await self._read(job, url)
+        if report is None:
+            job.report(SiteReturned(listing, "its job stopped"))  # read again if the job resumes
+            return
+        await self.deps.writer.write_site(job, listing, report)
+        job.report(LeadSiteRead(place_id, report))
+        if self.deps.metrics is not None:
+            self.deps.metrics.stage_duration.labels(stage="site").observe(time.monotonic() - started)
+
+    async def _read(self, job: SiteJob, url: str) -> SiteReport | None:
+        """The site's report; None when the job stopped first. Waits out our own egress outages."""
+        client, guard = self.deps.client, self.deps.guard
+        while job.active:
+            try:
+                key = site_key(urlsplit(url).hostname or "")
+                result = await unless_set(job.stopped, guard.run(key, lambda: client.inspect(url)))
+            except ValueError as exc:
+                return not_a_website(url, str(exc))
+            except (EgressOutage, ProxyUnreachable) as exc:
+                wait = exc.retry_after if isinstance(exc, EgressOutage) else self.deps.proxy_retry
+                log.warning("site egress failing; waiting", extra={"job_id": job.job_id, "error": str(exc)})
+                if isinstance(await unless_set(job.stopped, self.clock.sleep(max(wait, 0.05))), Stopped):
+                    return None
+                continue
+            return None if isinstance(result, Stopped) else result
+        return None
