@@ -102,7 +102,7 @@ async def drive(rig: Rig, task: asyncio.Task[EnrichmentOutcome]) -> EnrichmentOu
 
 async def test_a_healthy_call_reads_every_field(rig_factory: Callable[..., object]) -> None:
     rig: Rig = await rig_factory()  # type: ignore[misc]
-    outcome = await rig.enricher.enrich(lead(1), ["mobile", "desktop"])
+    outcome = await drive(rig, asyncio.create_task(rig.enricher.enrich(lead(1), ["mobile", "desktop"])))
     assert outcome.status == "enriched"
     assert [r.strategy for r in outcome.results] == ["mobile", "desktop"]
     mobile = outcome.result("mobile")
@@ -224,7 +224,8 @@ async def test_daily_quota_exhaustion_pauses_until_the_reset_without_burning_ret
     rig: Rig = await rig_factory()  # type: ignore[misc]
     rig.replica.faults.replace({"quota_per_day": 2})
     for n in range(2):
-        assert (await rig.enricher.enrich(lead(10 + n))).status == "enriched"
+        assert (await drive(rig, asyncio.create_task(rig.enricher.enrich(lead(10 + n))))).status == "enriched"
+    await rig.clock.advance(1.0)  # the pace's next turn is free: the next call goes at once
     paused = asyncio.create_task(rig.enricher.enrich(lead(12)))
     await until(lambda: rig.replica.stats["status_429_day"] == 1 and rig.clock.sleepers == 1)
     to_reset = seconds_to_la_midnight(rig.clock)
@@ -246,7 +247,8 @@ async def test_our_own_daily_count_pauses_before_the_service_says_so(
 ) -> None:
     rig: Rig = await rig_factory(queries_per_day=2)  # type: ignore[misc]
     for n in range(2):
-        assert (await rig.enricher.enrich(lead(20 + n))).status == "enriched"
+        assert (await drive(rig, asyncio.create_task(rig.enricher.enrich(lead(20 + n))))).status == "enriched"
+    await rig.clock.advance(1.0)  # the pace's next turn is free: the next call goes at once
     paused = asyncio.create_task(rig.enricher.enrich(lead(22)))
     await rig.clock.wait_for_sleepers(1)
     assert rig.replica.stats["requests"] == 2

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +25,7 @@ from leadlawk_daemon.pagespeed.inflight import MARGIN, DecayingLatency, InFlight
 from leadlawk_daemon.pagespeed.quota import WindowPacer
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.replicas.faults import FaultSettingError
-from leadlawk_daemon.replicas.pagespeed import LatencyProfile, PageSpeedReplica
+from leadlawk_daemon.replicas.pagespeed import PageSpeedReplica, create_pagespeed_app, parse_latency_profile
 from leadlawk_daemon.resilience.retry import RetryPolicy
 from leadlawk_daemon.settings import CircuitBreakerSettings
 
@@ -71,7 +72,6 @@ class Backlog:
             expected_latency=expected_latency,
             request_timeout=TIMEOUT,
             ceiling=ceiling or InFlightLimit.default_ceiling(self.pacer.rate, TIMEOUT),
-            floor=self.pacer.burst,
         )
         self.starts: list[float] = []
         self.trace = Trace()
@@ -149,7 +149,7 @@ async def test_the_limit_follows_a_latency_fall_within_a_minute() -> None:
 
 async def test_the_first_guess_is_only_a_guess() -> None:
     rig = Backlog(steps((0, 30.0)), expected_latency=0.5)
-    assert rig.limits.limit == rig.pacer.burst  # the floor: 0.5 s calls would need 3 slots
+    assert rig.limits.limit == math.ceil(rig.need(0.5)) == 3
     await rig.run(120)
     assert rig.started_between(0, 120) >= 0.95 * rig.pacer.rate * 120
     assert near(rig.trace.between(60, 120), rig.need(30))
@@ -378,19 +378,16 @@ async def test_the_enricher_exports_its_limit_and_measured_latency() -> None:
 
 
 def test_the_stand_in_draws_latency_from_its_profiles() -> None:
-    board = PageSpeedReplica().faults
     rng = random.Random(5)
-    board.replace({"latency_profile": {"lognormal": {"median": 20_000, "p95": 60_000}}})
-    tail: LatencyProfile = board.get("latency_profile")
+    tail = parse_latency_profile({"lognormal": {"median": 20_000, "p95": 60_000}})
     draws = sorted(tail.draw(rng, 0.0) for _ in range(20_000))
     assert draws[len(draws) // 2] == pytest.approx(20.0, rel=0.05)
     assert sum(d > 60.0 for d in draws) / len(draws) == pytest.approx(0.05, abs=0.01)
-    board.replace({"latency_profile": {"uniform": {"min": 10_000, "max": 40_000}}})
-    flat: LatencyProfile = board.get("latency_profile")
+    flat = parse_latency_profile({"uniform": {"min": 10_000, "max": 40_000}})
     assert all(10.0 <= flat.draw(rng, 0.0) <= 40.0 for _ in range(1_000))
-    shift = {"steps": [{"at_s": 0, "latency_ms": 10_000}, {"at_s": 120, "latency_ms": 40_000}]}
-    board.replace({"latency_profile": shift})
-    steps: LatencyProfile = board.get("latency_profile")
+    steps = parse_latency_profile(
+        {"steps": [{"at_s": 0, "latency_ms": 10_000}, {"at_s": 120, "latency_ms": 40_000}]}
+    )
     assert (steps.draw(rng, 119.9), steps.draw(rng, 120.0)) == (10.0, 40.0)
 
 
@@ -413,11 +410,14 @@ def test_a_bad_latency_profile_is_refused_with_its_reason(bad: dict[str, object]
 async def test_a_steps_profile_counts_from_its_first_request_on_the_stand_ins_clock() -> None:
     clock = FakeClock(start=0.0)
     replica = PageSpeedReplica(clock=clock, time_scale=0.01)
-    replica.faults.replace(
-        {"latency_profile": {"steps": [{"at_s": 0, "latency_ms": 10_000}, {"at_s": 100, "latency_ms": 40_000}]}}
-    )
-    assert replica._delay() == pytest.approx(0.1)  # 10 s, scaled
-    await clock.advance(0.99)
-    assert replica._delay() == pytest.approx(0.1)
-    await clock.advance(0.02)
-    assert replica._delay() == pytest.approx(0.4)
+    shift = {"steps": [{"at_s": 0, "latency_ms": 10_000}, {"at_s": 100, "latency_ms": 40_000}]}
+    app = create_pagespeed_app(replica)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+        async with http.post("/_faults", json={"latency_profile": shift}) as response:
+            assert response.status == 200
+            assert (await response.json())["active"]["latency_profile"] == shift
+        assert replica._delay() == pytest.approx(0.1)  # 10 s, scaled
+        await clock.advance(0.99)
+        assert replica._delay() == pytest.approx(0.1)
+        await clock.advance(0.02)
+        assert replica._delay() == pytest.approx(0.4)

@@ -34,7 +34,7 @@ from leadlawk_daemon.pagespeed.client import (
     RequestRejectedError,
     TransientError,
 )
-from leadlawk_daemon.pagespeed.inflight import QUANTILES, DecayingLatency, InFlightLimit
+from leadlawk_daemon.pagespeed.inflight import DECAY, QUANTILES, DecayingLatency, InFlightLimit
 from leadlawk_daemon.pagespeed.quota import DailyQuota, WindowPacer
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
@@ -125,6 +125,7 @@ class Enricher:
     ) -> None:
         self._client = client
         self._clock = clock
+        latency_decay: float = DECAY,
         self._gauges = _Gauges(metrics)
         self._pacer = WindowPacer(queries_per_window, window, clock=clock)
         self._request_timeout = request_timeout
@@ -136,8 +137,7 @@ class Enricher:
             expected_latency=expected_latency,
             request_timeout=request_timeout,
             ceiling=max_in_flight or InFlightLimit.default_ceiling(rate, request_timeout),
-            # A full bucket's worth at least, so that the pacer's burst is never held back.
-            floor=self._pacer.burst,
+            decay=latency_decay,
             on_limit=self._limit_changed,
             on_latency=self._latency_measured,
         )

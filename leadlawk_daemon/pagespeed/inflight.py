@@ -48,7 +48,7 @@ from leadlawk_daemon.clock import Clock
 
 __all__ = ["DECAY", "MARGIN", "QUANTILES", "DecayingLatency", "InFlightLimit"]
 
-MARGIN = 1.2
+MARGIN = 1.15
 """Slots per call the measured latency needs: room for latency's spread around its mean (in
 flight fluctuates by a few calls at a steady pace), and for the estimate's noise and lag."""
 
@@ -167,7 +167,7 @@ class InFlightLimit:
         expected_latency: float,
         request_timeout: float,
         ceiling: int,
-        floor: int = 1,
+        floor: int = 2,
         margin: float = MARGIN,
         decay: float = DECAY,
         on_limit: OnLimit | None = None,
@@ -221,7 +221,8 @@ class InFlightLimit:
         completed = (
             sum(share * self.estimate(s).mean for s, share in shares.items()) if shares else self._first_guess
         )
-        return max(completed, self.running / self.rate)
+        # No call holds its slot past the timeout (running / rate may overshoot it by a call or two).
+        return min(self._timeout, max(completed, self.running / self.rate))
 
     def _update(self) -> None:
         need = self.margin * self.rate * self.latency

@@ -2,12 +2,18 @@
 
 Per 100 s: aiolimiter's ``AsyncLimiter(max_rate=Q, time_period=T)`` starts with an empty bucket
 of capacity Q, so the first window can see Q at once *plus* Q·(T-ε)/T leaked back in: almost 2Q.
-:class:`WindowPacer` is a leaky bucket of small capacity B (2, or 1 % of Q when larger; 1 below
-Q = 20) leaking at ``(Q - B) / T`` per second, so any window of length T, the first included,
-holds at most ``B + (Q - B) = Q`` requests. Throughput is (Q-B)/Q of the quota (99 % for
-Google's 400). It runs on the injected clock, as a schedule (GCRA): each caller is given its
-start time when it asks, so a caller the event loop wakes late starts late without moving
-anyone else's turn, and the pace is never lost for good.
+:class:`WindowPacer` paces calls at ``S = Q - H`` per window and leaves H of the quota unused (2,
+or 1 % of Q when larger; 1 below Q = 20): the service's slack for requests that reach it sooner
+or later than they left (a new connection, a busy event loop), a second of Google's pace.
+Throughput is S/Q of the quota (99 % for Google's 400).
+
+It runs on the injected clock, as a schedule (GCRA): each caller is given its start time when it
+asks, so a caller the event loop wakes late starts late without moving anyone else's turn, and
+the pace is not lost. Callers woken late could then go together into a window that has its
+on-time callers too: a log of the last S actual starts holds any caller until the window it
+starts in has room, so no window of length T ever holds more than S of our starts, whatever the
+lag. No burst, not even after a pause: calls bunched at a window's start would meet, one window
+later, the callers that the log held back to its end, with none of the slack left between.
 
 How many calls may be in flight is not a quota: see :mod:`leadlawk_daemon.pagespeed.inflight`.
 
@@ -19,6 +25,7 @@ calls per calendar day in the quota's time zone, on the injected clock.
 from __future__ import annotations
 
 import math
+from collections import deque
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +35,7 @@ __all__ = ["DailyQuota", "WindowPacer"]
 
 
 class WindowPacer:
-    """Never more than ``quota`` acquisitions in any ``window`` seconds (see the module docstring)."""
+    """Never more than ``per_window`` starts in any ``window`` seconds (see the module docstring)."""
 
     def __init__(self, quota: float, window: float = 100.0, *, clock: Clock) -> None:
         if quota <= 0 or window <= 0:
@@ -38,23 +45,29 @@ class WindowPacer:
         self.quota = quota
         self.window = window
         self._clock = clock
-        # Two at least once the quota allows it: with one, a window holds no slack for a request
-        # that reaches the service a little later than it was sent.
-        self.burst = 1 if quota < 20 else max(2, round(quota / 100))
-        sustained = quota - self.burst if quota >= 2 else quota
+        self.headroom = 1 if quota < 20 else max(2, round(quota / 100))
+        sustained = quota - self.headroom if quota >= 2 else quota
+        self.per_window = max(1, math.floor(sustained))
         self.interval = window / sustained
         self.rate = sustained / window
-        self._tolerance = (self.burst - 1) * self.interval
-        self._next = -math.inf  # when the bucket is empty again (GCRA's theoretical arrival time)
+        self._next = -math.inf  # the next free turn (GCRA's theoretical arrival time)
+        self._started: deque[float] = deque(maxlen=self.per_window)
 
     async def acquire(self) -> None:
         """Wait for this caller's turn. Its turn is booked before the wait: a caller cancelled
         while waiting leaves its turn unused, which can only lower the pace, never raise it."""
         now = self._clock.monotonic()
-        start = max(now, self._next - self._tolerance)
-        self._next = max(self._next, now) + self.interval
+        start = max(now, self._next)
+        self._next = start + self.interval
         if start > now:
             await self._clock.sleep(start - now)
+        started = self._started
+        while True:
+            now = self._clock.monotonic()
+            if len(started) < self.per_window or started[0] <= now - self.window:
+                break
+            await self._clock.sleep(started[0] + self.window - now)
+        started.append(now)
 
 
 class DailyQuota:

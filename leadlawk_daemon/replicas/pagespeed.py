@@ -58,6 +58,7 @@ __all__ = [
     "LatencyProfile",
     "PageSpeedReplica",
     "create_pagespeed_app",
+    "parse_latency_profile",
     "run_pagespeed_replica",
     "serve_pagespeed_replica",
 ]
@@ -137,7 +138,8 @@ def _steps(spec: Any) -> tuple[tuple[float, float, float], ...]:
     return tuple(steps)
 
 
-def _latency_profile(value: Any) -> LatencyProfile | None:
+def parse_latency_profile(value: Any) -> LatencyProfile:
+    """The ``latency_profile`` setting read, or ValueError naming what is wrong with it."""
     if not (isinstance(value, Mapping) and len(value) == 1):
         raise ValueError(f'expected {{"uniform": ...}}, {{"lognormal": ...}} or {{"steps": [...]}}, got {value!r}')
     shape, spec = next(iter(value.items()))
@@ -153,6 +155,12 @@ def _latency_profile(value: Any) -> LatencyProfile | None:
     if shape == "steps":
         return LatencyProfile("steps", steps=_steps(spec))
     raise ValueError(f"unknown latency profile {shape!r} (uniform, lognormal or steps)")
+
+
+def _latency_profile(value: Any) -> dict[str, Any]:
+    # The switchboard keeps the setting as given (GET /_faults shows it); the replica reads it.
+    parse_latency_profile(value)
+    return dict(value)
 
 
 def _sometimes(value: Any) -> float | int | None:
@@ -465,7 +473,7 @@ class PageSpeedReplica:
         self._seen: deque[float] = deque()
         self._day: str | None = None
         self._day_count = 0
-        self._profile_epoch: tuple[LatencyProfile, float] | None = None
+        self._profile: tuple[dict[str, Any], LatencyProfile, float] | None = None
         self.closing = asyncio.Event()
         self.reset_stats()
 
@@ -607,13 +615,14 @@ class PageSpeedReplica:
 
     def _delay(self) -> float:
         """Seconds (scaled) this answer waits: the latency profile's draw, else ``latency_ms``."""
-        profile: LatencyProfile | None = self.faults.get("latency_profile")
-        if profile is not None:
+        setting: dict[str, Any] | None = self.faults.get("latency_profile")
+        if setting is not None:
             now = self.clock.monotonic()
-            if self._profile_epoch is None or self._profile_epoch[0] is not profile:
-                self._profile_epoch = (profile, now)  # a new profile starts its steps now
-            elapsed = (now - self._profile_epoch[1]) / self.time_scale
-            return profile.draw(self._rng, elapsed) * self.time_scale
+            if self._profile is None or self._profile[0] is not setting:
+                # A profile set anew starts its steps now.
+                self._profile = (setting, parse_latency_profile(setting), now)
+            _, profile, since = self._profile
+            return profile.draw(self._rng, (now - since) / self.time_scale) * self.time_scale
         latency = self.setting("latency_ms")
         return self._rng.uniform(*latency) / 1000.0 * self.time_scale if latency is not None else 0.0
 
