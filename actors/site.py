@@ -16,8 +16,8 @@ Failures, by kind (the README's failure model):
   ``sites`` through the breaker's state;
 * the job stopping hands the lead back (:class:`SiteReturned`), to be read if the job resumes.
 
-The work message and the facts live here until the job core takes them into
-``leadlawk_daemon/messages.py`` (``ReadSite`` beside ``EnrichLead``, the facts in ``Fact``).
+Reports go to the writer (``WriteSite``: batched, behind the database breaker, the lead's
+qualification computed again with its site) and the job's owner hears ``LeadSiteRead``.
 """
 
 from __future__ import annotations
@@ -25,75 +25,25 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from actors.actor import Actor, ActorCell
-from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.messages import JobHandle, LeadSiteRead, ReadSite, SiteReturned, WriterMessage, WriteSite
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.sites import EgressGuard, EgressOutage, ProxyUnreachable, SiteClient, SiteReport, SiteStatus
 from leadlawk_daemon.sites.extract import site_key
 
-__all__ = ["LeadSiteRead", "ReadSite", "SiteDeps", "SiteJob", "SiteReader", "SiteReturned", "SiteWriter"]
+__all__ = ["SiteDeps", "SiteReader", "not_a_website"]
 
 log = logging.getLogger("leadlawk.site")
-
-
-class SiteJob(Protocol):
-    """What the site actor needs of a job (a subset of ``messages.JobHandle``)."""
-
-    @property
-    def job_id(self) -> str: ...
-
-    @property
-    def active(self) -> bool: ...
-
-    @property
-    def stopped(self) -> Any: ...  # asyncio.Event
-
-    def report(self, fact: Any) -> None: ...
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class ReadSite:
-    """Work: read this lead's website."""
-
-    job: SiteJob
-    listing: Listing
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"job_id": self.job.job_id, "place_id": self.listing.place_id, "website": self.listing.website}
-
-
-@dataclass(frozen=True, slots=True)
-class LeadSiteRead:
-    """Fact: a lead's website was read and its report handed to the writer (``report`` None: the
-    lead has no website, nothing was read or written)."""
-
-    place_id: str
-    report: SiteReport | None
-
-
-@dataclass(frozen=True, slots=True)
-class SiteReturned:
-    """Fact: a lead's website was not read now (its job stopped): the owner keeps it for later."""
-
-    listing: Listing
-    why: str
-
-
-class SiteWriter(Protocol):
-    """Where a report goes: the writer actor (batched, behind the database breaker) in the pipeline."""
-
-    async def write_site(self, job: SiteJob, listing: Listing, report: SiteReport) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class SiteDeps:
     client: SiteClient
     guard: EgressGuard
-    writer: SiteWriter
+    writer: ActorCell[WriterMessage]
     metrics: Metrics | None = None
     proxy_retry: float = 5.0  # seconds between tries while the configured proxy refuses us
 
@@ -125,12 +75,12 @@ class SiteReader(Actor[ReadSite]):
         if report is None:
             job.report(SiteReturned(listing, "its job stopped"))  # read again if the job resumes
             return
-        await self.deps.writer.write_site(job, listing, report)
+        await self.deps.writer.tell(WriteSite(job, listing, report))
         job.report(LeadSiteRead(place_id, report))
         if self.deps.metrics is not None:
             self.deps.metrics.stage_duration.labels(stage="site").observe(time.monotonic() - started)
 
-    async def _read(self, job: SiteJob, url: str) -> SiteReport | None:
+    async def _read(self, job: JobHandle, url: str) -> SiteReport | None:
         """The site's report; None when the job stopped first. Waits out our own egress outages."""
         client, guard = self.deps.client, self.deps.guard
         while job.active:

@@ -22,9 +22,11 @@ from leadlawk_daemon.messages import (
     WriteLead,
     WriteLeadStatus,
     WriterMessage,
+    WriteSite,
 )
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.qualify import Qualification, qualify
+from leadlawk_daemon.sites.report import SiteReport
 from leadlawk_daemon.store.base import JobLead, PageSpeedRow, Store
 
 __all__ = ["Committed", "WriteBuffer"]
@@ -40,8 +42,13 @@ class Committed:
     by_job: dict[str, list[str]]
 
 
-def _verdict(job: JobHandle, listing: Listing, results: tuple[PageSpeedResult, ...]) -> Qualification:
-    return qualify(listing, results, job.filters)
+def _verdict(
+    job: JobHandle, listing: Listing, results: tuple[PageSpeedResult, ...], site: SiteReport | None = None
+) -> Qualification:
+    place_id = listing.place_id
+    if site is None and place_id is not None:
+        site = job.site_for(place_id)
+    return qualify(listing, results, job.filters, site)
 
 
 class WriteBuffer:
@@ -110,6 +117,7 @@ class WriteBuffer:
     async def _store(store: Store, batch: list[WriterMessage]) -> _Stored:
         leads: list[Listing] = []
         rows: list[PageSpeedRow] = []
+        sites: list[tuple[str | None, SiteReport]] = []
         job_leads: dict[str, list[JobLead]] = defaultdict(list)
         failures: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
         stored = _Stored()
@@ -127,6 +135,10 @@ class WriteBuffer:
                 leads.append(listing)
                 verdict = _verdict(job, listing, job.results_for(place_id))
                 job_leads[job.job_id].append(JobLead(place_id, message.rank, verdict.qualified, verdict.reasons))
+            elif isinstance(message, WriteSite):
+                sites.append((place_id, message.report))
+                verdict = _verdict(job, listing, job.results_for(place_id), message.report)
+                job_leads[job.job_id].append(JobLead(place_id, None, verdict.qualified, verdict.reasons))
             else:
                 rows.extend(PageSpeedRow(**r.to_row()) for r in message.results)
                 verdict = _verdict(job, listing, message.results)
@@ -136,6 +148,8 @@ class WriteBuffer:
             stored.verdicts.append((message, place_id, verdict))
         stored.leads = await store.upsert_leads(leads) if leads else 0
         stored.pagespeed_rows = await store.upsert_pagespeed(rows) if rows else 0
+        if sites:
+            await store.upsert_sites(sites)
         for job_id, job_rows in job_leads.items():
             await store.upsert_job_leads(job_id, job_rows)
         for job_id, marks in failures.items():
@@ -156,7 +170,7 @@ def _refused(message: WriterMessage, reason: str) -> None:
 class _Stored:
     """Messages whose rows are durable, not yet acknowledged to their jobs."""
 
-    verdicts: list[tuple[WriteLead | WriteEnrichment, str, Qualification]] = field(default_factory=list)
+    verdicts: list[tuple[WriteLead | WriteEnrichment | WriteSite, str, Qualification]] = field(default_factory=list)
     statuses: list[WriteLeadStatus] = field(default_factory=list)
     leads: int = 0
     pagespeed_rows: int = 0
@@ -174,11 +188,14 @@ class _Stored:
         enrichments: dict[str, list[tuple[str, tuple[PageSpeedResult, ...]]]] = defaultdict(list)
         verdicts: dict[str, dict[str, bool]] = defaultdict(dict)
         statuses: dict[str, list[str]] = defaultdict(list)
+        sites: dict[str, list[str]] = defaultdict(list)
         for message, place_id, verdict in self.verdicts:
             job_id = message.job.job_id
             jobs.setdefault(job_id, message.job)
             if isinstance(message, WriteLead):
                 leads[job_id].append(place_id)
+            elif isinstance(message, WriteSite):
+                sites[job_id].append(place_id)
             else:
                 enrichments[job_id].append((place_id, message.results))
             verdicts[job_id][place_id] = verdict.qualified
@@ -192,6 +209,7 @@ class _Stored:
                     tuple(enrichments[job_id]),
                     verdicts[job_id],
                     tuple(statuses[job_id]),
+                    tuple(sites[job_id]),
                 )
             )
         return Committed(messages, self.leads, self.pagespeed_rows, {k: v for k, v in leads.items() if v})

@@ -18,6 +18,7 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.scraper import ScrapeOutcome
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.qualify import Filters
+from leadlawk_daemon.sites.report import SiteReport
 
 __all__ = [
     "AreaCellDone",
@@ -29,15 +30,19 @@ __all__ = [
     "LeadEnriched",
     "LeadFailed",
     "LeadScraped",
+    "LeadSiteRead",
+    "ReadSite",
     "RowsCommitted",
     "ScrapeEnded",
     "ScrapeFailed",
     "ScrapeJob",
+    "SiteReturned",
     "Stage",
     "WorkMessage",
     "WriteEnrichment",
     "WriteLead",
     "WriteLeadStatus",
+    "WriteSite",
     "WriterMessage",
 ]
 
@@ -103,6 +108,23 @@ class EnrichmentReturned:
 
 
 @dataclass(frozen=True, slots=True)
+class LeadSiteRead:
+    """A lead's website was read and its report handed to the writer (``report`` None: the lead
+    has no website; nothing was read or written). A dead site is a report like any other."""
+
+    place_id: str
+    report: SiteReport | None
+
+
+@dataclass(frozen=True, slots=True)
+class SiteReturned:
+    """A lead's website was not read now (its job stopped): the owner keeps it for later."""
+
+    listing: Listing
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
 class LeadFailed:
     """One lead failed one stage for a reason of its own: recorded on the lead, the job goes on."""
 
@@ -120,6 +142,7 @@ class RowsCommitted:
     enrichments: tuple[tuple[str, tuple[PageSpeedResult, ...]], ...]
     verdicts: dict[str, bool]
     statuses: tuple[str, ...] = ()
+    sites: tuple[str, ...] = ()  # leads whose site report is durable
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +163,8 @@ Fact = (
     | ScrapeFailed
     | LeadEnriched
     | EnrichmentReturned
+    | LeadSiteRead
+    | SiteReturned
     | LeadFailed
     | RowsCommitted
     | GaveUp
@@ -174,6 +199,10 @@ class JobHandle(Protocol):
 
     def results_for(self, place_id: str) -> tuple[PageSpeedResult, ...]:
         """The PageSpeed results committed for a lead of this job, for its qualification."""
+        ...
+
+    def site_for(self, place_id: str) -> SiteReport | None:
+        """The site report read for a lead of this job, for its qualification (None: not read)."""
         ...
 
     def coverage_plan(self) -> dict[str, Any] | None:
@@ -246,5 +275,28 @@ class WriteLeadStatus:
         return {"job_id": self.job.job_id, "place_id": self.place_id, "error": self.error}
 
 
-WriterMessage = WriteLead | WriteEnrichment | WriteLeadStatus
-WorkMessage = ScrapeJob | EnrichLead | WriterMessage
+@dataclass(frozen=True, slots=True, eq=False)
+class ReadSite:
+    """Read this lead's website (the site actor)."""
+
+    job: JobHandle
+    listing: Listing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job.job_id, "place_id": self.listing.place_id, "website": self.listing.website}
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class WriteSite:
+    """A lead's site report: its ``sites`` row, its link, and its qualification again."""
+
+    job: JobHandle
+    listing: Listing
+    report: SiteReport
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"job_id": self.job.job_id, "place_id": self.listing.place_id, "site": self.report.site}
+
+
+WriterMessage = WriteLead | WriteEnrichment | WriteSite | WriteLeadStatus
+WorkMessage = ScrapeJob | EnrichLead | ReadSite | WriterMessage

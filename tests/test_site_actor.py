@@ -1,45 +1,36 @@
-"""The site actor: reports what it read as facts, writes every report (a dead site's too), and
-waits out our own egress failing instead of calling the sites dead."""
+"""The site actor with a job's real state: what it reads goes to the writer and is reported as a
+fact the job counts; our own egress failing is waited out, never recorded as dead sites."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import pytest
 
-from actors.actor import ActorCell
-from actors.site import LeadSiteRead, ReadSite, SiteDeps, SiteJob, SiteReader, SiteReturned
+from actors.actor import Actor, ActorCell
+from actors.site import SiteDeps, SiteReader
+from actors.write_buffer import WriteBuffer
 from leadlawk_daemon.clock import FakeClock
+from leadlawk_daemon.jobs.state import JobState
+from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.messages import (
+    LeadScraped,
+    LeadSiteRead,
+    ReadSite,
+    RowsCommitted,
+    WriteLead,
+    WriterMessage,
+    WriteSite,
+)
+from leadlawk_daemon.qualify import Filters
 from leadlawk_daemon.replicas.sites import SitesReplica, serve_sites_replica
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import SitesSettings, load_settings
 from leadlawk_daemon.sites import EgressGuard, SiteClient, SiteReport, SiteStatus
-
-
-@dataclass
-class FakeJob:
-    job_id: str = "job-1"
-    facts: list[Any] = field(default_factory=list)
-    stopped: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def active(self) -> bool:
-        return not self.stopped.is_set()
-
-    def report(self, fact: Any) -> None:
-        self.facts.append(fact)
-
-
-@dataclass
-class FakeWriter:
-    written: list[tuple[str | None, SiteReport]] = field(default_factory=list)
-
-    async def write_site(self, job: SiteJob, listing: Listing, report: SiteReport) -> None:
-        self.written.append((listing.place_id, report))
+from leadlawk_daemon.store import open_store
 
 
 @pytest.fixture
@@ -48,8 +39,29 @@ async def replica() -> AsyncIterator[SitesReplica]:
         yield running
 
 
-def _reader(settings: SitesSettings, client: SiteClient, writer: FakeWriter, clock: FakeClock) -> SiteReader:
-    breaker = CircuitBreaker("sites-egress", failure_threshold=3, reset_timeout=30.0, call_timeout=None, clock=clock)
+def _job(**site: object) -> JobState:
+    spec = parse_job_spec({"query": "roofers", "site": site} if site else {"query": "roofers"}, 65_536)
+    state = JobState("job-1", spec, Filters.from_spec(spec.to_dict()))
+    state.read_sites = True
+    return state
+
+
+def _writer() -> ActorCell[WriterMessage]:
+    return ActorCell("writer", lambda cell: Actor(cell), load_settings().actors.for_actor("writer"))
+
+
+def _written(writer: ActorCell[WriterMessage]) -> list[WriteSite]:
+    out = []
+    while (envelope := writer.mailbox.get_nowait()) is not None:
+        assert isinstance(envelope.message, WriteSite)
+        out.append(envelope.message)
+    return out
+
+
+def _reader(
+    settings: SitesSettings, client: SiteClient, writer: ActorCell[WriterMessage], clock: FakeClock
+) -> SiteReader:
+    breaker = CircuitBreaker("sites", failure_threshold=3, reset_timeout=30.0, call_timeout=None, clock=clock)
     deps = SiteDeps(client=client, guard=EgressGuard(breaker), writer=writer)
     cell: ActorCell[ReadSite] = ActorCell(
         "site", lambda c: SiteReader(c, deps), load_settings().actors.for_actor("site"), clock=clock
@@ -63,46 +75,80 @@ def _lead(n: int, website: str | None) -> Listing:
     return Listing(name=f"Lead {n}", place_id=f"ChIJ{n}", website=website)
 
 
-async def test_sites_read_are_written_and_reported(replica: SitesReplica) -> None:
+async def test_sites_read_are_written_reported_and_counted(replica: SitesReplica) -> None:
     settings = load_settings().sites.model_copy(update={"proxy": replica.base_url, "ca_file": str(replica.ca_path)})
-    job, writer = FakeJob(), FakeWriter()
+    job, writer = _job(status=["dead"]), _writer()
+    leads = [_lead(1, "http://t-ok-wix-a.example/"), _lead(2, "http://t-dns-b.example/"), _lead(3, None),
+             _lead(4, "ftp://files.example/")]
+    for rank, lead in enumerate(leads):
+        job.report(LeadScraped(lead, rank))
     async with SiteClient(settings) as client:
         reader = _reader(settings, client, writer, FakeClock())
-        leads = [_lead(1, "http://t-ok-wix-a.example/"), _lead(2, "http://t-dns-b.example/"), _lead(3, None),
-                 _lead(4, "ftp://files.example/")]
-        for lead in leads:
-            await reader.handle(ReadSite(job, lead))
-    statuses = {place_id: report.status for place_id, report in writer.written}
-    assert statuses == {"ChIJ1": SiteStatus.OK, "ChIJ2": SiteStatus.DEAD, "ChIJ4": SiteStatus.DEAD}
-    assert writer.written[2][1].reason == "not a website URL: 'ftp://files.example/'"
-    assert [type(f) for f in job.facts] == [LeadSiteRead] * 4
-    assert job.facts[2] == LeadSiteRead("ChIJ3", None)  # no website: nothing read, nothing written
-    assert isinstance(job.facts[0], LeadSiteRead)
-    assert job.facts[0].report is writer.written[0][1]
+        while (message := job.next_site_read()) is not None:
+            await reader.handle(message)
+    written = {m.listing.place_id: m.report for m in _written(writer)}
+    assert {k: r.status for k, r in written.items()} == {
+        "ChIJ1": SiteStatus.OK, "ChIJ2": SiteStatus.DEAD, "ChIJ4": SiteStatus.DEAD}
+    assert written["ChIJ4"].reason == "not a website URL: 'ftp://files.example/'"
+    assert "ChIJ3" not in job.site_reports  # no website: never queued, never read
+    assert job.site_for("ChIJ2") is written["ChIJ2"]  # for the lead's qualification
+    assert not job.needs_site
+    assert ("site", "ChIJ1") in job.unwritten  # the job is not complete until the rows are durable
+    job.report(RowsCommitted((), (), {"ChIJ1": False, "ChIJ2": True}, (), ("ChIJ1", "ChIJ2", "ChIJ4")))
+    assert not any(kind == "site" for kind, _ in job.unwritten)
 
 
-async def test_our_egress_down_is_waited_out_not_recorded(replica: SitesReplica) -> None:
+async def test_our_egress_down_is_waited_out_not_recorded() -> None:
     async with serve_sites_replica() as gone:
         proxy = gone.base_url  # closed when this block ends: a proxy that refuses us
     settings = load_settings().sites.model_copy(update={"proxy": proxy})
-    job, writer, clock = FakeJob(), FakeWriter(), FakeClock()
+    job, writer, clock = _job(), _writer(), FakeClock()
+    lead = _lead(1, "http://t-ok-a.example/")
+    job.report(LeadScraped(lead, 0))
+    message = job.next_site_read()
+    assert message is not None
     async with SiteClient(settings) as client:
         reader = _reader(settings, client, writer, clock)
-        handling = asyncio.create_task(reader.handle(ReadSite(job, _lead(1, "http://t-ok-a.example/"))))
+        handling = asyncio.create_task(reader.handle(message))
         await clock.wait_for_sleepers()  # it is waiting for the proxy, not failing the lead
-        assert writer.written == []
-        assert job.facts == []
-        job.stopped.set()
+        assert job.site_reports == {}
+        job.stop("cancelled")
         await handling
-    assert job.facts == [SiteReturned(_lead(1, "http://t-ok-a.example/"), "its job stopped")]
-    assert writer.written == []
+    assert _written(writer) == []
+    assert job.site_reports == {}
+    assert not job.reading_site  # handed back, not lost
 
 
 async def test_a_stopped_job_hands_its_lead_back(replica: SitesReplica) -> None:
     settings = load_settings().sites.model_copy(update={"proxy": replica.base_url})
-    job, writer = FakeJob(), FakeWriter()
-    job.stopped.set()
+    job, writer = _job(), _writer()
+    job.report(LeadScraped(_lead(1, "http://t-ok-a.example/"), 0))
+    message = job.next_site_read()
+    assert message is not None
+    job.stop("shutdown")
     async with SiteClient(settings) as client:
-        await _reader(settings, client, writer, FakeClock()).handle(ReadSite(job, _lead(1, "http://t-ok-a.example/")))
-    assert [type(f) for f in job.facts] == [SiteReturned]
-    assert writer.written == []
+        await _reader(settings, client, writer, FakeClock()).handle(message)
+    assert _written(writer) == []
+    assert not job.reading_site
+
+
+async def test_the_writer_stores_the_site_and_qualifies_the_lead_again(tmp_path: Path) -> None:
+    job = _job(require_email=True)
+    lead = _lead(1, "http://acme.example/")
+    job.report(LeadScraped(lead, 0))
+    buffer = WriteBuffer(100, 100)
+    async with open_store(f"sqlite:///{tmp_path}/w.db", clock=FakeClock(), migrate=True) as store:
+        await store.create_job("job-1", job.spec.to_dict())
+        buffer.add(WriteLead(job, lead, 0))
+        await buffer.write_batch(store)
+        before = (await store.lead_rows_for_export("job-1"))[0]
+        report = SiteReport(site="acme.example", url="http://acme.example/", status=SiteStatus.OK,
+                            emails=["info@acme.example"], cms="wix")
+        job.report(LeadSiteRead("ChIJ1", report))
+        buffer.add(WriteSite(job, lead, report))
+        await buffer.write_batch(store)
+        after = (await store.lead_rows_for_export("job-1"))[0]
+    assert (before["qualified"], before["reasons"]) == (False, ["website not read yet (site filters set)"])
+    assert (after["qualified"], after["reasons"], after["site_emails"]) == (True, [], "info@acme.example")
+    assert job.qualified == {"ChIJ1": True}
+    assert not job.unwritten

@@ -38,7 +38,7 @@ from leadlawk_daemon.intake.events import EventSink
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.logs import redact
-from leadlawk_daemon.messages import EnrichLead, ScrapeJob, WriterMessage
+from leadlawk_daemon.messages import EnrichLead, ReadSite, ScrapeJob, WriterMessage
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.store.base import Job, JobStatus, Store, StoreUnavailable
@@ -91,6 +91,8 @@ class DriverDeps:
     timing: Timing
     # True once the coordinator stops: store calls are abandoned instead of retried for ever.
     stopping: Callable[[], bool]
+    # The site actor, when site enrichment is on (sites.enabled): leads' websites are read.
+    site: ActorCell[ReadSite] | None = None
 
 
 class JobDriver:
@@ -105,6 +107,7 @@ class JobDriver:
         self._paused = 0.0
         self._waiting_on: list[str] = []
         state.dead_letters = deps.dead_letter
+        state.read_sites = deps.site is not None
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -225,6 +228,13 @@ class JobDriver:
         while state.outbox:
             await deps.writer.tell(state.outbox[0])
             state.outbox.popleft()
+        if deps.site is not None:
+            sites = deps.site.mailbox
+            while not sites.full() and state.active:
+                read = state.next_site_read()
+                if read is None:
+                    break
+                sites.put_nowait(read)
         if deps.daily_quota_spent():
             return
         mailbox = deps.enricher.mailbox

@@ -23,6 +23,7 @@ from actors.actor import ActorCell
 from actors.dead_letters import DeadLetterSink
 from actors.enricher import Enricher, EnricherDeps
 from actors.scraper import BrowserHost, Scraper, ScraperDeps
+from actors.site import SiteDeps, SiteReader
 from actors.stats import ActorStats, ActorStatsCollector
 from actors.write_buffer import WriteBuffer
 from actors.writer import Writer, WriterDeps
@@ -34,12 +35,13 @@ from leadlawk_daemon.jobs.driver import DriverDeps, Timing, publish_finished
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.maps.scraper import maps_breaker
-from leadlawk_daemon.messages import EnrichLead, GaveUp, ScrapeJob, WorkMessage, WriterMessage
+from leadlawk_daemon.messages import EnrichLead, GaveUp, ReadSite, ScrapeJob, WorkMessage, WriterMessage
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.client import PageSpeedClient
 from leadlawk_daemon.pagespeed.enrichment import Enricher as PageSpeedEnricher
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import Settings
+from leadlawk_daemon.sites import EgressGuard, SiteClient
 from leadlawk_daemon.store.base import Store, StoreUnavailable
 from supervisors.spec import ChildSpec
 
@@ -48,6 +50,7 @@ __all__ = ["DATABASE_BREAKER", "Pipeline", "QueueFull"]
 log = logging.getLogger("leadlawk.pipeline")
 
 DATABASE_BREAKER = "database"
+SITES_BREAKER = "sites"  # our egress to websites: many different sites unreachable in a row
 # "Writing resumes within 5 s of the database's return": the database breaker's reset timeout
 # and the writer's retry backoff are capped below that, whatever resilience.* says.
 RESUME_WITHIN = 5.0
@@ -131,6 +134,12 @@ class Pipeline:
             dead_letter_kind="lead",
             on_give_up=self._give_up("enricher"),
         )
+        # Site enrichment (sites.enabled): its client (and per-origin cache) outlives the actor.
+        self.sites: SiteClient | None = None
+        self.sites_breaker: CircuitBreaker | None = None
+        self.site: ActorCell[ReadSite] | None = None
+        if settings.sites.enabled:
+            self.site = self._site_cell(settings, metrics, dead_letters)
         self.browser_host = BrowserHost(settings.browser, metrics)
         scraper_settings = actors.for_actor("scraper").model_copy(update={"concurrency": settings.browser.pages})
         self.scraper: ActorCell[ScrapeJob] = ActorCell(
@@ -148,7 +157,9 @@ class Pipeline:
             dead_letter_kind="job",
             on_give_up=self._give_up("scraper"),
         )
-        self.cells: tuple[ActorCell[Any], ...] = (self.writer, self.enricher, self.scraper)
+        self.cells: tuple[ActorCell[Any], ...] = (
+            self.writer, self.enricher, *((self.site,) if self.site is not None else ()), self.scraper
+        )
         if register_metrics:
             # A daemon that may build the pipeline again after a restart registers one collector
             # of its own instead: a registry refuses the same metric names twice.
@@ -159,6 +170,8 @@ class Pipeline:
 
     async def __aenter__(self) -> Pipeline:
         await self._client.__aenter__()
+        if self.sites is not None:
+            await self.sites.__aenter__()
         return self
 
     async def __aexit__(
@@ -167,7 +180,40 @@ class Pipeline:
         try:
             await self.browser_host.aclose()
         finally:
-            await self._client.__aexit__(exc_type, exc, tb)
+            try:
+                await self._client.__aexit__(exc_type, exc, tb)
+            finally:
+                if self.sites is not None:
+                    await self.sites.__aexit__(exc_type, exc, tb)
+
+    def _site_cell(self, settings: Settings, metrics: Metrics, dead_letters: DeadLetterSink) -> ActorCell[ReadSite]:
+        """The site actor beside the enricher: its own mailbox (the bulkhead) and egress breaker."""
+        sites = self.sites = SiteClient(settings.sites, clock=self.clock)
+        breaker = self.sites_breaker = CircuitBreaker(
+            SITES_BREAKER,
+            failure_threshold=settings.sites.egress_failures,
+            reset_timeout=settings.resilience.circuit_breaker.reset_timeout,
+            call_timeout=None,  # a site's requests are each cut at sites.timeout
+            clock=self.clock,
+            on_change=self._breaker_changed,
+        )
+        metrics.breaker_state.labels(breaker=SITES_BREAKER).set(0)
+
+        def forget(streak: list[str]) -> None:
+            for site in streak:  # their "unreachable" was ours, not theirs
+                sites.cache.forget(site)
+
+        deps = SiteDeps(sites, EgressGuard(breaker, on_outage=forget), self.writer, metrics)
+        return ActorCell(
+            "site",
+            lambda cell: SiteReader(cell, deps),
+            settings.actors.for_actor("site").model_copy(update={"concurrency": settings.sites.max_in_flight}),
+            clock=self.clock,
+            dead_letters=dead_letters,
+            put_timeout=settings.resilience.bulkhead.timeout,
+            dead_letter_kind="lead",
+            on_give_up=self._give_up("site"),
+        )
 
     def children(self) -> list[ChildSpec]:
         """Start order for one ``rest_for_one`` supervisor: writer, enricher, scraper, coordinator."""
@@ -175,6 +221,10 @@ class Pipeline:
         return [
             self.writer.child_spec(shutdown_timeout=max(sup.shutdown_timeout, 5.0), start_timeout=sup.start_timeout),
             self.enricher.child_spec(shutdown_timeout=sup.shutdown_timeout, start_timeout=sup.start_timeout),
+            *(
+                (self.site.child_spec(shutdown_timeout=sup.shutdown_timeout, start_timeout=sup.start_timeout),)
+                if self.site is not None else ()
+            ),
             self.scraper.child_spec(
                 shutdown_timeout=sup.shutdown_timeout,
                 start_timeout=max(sup.start_timeout, self.settings.browser.launch_timeout + 10),
@@ -226,6 +276,7 @@ class Pipeline:
             dead_letter=self.dead_letters.dead_letter,
             timing=timing,
             stopping=lambda: self.coordinator is None or self.coordinator.stopping,
+            site=self.site,
         )
 
     def outages(self) -> frozenset[str]:
@@ -235,6 +286,8 @@ class Pipeline:
             "pagespeed": self.pagespeed.breaker,
             DATABASE_BREAKER: self.db_breaker,
         }
+        if self.sites_breaker is not None:
+            breakers[SITES_BREAKER] = self.sites_breaker
         return frozenset(name for name, breaker in breakers.items() if breaker.state is not BreakerState.CLOSED)
 
     def _give_up(self, actor: str) -> Callable[[WorkMessage, str, int], bool]:

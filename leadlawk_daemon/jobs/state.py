@@ -39,16 +39,21 @@ from leadlawk_daemon.messages import (
     LeadEnriched,
     LeadFailed,
     LeadScraped,
+    LeadSiteRead,
+    ReadSite,
     RowsCommitted,
     ScrapeEnded,
     ScrapeFailed,
     ScrapeJob,
+    SiteReturned,
     WriteEnrichment,
     WriteLead,
     WriteLeadStatus,
+    WriteSite,
 )
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.qualify import Filters
+from leadlawk_daemon.sites.report import SiteReport
 
 __all__ = ["JobState", "StopReason"]
 
@@ -60,7 +65,7 @@ log = logging.getLogger("leadlawk.jobs")
 StopReason = Literal["cancelled", "max_runtime", "failed", "shutdown", "requeued", "lease_lost"]
 
 # What the writer holds for a job that is not durable yet: (kind, place id).
-Unwritten = tuple[Literal["lead", "pagespeed", "status"], str]
+Unwritten = tuple[Literal["lead", "pagespeed", "site", "status"], str]
 
 
 @dataclass(eq=False)
@@ -83,6 +88,13 @@ class JobState:
     # Leads waiting for the enricher (fed by the driver while its mailbox has room), and those in it.
     to_enrich: collections.deque[Listing] = field(default_factory=collections.deque)
     enriching: set[str] = field(default_factory=set)
+    # Leads whose website the site actor should read (only when the pipeline has one: read_sites),
+    # those in it, those done, and the reports read (their qualification reads them).
+    read_sites: bool = False
+    to_read_site: collections.deque[Listing] = field(default_factory=collections.deque)
+    reading_site: set[str] = field(default_factory=set)
+    sites_read: set[str] = field(default_factory=set)
+    site_reports: dict[str, SiteReport] = field(default_factory=dict)
     # Lead failures to record on job_leads: sent to the writer by the driver.
     outbox: collections.deque[WriteLeadStatus] = field(default_factory=collections.deque)
     scrape_done: bool = False
@@ -120,6 +132,9 @@ class JobState:
     def results_for(self, place_id: str) -> tuple[PageSpeedResult, ...]:
         return self.tested.get(place_id, ())
 
+    def site_for(self, place_id: str) -> SiteReport | None:
+        return self.site_reports.get(place_id)
+
     def report(self, fact: Fact) -> None:
         try:
             self.apply(fact)
@@ -142,8 +157,19 @@ class JobState:
         return bool(self.to_enrich or self.enriching)
 
     @property
+    def wants_site(self) -> bool:
+        return self.read_sites and self.spec.site.enabled
+
+    @property
+    def needs_site(self) -> bool:
+        return bool(self.to_read_site or self.reading_site)
+
+    @property
     def complete(self) -> bool:
-        return self.scrape_done and not self.needs_enrichment and not self.unwritten and not self.outbox
+        return (
+            self.scrape_done and not self.needs_enrichment and not self.needs_site and not self.unwritten
+            and not self.outbox
+        )
 
     def counters(self) -> dict[str, int]:
         return {
@@ -166,6 +192,17 @@ class JobState:
                 continue
             self.enriching.add(place_id)
             return EnrichLead(self, listing)
+        return None
+
+    def next_site_read(self) -> ReadSite | None:
+        """The next lead for the site actor, now counted as in it."""
+        while self.to_read_site:
+            listing = self.to_read_site.popleft()
+            place_id = listing.place_id
+            if place_id is None or place_id in self.reading_site:
+                continue
+            self.reading_site.add(place_id)
+            return ReadSite(self, listing)
         return None
 
     def put_back(self, message: EnrichLead) -> None:
@@ -218,6 +255,8 @@ class JobState:
                 self.unwritten.add(("lead", place_id))
                 if self.wants_pagespeed and listing.website and place_id not in self.enriched:
                     self.to_enrich.append(listing)
+                if self.wants_site and listing.website and place_id not in self.sites_read:
+                    self.to_read_site.append(listing)
             case AreaCellDone():
                 self.plan = fact.plan
                 self.area_progress = {
@@ -240,6 +279,18 @@ class JobState:
                     self.enriching.discard(listing.place_id)
                 if self.active:
                     self.to_enrich.append(listing)
+            case LeadSiteRead(place_id=place_id, report=report):
+                self.reading_site.discard(place_id)
+                if report is None:
+                    self.sites_read.add(place_id)
+                else:
+                    self.site_reports[place_id] = report
+                    self.unwritten.add(("site", place_id))
+            case SiteReturned(listing=listing):
+                if listing.place_id is not None:
+                    self.reading_site.discard(listing.place_id)
+                if self.active:
+                    self.to_read_site.append(listing)
             case LeadFailed():
                 self._lead_failed(fact)
             case RowsCommitted():
@@ -259,6 +310,9 @@ class JobState:
             self.failed.pop(place_id, None)
         for place_id in fact.statuses:
             self.unwritten.discard(("status", place_id))
+        for place_id in fact.sites:
+            self.sites_read.add(place_id)
+            self.unwritten.discard(("site", place_id))
         self.qualified.update(fact.verdicts)
         self._settle_plans()
 
@@ -270,9 +324,11 @@ class JobState:
     def _lead_failed(self, fact: LeadFailed) -> None:
         place_id = fact.place_id
         self.enriching.discard(place_id)
+        self.reading_site.discard(place_id)
         if fact.stage == "store":
             self.unwritten.discard(("lead", place_id))
             self.unwritten.discard(("pagespeed", place_id))
+            self.unwritten.discard(("site", place_id))
         if place_id in self.failed:
             return  # one failure per lead is recorded and dead-lettered, however often it is reported
         reason = redact(fact.reason)
@@ -303,7 +359,11 @@ class JobState:
             place_id = message.listing.place_id
             if place_id is not None:
                 self._lead_failed(LeadFailed(place_id, "pagespeed", reason, message.to_dict()))
-        elif isinstance(message, WriteLead | WriteEnrichment):
+        elif isinstance(message, ReadSite):
+            place_id = message.listing.place_id
+            if place_id is not None:
+                self._lead_failed(LeadFailed(place_id, "site", reason, message.to_dict()))
+        elif isinstance(message, WriteLead | WriteEnrichment | WriteSite):
             place_id = message.listing.place_id
             if place_id is not None:
                 self._lead_failed(LeadFailed(place_id, "store", reason, message.to_dict()))
