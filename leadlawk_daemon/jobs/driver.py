@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from actors.actor import ActorCell
 from actors.dead_letters import DeadLetter
+from actors.mailbox import Mailbox
 from actors.write_buffer import WriteBuffer
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.intake.events import EventSink
@@ -47,6 +48,7 @@ __all__ = ["DriverDeps", "JobDriver", "Timing"]
 
 log = logging.getLogger("leadlawk.jobs")
 T = TypeVar("T")
+M = TypeVar("M")
 
 # Store calls retried through an outage wait at most this long between attempts.
 _STORE_RETRY_CAP = 1.0
@@ -93,6 +95,15 @@ class DriverDeps:
     stopping: Callable[[], bool]
     # The site actor, when site enrichment is on (sites.enabled): leads' websites are read.
     site: ActorCell[ReadSite] | None = None
+
+
+def _fill(mailbox: Mailbox[M], take: Callable[[], M | None], state: JobState) -> None:
+    """Queued work into ``mailbox`` while it has room and the job runs (``take`` counts it as sent)."""
+    while not mailbox.full() and state.active:
+        message = take()
+        if message is None:
+            return
+        mailbox.put_nowait(message)
 
 
 class JobDriver:
@@ -229,20 +240,9 @@ class JobDriver:
             await deps.writer.tell(state.outbox[0])
             state.outbox.popleft()
         if deps.site is not None:
-            sites = deps.site.mailbox
-            while not sites.full() and state.active:
-                read = state.next_site_read()
-                if read is None:
-                    break
-                sites.put_nowait(read)
-        if deps.daily_quota_spent():
-            return
-        mailbox = deps.enricher.mailbox
-        while not mailbox.full() and state.active:
-            message = state.next_enrichment()
-            if message is None:
-                break
-            mailbox.put_nowait(message)
+            _fill(deps.site.mailbox, state.next_site_read, state)
+        if not deps.daily_quota_spent():
+            _fill(deps.enricher.mailbox, state.next_enrichment, state)
 
     # -- the lease --------------------------------------------------------------------------------
 

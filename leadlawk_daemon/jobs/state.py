@@ -68,6 +68,17 @@ StopReason = Literal["cancelled", "max_runtime", "failed", "shutdown", "requeued
 Unwritten = tuple[Literal["lead", "pagespeed", "site", "status"], str]
 
 
+def _take(queue: collections.deque[Listing], taken: set[str]) -> Listing | None:
+    """The next queued lead not already taken, now counted in ``taken``."""
+    while queue:
+        listing = queue.popleft()
+        place_id = listing.place_id
+        if place_id is not None and place_id not in taken:
+            taken.add(place_id)
+            return listing
+    return None
+
+
 @dataclass(eq=False)
 class JobState:
     job_id: str
@@ -185,25 +196,13 @@ class JobState:
 
     def next_enrichment(self) -> EnrichLead | None:
         """The next lead for the enricher, now counted as in it."""
-        while self.to_enrich:
-            listing = self.to_enrich.popleft()
-            place_id = listing.place_id
-            if place_id is None or place_id in self.enriching:
-                continue
-            self.enriching.add(place_id)
-            return EnrichLead(self, listing)
-        return None
+        listing = _take(self.to_enrich, self.enriching)
+        return None if listing is None else EnrichLead(self, listing)
 
     def next_site_read(self) -> ReadSite | None:
         """The next lead for the site actor, now counted as in it."""
-        while self.to_read_site:
-            listing = self.to_read_site.popleft()
-            place_id = listing.place_id
-            if place_id is None or place_id in self.reading_site:
-                continue
-            self.reading_site.add(place_id)
-            return ReadSite(self, listing)
-        return None
+        listing = _take(self.to_read_site, self.reading_site)
+        return None if listing is None else ReadSite(self, listing)
 
     def put_back(self, message: EnrichLead) -> None:
         """An enrichment taken by :meth:`next_enrichment` that could not be sent."""
