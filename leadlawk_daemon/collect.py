@@ -14,13 +14,16 @@ import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from leadlawk_daemon.assembly import LeadLawkDaemon
 from leadlawk_daemon.control import ControlError, render_rows
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store.base import TERMINAL_STATUSES, Job
+
+if TYPE_CHECKING:  # the demo's replicas are imported only when the demo runs
+    from leadlawk_daemon.replicas.sites import SitesReplica
 
 __all__ = ["DEMO_SPEC", "collect", "demo"]
 
@@ -108,8 +111,8 @@ def summary(job: Job, rows: list[dict[str, Any]], out: TextIO) -> None:
 
 def table(rows: list[dict[str, Any]], out: TextIO) -> None:
     """A readable table of leads: the demo's answer."""
-    columns = [("#", 3), ("business", 34), ("rating", 6), ("reviews", 7), ("phone", 15), ("website", 34),
-               ("mobile", 6), ("qualified", 9)]
+    columns = [("#", 3), ("business", 30), ("rating", 6), ("reviews", 7), ("phone", 14), ("website", 30),
+               ("mobile", 6), ("site", 14), ("email", 30), ("qualified", 9)]
     out.write("  ".join(name.ljust(width) for name, width in columns) + "\n")
     out.write("  ".join("-" * width for _, width in columns) + "\n")
     for row in sorted(rows, key=lambda r: r.get("rank") or 0):
@@ -123,9 +126,25 @@ def table(rows: list[dict[str, Any]], out: TextIO) -> None:
             str(row.get("phone") or ""),
             str(row.get("website") or "(none)"),
             "broken" if broken else ("" if perf is None else f"{perf:.0f}"),
+            _site_verdict(row),
+            str(row.get("site_emails") or "").split(";")[0],
             "yes" if row.get("qualified") else "no",
         ]
         out.write("  ".join(_fit(cell, width) for cell, (_, width) in zip(cells, columns, strict=True)) + "\n")
+
+
+def _site_verdict(row: dict[str, Any]) -> str:
+    """The site's status, or what sells a new one: ``ok wix`` ``ok no-https`` ``dead``."""
+    status = row.get("site_status")
+    if status is None:
+        return ""
+    if status != "ok":
+        return str(status)
+    if row.get("site_https") is False:
+        return "ok no-https"
+    if row.get("site_mobile_viewport") is False:
+        return "ok no-mobile"
+    return f"ok {row.get('site_cms') or ''}".strip()
 
 
 def _fit(text: str, width: int) -> str:
@@ -133,16 +152,24 @@ def _fit(text: str, width: int) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _replicas() -> AsyncIterator[tuple[str, str]]:
+async def _replicas() -> AsyncIterator[tuple[str, str, SitesReplica]]:
     from leadlawk_daemon.replicas.maps import serve_maps_replica
     from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
+    from leadlawk_daemon.replicas.sites import serve_sites_replica
 
-    async with serve_maps_replica("127.0.0.1", 0) as maps_url, serve_pagespeed_replica("127.0.0.1", 0) as psi_url:
-        yield maps_url, psi_url
+    async with (
+        serve_maps_replica("127.0.0.1", 0) as maps_url,
+        serve_pagespeed_replica("127.0.0.1", 0) as psi_url,
+        serve_sites_replica("127.0.0.1", 0) as sites,
+    ):
+        yield maps_url, psi_url, sites
 
 
-def demo_environment(maps_url: str, psi_url: str, base: Mapping[str, str]) -> dict[str, str]:
-    """The configuration of a demo run: the replicas, the SQLite default, no Redis, loopback HTTP."""
+def demo_environment(
+    maps_url: str, psi_url: str, base: Mapping[str, str], sites: SitesReplica | None = None
+) -> dict[str, str]:
+    """The configuration of a demo run: the replicas, the SQLite default, no Redis, loopback HTTP;
+    with ``sites``, site enrichment through the websites replica (its proxy and its CA)."""
     env = {k: v for k, v in base.items() if k not in ("REDIS_URL", "DATABASE_URL", "PAGESPEED_API_KEY")}
     env |= {
         "LEADLAWK__MAPS__BASE_URL": maps_url,
@@ -153,6 +180,12 @@ def demo_environment(maps_url: str, psi_url: str, base: Mapping[str, str]) -> di
         "PORT": "0",
         "LOG_LEVEL": base.get("LOG_LEVEL", "WARNING"),
     }
+    if sites is not None:
+        env |= {
+            "LEADLAWK__SITES__ENABLED": "true",
+            "LEADLAWK__SITES__PROXY": sites.base_url,
+            "LEADLAWK__SITES__CA_FILE": str(sites.ca_path),
+        }
     return env
 
 
@@ -160,9 +193,10 @@ async def demo(out: TextIO, progress: TextIO) -> int:
     from leadlawk_daemon.jobspec import parse_job_spec
 
     began = time.monotonic()
-    async with _replicas() as (maps_url, psi_url):
-        progress.write(f"offline Google Maps replica at {maps_url}, PageSpeed stand-in at {psi_url}\n")
-        settings = load_settings(environ=demo_environment(maps_url, psi_url, os.environ))
+    async with _replicas() as (maps_url, psi_url, sites):
+        progress.write(f"offline Google Maps replica at {maps_url}, PageSpeed stand-in at {psi_url}, "
+                       f"websites replica (proxy) at {sites.base_url}\n")
+        settings = load_settings(environ=demo_environment(maps_url, psi_url, os.environ, sites))
         spec = parse_job_spec(DEMO_SPEC, settings.server.max_body_bytes)
         progress.write(f'collecting "{spec.query}" in "{spec.location}" (limit {spec.limit}) into '
                        f"{settings.database.url}\n")
