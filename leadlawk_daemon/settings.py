@@ -160,6 +160,7 @@ class ActorsSettings(_Section):
     defaults: ActorDefaults
     scraper: ActorSettings = ActorSettings()
     enricher: ActorSettings = ActorSettings()
+    site: ActorSettings = ActorSettings()
     writer: ActorSettings = ActorSettings()
     jobs: ActorSettings = ActorSettings()
 
