@@ -152,3 +152,16 @@ async def test_the_writer_stores_the_site_and_qualifies_the_lead_again(tmp_path:
     assert (after["qualified"], after["reasons"], after["site_emails"]) == (True, [], "info@acme.example")
     assert job.qualified == {"ChIJ1": True}
     assert not job.unwritten
+
+
+def test_a_resumed_job_reads_only_the_sites_not_read_yet() -> None:
+    job = _job()
+    rows: list[dict[str, object]] = [
+        {"place_id": "ChIJ1", "name": "Read", "website": "http://a.example/", "site_status": "ok"},
+        {"place_id": "ChIJ2", "name": "Unread", "website": "http://b.example/", "site_status": None},
+        {"place_id": "ChIJ3", "name": "No site", "website": None, "site_status": None},
+    ]
+    job.resume_from(rows, lambda row: Listing(name=str(row["name"]), place_id=str(row["place_id"]),
+                                             website=row["website"] if isinstance(row["website"], str) else None))
+    assert [listing.place_id for listing in job.to_read_site] == ["ChIJ2"]
+    assert job.sites_read == {"ChIJ1"}

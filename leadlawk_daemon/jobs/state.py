@@ -243,6 +243,10 @@ class JobState:
                 self.enriched.add(place_id)
             elif self.wants_pagespeed and row.get("website"):
                 self.to_enrich.append(listing(row))
+            if row.get("site_status") is not None:
+                self.sites_read.add(place_id)  # read already (for this job or another: sites are shared)
+            elif self.wants_site and row.get("website"):
+                self.to_read_site.append(listing(row))
 
     def apply(self, fact: Fact) -> None:
         match fact:
