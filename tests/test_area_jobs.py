@@ -197,3 +197,24 @@ async def test_an_area_job_without_an_area_covers_the_locations_own_map(
     assert len(ids) == len(set(ids))
     assert set(ids) == expected
     assert sorted(leads) == sorted(ids)
+
+
+async def test_an_area_job_waits_out_a_block_and_still_stores_exactly_the_ground_truth(
+    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str
+) -> None:
+    maps_url, psi_url = replicas
+    expected = await in_area_truth(maps_url)
+    async with DaemonProcess(tmp_path, env=env_for(maps_url, psi_url, fresh_pg)) as daemon:
+        await daemon.wait_status("/health/ready", 200, within=60)
+        # The first searches meet Google's block page: an outage the job waits out, not a failure.
+        async with aiohttp.ClientSession() as http, http.post(f"{maps_url}/_faults", json={"sorry": 3}) as response:
+            assert response.status == 200
+        assert (await daemon.post("/jobs", area_spec("area-sorry")))[0] == 202
+        job = await wait_job(daemon, "area-sorry")
+    assert job["status"] == "succeeded", job
+    _, rows = await stored(fresh_pg, "area-sorry")
+    assert {place_id for place_id, _ in rows} == expected
+    assert len(rows) == len(expected)
+    stats = await replica_get(maps_url, "/_stats")
+    assert stats["requests"].get("sorry", 0) >= 1  # the block was met, through the Maps breaker
+    assert set(stats["viewports"].values()) == {1}
