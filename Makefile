@@ -18,10 +18,11 @@ types:
 	.venv/bin/mypy
 
 test:
-	.venv/bin/pytest -q -p no:cacheprovider
+	.venv/bin/pytest -q -p no:cacheprovider -m "not matrix"
 
+# The fault-injection suite, with the whole fault matrix (every fault, every dependency, short and long).
 chaos: setup
-	.venv/bin/pytest -q -m chaos -p no:cacheprovider
+	.venv/bin/pytest -q -m "chaos or matrix" -p no:cacheprovider
 
 bench: setup
 	.venv/bin/python bench/actors.py

@@ -20,6 +20,7 @@ from actors.mailbox import Envelope, Mailbox, MailboxFull
 from actors.stats import ActorStats
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
+from leadlawk_daemon.racing import reap
 from leadlawk_daemon.settings import ActorDefaults
 from supervisors.spec import ChildSpec, Restart, Started
 
@@ -301,7 +302,6 @@ class Actor(Generic[M]):
             try:
                 await asyncio.wait([*waiters, *workers], return_when=asyncio.FIRST_COMPLETED)
             finally:
-                for waiter in waiters:
-                    waiter.cancel()
+                await reap(*waiters)
             if self._stopping and all(w.done() for w in workers):
                 return

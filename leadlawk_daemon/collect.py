@@ -78,17 +78,21 @@ async def _follow(daemon: LeadLawkDaemon, job_id: str, progress: TextIO, within:
         store = daemon.database.store
         job = await store.get_job(job_id) if store is not None else None
         if job is not None:
+            waiting = (job.progress or {}).get("waiting_on") or []
             line = (
                 f"{job.status:<9} found {job.found:>4}  enriched {job.enriched:>4}  qualified {job.qualified:>4}"
-                f"  written {job.written:>4}  {time.monotonic() - began:5.1f}s"
+                f"  written {job.written:>4}"
+                + (f"  failed {job.failed:>4}" if job.failed else "")
+                + (f"  waiting on {', '.join(map(str, waiting))}" if waiting else "")
             )
             # A terminal gets one line rewritten in place; a log file a line per change, at most every 2 s.
-            changed = line[:60] != last[:60]
+            changed = line != last
+            line_shown = f"{line}  {time.monotonic() - began:5.1f}s"
             if tty and changed:
-                progress.write("\r" + line)
+                progress.write("\r" + line_shown)
                 progress.flush()
             elif changed and (job.status in TERMINAL_STATUSES or time.monotonic() - last_shown >= 2.0):
-                progress.write(line + "\n")
+                progress.write(line_shown + "\n")
                 last_shown = time.monotonic()
             last = line if changed else last
             if job.status in TERMINAL_STATUSES:
@@ -104,9 +108,16 @@ def summary(job: Job, rows: list[dict[str, Any]], out: TextIO) -> None:
     out.write(
         f"job {job.id}: {job.status}; {job.found} found, {job.enriched} enriched, "
         f"{job.qualified} qualified, {job.written} written"
+        + (f", {job.failed} failed" if job.failed else "")
         + (f"; error: {job.error}" if job.error else "")
         + "\n"
     )
+    if job.failed:
+        # A lead's own failure is recorded on it and kept for replay; the job went on without it.
+        out.write(
+            f"{job.failed} lead(s) failed a stage (job_leads.status = failed, with the reason); "
+            "`leadlawk dlq list` shows them, `leadlawk dlq replay --all` tries them again\n"
+        )
 
 
 def table(rows: list[dict[str, Any]], out: TextIO) -> None:

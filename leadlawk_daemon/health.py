@@ -26,6 +26,7 @@ from typing import Any
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.settings import HealthCheckSettings, HealthSettings
 from supervisors.spec import Started
 
@@ -182,13 +183,7 @@ class Health:
         while True:
             await self.probe_once()
             self._wake.clear()
-            sleeper = asyncio.ensure_future(self.clock.sleep(self.check.interval))
-            waker = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
-                waker.cancel()
+            await first_of(self.clock.sleep(self.check.interval), self._wake.wait())
 
     async def probe_once(self) -> None:
         """Probe every dependency once, concurrently, each within the probe timeout."""

@@ -1,7 +1,8 @@
 """Racing work against a signal: the one way a piece of work is stopped from outside.
 
-Two shapes, one rule. :func:`unless_set` runs an awaitable until it finishes or an event is set;
-:func:`first_of` waits for the first of several awaitables. Whatever loses is cancelled *and
+Two shapes, one rule (and :func:`reap`, the rule itself, for waits whose other side is not
+ours). :func:`unless_set` runs an awaitable until it finishes or an event is set; :func:`first_of`
+waits for the first of several awaitables. Whatever loses is cancelled *and
 reaped* before the call returns, so no task outlives its owner. A cancellation of the caller
 itself always propagates: it is never mistaken for the loser's cancellation and swallowed (the
 bug of ``with suppress(CancelledError): await loser`` that this module replaces).
@@ -13,7 +14,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Final, TypeVar, final
 
-__all__ = ["STOPPED", "Stopped", "first_of", "unless_set"]
+__all__ = ["STOPPED", "Stopped", "first_of", "reap", "unless_set"]
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ class Stopped:
 STOPPED: Final = Stopped()
 
 
-async def _reap(*tasks: asyncio.Future[Any]) -> None:
+async def reap(*tasks: asyncio.Future[Any]) -> None:
     """Cancel ``tasks`` and wait for them to end; re-raise only a cancellation aimed at the caller."""
     for task in tasks:
         task.cancel()
@@ -52,20 +53,20 @@ async def unless_set(event: asyncio.Event, work: Awaitable[T]) -> T | Stopped:
     """
     task: asyncio.Future[T] = asyncio.ensure_future(work)
     if event.is_set() and not task.done():
-        await _reap(task)
+        await reap(task)
         return STOPPED
     stop = asyncio.ensure_future(event.wait())
     try:
         await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        await _reap(task, stop)
+        await reap(task, stop)
         raise
     if not task.done():
-        await _reap(task, stop)
+        await reap(task, stop)
         if task.cancelled() or task.exception() is not None:
             return STOPPED
         return task.result()
-    await _reap(stop)
+    await reap(stop)
     return task.result()
 
 
@@ -76,9 +77,9 @@ async def first_of(*aws: Awaitable[Any]) -> None:
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
-        await _reap(*tasks)
+        await reap(*tasks)
         raise
-    await _reap(*(t for t in tasks if t not in done))
+    await reap(*(t for t in tasks if t not in done))
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]

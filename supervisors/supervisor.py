@@ -20,13 +20,13 @@ A supervisor is itself a :class:`~supervisors.spec.Child`, so trees nest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
+from leadlawk_daemon.racing import reap
 from supervisors.backoff import Backoff
 from supervisors.events import EventKind, SupervisorEvent, SupervisorListener
 from supervisors.intensity import RestartIntensity
@@ -396,9 +396,8 @@ class Supervisor:
             waiting: set[asyncio.Future[None]] = {*aws, timer}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
+            # Only the timer is ours to cancel; an outer cancellation is never swallowed here.
+            await reap(timer)
         return any(a.done() for a in aws)
 
     # -- plumbing ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.client import PageSpeedClient
 from leadlawk_daemon.pagespeed.enrichment import Enricher, EnrichmentOutcome
 from leadlawk_daemon.replicas.pagespeed import PageSpeedReplica, serve_pagespeed_replica
+from leadlawk_daemon.resilience.breaker import BreakerState
 from leadlawk_daemon.resilience.retry import RetryPolicy
 from leadlawk_daemon.settings import CircuitBreakerSettings
 
@@ -190,25 +191,50 @@ async def test_a_hang_is_cut_by_the_timeout_and_retried(rig_factory: Callable[..
     assert rig.replica.stats["ok"] == 1
 
 
-async def test_breaker_opens_on_a_down_service_and_closes_after_a_good_trial(
+async def test_a_down_service_opens_the_breaker_and_its_leads_wait_without_failing(
     rig_factory: Callable[..., object],
 ) -> None:
     rig: Rig = await rig_factory()  # type: ignore[misc]
     rig.replica.faults.replace({"server_error": True})
-    failed = await drive(rig, asyncio.create_task(rig.enricher.enrich(lead(8))))
+    waiting = [asyncio.create_task(rig.enricher.enrich(lead(n))) for n in (8, 9)]
+    # Both sites fail: PageSpeed is down. Move time through several reset timeouts: the leads wait
+    # (an outage is nobody's failure), and only the breaker's single trials reach the service.
+    for _ in range(40):
+        await until(lambda: rig.enricher.in_flight == 0 and rig.clock.sleepers > 0)
+        deadline = rig.clock.next_deadline()
+        assert deadline is not None
+        await rig.clock.advance(deadline - rig.clock.monotonic())
+        if rig.enricher.breaker.state.value == "open" and rig.clock.monotonic() > 1_400:
+            break
+    assert rig.enricher.breaker.state.value == "open"
+    assert rig.metric("leadlawk_circuit_breaker_state", breaker="pagespeed") == 2
+    assert not any(t.done() for t in waiting)
+    before = rig.replica.stats["requests"]
+    await rig.clock.advance(61.0)  # one reset timeout: one trial, which fails
+    await until(lambda: rig.replica.stats["requests"] == before + 1 and rig.enricher.in_flight == 0)
+    assert rig.enricher.breaker.state is BreakerState.OPEN
+    assert not any(t.done() for t in waiting)
+    rig.replica.faults.clear()
+    outcomes = [await drive(rig, task) for task in waiting]
+    assert [o.status for o in outcomes] == ["enriched", "enriched"]
+    assert rig.enricher.breaker.state.value == "closed"
+    assert rig.metric("leadlawk_circuit_breaker_state", breaker="pagespeed") == 0
+
+
+async def test_a_site_that_always_fails_is_that_leads_failure_while_pagespeed_serves_others(
+    rig_factory: Callable[..., object],
+) -> None:
+    rig: Rig = await rig_factory()  # type: ignore[misc]
+    rig.replica.faults.replace({"server_error_for": ["broken-site"]})
+    failed = await drive(rig, asyncio.create_task(rig.enricher.enrich(lead(8, "https://broken-site.example/"))))
     assert failed.status == "failed"
     assert failed.reason is not None
     assert "gave up after 5 attempts" in failed.reason
-    assert rig.enricher.breaker.state.value == "open"
-    assert rig.metric("leadlawk_circuit_breaker_state", breaker="pagespeed") == 2
-    requests_when_open = rig.replica.stats["requests"]
-    rig.replica.faults.clear()
-    # The next lead waits for the breaker's trial instead of hammering the service.
+    # Its five failures opened the breaker, yet they were this site's alone: the lead failed, and
+    # the next lead is enriched after the breaker's trial.
     outcome = await drive(rig, asyncio.create_task(rig.enricher.enrich(lead(9))))
     assert outcome.status == "enriched"
-    assert rig.replica.stats["requests"] == requests_when_open + 1
     assert rig.enricher.breaker.state.value == "closed"
-    assert rig.metric("leadlawk_circuit_breaker_state", breaker="pagespeed") == 0
 
 
 def seconds_to_la_midnight(clock: FakeClock) -> float:

@@ -9,7 +9,9 @@ switches the proxy's mode while a job runs:
 - ``blackhole()``: connections are accepted and held, nothing is forwarded either way (not even
   a close), so clients wait until their own timeouts, as in a network partition. When the
   partition heals (``restore()``), what was held flows on, as TCP retransmission would deliver it;
-- ``delay(seconds)``: every chunk waits that long before it is forwarded, in both directions.
+- ``delay(seconds)``: every chunk waits that long before it is forwarded, in both directions;
+- ``refuse()``: the proxy stops listening, so connecting is refused, as when the server is down
+  (``reopen()`` listens on the same port again).
 
 Each connection holds at most one chunk per direction and waits for the receiving side to drain
 before reading more, so a slow or blackholed peer never makes the proxy buffer without bound.
@@ -178,6 +180,21 @@ class FaultProxy:
         self._delay = 0.0
         self._mode = ProxyMode.PASS
         self._flowing.set()
+
+    async def refuse(self) -> None:
+        """Stop listening: new connections are refused by the kernel (nothing listens on the port),
+        as when the server's process is down; the open ones are reset. :meth:`reopen` ends it."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+        self.cut()
+
+    async def reopen(self) -> None:
+        """Listen on the same port again, forwarding as before."""
+        if self._server is None:
+            self._server = await asyncio.start_server(self._accept, self._listen[0], self._port)
+        self.restore()
 
     # --- connections ------------------------------------------------------------------------------
 

@@ -334,7 +334,8 @@ class JobState:
             self.unwritten.discard(("site", place_id))
         if place_id in self.failed:
             return  # one failure per lead is recorded and dead-lettered, however often it is reported
-        reason = redact(fact.reason)
+        # "pagespeed: gave up after 2 attempts (…)": said once, whoever prefixed it.
+        reason = redact(fact.reason).removeprefix(f"{fact.stage}: ")
         self.failed[place_id] = f"{fact.stage}: {reason}"
         self._settle_plans()
         log.warning(

@@ -22,10 +22,10 @@ import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TypeVar
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 from aiolimiter import AsyncLimiter
-from playwright.async_api import Page
+from playwright.async_api import Page, Request, Response
 
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.jobspec import JobSpec
@@ -156,6 +156,41 @@ def maps_breaker(
         exclude=lambda exc: isinstance(exc, BrowserError) and not isinstance(exc, BrowserTimeoutError),
         call_timeout=call_timeout,
     )
+
+
+class _FeedLoadFailures:
+    """The page's own requests for more results that failed (refused, reset, 5xx) while the feed was
+    read: tells a feed that ended from one that could not load its next page."""
+
+    def __init__(self, page: Page) -> None:
+        self._page = page
+        self._origin = _origin(page.url)
+        self.seen: list[str] = []
+
+    def __enter__(self) -> _FeedLoadFailures:
+        self._page.on("requestfailed", self._failed)
+        self._page.on("response", self._response)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._page.remove_listener("requestfailed", self._failed)
+        self._page.remove_listener("response", self._response)
+
+    def _ours(self, request: Request) -> bool:
+        return request.resource_type in ("xhr", "fetch") and _origin(request.url) == self._origin
+
+    def _failed(self, request: Request) -> None:
+        if self._ours(request):
+            self.seen.append(f"{request.failure or 'request failed'} ({request.url})")
+
+    def _response(self, response: Response) -> None:
+        if response.status >= 500 and self._ours(response.request):
+            self.seen.append(f"HTTP {response.status} ({response.url})")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _lacks(listing: Listing, name: str) -> bool:
@@ -320,22 +355,29 @@ class MapsScraper:
                 await emit(listing, rank)
                 emitted += 1
 
-        while end_reason is None:
-            chunk = await feed.collect()
-            parsed = await self.read_feed(chunk.html)
-            malformed += parsed.malformed
-            await take(parsed)
-            if len(ranks) >= request.limit:
-                end_reason = "limit"
-            elif chunk.ended or parsed.end_of_list:
-                end_reason = "end_of_list"
-            elif idle >= self.settings.max_idle_scrolls:
-                end_reason = "stopped_growing"
-            else:
-                await feed.scroll()
-                scrolls += 1
-                grown = await feed.wait_for_growth(chunk.links)
-                idle = 0 if grown else idle + 1
+        with _FeedLoadFailures(page) as load_failures:
+            while end_reason is None:
+                chunk = await feed.collect()
+                parsed = await self.read_feed(chunk.html)
+                malformed += parsed.malformed
+                await take(parsed)
+                if len(ranks) >= request.limit:
+                    end_reason = "limit"
+                elif chunk.ended or parsed.end_of_list:
+                    end_reason = "end_of_list"
+                elif idle >= self.settings.max_idle_scrolls:
+                    if load_failures.seen:
+                        # The feed stopped because its next page could not be loaded, not because
+                        # Google had no more: an outage, and the search is read again once it ends.
+                        raise UnreachableError(f"the results feed stopped loading: {load_failures.seen[-1]}")
+                    end_reason = "stopped_growing"
+                else:
+                    await feed.scroll()
+                    scrolls += 1
+                    grown = await feed.wait_for_growth(chunk.links)
+                    idle = 0 if grown else idle + 1
+                    if grown:
+                        load_failures.seen.clear()
         if end_reason != "limit":
             # A card can be filled in after its slot was read; one last look at the whole feed.
             whole = await self.read_feed(await feed.full_html())

@@ -44,6 +44,8 @@ from leadlawk_daemon.settings import CircuitBreakerSettings, PageSpeedSettings, 
 __all__ = ["DEPENDENCY", "Enricher", "EnrichmentOutcome", "is_retryable"]
 
 DEPENDENCY = "pagespeed"
+# While a half-open trial runs (retry_after 0), look again this often on the clock.
+_TRIAL_POLL = 1.0
 log = logging.getLogger("leadlawk.pagespeed")
 
 Status = Literal["enriched", "skipped", "failed"]
@@ -64,8 +66,9 @@ class EnrichmentOutcome:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """429 per 100 s, 5xx, timeouts, connection errors, and a breaker that is open for now."""
-    return isinstance(exc, TransientError | TimeoutError | BreakerOpenError)
+    """429 per 100 s, 5xx, timeouts, connection errors. (An open breaker is not retried: it is waited
+    for, spending no attempt; see :meth:`Enricher._fetch`.)"""
+    return isinstance(exc, TransientError | TimeoutError)
 
 
 def _breaker_counts(exc: BaseException) -> bool:
@@ -122,14 +125,17 @@ class Enricher:
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
         on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
+        latency_decay: float = DECAY,
     ) -> None:
         self._client = client
         self._clock = clock
-        latency_decay: float = DECAY,
         self._gauges = _Gauges(metrics)
         self._pacer = WindowPacer(queries_per_window, window, clock=clock)
         self._request_timeout = request_timeout
         self._metrics = metrics
+        # Sites whose calls failed since the last success (two are enough to tell): whether an open
+        # breaker is PageSpeed down for everyone, or one lead's site failing on its own.
+        self._failing: set[str] = set()
         rate = self._pacer.rate
         self.limits = InFlightLimit(
             clock=clock,
@@ -262,7 +268,11 @@ class Enricher:
                 if len(pending) == 1:
                     getter.cancel()
                     break
-                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                try:
+                    done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                except BaseException:
+                    getter.cancel()  # the consumer went away (a time box): no getter left pending
+                    raise
                 if getter in done:
                     yield getter.result()
                 else:
@@ -283,6 +293,16 @@ class Enricher:
                 if not self.daily.exhausted:
                     log.warning("pagespeed daily quota exhausted; pausing until it resets")
                 self.daily.mark_exhausted()
+            except BreakerOpenError as refused:
+                # PageSpeed is down for everyone (an outage): wait for the breaker's trial, spending
+                # no attempt of this lead's; the attempts start afresh once it is back.
+                await self._clock.sleep(refused.retry_after or _TRIAL_POLL)
+            except RetryExhaustedError:
+                if self.breaker.state is BreakerState.CLOSED or self._failing <= {listing.website}:
+                    # PageSpeed serves others (or only this site fails): the failures are this lead's own.
+                    raise
+                # Other sites failed as well: PageSpeed is down, which is not this lead's failure.
+                log.info("pagespeed retries ran out during an outage; waiting for it to end")
 
     async def _attempt(self, listing: Listing, strategy: str) -> PageSpeedResult:
         assert listing.website is not None
@@ -294,9 +314,15 @@ class Enricher:
                 raise DailyQuotaExhaustedError("pagespeed: daily quota spent (counted locally)", 429)
             self._gauges.inc()
             try:
-                return await self.breaker.call(self._call, listing.website, strategy, listing.place_id)
+                result = await self.breaker.call(self._call, listing.website, strategy, listing.place_id)
+            except Exception as exc:
+                if _breaker_counts(exc) and not isinstance(exc, BreakerOpenError) and len(self._failing) < 2:
+                    self._failing.add(listing.website)
+                raise
             finally:
                 self._gauges.dec()
+            self._failing.clear()
+            return result
 
     async def _call(self, url: str, strategy: str, place_id: str | None) -> PageSpeedResult:
         tested_at = datetime.fromtimestamp(self._clock.wall(), UTC)

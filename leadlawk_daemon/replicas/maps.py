@@ -38,6 +38,7 @@ problem named). "Counted" faults take `true` (every request) or N (the next N re
 | `sorry` | counted | search and place visits redirect (302) to `/sorry/index?continue=…`: HTTP 429, "unusual traffic", `form#captcha-form`; feed fetches answer 429 and the page's script goes to `/sorry/` |
 | `slow_ms` | 0-600000 | every response except `/_*` is delayed by this many milliseconds |
 | `hang` | counted | search, place and feed responses never finish: the handler waits until the client disconnects or the replica shuts down |
+| `server_error` | counted | search, place and feed requests answer 503, as Google's front end does when a backend is down |
 | `feed_stops_after` | N ≥ 0 | the feed stops growing after N cards, without the end marker |
 | `malformed_cards` | fraction in (0, 1), or N ≥ 1 | that share of cards (chosen by place id) or that many (spread over the feed) are broken: no href, a garbage aria-label, or a place URL without ids; `/_answers` lists their place ids under `"malformed"` |
 | `empty_feed` | `true` | results pages show an empty feed, without cards or end marker (Google's soft block) |
@@ -106,6 +107,8 @@ MAPS_FAULTS: tuple[Fault, ...] = (
     Fault("sorry", "true | N", "redirect search and place visits to the /sorry/ block page (429)", counted),
     Fault("slow_ms", "milliseconds", "delay every response but /_*", milliseconds),
     Fault("hang", "true | N", "search, place and feed responses never finish", counted),
+    Fault("server_error", "true | N", "search, place and feed requests answer 503, as Google's front end does "
+          "when a backend is down", counted),
     Fault("feed_stops_after", "N", "the feed stops growing after N cards, without the end marker",
           positive_int),
     Fault("malformed_cards", "fraction | N", "render that share or count of cards with broken markup",
@@ -319,6 +322,8 @@ async def _faults_middleware(request: web.Request, handler: Handler) -> web.Stre
         # Cancelled when the client goes away (handler cancellation); released at shutdown.
         await replica.closing.wait()
         raise web.HTTPServiceUnavailable(text="the replica is shutting down")
+    if route in ("search", "place", "feed") and faults.take("server_error"):
+        raise web.HTTPServiceUnavailable(text="Error 503 (Server Error)")
     if route in _NAVIGATIONS and faults.get("consent") and not _has_consent(request):
         query = urlencode({"continue": str(request.rel_url), "hl": request.query.get("hl", "en")})
         raise web.HTTPFound(f"/consent?{query}")

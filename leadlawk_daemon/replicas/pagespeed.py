@@ -186,6 +186,12 @@ def _lighthouse_errors(value: Any) -> dict[str, str] | None:
     raise ValueError(f'expected {{"url substring": "ERROR_CODE", ...}}, got {value!r}')
 
 
+def _substrings(value: Any) -> list[str] | None:
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return list(value) or None
+    raise ValueError(f'expected ["url substring", ...], got {value!r}')
+
+
 def _error_as(value: Any) -> str | None:
     if value in ("http", "runtime"):
         return str(value)
@@ -210,6 +216,12 @@ FAULTS = (
     Fault("window_s", "seconds", "length of the short quota window (Google: 100)", _positive_number),
     Fault("quota_per_day", "N", "requests allowed per calendar day in day_tz", positive_int),
     Fault("server_error", "true, count or fraction", "answer 500 or 503", _sometimes),
+    Fault(
+        "server_error_for",
+        '["url substring", ...]',
+        "always answer 500 for sites matching (a site Lighthouse's backend cannot run), others normally",
+        _substrings,
+    ),
     Fault("hang", "true, count or fraction", "never answer", _sometimes),
     Fault("malformed", "true, count or fraction", "answer 200 with a body that is not JSON", _sometimes),
     Fault(
@@ -581,7 +593,8 @@ class PageSpeedReplica:
         delay = self._delay()
         if delay > 0:
             await self.clock.sleep(delay)
-        if self._hit("server_error"):
+        always_failing = self.faults.get("server_error_for") or ()
+        if self._hit("server_error") or any(part in url for part in always_failing):
             self.stats["status_5xx"] += 1
             status = self._rng.choice((500, 503))
             word = "INTERNAL" if status == 500 else "UNAVAILABLE"
