@@ -4,7 +4,10 @@
 
 The daemon runs as in the chaos suite (tests/chaos_harness.py: real PostgreSQL, Redis, Chromium,
 both replicas, a fault proxy in front of each dependency). Jobs keep coming (two in flight,
-over HTTP and the Redis stream in turn); every 30-60 s one fault from the chaos list strikes.
+over HTTP and the Redis stream in turn); every 30-60 s one fault strikes: the chaos list (browser
+killed or frozen, cuts, a partition, 429s, /sorry/, actor crashes, daemon SIGKILL/SIGTERM) and the
+wider mix (refused connections on each dependency, 5xx bursts, a slow network, a Maps host that
+does not resolve).
 Every 10 s the daemon's RSS and open file descriptors are read from /proc, its asyncio tasks from
 ``leadlawk_asyncio_tasks`` when the daemon exports it, and the event-loop lag p99 of the last
 window from the ``leadlawk_event_loop_lag_seconds`` histogram. At the end: job success rate
@@ -79,6 +82,44 @@ async def maps_sorry(rig: ChaosRig) -> str:
     return "Maps /sorry/ next 6 visits"
 
 
+async def refuse(rig: ChaosRig, names: tuple[str, ...], seconds: float) -> str:
+    """Nothing listens: connections are refused, as when the server is down."""
+    for name in names:
+        await rig.proxies[name].refuse()
+    await asyncio.sleep(seconds)
+    for name in names:
+        await rig.proxies[name].reopen()
+    return f"refused {'+'.join(names)} {seconds:g}s"
+
+
+async def slow_network(rig: ChaosRig, seconds: float = 8.0) -> str:
+    for name in ("maps", "pagespeed"):
+        rig.proxies[name].delay(1.5)
+    await asyncio.sleep(seconds)
+    for name in ("maps", "pagespeed"):
+        rig.proxies[name].restore()
+    return f"maps+pagespeed delayed 1.5 s per chunk for {seconds:g}s"
+
+
+async def server_errors(rig: ChaosRig, which: str, seconds: float) -> str:
+    await rig.replica_faults(which, {"server_error": True})
+    await asyncio.sleep(seconds)
+    await rig.replica_faults(which, {})
+    return f"{which} answers 5xx for {seconds:g}s"
+
+
+async def maps_dns_failure(rig: ChaosRig, seconds: float = 15.0) -> str:
+    """The Maps host stops resolving: the daemon is restarted pointing at a name that never resolves
+    (.invalid), then restarted again with the right one, as an operator fixing DNS would."""
+    good = rig.env["LEADLAWK__MAPS__BASE_URL"]
+    rig.env["LEADLAWK__MAPS__BASE_URL"] = "http://leadlawk-replica.invalid"
+    first = await restart_daemon(rig, signal.SIGTERM)
+    await asyncio.sleep(seconds)
+    rig.env["LEADLAWK__MAPS__BASE_URL"] = good
+    second = await restart_daemon(rig, signal.SIGTERM)
+    return f"Maps host unresolvable for {seconds:g}s ({first}; {second})"
+
+
 async def crash_actor(rig: ChaosRig) -> str:
     actor = random.choice(["writer", "enricher", "scraper"])
     code, _ = await rig.daemon.post(f"/debug/crash/{actor}")
@@ -111,6 +152,15 @@ FAULTS: dict[str, Callable[[ChaosRig], Awaitable[str]]] = {
     "actor_crash": crash_actor,
     "daemon_sigkill": lambda rig: restart_daemon(rig, signal.SIGKILL),
     "daemon_sigterm": lambda rig: restart_daemon(rig, signal.SIGTERM),
+    # The wider mix: refused connections, 5xx bursts, a slow network, a host that does not resolve.
+    "maps_refused": lambda rig: refuse(rig, ("maps",), 6),
+    "pagespeed_refused": lambda rig: refuse(rig, ("pagespeed",), 6),
+    "database_refused": lambda rig: refuse(rig, ("postgres",), 4),
+    "redis_refused": lambda rig: refuse(rig, ("redis",), 4),
+    "maps_5xx": lambda rig: server_errors(rig, "maps", 6),
+    "pagespeed_5xx": lambda rig: server_errors(rig, "pagespeed", 8),
+    "slow_network": slow_network,
+    "maps_dns": maps_dns_failure,
 }
 
 

@@ -434,3 +434,58 @@ async def test_max_runtime_fails_the_job_with_that_reason(database: str, replica
         assert job is not None
         assert (job.status, job.error) == ("failed", "max_runtime_s 3 exceeded")
         assert job.written == len(await stored_leads(run.store, "slowpoke"))
+
+
+async def test_a_daemon_that_lost_its_lease_stops_the_run_and_announces_nothing(
+    database: str, replicas: Replicas
+) -> None:
+    settings = settings_for(database, replicas.maps, replicas.pagespeed, LEADLAWK__JOBS__HEARTBEAT="0.5")
+    async with replicas.session.post(f"{replicas.maps}/_faults", json={"slow_ms": 300}) as resp:
+        assert resp.status == 200
+    async with running_pipeline(settings) as run:
+        assert await run.pipeline.submit(spec("stolen", limit=500))
+        await run.events.wait_for(lambda: bool(run.events.of("lead.written", "stolen")))
+        # Another daemon holds the job now (as after a lapse this daemon did not see).
+        async with open_store(database) as other:
+            assert await other.release_lease("stolen", "daemon-a")
+            taken = await other.lease_next_job("daemon-b", 600)
+            assert taken is not None and taken.id == "stolen"
+        await run.events.wait_for(lambda: "stolen" not in run.pipeline.runs, timeout=30)
+        scraper_idle = run.pipeline.scraper.mailbox
+        await run.events.wait_for(lambda: scraper_idle.in_flight == 0, timeout=30)
+        assert run.events.of("job.finished", "stolen") == []  # its end is the other daemon's to say
+        job = await run.store.get_job("stolen")
+        assert job is not None
+        assert (job.status, job.lease_owner) == ("running", "daemon-b")
+
+
+async def test_a_driver_that_fails_stops_its_run_and_fails_the_job_after_max_attempts(
+    database: str, replicas: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from leadlawk_daemon.jobs.driver import JobDriver
+
+    settings = settings_for(
+        database, replicas.maps, replicas.pagespeed,
+        LEADLAWK__JOBS__LEASE_TTL="2s", LEADLAWK__JOBS__HEARTBEAT="0.5s", LEADLAWK__DATABASE__COMMAND_TIMEOUT="1s",
+        LEADLAWK__JOBS__MAX_ATTEMPTS="2",
+    )
+    async with replicas.session.post(f"{replicas.maps}/_faults", json={"slow_ms": 300}) as resp:
+        assert resp.status == 200
+    broken = asyncio.Event()
+
+    async def failing_progress(self: JobDriver) -> None:
+        broken.set()
+        raise RuntimeError("a bug in the driver")
+
+    monkeypatch.setattr(JobDriver, "progress", failing_progress)
+    async with running_pipeline(settings) as run:
+        assert await run.pipeline.submit(spec("buggy", limit=500))
+        await broken.wait()
+        # The run stops with its driver: no scraping goes on for a job nobody drives.
+        await run.events.wait_for(lambda: "buggy" not in run.pipeline.runs, timeout=30)
+        await run.events.wait_for(lambda: run.pipeline.scraper.mailbox.in_flight == 0, timeout=30)
+        # Its lease lapses as if the daemon had died; the second time, the job fails for good.
+        finished = await run.events.finished("buggy", timeout=60)
+        assert finished["status"] == "failed"
+        assert "2 times" in finished["error"]
+        assert len(run.events.of("job.started", "buggy")) == 2

@@ -143,10 +143,11 @@ class JobDriver:
                     finally:
                         lease.cancel()
             except Exception as exc:
-                # A bug in the driver: the job is handed back (whoever resumes it finishes it), never
-                # left running here without an owner.
-                log.exception("job driver failed; handing the job back", extra={"job_id": state.job_id})
-                state.stop("shutdown", f"driver failed: {type(exc).__name__}: {redact(str(exc))}")
+                # A bug in the driver: the run stops at once (nothing runs here without an owner) and
+                # its lease is left to lapse, as if this daemon had died: another start resumes the job,
+                # and a job that breaks its driver every time fails after jobs.max_attempts.
+                log.exception("job driver failed; its lease is left to lapse", extra={"job_id": state.job_id})
+                state.stop("crashed", f"driver failed: {type(exc).__name__}: {redact(str(exc))}")
             await self._finish()
         finally:
             # However the driver ends, its job's scrape and enrichments end with it.
@@ -340,8 +341,8 @@ class JobDriver:
     async def _finish(self) -> None:
         state, deps = self.state, self.deps
         reason = state.stop_reason
-        if reason == "lease_lost":
-            log.warning("job lost its lease; left to its holder", extra={"job_id": state.job_id, "error": state.error})
+        if reason in ("lease_lost", "crashed"):
+            log.warning("job stopped here; left to its lease", extra={"job_id": state.job_id, "error": state.error})
             return
         if reason != "shutdown":
             # Whatever the end, what was found is written before the counters are final. (At
