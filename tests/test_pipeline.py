@@ -449,7 +449,8 @@ async def test_a_daemon_that_lost_its_lease_stops_the_run_and_announces_nothing(
         async with open_store(database) as other:
             assert await other.release_lease("stolen", "daemon-a")
             taken = await other.lease_next_job("daemon-b", 600)
-            assert taken is not None and taken.id == "stolen"
+            assert taken is not None
+            assert taken.id == "stolen"
         await run.events.wait_for(lambda: "stolen" not in run.pipeline.runs, timeout=30)
         scraper_idle = run.pipeline.scraper.mailbox
         await run.events.wait_for(lambda: scraper_idle.in_flight == 0, timeout=30)
