@@ -435,6 +435,15 @@ def _cross_checks(s: Settings) -> list[str]:
     for key, value in (("jobs.heartbeat", s.jobs.heartbeat), ("database.command_timeout", s.database.command_timeout)):
         if value >= ttl:
             problems.append(f"{key}: must be less than jobs.lease_ttl ({ttl:g}s) (got {value:g}s)")
+    # A job waiting on an outage holds an actor's handler while it waits; the job must be handed back
+    # (jobs.max_wait) before the watchdog would take that wait for a hung handler and fail the lead.
+    for actor in ("scraper", "enricher"):
+        handle_timeout = s.actors.for_actor(actor).handle_timeout
+        if s.jobs.max_wait >= handle_timeout:
+            problems.append(
+                f"jobs.max_wait: must be less than actors.{actor}.handle_timeout ({handle_timeout:g}s) "
+                f"(got {s.jobs.max_wait:g}s)"
+            )
     return problems
 
 

@@ -136,6 +136,10 @@ def test_defaults_of_the_job_lease_keys() -> None:
             {"LEADLAWK__DATABASE__COMMAND_TIMEOUT": "45s"},
             "database.command_timeout: must be less than jobs.lease_ttl (30s) (got 45s)",
         ),
+        (
+            {"LEADLAWK__JOBS__MAX_WAIT": "15m"},
+            "jobs.max_wait: must be less than actors.enricher.handle_timeout (600s) (got 900s)",
+        ),
     ],
 )
 def test_a_lease_shorter_than_what_keeps_it_is_refused(env: dict[str, str], expected: str) -> None:
