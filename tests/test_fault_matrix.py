@@ -180,3 +180,27 @@ async def test_an_outage_longer_than_max_wait_hands_the_job_back_and_it_resumes(
         assert code == 200
         assert parse_metrics(text).get('leadlawk_jobs_total{status="failed"}', 0.0) == 0.0
 
+
+
+@pytest.mark.timeout(240)
+async def test_time_paused_on_an_outage_does_not_count_against_max_runtime(
+    tmp_path: Path, pg_database: str, redis_prefix: str
+) -> None:
+    async with chaos_rig(tmp_path, admin_dsn=pg_database, redis_prefix=redis_prefix) as rig:
+        await rig.replica_faults("maps", {"slow_ms": 150})
+        job = JobExpectation("budgeted", "plumbers", "Omaha, NE")
+        # About 8 s of work at this pace, inside a 15 s budget; the outage below lasts 12 s.
+        code, body = await rig.daemon.post("/jobs", job.spec(max_runtime_s=15))
+        assert code == 202, body
+        rig.jobs[job.job_id] = job
+        await rig.wait_running(job.job_id, 3)
+        await rig.proxies["maps"].refuse()
+        try:
+            await asyncio.sleep(12)
+            row = (await rig.job_rows([job.job_id]))[job.job_id]
+            assert row["status"] == "running", row
+        finally:
+            await rig.proxies["maps"].reopen()
+        await rig.wait_finished(120)
+        invariants = await rig.check(expected_dead_letters=0)
+        assert invariants.problems == []
