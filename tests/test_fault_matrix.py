@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from leadlawk_daemon.racing import first_of
 from tests.chaos_harness import ChaosRig, JobExpectation, chaos_rig, parse_metrics
 from tests.fault_matrix import CELLS, QUICK_CELLS, Cell, run_cell
 
@@ -125,21 +126,14 @@ async def test_a_poison_job_that_kills_the_daemon_each_time_fails_after_max_atte
         await rig.start_daemon()
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
-            started = asyncio.create_task(
+            await first_of(
                 rig.daemon.wait_log(
                     lambda line: line.get("event") == "job started" and line.get("job_id") == job.job_id, within=60
-                )
+                ),
+                _wait(lambda r: r["status"] == "failed", rig, job.job_id, within=60),
             )
-            finished = asyncio.create_task(
-                _wait(lambda r: r["status"] == "failed", rig, job.job_id, within=60)
-            )
-            done, pending = await asyncio.wait({started, finished}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-            if finished in done:
+            if (await rig.job_rows([job.job_id]))[job.job_id]["status"] == "failed":
                 break
-            started.result()
             # The job takes the daemon down every time this daemon runs it (out of memory, say).
             rig.stop_daemon()
             kills += 1
