@@ -212,6 +212,8 @@ class JobDriver:
             needs.append("google_maps")
         if state.needs_enrichment:
             needs.append("pagespeed")
+        if state.needs_site:
+            needs.append("sites")  # our egress to websites (many sites unreachable at once)
         if state.unwritten or state.outbox:
             needs.append("database")
         waiting = [name for name in needs if name in down]
