@@ -335,7 +335,8 @@ def test_the_pacer_not_the_limit_bounds_every_window(
             assert limits.running <= limits.held <= limits.ceiling
 
         await enrich_all(subject, clock, leads, each_step=check, callers=callers)
-        assert most_in_any_window(client.starts, WINDOW) <= quota
+        # The pace's own bound, below the quota by its headroom: the service's slack for late requests.
+        assert most_in_any_window(client.starts, WINDOW) <= WindowPacer(quota, WINDOW, clock=clock).per_window < quota
         assert subject.limits.held == 0
         assert subject.limits.running == 0
 
