@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Bbox, Circle
 from leadlawk_daemon.maps.area_search import search_area
+from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import BrowserPool
 from leadlawk_daemon.maps.coverage import CoveragePlan
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeRequest
@@ -152,3 +154,26 @@ async def test_place_pages_are_fetched_only_for_listings_not_already_kept(
     place_visits = stats["requests"].get("place", 0)
     assert 0 < place_visits <= len(expected) + plan.outside  # never for a neighbour's duplicate
     assert stats["navigations"] == plan.cells_done + place_visits
+
+
+async def test_a_block_met_while_scrolling_the_feed_is_a_block_not_an_endless_feed(
+    base_url: str, scraper: MapsScraper
+) -> None:
+    """The page's script moves to /sorry/ when a feed fetch is refused; the scraper must say so."""
+    blocked = False
+
+    async def block_the_next_fetch(_listing: Listing, _rank: int) -> None:
+        nonlocal blocked
+        if not blocked:
+            blocked = True
+            async with aiohttp.ClientSession() as http, http.post(f"{base_url}/_faults", json={"sorry": 2}) as r:
+                assert r.status == 200
+
+    try:
+        with pytest.raises(BlockedError, match="/sorry/"):
+            await asyncio.wait_for(
+                scraper.scrape(ScrapeRequest("plumbers", "Omaha, NE", limit=500), block_the_next_fetch, ()), 30
+            )
+    finally:
+        async with aiohttp.ClientSession() as http, http.post(f"{base_url}/_faults", json={}) as r:
+            assert r.status == 200

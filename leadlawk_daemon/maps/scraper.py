@@ -358,6 +358,8 @@ class MapsScraper:
         with _FeedLoadFailures(page) as load_failures:
             while end_reason is None:
                 chunk = await feed.collect()
+                if not chunk.html:
+                    await self._feed_gone(page)
                 parsed = await self.read_feed(chunk.html)
                 malformed += parsed.malformed
                 await take(parsed)
@@ -395,6 +397,15 @@ class MapsScraper:
             feed_exhausted=end_reason != "limit",
             ranks=ranks,
         )
+
+    async def _feed_gone(self, page: Page) -> None:
+        """The results feed left the page while it was read: the page's own script moves to
+        /sorry/ when a feed fetch is refused (as Google's does). Without this look the empty page
+        would pass for a feed that keeps growing."""
+        probe = await self._probe(page)
+        if (reason := block_signal(probe)) is not None:
+            raise BlockedError(reason, probe.url)
+        raise UnreachableError(f"the results feed left the page: {probe.url}")
 
     async def _single_place(
         self, page: Page, url: str, emit: Emit, already_emitted: Collection[str]
