@@ -69,6 +69,16 @@ async def in_area_truth(maps_url: str, query: str = "plumbers") -> set[str]:
     return {a["place_id"] for a in truth["answers"] if CIRCLE.contains(a["latitude"], a["longitude"])}
 
 
+async def assert_stored_once(pg: str, job_id: str, expected: set[str]) -> None:
+    """The job stored exactly ``expected``: nothing outside the area, nothing missing, nothing twice,
+    and one ``leads`` row each."""
+    leads, rows = await stored(pg, job_id)
+    ids = [place_id for place_id, _ in rows]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == expected
+    assert sorted(leads) == sorted(ids)
+
+
 async def persisted_progress(pg: str, job_id: str) -> dict[str, Any]:
     conn = await asyncpg.connect(pg)
     try:
@@ -101,11 +111,7 @@ async def test_an_area_job_stores_exactly_the_in_area_ground_truth_once(
         assert (await daemon.post("/jobs", area_spec("area-1")))[0] == 202
         job = await wait_job(daemon, "area-1")
     assert job["status"] == "succeeded", job
-    leads, rows = await stored(fresh_pg, "area-1")
-    ids = [place_id for place_id, _ in rows]
-    assert len(ids) == len(set(ids))
-    assert set(ids) == expected  # nothing outside the area, nothing missing
-    assert sorted(leads) == sorted(ids)  # one leads row each
+    await assert_stored_once(fresh_pg, "area-1", expected)
     progress = job["progress"]["area"]
     assert progress["cells_pending"] == 0
     assert progress["found"] == len(expected)
@@ -138,11 +144,7 @@ async def test_an_area_job_killed_mid_area_resumes_without_revisiting_finished_c
     assert job["status"] == "succeeded", job
     after = (await replica_get(maps_url, "/_stats"))["viewports"]
     assert all(after[segment] == 1 for segment in finished), "a finished cell was searched again"
-    leads, rows = await stored(fresh_pg, "area-kill")
-    ids = [place_id for place_id, _ in rows]
-    assert len(ids) == len(set(ids))
-    assert set(ids) == expected
-    assert sorted(leads) == sorted(ids)
+    await assert_stored_once(fresh_pg, "area-kill", expected)
 
 
 async def test_cancelling_an_area_job_stops_it_within_five_seconds(
@@ -192,11 +194,7 @@ async def test_an_area_job_without_an_area_covers_the_locations_own_map(
         assert (await daemon.post("/jobs", spec))[0] == 202
         job = await wait_job(daemon, "area-all")
     assert job["status"] == "succeeded", job
-    leads, rows = await stored(fresh_pg, "area-all")
-    ids = [place_id for place_id, _ in rows]
-    assert len(ids) == len(set(ids))
-    assert set(ids) == expected
-    assert sorted(leads) == sorted(ids)
+    await assert_stored_once(fresh_pg, "area-all", expected)
 
 
 async def test_an_area_job_waits_out_a_block_and_still_stores_exactly_the_ground_truth(
@@ -212,9 +210,7 @@ async def test_an_area_job_waits_out_a_block_and_still_stores_exactly_the_ground
         assert (await daemon.post("/jobs", area_spec("area-sorry")))[0] == 202
         job = await wait_job(daemon, "area-sorry")
     assert job["status"] == "succeeded", job
-    _, rows = await stored(fresh_pg, "area-sorry")
-    assert {place_id for place_id, _ in rows} == expected
-    assert len(rows) == len(expected)
+    await assert_stored_once(fresh_pg, "area-sorry", expected)
     stats = await replica_get(maps_url, "/_stats")
     assert stats["requests"].get("sorry", 0) >= 1  # the block was met, through the Maps breaker
     assert set(stats["viewports"].values()) == {1}
