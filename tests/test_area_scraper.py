@@ -169,11 +169,15 @@ async def test_a_block_met_while_scrolling_the_feed_is_a_block_not_an_endless_fe
             async with aiohttp.ClientSession() as http, http.post(f"{base_url}/_faults", json={"sorry": 2}) as r:
                 assert r.status == 200
 
+    breaker = scraper.breaker
+    assert isinstance(breaker, CircuitBreaker)
+    before = breaker.failures
     try:
         with pytest.raises(BlockedError, match="/sorry/"):
             await asyncio.wait_for(
                 scraper.scrape(ScrapeRequest("plumbers", "Omaha, NE", limit=500), block_the_next_fetch, ()), 30
             )
+        assert breaker.failures == before + 1  # counted against the Maps breaker like any block
     finally:
         async with aiohttp.ClientSession() as http, http.post(f"{base_url}/_faults", json={}) as r:
             assert r.status == 200

@@ -359,7 +359,8 @@ class MapsScraper:
             while end_reason is None:
                 chunk = await feed.collect()
                 if not chunk.html:
-                    await self._feed_gone(page)
+                    # Through the breaker: a block met here counts against it like any other.
+                    await self._guarded(self._feed_gone, page)
                 parsed = await self.read_feed(chunk.html)
                 malformed += parsed.malformed
                 await take(parsed)
