@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
+from collections.abc import Iterator
 from typing import Protocol
 
 import aiohttp
+import pytest
 from aiolimiter import AsyncLimiter
 
 from leadlawk_daemon.clock import MonotonicClock
@@ -19,14 +22,27 @@ from leadlawk_daemon.replicas.pagespeed import PageSpeedReplica, serve_pagespeed
 from leadlawk_daemon.resilience.retry import RetryPolicy
 from leadlawk_daemon.settings import CircuitBreakerSettings
 
-# Google's 400 per 100 s with 10-40 s calls, scaled down: 60 per 2 s with 0.2-0.8 s calls.
+# Google's 400 per 100 s with 10-40 s calls, scaled down: 60 per 3 s with 0.3-1.2 s calls.
 QUOTA = 60
-WINDOW = 2.0
+WINDOW = 3.0
+
+
+@pytest.fixture(autouse=True)
+def frozen_heap() -> Iterator[None]:
+    """The pace leaves the service 100 ms of slack here (a second at Google's scale), and a full
+    collection of the heap the session's earlier tests left behind can stall the loop 100 ms:
+    with that heap frozen, collections walk this test's objects only."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 async def test_backlog_uses_at_least_95_percent_of_the_quota_and_never_exceeds_it() -> None:
     replica = PageSpeedReplica(seed=5, quota_per_window=QUOTA, window_s=WINDOW)
-    replica.faults.replace({"latency_ms": {"min": 200, "max": 800}})
+    replica.faults.replace({"latency_ms": {"min": 300, "max": 1200}})
     backlog = [
         Listing(name=f"B{n}", place_id=f"ChIJq{n}", website=f"https://q{n}.example/") for n in range(260)
     ]
@@ -38,7 +54,7 @@ async def test_backlog_uses_at_least_95_percent_of_the_quota_and_never_exceeds_i
             queries_per_window=QUOTA,
             window=WINDOW,
             queries_per_day=25_000,
-            expected_latency=25.0,  # the daemon's default guess, 50 times what the stand-in takes
+            expected_latency=25.0,  # the daemon's default guess, 33 times what the stand-in takes
             request_timeout=10.0,
             retry=RetryPolicy(max_attempts=5, base_delay=0.1, max_delay=1.0),
             breaker=CircuitBreakerSettings(failure_threshold=5, timeout=10, reset_timeout=5),
@@ -58,9 +74,9 @@ async def test_backlog_uses_at_least_95_percent_of_the_quota_and_never_exceeds_i
     per_window = (stats["requests"] - 1) / span * WINDOW
     assert per_window >= 0.95 * QUOTA, per_window
     assert stats["max_in_window"] >= 0.95 * QUOTA
-    # In flight: what the pace needed at the latency measured (0.5 s on average), never the ceiling.
-    assert 1 < stats["max_in_flight"] <= 1.5 * QUOTA / WINDOW * 0.5
-    assert enricher.limits.limit <= 1.5 * QUOTA / WINDOW * 0.5 < enricher.max_workers
+    # In flight: what the pace needed at the latency measured (0.75 s on average), never the ceiling.
+    assert 1 < stats["max_in_flight"] <= 1.5 * QUOTA / WINDOW * 0.75
+    assert enricher.limits.limit <= 1.5 * QUOTA / WINDOW * 0.75 < enricher.max_workers
     assert metrics.registry.get_sample_value(
         "leadlawk_rate_limit_wait_seconds_count", {"limiter": "pagespeed_100s"}
     )
