@@ -277,8 +277,8 @@ async def test_exhausted_jobs_are_failed_and_returned_for_announcing(store: Stor
     assert await store.create_batch(
         "batch", {"queries": ["a", "b"]}, [("batch.0", {"query": "a"}), ("batch.1", {"query": "b"})]
     )
-    for _ in range(2):
-        job = await store.lease_next_job("daemon", ttl_s=30, max_attempts=2)
+    for n in range(2):  # each holder a process of its own that died holding it
+        job = await store.lease_next_job(f"daemon-{n}", ttl_s=30, max_attempts=2)
         assert job is not None
         assert job.id == "batch.0"
         await lapse_lease(db_url, "batch.0")
@@ -290,6 +290,23 @@ async def test_exhausted_jobs_are_failed_and_returned_for_announcing(store: Stor
     nxt = await store.lease_next_job("daemon", ttl_s=30, max_attempts=2)
     assert nxt is not None
     assert nxt.id == "batch.1"
+
+
+async def test_a_lease_that_lapsed_while_its_holder_lived_is_taken_back_without_an_attempt(
+    store: Store, db_url: str
+) -> None:
+    """A daemon whose store was too slow to renew stops in time and lets the lease lapse: no death."""
+    await store.create_job("slow-store", {"query": "plumbers"})
+    for _ in range(4):
+        job = await store.lease_next_job("daemon-alive", ttl_s=30, max_attempts=2)
+        assert job is not None
+        assert (job.id, job.attempts) == ("slow-store", 1)
+        await lapse_lease(db_url, "slow-store")
+        assert await store.fail_exhausted_jobs(2, "daemon-alive") == []
+    # Another daemon finds it lapsed: that holder may well be dead, so this lease counts.
+    other = await store.lease_next_job("daemon-other", ttl_s=30, max_attempts=2)
+    assert other is not None
+    assert other.attempts == 2
 
 
 async def test_handing_a_job_back_keeps_progress_and_counts_no_attempt(store: Store, db_url: str) -> None:
@@ -305,11 +322,11 @@ async def test_handing_a_job_back_keeps_progress_and_counts_no_attempt(store: St
     assert back is not None
     assert (back.status, back.lease_owner, back.found, back.progress) == ("queued", None, 14, {"emitted": 14})
     for attempt in (1, 2):
-        job = await store.lease_next_job("mortal", ttl_s=30, max_attempts=3)
+        job = await store.lease_next_job(f"mortal-{attempt}", ttl_s=30, max_attempts=3)
         assert job is not None
         assert job.attempts == attempt
         await lapse_lease(db_url, "paused")
-    job = await store.lease_next_job("mortal", ttl_s=30, max_attempts=3)
+    job = await store.lease_next_job("mortal-3", ttl_s=30, max_attempts=3)
     assert job is not None  # two deaths and five hand-backs: still under three attempts
 
 

@@ -62,6 +62,7 @@ class Coordinator:
         # Jobs whose lease lapsed here during a database outage: handed back once it returns, so
         # that an outage is not counted as this daemon dying.
         self._lapsed: set[str] = set()
+        self._drivers: dict[str, asyncio.Task[None]] = {}
 
     @property
     def stopping(self) -> bool:
@@ -100,6 +101,9 @@ class Coordinator:
     async def _hand_back_lapsed(self) -> None:
         deps = self.deps
         for job_id in sorted(self._lapsed):
+            if job_id in self.runs:
+                self._lapsed.discard(job_id)  # leased again since, and running here: not ours to release
+                continue
             try:
                 await deps.store.release_lease(job_id, deps.owner)
             except StoreUnavailable:
@@ -110,11 +114,13 @@ class Coordinator:
         deps = self.deps
         while len(self.runs) < self.max_concurrent_jobs and not self._stopping:
             try:
-                for poisoned in await deps.store.fail_exhausted_jobs(self.max_attempts):
+                for poisoned in await deps.store.fail_exhausted_jobs(self.max_attempts, deps.owner):
                     log.error(
                         "job failed: its holders died too often", extra={"job_id": poisoned.id, "error": poisoned.error}
                     )
                     publish_finished(deps.events, deps.metrics, poisoned.id, "failed", {}, poisoned.error)
+                # The lease runs from when the database took it, which is before its answer arrives.
+                asked_at = deps.clock.monotonic()
                 job = await deps.store.lease_next_job(deps.owner, deps.timing.lease_ttl, self.max_attempts)
             except StoreUnavailable as exc:
                 log.warning("cannot lease jobs: database unavailable", extra={"error": redact(str(exc))})
@@ -131,17 +137,26 @@ class Coordinator:
                 ):
                     publish_finished(deps.events, deps.metrics, job.id, "failed", {}, reason)
                 continue
+            self._lapsed.discard(job.id)
             state = JobState(job.id, spec, Filters.from_spec(job.spec), parent_id=job.parent_id)
             self.runs[job.id] = state
-            driver = JobDriver(state, job, deps, retired=self.retired.pop(job.id, None))
-            group.create_task(self._drive(driver), name=f"job/{job.id}")
+            driver = JobDriver(state, job, deps, retired=self.retired.pop(job.id, None), leased_at=asked_at)
+            # A run of the same job may still be winding down here (it stopped before its lease could
+            # lapse, and the lease came back to us): the new one starts when the old one has ended.
+            previous = self._drivers.get(job.id)
+            self._drivers[job.id] = group.create_task(self._drive(driver, previous), name=f"job/{job.id}")
 
-    async def _drive(self, driver: JobDriver) -> None:
+    async def _drive(self, driver: JobDriver, previous: asyncio.Task[None] | None) -> None:
         state = driver.state
         try:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])
             await driver.run()
         finally:
-            self.runs.pop(state.job_id, None)
+            if self.runs.get(state.job_id) is state:
+                del self.runs[state.job_id]
+            if self._drivers.get(state.job_id) is asyncio.current_task():
+                del self._drivers[state.job_id]
             if state.unwritten:
                 self.retired[state.job_id] = state
             if driver.lapsed:

@@ -107,10 +107,19 @@ def _fill(mailbox: Mailbox[M], take: Callable[[], M | None], state: JobState) ->
 
 
 class JobDriver:
-    def __init__(self, state: JobState, job: Job, deps: DriverDeps, retired: JobState | None = None) -> None:
+    def __init__(
+        self,
+        state: JobState,
+        job: Job,
+        deps: DriverDeps,
+        retired: JobState | None = None,
+        leased_at: float | None = None,
+    ) -> None:
         self.state = state
         self.job = job
         self.deps = deps
+        # When the lease was asked for (on the clock): it is valid lease_ttl from then, at most.
+        self._leased_at = leased_at
         self._retired = retired
         # The lease lapsed during a database outage: the coordinator hands it back once it can.
         self.lapsed = False
@@ -252,8 +261,10 @@ class JobDriver:
     async def _keep_lease(self) -> None:
         state, deps, clock = self.state, self.deps, self.deps.clock
         timing = deps.timing
-        # The lease was taken just before this driver started: counting from now is conservative.
-        valid_until = clock.monotonic() + timing.lease_ttl
+        # The database stamped the lease after it was asked for and before its answer came back:
+        # counting from the asking is the safe side, whatever the round trip took.
+        leased_at = self._leased_at if self._leased_at is not None else clock.monotonic()
+        valid_until = leased_at + timing.lease_ttl
         failures = 0
         while True:
             now = clock.monotonic()

@@ -288,7 +288,10 @@ class Pipeline:
         }
         if self.sites_breaker is not None:
             breakers[SITES_BREAKER] = self.sites_breaker
-        return frozenset(name for name, breaker in breakers.items() if breaker.state is not BreakerState.CLOSED)
+        down = {name for name, breaker in breakers.items() if breaker.state is not BreakerState.CLOSED}
+        if self.pagespeed.throttled:
+            down.add("pagespeed")  # 429 on every attempt: its quota is taken, which is an outage for us
+        return frozenset(down)
 
     def _give_up(self, actor: str) -> Callable[[WorkMessage, str, int], bool]:
         """What an actor does with a message it crashed on every time: its job's owner takes it."""

@@ -136,6 +136,9 @@ class Enricher:
         # Sites whose calls failed since the last success (two are enough to tell): whether an open
         # breaker is PageSpeed down for everyone, or one lead's site failing on its own.
         self._failing: set[str] = set()
+        # Rate limited on every attempt: calls pause until then (on the clock), as on an outage.
+        self._window = window
+        self._throttled_until = 0.0
         rate = self._pacer.rate
         self.limits = InFlightLimit(
             clock=clock,
@@ -194,6 +197,11 @@ class Enricher:
             rng=rng,
             on_breaker_change=on_breaker_change,
         )
+
+    @property
+    def throttled(self) -> bool:
+        """Whether PageSpeed keeps refusing us with 429s (its quota taken): jobs wait, as on an outage."""
+        return self._clock.monotonic() < self._throttled_until
 
     @property
     def in_flight(self) -> int:
@@ -297,7 +305,17 @@ class Enricher:
                 # PageSpeed is down for everyone (an outage): wait for the breaker's trial, spending
                 # no attempt of this lead's; the attempts start afresh once it is back.
                 await self._clock.sleep(refused.retry_after or _TRIAL_POLL)
-            except RetryExhaustedError:
+            except RetryExhaustedError as exhausted:
+                last = exhausted.last
+                if isinstance(last, TransientError) and last.status == 429:
+                    # Rate limited on every attempt: the key's quota is taken (by other clients of the
+                    # key, say), which is nobody's failure. Calls pause (the longest retry delay, at
+                    # most one quota window), then go on with fresh attempts.
+                    pause = min(self._window, max(self._retrier.policy.max_delay, _TRIAL_POLL))
+                    self._throttled_until = max(self._throttled_until, self._clock.monotonic() + pause)
+                    log.warning("pagespeed keeps answering 429; pausing", extra={"pause_s": pause})
+                    await self._clock.sleep(self._throttled_until - self._clock.monotonic())
+                    continue
                 if self.breaker.state is BreakerState.CLOSED or self._failing <= {listing.website}:
                     # PageSpeed serves others (or only this site fails): the failures are this lead's own.
                     raise

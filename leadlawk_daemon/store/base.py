@@ -289,10 +289,14 @@ class Store(Protocol):
         died that often) is not leased again but set ``failed`` (see :meth:`fail_exhausted_jobs`).
         """
 
-    async def fail_exhausted_jobs(self, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Job]:
+    async def fail_exhausted_jobs(
+        self, max_attempts: int = DEFAULT_MAX_ATTEMPTS, owner: str | None = None
+    ) -> list[Job]:
         """Set ``failed`` every running job whose lease expired after ``max_attempts`` leases that
         each ended with the holder dying, ``error`` naming the cause; returns them (their batch
-        parents refreshed), so a caller can announce them. :meth:`lease_next_job` does this too."""
+        parents refreshed), so a caller can announce them. :meth:`lease_next_job` does this too.
+        A lease held by ``owner`` (the caller, alive) that lapsed is no death and is left alone: the
+        caller takes it back with :meth:`lease_next_job` without counting an attempt."""
         ...
 
     async def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:

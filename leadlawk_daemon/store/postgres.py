@@ -124,16 +124,20 @@ _FAIL_EXHAUSTED_SQL = (
     "error = 'the daemon died ' || attempts || ' times while running this job (jobs.max_attempts = ' "
     "|| $1::int || ')' "
     f"WHERE id IN (SELECT j.id FROM jobs j WHERE {_EXPIRED} AND j.attempts >= $1 AND {_LEAF} "
+    # A lease that lapsed while its holder lives (it stopped in time, its store was slow) is no death.
+    "AND ($2::text IS NULL OR j.lease_owner IS DISTINCT FROM $2) "
     f"FOR UPDATE SKIP LOCKED) RETURNING {_JOB_COLS}"
 )
 # SKIP LOCKED: a job another daemon is leasing right now is passed over, not waited on.
 _LEASE_SQL = (
     "UPDATE jobs SET status = 'running', lease_owner = $1, "
     "lease_expires_at = clock_timestamp() + make_interval(secs => $2), "
-    "attempts = attempts + 1, started_at = COALESCE(started_at, clock_timestamp()) "
+    # Taking back a lease of our own that lapsed while we lived counts no attempt: nobody died.
+    "attempts = attempts + CASE WHEN status = 'running' AND lease_owner = $1 THEN 0 ELSE 1 END, "
+    "started_at = COALESCE(started_at, clock_timestamp()) "
     "WHERE id = (SELECT j.id FROM jobs j "
     "  WHERE ((j.status = 'queued' AND (j.not_before IS NULL OR j.not_before <= clock_timestamp())) "
-    f"    OR ({_EXPIRED} AND j.attempts < $3)) AND {_LEAF} "
+    f"    OR ({_EXPIRED} AND (j.attempts < $3 OR j.lease_owner = $1))) AND {_LEAF} "
     "  ORDER BY j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
     f"RETURNING {_JOB_COLS}"
 )
@@ -379,14 +383,16 @@ class PostgresStore(StoreCommon):
 
     async def lease_next_job(self, owner: str, ttl_s: float, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job | None:
         async with self._connection() as conn, conn.transaction():
-            failed = await conn.fetch(_FAIL_EXHAUSTED_SQL, max_attempts)
+            failed = await conn.fetch(_FAIL_EXHAUSTED_SQL, max_attempts, owner)
             row = await conn.fetchrow(_LEASE_SQL, owner, float(ttl_s), max_attempts)
         await self._refresh_parents_of(failed)
         return None if row is None else _job(row)
 
-    async def fail_exhausted_jobs(self, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Job]:
+    async def fail_exhausted_jobs(
+        self, max_attempts: int = DEFAULT_MAX_ATTEMPTS, owner: str | None = None
+    ) -> list[Job]:
         async with self._connection() as conn:
-            failed = await conn.fetch(_FAIL_EXHAUSTED_SQL, max_attempts)
+            failed = await conn.fetch(_FAIL_EXHAUSTED_SQL, max_attempts, owner)
         await self._refresh_parents_of(failed)
         return [_job(r) for r in failed]
 

@@ -108,15 +108,19 @@ _FAIL_EXHAUSTED_SQL = (
     f"finished_at = COALESCE(finished_at, {_DB_NOW}), "
     "error = 'the daemon died ' || attempts || ' times while running this job (jobs.max_attempts = ' "
     "|| ?1 || ')' "
-    f"WHERE id IN (SELECT j.id FROM jobs j WHERE {_EXPIRED} AND j.attempts >= ?1 AND {_LEAF}) "
+    f"WHERE id IN (SELECT j.id FROM jobs j WHERE {_EXPIRED} AND j.attempts >= ?1 AND {_LEAF} "
+    # A lease that lapsed while its holder lives (it stopped in time, its store was slow) is no death.
+    "AND (?2 IS NULL OR j.lease_owner IS NOT ?2)) "
     f"RETURNING {_JOB_COLS}"
 )
 _LEASE_SQL = (
     f"UPDATE jobs SET status = 'running', lease_owner = ?1, lease_expires_at = {_db_later('?2')}, "
-    f"attempts = attempts + 1, started_at = COALESCE(started_at, {_DB_NOW}) "
+    # Taking back a lease of our own that lapsed while we lived counts no attempt: nobody died.
+    "attempts = attempts + CASE WHEN status = 'running' AND lease_owner = ?1 THEN 0 ELSE 1 END, "
+    f"started_at = COALESCE(started_at, {_DB_NOW}) "
     "WHERE id = (SELECT j.id FROM jobs j "
     f"  WHERE ((j.status = 'queued' AND (j.not_before IS NULL OR j.not_before <= {_DB_NOW})) "
-    f"    OR ({_EXPIRED} AND j.attempts < ?3)) AND {_LEAF} "
+    f"    OR ({_EXPIRED} AND (j.attempts < ?3 OR j.lease_owner = ?1))) AND {_LEAF} "
     "  ORDER BY j.created_at, j.rowid LIMIT 1) "
     f"RETURNING {_JOB_COLS}"
 )
@@ -395,14 +399,16 @@ class SqliteStore(StoreCommon):
 
     async def lease_next_job(self, owner: str, ttl_s: float, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job | None:
         async with self._use(write=True) as conn:
-            failed = await _fetch(conn, _FAIL_EXHAUSTED_SQL, (max_attempts,))
+            failed = await _fetch(conn, _FAIL_EXHAUSTED_SQL, (max_attempts, owner))
             rows = await _fetch(conn, _LEASE_SQL, (owner, float(ttl_s), max_attempts))
         await self._refresh_parents_of([Job(**_decoded(r)) for r in failed])
         return Job(**_decoded(rows[0])) if rows else None
 
-    async def fail_exhausted_jobs(self, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> list[Job]:
+    async def fail_exhausted_jobs(
+        self, max_attempts: int = DEFAULT_MAX_ATTEMPTS, owner: str | None = None
+    ) -> list[Job]:
         async with self._use(write=True) as conn:
-            failed = [Job(**_decoded(r)) for r in await _fetch(conn, _FAIL_EXHAUSTED_SQL, (max_attempts,))]
+            failed = [Job(**_decoded(r)) for r in await _fetch(conn, _FAIL_EXHAUSTED_SQL, (max_attempts, owner))]
         await self._refresh_parents_of(failed)
         return failed
 
