@@ -118,11 +118,15 @@ async def submit_job(settings: Settings, spec: JobSpec, *, wait: bool, out: Text
         client = aioredis.Redis.from_url(settings.redis.url)
         try:
             if not wait:
-                job_id = await submit_to_stream(client, settings.redis.prefix, spec.to_dict())
+                job_id = await submit_to_stream(
+                    client, settings.redis.prefix, spec.to_dict(), max_area_km2=settings.maps.max_area_km2
+                )
                 out.write(f"submitted {job_id}\n")
                 return 0
             async with follow_events(client, settings.redis.prefix, spec.id) as events:
-                job_id = await submit_to_stream(client, settings.redis.prefix, spec.to_dict())
+                job_id = await submit_to_stream(
+                    client, settings.redis.prefix, spec.to_dict(), max_area_km2=settings.maps.max_area_km2
+                )
                 out.write(f"submitted {job_id}\n")
                 async for event in events:
                     out.write(_event_line(event) + "\n")

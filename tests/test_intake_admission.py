@@ -72,3 +72,14 @@ async def test_a_spec_with_its_own_id_keeps_it_whatever_the_delivery(tmp_path: P
         again = await admission.admit(b'{"id": "client-key", "query": "a"}', "stream", delivery="2-0")
     assert (first.outcome, first.job_id) == ("accepted", "client-key")
     assert (again.outcome, again.job_id) == ("duplicate", "client-key")
+
+
+async def test_every_path_holds_area_jobs_to_the_configured_maximum(tmp_path: Path) -> None:
+    settings = load_settings(environ={"LEADLAWK__MAPS__MAX_AREA_KM2": "50"})
+    async with open_store(f"sqlite:///{tmp_path / 'c.db'}", migrate=True) as store:
+        admission = Admission.from_settings(settings, store, Announced())
+        # About 11 km by 8 km: some 90 km², over this daemon's 50.
+        spec = b'{"query": "plumbers", "coverage": "area", "area": {"bbox": [41.2, -96.0, 41.3, -95.9]}}'
+        admitted = await admission.admit(spec, "stream", delivery="1-0")
+    assert admitted.outcome == "rejected"
+    assert any("maps.max_area_km2" in p or "50" in p for p in admitted.problems), admitted.problems

@@ -29,8 +29,8 @@ from typing import Any, Literal, Protocol
 import orjson
 
 from leadlawk_daemon.intake.events import EventSink
+from leadlawk_daemon.jobspec import DEFAULT_MAX_AREA_KM2, JobSpec, JobSpecError, parse_job_spec
 from leadlawk_daemon.jobspec import ID_PATTERN as _ID
-from leadlawk_daemon.jobspec import JobSpec, JobSpecError, parse_job_spec
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import Settings
@@ -146,11 +146,13 @@ class Admission:
         max_bytes: int,
         queue_size: int | None = None,
         metrics: Metrics | None = None,
+        max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     ) -> None:
         self._jobs = jobs
         self._dead_letters = dead_letters
         self._events = events
         self._max_bytes = max_bytes
+        self._max_area_km2 = max_area_km2
         self._queue_size = queue_size
         self._metrics = metrics
 
@@ -162,7 +164,8 @@ class Admission:
         events: EventSink,
         metrics: Metrics | None = None,
     ) -> Admission:
-        """The daemon's admission: ``server.max_body_bytes`` and ``resilience.bulkhead.queue_size``."""
+        """The daemon's admission: ``server.max_body_bytes``, ``resilience.bulkhead.queue_size`` and
+        ``maps.max_area_km2``, the same for every intake path."""
         return cls(
             store,
             store,
@@ -170,6 +173,7 @@ class Admission:
             max_bytes=settings.server.max_body_bytes,
             queue_size=settings.resilience.bulkhead.queue_size,
             metrics=metrics,
+            max_area_km2=settings.maps.max_area_km2,
         )
 
     async def admit(
@@ -189,7 +193,7 @@ class Admission:
         ``context`` goes into the events and the log lines.
         """
         try:
-            spec = parse_job_spec(raw, self._max_bytes)
+            spec = parse_job_spec(raw, self._max_bytes, max_area_km2=self._max_area_km2)
         except JobSpecError as exc:
             claimed = None if exc.too_large else _claimed_id(raw)
             if claimed is not None and "job_id" not in context:
