@@ -82,4 +82,4 @@ async def test_every_path_holds_area_jobs_to_the_configured_maximum(tmp_path: Pa
         spec = b'{"query": "plumbers", "coverage": "area", "area": {"bbox": [41.2, -96.0, 41.3, -95.9]}}'
         admitted = await admission.admit(spec, "stream", delivery="1-0")
     assert admitted.outcome == "rejected"
-    assert any("maps.max_area_km2" in p or "50" in p for p in admitted.problems), admitted.problems
+    assert admitted.problems == ("area: covers 93 km², more than the configured maximum of 50 km² (maps.max_area_km2)",)
