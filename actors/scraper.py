@@ -29,7 +29,7 @@ import logging
 import random
 import time
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from actors.actor import Actor, ActorCell
 from leadlawk_daemon.listing import Listing
@@ -43,6 +43,7 @@ from leadlawk_daemon.messages import (
     AreaCellDone,
     JobHandle,
     LeadScraped,
+    MapsViewSeen,
     ScrapeEnded,
     ScrapeFailed,
     ScrapeJob,
@@ -118,6 +119,9 @@ class Scraper(Actor[ScrapeJob]):
         self.pool: BrowserPool | None = None
         self._scraper: MapsScraper | None = None
         self._rng = random.Random()
+        # The view of the last Google page read for the search in hand: the leads emitted after it
+        # were read in it.
+        self._view = "full"
 
     async def on_start(self) -> None:
         self.pool, parsers = await self.deps.host.acquire()
@@ -158,7 +162,13 @@ class Scraper(Actor[ScrapeJob]):
     async def _scrape_through_outages(self, job: JobHandle) -> ScrapeOutcome:
         assert self._scraper is not None
         scraper = self._scraper
-        request = ScrapeRequest.from_spec(job.spec)
+        self._view = "full"
+
+        def on_view(view: str) -> None:
+            self._view = view
+            job.report(MapsViewSeen(view))
+
+        request = replace(ScrapeRequest.from_spec(job.spec), on_view=on_view)
         tries = 0
         while True:
             try:
@@ -244,5 +254,5 @@ class Scraper(Actor[ScrapeJob]):
             return
         await self.deps.writer.tell(WriteLead(job, listing, rank))
         # Reported only once the writer holds it: a lead the writer never got is scraped again.
-        job.report(LeadScraped(listing, rank))
+        job.report(LeadScraped(listing, rank, limited_view=self._view == "limited"))
         self.deps.metrics.leads.labels(stage="scraped").inc()

@@ -48,7 +48,8 @@ def _verdict(
     place_id = listing.place_id
     if site is None and place_id is not None:
         site = job.site_for(place_id)
-    return qualify(listing, results, job.filters, site)
+    limited = place_id is not None and job.read_in_limited_view(place_id)
+    return qualify(listing, results, job.filters, site, limited_view=limited)
 
 
 class WriteBuffer:

@@ -44,6 +44,7 @@ __all__ = [
 
 Website = Literal["any", "required", "none"]
 Coverage = Literal["first", "area"]
+WhenHidden = Literal["reject", "accept"]
 Strategy = Literal["mobile", "desktop"]
 
 DEFAULT_LIMIT = 50
@@ -72,6 +73,7 @@ _TOP_FIELDS = (
     "limit",
     "min_rating",
     "min_reviews",
+    "min_reviews_when_hidden",
     "website",
     "pagespeed",
     "max_runtime_s",
@@ -151,6 +153,9 @@ class JobSpec:
     limit: int = DEFAULT_LIMIT
     min_rating: float | None = None
     min_reviews: int | None = None
+    # A min_reviews that Google's limited view hides: reject or accept the lead (None: the
+    # configuration's maps.min_reviews_when_hidden).
+    min_reviews_when_hidden: WhenHidden | None = None
     website: Website = "any"
     pagespeed: PageSpeedSpec = field(default_factory=PageSpeedSpec)
     max_runtime_s: float = DEFAULT_MAX_RUNTIME_S
@@ -201,6 +206,8 @@ class JobSpec:
             out["min_rating"] = self.min_rating
         if self.min_reviews is not None:
             out["min_reviews"] = self.min_reviews
+        if self.min_reviews_when_hidden is not None:
+            out["min_reviews_when_hidden"] = self.min_reviews_when_hidden
         out["website"] = self.website
         out["pagespeed"] = self.pagespeed.to_dict()
         out["max_runtime_s"] = self.max_runtime_s
@@ -442,6 +449,15 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
     min_reviews = (
         c.integer("min_reviews", obj["min_reviews"], 0, MAX_REVIEWS) if obj.get("min_reviews") is not None else None
     )
+    when_hidden: WhenHidden | None = None
+    if obj.get("min_reviews_when_hidden") is not None:
+        value = obj["min_reviews_when_hidden"]
+        if value == "reject":
+            when_hidden = "reject"
+        elif value == "accept":
+            when_hidden = "accept"
+        else:
+            c.fail("min_reviews_when_hidden", "must be 'reject' or 'accept'", value)
     website: Website = "any"
     if "website" in obj:
         value = obj["website"]
@@ -475,6 +491,7 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
         limit=limit,
         min_rating=min_rating,
         min_reviews=min_reviews,
+        min_reviews_when_hidden=when_hidden,
         website=website,
         pagespeed=pagespeed,
         max_runtime_s=max_runtime_s,

@@ -31,6 +31,7 @@ __all__ = [
     "LeadFailed",
     "LeadScraped",
     "LeadSiteRead",
+    "MapsViewSeen",
     "ReadSite",
     "RowsCommitted",
     "ScrapeEnded",
@@ -59,6 +60,15 @@ class LeadScraped:
 
     listing: Listing
     rank: int
+    # Read in Google's limited view: a field it lacks may be hidden rather than unknown.
+    limited_view: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MapsViewSeen:
+    """A Google Maps page of the job's search was read in this view ("full" or "limited")."""
+
+    view: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +170,7 @@ Fact = (
     LeadScraped
     | AreaCellDone
     | ScrapeEnded
+    | MapsViewSeen
     | ScrapeFailed
     | LeadEnriched
     | EnrichmentReturned
@@ -203,6 +214,10 @@ class JobHandle(Protocol):
 
     def site_for(self, place_id: str) -> SiteReport | None:
         """The site report read for a lead of this job, for its qualification (None: not read)."""
+        ...
+
+    def read_in_limited_view(self, place_id: str) -> bool:
+        """Whether this lead was read in Google's limited view (its review count may be hidden)."""
         ...
 
     def coverage_plan(self) -> dict[str, Any] | None:

@@ -53,6 +53,13 @@ class Metrics:
         self.breaker_state = Gauge(
             "leadlawk_circuit_breaker_state", "0 closed, 1 half-open, 2 open", ["breaker"], registry=r
         )
+        self.maps_view = Counter(
+            "leadlawk_maps_view", "Google Maps pages read, by the view Google showed (full, limited)", ["view"],
+            registry=r,
+        )
+        self.maps_view_limited = Gauge(
+            "leadlawk_maps_view_limited", "1 while the last Google Maps page read was the limited view", registry=r
+        )
         self.retries = Counter("leadlawk_retries", "Retried calls by dependency", ["dependency"], registry=r)
         self.rate_limit_wait = Histogram(
             "leadlawk_rate_limit_wait_seconds",

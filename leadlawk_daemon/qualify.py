@@ -11,7 +11,9 @@ Choices, documented in the README:
   ``website`` filter alone decides about it.
 - A lead whose website has no mobile result yet (enrichment failed or did not run) does not
   qualify while ``max_score`` is set, with the reason saying so; it can qualify on a later run.
-- An unknown rating or review count does not meet a minimum.
+- An unknown rating or review count does not meet a minimum; a review count Google's limited view
+  hid (the lead was read in it) is its own reason, and ``min_reviews_when_hidden: accept`` lets
+  such a lead through on that filter.
 - ``site`` filters read the lead's site report (``leadlawk_daemon.sites``): a lead whose website
   was not read yet, or that has no website, does not meet a site filter; an unknown fact (no
   copyright year, a dead site's viewport) does not meet the filter that asks for it.
@@ -29,7 +31,10 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.sites.report import SiteReport
 
-__all__ = ["Filters", "Qualification", "qualify", "site_reasons"]
+__all__ = ["HIDDEN_REVIEW_COUNT", "Filters", "Qualification", "qualify", "site_reasons"]
+
+# The reason a minimum review count could not be applied, word for word (collect and submit count it).
+HIDDEN_REVIEW_COUNT = "review_count hidden by Google's limited view"
 
 WebsiteRule = Literal["any", "required", "none"]
 
@@ -41,6 +46,7 @@ class Filters:
     website: WebsiteRule = "any"
     max_score: int | None = None
     site: SiteSpec = field(default_factory=SiteSpec)
+    min_reviews_when_hidden: Literal["reject", "accept"] = "reject"
 
     def __post_init__(self) -> None:
         if self.website not in ("any", "required", "none"):
@@ -53,8 +59,9 @@ class Filters:
             raise ValueError(f"min_reviews: expected 0 or more (got {self.min_reviews!r})")
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any]) -> Filters:
-        """The filters of a job spec (already validated by the job spec parser)."""
+    def from_spec(cls, spec: Mapping[str, Any], when_hidden: Literal["reject", "accept"] = "reject") -> Filters:
+        """The filters of a job spec (already validated by the job spec parser); ``when_hidden``: the
+        configuration's ``min_reviews_when_hidden``, for a spec that does not say."""
         pagespeed = spec.get("pagespeed") or {}
         max_score = pagespeed.get("max_score") if isinstance(pagespeed, Mapping) else None
         if isinstance(pagespeed, Mapping) and pagespeed.get("enabled") is False:
@@ -66,6 +73,8 @@ class Filters:
             website=spec.get("website") or "any",
             max_score=max_score,
             site=_site_spec(site) if isinstance(site, Mapping) else SiteSpec(),
+            min_reviews_when_hidden="accept" if spec.get("min_reviews_when_hidden", when_hidden) == "accept"
+            else "reject",
         )
 
 
@@ -129,9 +138,15 @@ def _year(iso_date: str | None) -> int | None:
 
 
 def qualify(
-    listing: Listing, results: Sequence[PageSpeedResult], filters: Filters, site: SiteReport | None = None
+    listing: Listing,
+    results: Sequence[PageSpeedResult],
+    filters: Filters,
+    site: SiteReport | None = None,
+    *,
+    limited_view: bool = False,
 ) -> Qualification:
-    """``site``: the lead's site report, when its website was read (``filters.site``)."""
+    """``site``: the lead's site report, when its website was read (``filters.site``);
+    ``limited_view``: the lead was read in Google's limited view (what it lacks may be hidden)."""
     reasons: list[str] = []
     if filters.min_rating is not None:
         if listing.rating is None:
@@ -139,7 +154,10 @@ def qualify(
         elif listing.rating < filters.min_rating:
             reasons.append(f"rating {_fmt(listing.rating)} below {_fmt(filters.min_rating)}")
     if filters.min_reviews is not None:
-        if listing.review_count is None:
+        if listing.review_count is None and limited_view:
+            if filters.min_reviews_when_hidden == "reject":
+                reasons.append(HIDDEN_REVIEW_COUNT)
+        elif listing.review_count is None:
             reasons.append(f"review count unknown, minimum {filters.min_reviews}")
         elif listing.review_count < filters.min_reviews:
             reasons.append(f"{listing.review_count} reviews, fewer than {filters.min_reviews}")

@@ -202,6 +202,12 @@ class MapsSettings(_Section):
     max_area_km2: float = Field(default=10_000.0, gt=0, le=1_000_000)
     viewport_width: int = Field(default=1280, ge=100, le=10_000)
     viewport_height: int = Field(default=720, ge=100, le=10_000)
+    # Google's signed-out limited view (README "Google's limited view"): a signed-in session to
+    # collect through (a Playwright storage state, written by `leadlawk maps-session import`), what
+    # to do while the view is limited, and how a minimum review count Google hides is judged.
+    session_file: str | None = None
+    on_limited_view: Literal["continue", "wait"] = "continue"
+    min_reviews_when_hidden: Literal["reject", "accept"] = "reject"
 
 
 class PageSpeedSettings(_Section):

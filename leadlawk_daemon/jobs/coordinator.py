@@ -19,6 +19,7 @@ import asyncio
 import logging
 import math
 from collections.abc import MutableMapping
+from typing import Literal
 
 from leadlawk_daemon.jobs.driver import DriverDeps, JobDriver, call_through_outage, publish_finished
 from leadlawk_daemon.jobs.state import JobState
@@ -48,8 +49,10 @@ class Coordinator:
         runs: MutableMapping[str, JobState],
         retired: MutableMapping[str, JobState],
         wake: asyncio.Event,
+        min_reviews_when_hidden: Literal["reject", "accept"] = "reject",
     ) -> None:
         self.deps = deps
+        self.min_reviews_when_hidden = min_reviews_when_hidden
         self.max_concurrent_jobs = max_concurrent_jobs
         self.max_attempts = max_attempts
         self.poll_interval = poll_interval
@@ -138,7 +141,9 @@ class Coordinator:
                     publish_finished(deps.events, deps.metrics, job.id, "failed", {}, reason)
                 continue
             self._lapsed.discard(job.id)
-            state = JobState(job.id, spec, Filters.from_spec(job.spec), parent_id=job.parent_id)
+            state = JobState(
+                job.id, spec, Filters.from_spec(job.spec, self.min_reviews_when_hidden), parent_id=job.parent_id
+            )
             self.runs[job.id] = state
             driver = JobDriver(state, job, deps, retired=self.retired.pop(job.id, None), leased_at=asked_at)
             # A run of the same job may still be winding down here (it stopped before its lease could

@@ -41,6 +41,7 @@ from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.messages import EnrichLead, ReadSite, ScrapeJob, WriterMessage
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.qualify import HIDDEN_REVIEW_COUNT
 from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.store.base import Job, JobStatus, Store, StoreUnavailable
 
@@ -313,6 +314,12 @@ class JobDriver:
         }
         if state.malformed:
             fields["malformed"] = state.malformed
+        if state.maps_view is not None:
+            fields["maps_view"] = state.maps_view
+        hidden = state.hidden_review_counts()
+        if hidden:
+            # Leads whose min_reviews could not be applied, and why (collect and submit print it).
+            fields["filters_not_applied"] = {"count": hidden, "reason": HIDDEN_REVIEW_COUNT}
         if state.outcome is not None:
             fields["end_reason"] = state.outcome.end_reason
             fields["feed_exhausted"] = state.outcome.feed_exhausted

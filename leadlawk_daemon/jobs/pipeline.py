@@ -246,6 +246,7 @@ class Pipeline:
             runs=self.runs,
             retired=self.retired,
             wake=self.wake,
+            min_reviews_when_hidden=self.settings.maps.min_reviews_when_hidden,
         )
         return self.coordinator
 

@@ -29,6 +29,7 @@ from actors.dead_letters import DeadLetter
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import redact
+from leadlawk_daemon.maps.limited_view import MapsView, combine_views
 from leadlawk_daemon.maps.scraper import ScrapeOutcome
 from leadlawk_daemon.messages import (
     AreaCellDone,
@@ -40,6 +41,7 @@ from leadlawk_daemon.messages import (
     LeadFailed,
     LeadScraped,
     LeadSiteRead,
+    MapsViewSeen,
     ReadSite,
     RowsCommitted,
     ScrapeEnded,
@@ -120,6 +122,11 @@ class JobState:
     area_progress: dict[str, int] = field(default_factory=dict)
     _plans: collections.deque[tuple[dict[str, Any], frozenset[str]]] = field(default_factory=collections.deque)
     outcome: ScrapeOutcome | None = None
+    # The views Google showed the job's search ("full", "limited"; "mixed" from an earlier run),
+    # and the leads read in the limited view (a review count they lack may be hidden).
+    views: set[str] = field(default_factory=set)
+    limited_ids: set[str] = field(default_factory=set)
+    hidden_ids: set[str] = field(default_factory=set)
     stop_reason: StopReason | None = None
     error: str | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
@@ -146,6 +153,17 @@ class JobState:
 
     def site_for(self, place_id: str) -> SiteReport | None:
         return self.site_reports.get(place_id)
+
+    def read_in_limited_view(self, place_id: str) -> bool:
+        return place_id in self.limited_ids
+
+    def hidden_review_counts(self) -> int:
+        """Leads whose ``min_reviews`` could not be applied: Google's limited view hid their count."""
+        return len(self.hidden_ids)
+
+    @property
+    def maps_view(self) -> MapsView | None:
+        return combine_views(self.views)
 
     def report(self, fact: Fact) -> None:
         try:
@@ -226,6 +244,9 @@ class JobState:
         plan = progress.get("area_plan")
         if isinstance(plan, dict):
             self.plan = self.durable_plan = plan
+        view = progress.get("maps_view")
+        if view in ("full", "limited", "mixed"):
+            self.views.add(view)
         area = progress.get("area")
         if isinstance(area, dict):
             self.area_progress = {k: int(v) for k, v in area.items() if isinstance(v, int)}
@@ -256,6 +277,10 @@ class JobState:
                 if place_id is None:
                     return
                 self.found.add(place_id)
+                if fact.limited_view:
+                    self.limited_ids.add(place_id)
+                    if listing.review_count is None and self.spec.min_reviews is not None:
+                        self.hidden_ids.add(place_id)
                 self.unwritten.add(("lead", place_id))
                 if self.wants_pagespeed and listing.website and place_id not in self.enriched:
                     self.to_enrich.append(listing)
@@ -272,6 +297,8 @@ class JobState:
                 self.outcome = outcome
                 self.malformed = outcome.malformed
                 self.scrape_done = True
+            case MapsViewSeen(view=view):
+                self.views.add(view)
             case ScrapeFailed(reason=reason):
                 self.stop("failed", f"the search could not be read: {reason}")
             case LeadEnriched(place_id=place_id, handed_to_writer=handed):

@@ -108,8 +108,14 @@ def _rating(elements: list[Element]) -> tuple[float | None, int | None, int]:
         if parsed is None:
             continue
         rating, count = parsed
+        # The count sits in the rating's own block (stars, then "(N)"). Google's limited view shows
+        # the stars alone: a number further on (hours, another business) is not this one's count.
+        parent = element.parent
+        block = parent.parent if parent is not None and parent.parent is not None else parent
         if count is None:
             for follower in elements[position + 1 : position + _COUNT_WINDOW]:
+                if block is not None and not block.contains(follower):
+                    break
                 label = follower.get("aria-label") or ""
                 if _COUNT_LABEL.match(label) and parse_rating_label(label) is None:
                     count = parse_count(label)

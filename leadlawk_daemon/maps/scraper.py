@@ -36,7 +36,9 @@ from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeo
 from leadlawk_daemon.maps.extent import page_viewport
 from leadlawk_daemon.maps.feed import FeedParse, parse_feed
 from leadlawk_daemon.maps.feed_page import FeedPage
+from leadlawk_daemon.maps.limited_view import limited_view_in
 from leadlawk_daemon.maps.parse_pool import ParsePool, parse_place_page
+from leadlawk_daemon.maps.session import SessionCookies
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
 from leadlawk_daemon.settings import CircuitBreakerSettings, MapsSettings
@@ -44,6 +46,7 @@ from leadlawk_daemon.settings import CircuitBreakerSettings, MapsSettings
 __all__ = [
     "BREAKER_NAME",
     "Emit",
+    "LimitedViewError",
     "MapsScraper",
     "ScrapeError",
     "ScrapeOutcome",
@@ -72,6 +75,15 @@ class ScrapeError(Exception):
     """The search could not be read (no feed, no place page): not a block, not the browser."""
 
 
+class LimitedViewError(UnreachableError):
+    """Google shows its signed-out limited view while ``maps.on_limited_view`` is ``wait``: an
+    outage like Google unreachable (the Maps breaker counts it, jobs wait), until a signed-in
+    session is imported."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"Google Maps shows its limited view (signed out), and maps.on_limited_view is wait ({url})")
+
+
 class Breaker(Protocol):
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T: ...
 
@@ -89,6 +101,8 @@ class ScrapeRequest:
     # A map to search (area coverage): the query alone then, as on Google a place named in the
     # text would move the map to it.
     viewport: Viewport | None = None
+    # Told the view of each page read ("full" or "limited"): the job's owner keeps it.
+    on_view: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_spec(cls, spec: JobSpec) -> ScrapeRequest:
@@ -224,6 +238,8 @@ class MapsScraper:
         self.limiter = limiter or AsyncLimiter(1, 60.0 / settings.navigations_per_minute)
         # Without a worker process, parsing runs in a thread: off the loop, but not out of its GC.
         self.parsers = parsers
+        self.session = SessionCookies(settings.session_file) if settings.session_file else None
+        self._signed_out_said = False
 
     async def read_feed(self, html: str) -> FeedParse:
         if self.parsers is not None:
@@ -245,7 +261,7 @@ class MapsScraper:
         context = {"job_id": request.job_id, "query": request.search_text}
         try:
             async with self.pool.page() as page:
-                probe = await self._guarded(self._open_search, page, url)
+                probe = await self._guarded(self._open_search, page, url, request)
                 if probe.place and not probe.feed:
                     outcome = await self._single_place(page, probe.url, emit, already_emitted)
                 else:
@@ -282,7 +298,9 @@ class MapsScraper:
             raise ScrapeError(f"the page for {location!r} states no map: {probe.url}")
         return viewport
 
-    async def _open_search(self, page: Page, url: str) -> PageProbe:
+    async def _open_search(self, page: Page, url: str, request: ScrapeRequest | None = None) -> PageProbe:
+        if self.session is not None:
+            await self.session.apply(page.context)
         await self._navigate(page, url)
         probe = await self._probe(page)
         passes = 0
@@ -315,6 +333,9 @@ class MapsScraper:
             if not await feed.wait_for_first_results() or (await feed.link_count()) == 0:
                 # Every search has results on Google: an empty feed is Google holding them back.
                 raise BlockedError("an empty results feed", probe.url)
+        if request is not None:
+            html = await self.pool.bounded(page.content(), self.settings.navigation_timeout, "reading the page")
+            self._saw(request, await asyncio.to_thread(limited_view_in, html), probe.url)
         return probe
 
     async def _answer_consent(self, page: Page) -> None:
@@ -350,7 +371,7 @@ class MapsScraper:
                     skipped += 1
                     continue
                 if any(_lacks(listing, name) for name in request.needs):
-                    listing = await self._with_details(page, listing)
+                    listing = await self._with_details(page, listing, request)
                     details += 1
                 await emit(listing, rank)
                 emitted += 1
@@ -425,14 +446,14 @@ class MapsScraper:
             emitted = 1
         return ScrapeOutcome(1, emitted, skipped, 0, 0, 0, "single_place", True, ranks={listing.place_id: 1})
 
-    async def _with_details(self, page: Page, listing: Listing) -> Listing:
+    async def _with_details(self, page: Page, listing: Listing, request: ScrapeRequest) -> Listing:
         if listing.maps_url is None:
             return listing
         url = urljoin(page.url, listing.maps_url)
-        detail = await self._guarded(self._fetch_place, page, url)
+        detail = await self._guarded(self._fetch_place, page, url, request)
         return listing if detail is None else listing.merged(detail)
 
-    async def _fetch_place(self, page: Page, url: str) -> Listing | None:
+    async def _fetch_place(self, page: Page, url: str, request: ScrapeRequest) -> Listing | None:
         await self._polite()
         timeout = self.settings.navigation_timeout
 
@@ -448,7 +469,32 @@ class MapsScraper:
         if status >= 400:
             log.warning("place page unavailable", extra={"url": final_url, "status": status})
             return None
+        self._saw(request, await asyncio.to_thread(limited_view_in, html), final_url)
         return await self.read_place_page(html, final_url)
+
+    def _saw(self, request: ScrapeRequest, limited: bool, url: str) -> None:
+        """One page read in the full or the limited view: counted, told to the job, and (under
+        ``on_limited_view: wait``) a limited one is an outage."""
+        view = "limited" if limited else "full"
+        if self.metrics is not None:
+            self.metrics.maps_view.labels(view=view).inc()
+            self.metrics.maps_view_limited.set(1 if limited else 0)
+        if limited and self.session is not None and not self._signed_out_said:
+            # Said once per loss: the session is configured, so Google signing us out is news.
+            self._signed_out_said = True
+            log.warning(
+                "the Google Maps session is signed out (the limited view is back); import a fresh one "
+                "with `leadlawk maps-session import`",
+                extra={"job_id": request.job_id, "on_limited_view": self.settings.on_limited_view},
+            )
+        elif not limited and self._signed_out_said:
+            self._signed_out_said = False
+            log.info("Google Maps shows the full view again", extra={"job_id": request.job_id})
+        if limited and self.settings.on_limited_view == "wait":
+            raise LimitedViewError(url)
+        # Told only of pages whose content is used: a page waited out collected nothing.
+        if request.on_view is not None:
+            request.on_view(view)
 
     # -- requests to Google: breaker, limiter, bounded -------------------------------------------
 

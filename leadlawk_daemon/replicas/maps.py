@@ -17,6 +17,8 @@ Routes (its base URL replaces ``https://www.google.com`` through ``maps.base_url
 | `GET /_answers?…&coverage=area[&bbox=s,w,n,e]` | every business in the location's map (or the box), best-ranked first, with `area`, `extent` and `count` |
 | `GET /_answers?q=…&at=lat,lng,zoom` | what the viewport search lists, in feed order |
 | `GET`/`POST /_faults` | the active faults / replace them (`{}` clears) |
+| `POST /_session` | a new signed-in session: `{"cookies": [...], "storage_state": {...}}` (a Playwright storage state for this replica's host); a request carrying its `SID` cookie sees the full view under `limited_view` |
+| `POST /_session/expire` | every session issued so far is signed out (a lost session): `{"expired": N}` |
 | `GET /_stats`, `POST /_stats/reset` | requests per route, `navigations` (search + place visits), and `viewports` (viewport searches per `@lat,lng,zoomz`) |
 
 A search's text splits on its last " in " into query and location; its answer set is generated
@@ -43,12 +45,15 @@ problem named). "Counted" faults take `true` (every request) or N (the next N re
 | `malformed_cards` | fraction in (0, 1), or N ≥ 1 | that share of cards (chosen by place id) or that many (spread over the feed) are broken: no href, a garbage aria-label, or a place URL without ids; `/_answers` lists their place ids under `"malformed"` |
 | `empty_feed` | `true` | results pages show an empty feed, without cards or end marker (Google's soft block) |
 | `class_churn` | `true` | every obfuscated class name changes, as after a Google release |
+| `limited_view` | `true` (a quarter hidden) or a share in (0, 1) | Google's signed-out limited view for requests without a live session cookie: the localised banner (`role="alert"`, a sign-in link, a help link with `p=limited_view`), ratings without review counts on cards and place pages, and that share of the answer set left out of the feed (chosen by place id); `/_answers` lists them under `"hidden_in_limited_view"` |
 """  # noqa: E501  (Markdown tables, copied to the README as they are)
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import math
 import re
 import secrets
 from collections import Counter, OrderedDict
@@ -101,6 +106,19 @@ from leadlawk_daemon.replicas.maps_markup import (
 
 __all__ = ["MAPS_FAULTS", "MapsReplica", "create_maps_app", "run_maps_replica", "serve_maps_replica"]
 
+SESSION_COOKIE = "SID"
+_LIMITED_SHARE = 0.25  # hidden by `limited_view: true`
+
+
+def _limited_share(value: Any) -> float | None:
+    """``true`` (a quarter hidden) or the share of businesses the limited view hides, in [0, 1)."""
+    if isinstance(value, bool):
+        return _LIMITED_SHARE if value else None
+    if isinstance(value, int | float) and math.isfinite(value) and 0.0 <= value < 1.0:
+        return float(value)
+    raise ValueError(f"expected true or a share in [0, 1), got {value!r}")
+
+
 MAPS_FAULTS: tuple[Fault, ...] = (
     Fault("consent", 'true | "loop"', "redirect visits without a consent cookie to the consent page",
           choice_or_flag("loop")),
@@ -115,6 +133,8 @@ MAPS_FAULTS: tuple[Fault, ...] = (
           fraction_or_count),
     Fault("empty_feed", "true", "results pages show an empty feed (a soft block)", flag),
     Fault("class_churn", "true", "rename every obfuscated class, as after a Google release", flag),
+    Fault("limited_view", "true | share", "Google's signed-out limited view: banner, no review counts, "
+          "a share of the businesses hidden (signed-in sessions see everything)", _limited_share),
 )
 
 _NAVIGATIONS = ("search", "place")
@@ -151,6 +171,8 @@ class MapsReplica:
         self._sets: OrderedDict[str, AnswerSet] = OrderedDict()
         self._places: dict[str, tuple[str, int]] = {}
         self._names: dict[tuple[str, str], list[str]] = {}
+        # Signed-in sessions issued (``POST /_session``) and not expired.
+        self.sessions: set[str] = set()
 
     # -- answer sets -------------------------------------------------------------------------
 
@@ -225,6 +247,39 @@ class MapsReplica:
             )[:3]
         return AnswerSet(query=" ".join(query.split()), location=located, businesses=tuple(listed))
 
+    # -- the limited view ----------------------------------------------------------------------
+
+    def limited_for(self, request: web.Request) -> bool:
+        """Whether ``request`` sees the limited view: the fault is on and it carries no live session."""
+        if self.faults.get("limited_view") is None:
+            return False
+        return request.cookies.get(SESSION_COOKIE) not in self.sessions
+
+    def hidden_in_limited_view(self, answer_set: AnswerSet) -> list[str]:
+        share = self.faults.get("limited_view")
+        if share is None:
+            return []
+        return [
+            b.place_id for b in answer_set.businesses
+            if int.from_bytes(b.place_id.encode()[-5:], "big") % 10_000 < share * 10_000
+        ]
+
+    def view_of(self, answer_set: AnswerSet, limited: bool) -> AnswerSet:
+        """The answer set as the limited view shows it (or unchanged): some businesses left out,
+        no review counts."""
+        if not limited:
+            return answer_set
+        hidden = set(self.hidden_in_limited_view(answer_set))
+        shown = tuple(
+            dataclasses.replace(b, review_count=None) for b in answer_set.businesses if b.place_id not in hidden
+        )
+        return dataclasses.replace(answer_set, businesses=shown)
+
+    def new_session(self) -> str:
+        token = secrets.token_urlsafe(32)
+        self.sessions.add(token)
+        return token
+
     # -- feed ----------------------------------------------------------------------------------
 
     def visible_count(self, answer_set: AnswerSet) -> int:
@@ -275,6 +330,8 @@ class MapsReplica:
         broken = self.malformed(answer_set)
         if broken:
             body["malformed"] = [answer_set.businesses[rank].place_id for rank in sorted(broken)]
+        if self.faults.get("limited_view") is not None:
+            body["hidden_in_limited_view"] = self.hidden_in_limited_view(answer_set)
         return body
 
 
@@ -366,6 +423,8 @@ async def _search(request: web.Request) -> web.StreamResponse:
         single = answer_set.businesses[0]
     if single is not None and not replica.faults.get("empty_feed"):
         raise web.HTTPFound(f"{single.place_path()}?authuser=0&hl={locale.code}&rclk=1")
+    limited = replica.limited_for(request)
+    answer_set = replica.view_of(answer_set, limited)
     base = _base_url(request)
     shown = min(replica.page_size, replica.visible_count(answer_set))
     ended = shown >= len(answer_set.businesses) and replica.feed_complete(answer_set)
@@ -381,6 +440,7 @@ async def _search(request: web.Request) -> web.StreamResponse:
         locale=locale,
         latitude=answer_set.location.latitude,
         longitude=answer_set.location.longitude,
+        limited=limited,
     )
     return web.Response(text=replica.finish(html), content_type="text/html")
 
@@ -398,7 +458,8 @@ def _viewport_search(
 ) -> web.StreamResponse:
     replica = _replica(request)
     replica.viewports[viewport.url_segment()] += 1
-    answer_set = replica.viewport_set(query, location, viewport)
+    limited = replica.limited_for(request)
+    answer_set = replica.view_of(replica.viewport_set(query, location, viewport), limited)
     shown = min(replica.page_size, replica.visible_count(answer_set))
     ended = shown >= len(answer_set.businesses) and replica.feed_complete(answer_set)
     feed_query = {"q": query, "hl": locale.code, "at": _at(viewport)}
@@ -414,6 +475,7 @@ def _viewport_search(
         latitude=viewport.lat,
         longitude=viewport.lng,
         camera=viewport.camera(),
+        limited=limited,
     )
     return web.Response(text=replica.finish(html), content_type="text/html")
 
@@ -451,6 +513,7 @@ async def _feed(request: web.Request) -> web.StreamResponse:
         answer_set = replica.viewport_set(query, request.query.get("location"), viewport)
     else:
         answer_set = replica.answer_set(query, request.query.get("location"))
+    answer_set = replica.view_of(answer_set, replica.limited_for(request))
     visible = replica.visible_count(answer_set)
     stop = min(offset + replica.page_size, visible)
     html = replica.cards(answer_set, offset, stop, _base_url(request), locale) if stop > offset else ""
@@ -490,7 +553,11 @@ async def _place(request: web.Request) -> web.StreamResponse:
     start = business.rank % len(others) if others else 0
     related = (others[start:] + others[:start])[:3]
     locale = locale_for(request.query.get("hl"))
-    html = place_page(business, _base_url(request), locale, related)
+    limited = replica.limited_for(request)
+    if limited:
+        business = dataclasses.replace(business, review_count=None)
+        related = [dataclasses.replace(other, review_count=None) for other in related]
+    html = place_page(business, _base_url(request), locale, related, limited)
     return web.Response(text=replica.finish(html), content_type="text/html")
 
 
@@ -604,6 +671,22 @@ async def _stats_reset(request: web.Request) -> web.StreamResponse:
     return web.json_response({"requests": {}, "navigations": 0, "viewports": {}})
 
 
+async def _session_new(request: web.Request) -> web.StreamResponse:
+    token = _replica(request).new_session()
+    cookie = {
+        "name": SESSION_COOKIE, "value": token, "domain": request.url.host or "127.0.0.1", "path": "/",
+        "expires": -1, "httpOnly": True, "secure": False, "sameSite": "Lax",
+    }
+    return web.json_response({"cookies": [cookie], "storage_state": {"cookies": [cookie], "origins": []}})
+
+
+async def _session_expire(request: web.Request) -> web.StreamResponse:
+    replica = _replica(request)
+    expired = len(replica.sessions)
+    replica.sessions.clear()
+    return web.json_response({"expired": expired})
+
+
 async def _maps_home(request: web.Request) -> web.StreamResponse:
     return web.Response(text="<!DOCTYPE html><title>Google Maps</title><div role=\"main\"></div>",
                         content_type="text/html")
@@ -633,6 +716,8 @@ def create_maps_app(
     router.add_route("*", "/sorry/index", _sorry, name="sorry")
     router.add_get("/_answers", _answers, name="answers")
     router.add_get("/_stats", _stats, name="stats")
+    router.add_post("/_session", _session_new, name="session_new")
+    router.add_post("/_session/expire", _session_expire, name="session_expire")
     router.add_post("/_stats/reset", _stats_reset, name="stats_reset")
     add_fault_routes(app, replica.faults)
     return app

@@ -39,6 +39,8 @@ class Locale:
     reject_all: str
     consent_title: str
     days: tuple[str, ...]
+    # The banner of Google's signed-out "limited view" (since February 2026).
+    limited_view: str = "You're seeing a limited view of Google Maps"
 
     def number(self, value: int) -> str:
         return f"{value:,}".replace(",", self.thousands)
@@ -80,6 +82,7 @@ LOCALES: dict[str, Locale] = {
         opens="Öffnet um", open_24="24 Stunden geöffnet", people_also="Ähnliche Suchanfragen",
         book_online="Online buchen", accept_all="Alle akzeptieren", reject_all="Alle ablehnen",
         consent_title="Bevor Sie zu Google weitergehen",
+        limited_view="Die Ansicht ist beschränkt und du siehst nur einen Teil der Google Maps-Daten",
         days=("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
     ),
     "fr": Locale(
@@ -90,6 +93,7 @@ LOCALES: dict[str, Locale] = {
         plus_code="Plus Code", open="Ouvert", closed="Fermé", closes="Ferme à", opens="Ouvre à",
         open_24="Ouvert 24h/24", people_also="Autres recherches", book_online="Réserver en ligne",
         accept_all="Tout accepter", reject_all="Tout refuser", consent_title="Avant d'accéder à Google",
+        limited_view="Vous voyez une version limitée de Google Maps",
         days=("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
     ),
     "es": Locale(
@@ -101,6 +105,7 @@ LOCALES: dict[str, Locale] = {
         opens="Abre a las", open_24="Abierto 24 horas", people_also="También se buscó",
         book_online="Reservar online", accept_all="Aceptar todo", reject_all="Rechazar todo",
         consent_title="Antes de ir a Google",
+        limited_view="Estás viendo una vista limitada de Google Maps",
         days=("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
     ),
 }

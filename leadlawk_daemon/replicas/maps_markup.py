@@ -26,6 +26,7 @@ __all__ = [
     "consent_page",
     "end_marker",
     "feed_card",
+    "limited_banner",
     "locality_page",
     "place_page",
     "place_state_payload",
@@ -80,6 +81,17 @@ def _status(business: Business, locale: Locale) -> str:
 
 
 def _card_rating(business: Business, locale: Locale) -> str:
+    if business.rating is not None and business.review_count is None:
+        # Google's limited view: "4.7 stars" and no "(N)".
+        shown = locale.rating(business.rating)
+        label = locale.panel_stars.format(rating=shown).strip()
+        stars = '<div class="QBUL8c "></div>' * 5
+        return (
+            '<span class="wZrhX"></span> <span class="e4rVHe fontBodyMedium">'
+            f'<span role="img" class="ZkP5Je" aria-label="{_a(label)}">'
+            f'<span class="MW4etd" aria-hidden="true">{_t(shown)}</span>{stars}'
+            "</span></span>"
+        )
     if business.rating is None or business.review_count is None:
         return f'<span class="e4rVHe fontBodyMedium">{_t(locale.no_reviews)}</span>'
     rating, count = locale.rating(business.rating), locale.number(business.review_count)
@@ -251,14 +263,25 @@ def _init_state(
     return text.replace("</", "<\\/")
 
 
-def _page(title: str, lang: str, body: str, scripts: Sequence[str]) -> str:
+def limited_banner(locale: Locale) -> str:
+    """Google's signed-out "limited view" banner: its sentence, a sign-in link, and a help link."""
+    return (
+        '<div class="Vj3Wle fontBodyMedium" role="alert" jslog="171893"><div class="ZfaPce">'
+        f'<span class="Hc6Ihb">{_t(locale.limited_view)}</span> '
+        '<a class="cRbzAe" href="https://accounts.google.com/ServiceLogin?service=local">Sign in</a> '
+        f'<a class="cRbzAe" href="https://support.google.com/maps/?p=limited_view&amp;hl={_a(locale.code)}">'
+        "?</a></div></div>"
+    )
+
+
+def _page(title: str, lang: str, body: str, scripts: Sequence[str], banner: str = "") -> str:
     script_tags = "".join(f"<script>{s}</script>" for s in scripts)
     return (
         f'<!DOCTYPE html><html lang="{_a(lang)}" dir="ltr"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_t(title)}</title><style>{_CSS}</style></head>"
         f'<body jsaction="keydown:skn8Ee"><div id="app-container" class="vasquette id-app-container">'
-        f'<div id="content-container"><div id="QA0Szd"><div class="XltNde tTVLSc"><div class="w6VYqd">'
+        f'{banner}<div id="content-container"><div id="QA0Szd"><div class="XltNde tTVLSc"><div class="w6VYqd">'
         f'{body}</div></div></div></div></div>{script_tags}</body></html>'
     )
 
@@ -274,6 +297,7 @@ def results_page(
     latitude: float,
     longitude: float,
     camera: list[Any] | None = None,
+    limited: bool = False,
 ) -> str:
     """A search's results page: the feed with its first cards, and the script that loads the rest.
     ``camera`` is the map a viewport search shows (Google's ``[[altitude, lng, lat], …]``)."""
@@ -293,7 +317,8 @@ def results_page(
         f"window.__feed={boot};",
         _FEED_SCRIPT,
     )
-    return _page(f"{search_text} - Google Maps", locale.code, body, scripts)
+    banner = limited_banner(locale) if limited else ""
+    return _page(f"{search_text} - Google Maps", locale.code, body, scripts, banner)
 
 
 def _hours_table(business: Business, locale: Locale) -> str:
@@ -348,7 +373,7 @@ def _related_card(other: Business, locale: Locale) -> str:
 
 
 def place_page(
-    business: Business, base_url: str, locale: Locale, related: Sequence[Business]
+    business: Business, base_url: str, locale: Locale, related: Sequence[Business], limited: bool = False
 ) -> str:
     """A place page: the panel with its information region and the embedded state payload."""
     name = business.name
@@ -362,6 +387,15 @@ def place_page(
             + '<span class="rFrJzc"></span>' * 5
             + f'</span></span><span><span><span aria-label="{_a(locale.panel_reviews.format(count=count))}">'
             f"({_t(count)})</span></span></span></div>"
+        )
+    elif business.rating is not None:  # the limited view: stars, no count
+        r = locale.rating(business.rating)
+        rating = (
+            '<div class="F7nice " jslog="76333;mutable:true;"><span>'
+            f'<span aria-hidden="true">{_t(r)}</span><span class="ceNzKf" role="img" '
+            f'aria-label="{_a(locale.panel_stars.format(rating=r))}">'
+            + '<span class="rFrJzc"></span>' * 5
+            + "</span></span></div>"
         )
     booking = ""
     if business.booking_url is not None:
@@ -421,7 +455,7 @@ def place_page(
         f"window.APP_INITIALIZATION_STATE="
         f"{_init_state(business.latitude, business.longitude, payload)};window.APP_FLAGS=[];",
     )
-    return _page(f"{name} - Google Maps", locale.code, body, scripts)
+    return _page(f"{name} - Google Maps", locale.code, body, scripts, limited_banner(locale) if limited else "")
 
 
 def place_state_payload(business: Business, base_url: str, locale: Locale) -> list[Any]:
@@ -437,6 +471,8 @@ def place_state_payload(business: Business, base_url: str, locale: Locale) -> li
         p[4] = [None, None, None, [reviews_url, locale.panel_reviews.format(
             count=locale.number(business.review_count)), None], None, None, None,
             business.rating, business.review_count]
+    elif business.rating is not None:  # the limited view: the rating alone
+        p[4] = [None, None, None, None, None, None, None, business.rating, None]
     if business.website is not None:
         p[7] = [website_href(business, base_url), _domain(business.website), None, None]
     p[9] = [None, None, business.latitude, business.longitude]
