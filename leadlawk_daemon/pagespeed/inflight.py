@@ -18,8 +18,9 @@ the mean time a call holds its slot. Two measurements give it, and the larger on
   takes at least ``N / rate``. Completed calls show a rise in latency only once the slower calls
   end (40 s after a change to 40 s calls); without this bound the limit would sit at what is in
   flight and stall the pacer until then. With it, the limit stays ``margin`` above what runs,
-  so calls keep starting at the pacer's rate while latency climbs. It can never overstate
-  latency: the pacer never starts more than ``rate`` calls a second.
+  so calls keep starting at the pacer's rate while latency climbs. It does not overstate
+  latency: the pacer never starts more than ``rate`` calls a second (and it too stops at the
+  request timeout).
 
 Why the mean and not a percentile: Little's law holds for the mean. Sizing from the median
 would under-size a heavy tail (a lognormal's median is 20 % under its mean), a p90 would
@@ -27,8 +28,8 @@ over-size a flat spread (uniform 10-40 s: 48 % over). The decaying percentiles a
 from the same samples, exported, and shown on the dashboard next to the limit.
 
 Convergence: after latency falls from L1 to L2, completions of calls started before the change
-keep arriving for L1 seconds; after that only new samples come in, and the estimate is within
-``exp(-t / decay)`` of L2 ``t`` seconds later. For Lighthouse's 10 to 40 s that is within a
+keep arriving for L1 seconds; after that only new samples come in, and ``t`` seconds later the
+estimate has ``exp(-t / decay)`` of the gap to L2 left. For Lighthouse's 10 to 40 s that is within a
 minute of the change (40 s of old completions, then 20 s: 2 % of the gap left with the default
 5 s, which still averages some 20 calls at Google's 4 a second). A rise shows in the running
 calls at once, and in completions L2 seconds later.
