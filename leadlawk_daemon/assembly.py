@@ -202,6 +202,12 @@ class LeadLawkDaemon(Daemon):
             self.health.conditions[name] = self._readiness_condition(name)
         if self.intake is not None:
             self.health.conditions["intake"] = self.intake.readiness
+        self.health.notes["google_maps_view"] = self._maps_view_note
+
+    def _maps_view_note(self) -> str | None:
+        if not self.metrics.registry.get_sample_value("leadlawk_maps_view_limited"):
+            return None
+        return "limited_view: Google Maps shows its signed-out limited view (review counts hidden, fewer businesses)"
 
     def admission(self) -> Admission:
         """The one admission every intake path goes through (HTTP, stream, pub/sub via the stream,

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
@@ -154,6 +155,29 @@ def _control(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
+def _maps_session(args: argparse.Namespace) -> int:
+    """``maps-session import FILE``: a browser's exported cookies as ``maps.session_file`` (0600)."""
+    from leadlawk_daemon.maps.session import SessionError, parse_cookies, write_session_file
+
+    settings = _settings(args)
+    target = args.to or settings.maps.session_file
+    if target is None:
+        raise UsageError("maps.session_file is not set: set it (or LEADLAWK__MAPS__SESSION_FILE), or give --to FILE")
+    try:
+        text = Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Failure(f"{args.file}: cannot be read ({type(exc).__name__})") from None
+    try:
+        cookies = parse_cookies(text)
+    except SessionError as exc:
+        raise Failure(f"{args.file}: {exc}") from None
+    write_session_file(target, cookies)
+    domains = ", ".join(sorted({str(c["domain"]) for c in cookies}))
+    # Names and domains only: the values are the account's session.
+    print(f"imported {len(cookies)} cookie(s) for {domains} into {target} (mode 0600)")
+    return 0
+
+
 def _numbers(flag: str, text: str, count: int, shape: str) -> list[float]:
     try:
         values = [float(part) for part in text.split(",")]
@@ -282,6 +306,11 @@ def _parser() -> argparse.ArgumentParser:
     replica.add_argument("--seed", type=int, default=0)
 
     add("migrate", _migrate, "bring the database schema up to date")
+
+    session = add("maps-session", _maps_session, "give the scraper a signed-in Google session (README: limited view)")
+    session.add_argument("action", choices=["import"])
+    session.add_argument("file", help="a Playwright storage state, a cookie extension's JSON export, or cookies.txt")
+    session.add_argument("--to", help="where to write it (default: maps.session_file)")
 
     submit = add("submit", _control, "submit a job (Redis stream, or the local daemon over HTTP)")
     _job_options(submit)

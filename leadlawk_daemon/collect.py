@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from leadlawk_daemon.assembly import LeadLawkDaemon
-from leadlawk_daemon.control import ControlError, render_rows
+from leadlawk_daemon.control import ControlError, limited_view_lines, render_rows
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store.base import TERMINAL_STATUSES, Job
@@ -112,6 +112,8 @@ def summary(job: Job, rows: list[dict[str, Any]], out: TextIO) -> None:
         + (f"; error: {job.error}" if job.error else "")
         + "\n"
     )
+    for line in limited_view_lines(job.progress):
+        out.write(line + "\n")
     if job.failed:
         # A lead's own failure is recorded on it and kept for replay; the job went on without it.
         out.write(

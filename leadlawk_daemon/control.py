@@ -175,7 +175,28 @@ def _event_line(event: Mapping[str, Any]) -> str:
     counters = event.get("counters") or {}
     shown = " ".join(f"{k}={v}" for k, v in counters.items())
     extra = f" status={event['status']}" if "status" in event else ""
-    return f"{event.get('type', '?')}{extra} {shown}".rstrip()
+    if event.get("maps_view") is not None:
+        extra += f" maps_view={event['maps_view']}"
+    line = f"{event.get('type', '?')}{extra} {shown}".rstrip()
+    if event.get("type") == "job.finished":
+        line = "\n".join([line, *limited_view_lines(event)])
+    return line
+
+
+def limited_view_lines(progress: Mapping[str, Any]) -> list[str]:
+    """What Google's limited view cost a job (its progress, or its job.finished event): nothing
+    when it saw the full view."""
+    lines: list[str] = []
+    view = progress.get("maps_view")
+    if view in ("limited", "mixed"):
+        lines.append(
+            f"Google Maps showed its limited view ({view}): review counts hidden, some businesses missing "
+            "(README: Google's limited view)"
+        )
+    skipped = progress.get("filters_not_applied")
+    if isinstance(skipped, Mapping) and skipped.get("count"):
+        lines.append(f"{skipped['count']} lead(s) whose filters could not be applied: {skipped.get('reason')}")
+    return lines
 
 
 def _job_line(job: Mapping[str, Any]) -> str:

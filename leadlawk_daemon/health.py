@@ -121,6 +121,8 @@ class Health:
     states: dict[str, DependencyState] = field(default_factory=dict)
     # Conditions other parts add (a breaker that is open, the browser gone): name -> error or None.
     conditions: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    # Degraded, not down (Google's limited view): shown in the detail, readiness unaffected.
+    notes: dict[str, Callable[[], str | None]] = field(default_factory=dict)
     root_failed: str | None = None
     stopping: bool = False
     last_lag: float = 0.0
@@ -157,6 +159,9 @@ class Health:
             code = None if detail is None else condition_code(detail)
             checks[name] = {"ok": code is None, "latency_ms": None, "error": code}
         ok = not self.stopping and all(c["ok"] for c in checks.values())
+        for name, note in self.notes.items():
+            if (detail := note()) is not None:
+                checks[name] = {"ok": True, "latency_ms": None, "error": None, "degraded": detail}
         if self.stopping:
             checks["shutdown"] = {"ok": False, "latency_ms": None, "error": "shutting_down"}
         return ok, checks

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from leadlawk_daemon.cli import main
 from leadlawk_daemon.logs import JsonFormatter
 from leadlawk_daemon.maps.session import write_session_file
 from leadlawk_daemon.qualify import HIDDEN_REVIEW_COUNT
@@ -76,7 +77,11 @@ async def test_a_signed_out_job_is_recorded_limited_and_hidden_review_counts_qua
 
 
 async def test_waiting_on_a_lost_session_pauses_the_job_and_a_fresh_import_resumes_it_losing_nothing(
-    database: str, replicas: Replicas, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    database: str,
+    replicas: Replicas,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     await _post(replicas, "/_faults", {"limited_view": 0.3})
@@ -98,7 +103,9 @@ async def test_waiting_on_a_lost_session_pauses_the_job_and_a_fresh_import_resum
         )
         assert not run.events.of("job.finished", "waits")
         fresh = await _post(replicas, "/_session")
-        write_session_file(session_file, fresh["storage_state"]["cookies"])
+        export = tmp_path / "exported-cookies.json"  # as a cookie extension writes it
+        export.write_text(json.dumps(fresh["cookies"]), encoding="utf-8")
+        assert main(["maps-session", "import", str(export), "--to", str(session_file)]) == 0
         finished = await run.events.finished("waits", timeout=90)
 
         answers = await replicas.answers(QUERY, LOCATION)
@@ -117,7 +124,7 @@ async def test_waiting_on_a_lost_session_pauses_the_job_and_a_fresh_import_resum
             [formatter.format(record) for record in caplog.records]
             + [json.dumps(run.events.items, default=str), repr(run.dead_letters.letters)]
             + [json.dumps(job.progress, default=str), json.dumps(rows, default=str)]
-            + [json.dumps(masked(settings))]
+            + [json.dumps(masked(settings)), *capsys.readouterr()]
         )
         assert any("signed out" in record.getMessage() for record in caplog.records)
         for cookie in (*lost["cookies"], *fresh["cookies"]):
