@@ -1,8 +1,9 @@
 """The enricher actor: PageSpeed for a lead's website, under the Enricher's quota and breaker.
 
-Its concurrency is the Enricher's in-flight ceiling, so every call the quota allows can be in
-flight. The Enricher (its breaker, pace and daily count) belongs to the pipeline and survives
-restarts of this actor.
+Its concurrency is the Enricher's in-flight ceiling; how many calls are really in flight at once
+is the Enricher's adaptive limit, sized from measured latency (``pagespeed/inflight.py``), and when
+each may start is the quota pacer's alone. The Enricher (its breaker, pace and daily count)
+belongs to the pipeline and survives restarts of this actor.
 
 Failures, by kind (the README's failure model): while PageSpeed is down (its breaker open) a call
 waits for it, spending no retry and failing nothing, and the job shows as waiting on

@@ -122,7 +122,7 @@ class Pipeline:
             on_give_up=self._give_up("writer"),
         )
         enricher_settings = actors.for_actor("enricher").model_copy(
-            update={"concurrency": getattr(self.pagespeed, "max_workers", self.pagespeed.bulkhead)}
+            update={"concurrency": self.pagespeed.max_workers}
         )
         self.enricher: ActorCell[EnrichLead] = ActorCell(
             "enricher",

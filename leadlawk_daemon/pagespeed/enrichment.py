@@ -212,11 +212,6 @@ class Enricher:
         """Callers worth running at once (the actor's concurrency): the in-flight ceiling."""
         return self.limits.ceiling
 
-    @property
-    def bulkhead(self) -> int:
-        """The old name of :attr:`max_workers`, until the pipeline reads that one."""
-        return self.max_workers
-
     def _limit_changed(self, limit: int) -> None:
         if self._metrics is not None:
             self._metrics.pagespeed_in_flight_limit.set(limit)
