@@ -48,6 +48,9 @@ EXPORTED = {
     "leadlawk_memory_limit_bytes",
     # Memory (PSS) of the Chromium process tree; optional: the rules fall back to RSS alone.
     "leadlawk_browser_memory_bytes",
+    # Google Maps pages by the view Google showed, and whether the last one was its limited view.
+    "leadlawk_maps_view_total",
+    "leadlawk_maps_view_limited",
     # prometheus_client's process collector.
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",
