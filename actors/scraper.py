@@ -32,6 +32,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 
 from actors.actor import Actor, ActorCell
+from leadlawk_daemon.intake.events import EventSink
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area_search import search_area
 from leadlawk_daemon.maps.blocking import BlockedError
@@ -105,6 +106,8 @@ class ScraperDeps:
     breaker: CircuitBreaker
     writer: ActorCell[WriterMessage]
     metrics: Metrics
+    # Where "maps.session_signed_out" is announced (Google's limited view while a session is set).
+    events: EventSink | None = None
 
 
 # Between two tries of a search that met an outage, before the breaker has opened (once it is
@@ -132,6 +135,7 @@ class Scraper(Actor[ScrapeJob]):
             clock=self.clock,
             metrics=self.deps.metrics,
             parsers=parsers,
+            events=self.deps.events,
         )
 
     async def on_stop(self) -> None:

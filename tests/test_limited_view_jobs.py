@@ -102,6 +102,9 @@ async def test_waiting_on_a_lost_session_pauses_the_job_and_a_fresh_import_resum
             lambda: any("google_maps" in e.get("waiting_on", []) for e in run.events.of("job.progress", "waits"))
         )
         assert not run.events.of("job.finished", "waits")
+        signed_out = run.events.of("maps.session_signed_out", "waits")
+        assert signed_out
+        assert signed_out[0]["on_limited_view"] == "wait"
         fresh = await _post(replicas, "/_session")
         export = tmp_path / "exported-cookies.json"  # as a cookie extension writes it
         export.write_text(json.dumps(fresh["cookies"]), encoding="utf-8")

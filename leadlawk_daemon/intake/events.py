@@ -45,6 +45,8 @@ EventType = Literal[
     "lead.written",
     "breaker.changed",
     "actor.restarted",
+    # Google's limited view while a signed-in session is configured (README "Google's limited view").
+    "maps.session_signed_out",
 ]
 EVENT_TYPES: tuple[EventType, ...] = (
     "job.accepted",
@@ -55,6 +57,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "lead.written",
     "breaker.changed",
     "actor.restarted",
+    "maps.session_signed_out",
 )
 # The events that end a job for someone following it.
 _FINAL = ("job.finished", "job.rejected")

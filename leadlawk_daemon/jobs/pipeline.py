@@ -147,7 +147,8 @@ class Pipeline:
             lambda cell: Scraper(
                 cell,
                 ScraperDeps(
-                    self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics
+                    self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics,
+                    events=events,
                 ),
             ),
             scraper_settings,

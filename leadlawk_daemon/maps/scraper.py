@@ -28,6 +28,7 @@ from aiolimiter import AsyncLimiter
 from playwright.async_api import Page, Request, Response
 
 from leadlawk_daemon.clock import Clock
+from leadlawk_daemon.intake.events import EventSink
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Viewport
@@ -228,8 +229,10 @@ class MapsScraper:
         metrics: Metrics | None = None,
         limiter: AsyncLimiter | None = None,
         parsers: ParsePool | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.pool = pool
+        self.events = events
         self.settings = settings
         self.breaker = breaker
         self.clock = clock
@@ -482,11 +485,23 @@ class MapsScraper:
         if limited and self.session is not None and not self._signed_out_said:
             # Said once per loss: the session is configured, so Google signing us out is news.
             self._signed_out_said = True
+            cookies_expired = self.session.expired()
             log.warning(
                 "the Google Maps session is signed out (the limited view is back); import a fresh one "
                 "with `leadlawk maps-session import`",
-                extra={"job_id": request.job_id, "on_limited_view": self.settings.on_limited_view},
+                extra={
+                    "job_id": request.job_id,
+                    "on_limited_view": self.settings.on_limited_view,
+                    "cookies_expired": cookies_expired,
+                },
             )
+            if self.events is not None:
+                self.events.publish(
+                    "maps.session_signed_out",
+                    job_id=request.job_id,
+                    on_limited_view=self.settings.on_limited_view,
+                    cookies_expired=cookies_expired,
+                )
         elif not limited and self._signed_out_said:
             self._signed_out_said = False
             log.info("Google Maps shows the full view again", extra={"job_id": request.job_id})
