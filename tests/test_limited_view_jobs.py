@@ -95,12 +95,15 @@ async def test_waiting_on_a_lost_session_pauses_the_job_and_a_fresh_import_resum
         LEADLAWK__MAPS__ON_LIMITED_VIEW="wait",
         LEADLAWK__RESILIENCE__CIRCUIT_BREAKER__FAILURE_THRESHOLD="2",
         LEADLAWK__RESILIENCE__CIRCUIT_BREAKER__RESET_TIMEOUT="1s",
+        LEADLAWK__JOBS__MAX_WAIT="2s",
     )
     async with running_pipeline(settings) as run:
         assert await run.pipeline.submit(spec("waits", min_reviews=1, limit=500))
         await run.events.wait_for(
             lambda: any("google_maps" in e.get("waiting_on", []) for e in run.events.of("job.progress", "waits"))
         )
+        # Past jobs.max_wait the job goes back to the queue, never failed, and is taken up again.
+        await run.events.wait_for(lambda: any(e.get("requeued") for e in run.events.of("job.progress", "waits")))
         assert not run.events.of("job.finished", "waits")
         signed_out = run.events.of("maps.session_signed_out", "waits")
         assert signed_out
