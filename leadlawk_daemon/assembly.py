@@ -17,6 +17,7 @@ from typing import Any
 from actors.stats import ActorStats, ActorStatsCollector
 from leadlawk_daemon.daemon import Daemon
 from leadlawk_daemon.dead_letter_writer import DeadLetterWriter
+from leadlawk_daemon.health import limited_view_note
 from leadlawk_daemon.http_api import ChaosTarget, JobRefused
 from leadlawk_daemon.intake.admission import Admission, Admitted, Source
 from leadlawk_daemon.intake.events import EventPublisher, EventType
@@ -202,12 +203,7 @@ class LeadLawkDaemon(Daemon):
             self.health.conditions[name] = self._readiness_condition(name)
         if self.intake is not None:
             self.health.conditions["intake"] = self.intake.readiness
-        self.health.notes["google_maps_view"] = self._maps_view_note
-
-    def _maps_view_note(self) -> str | None:
-        if not self.metrics.registry.get_sample_value("leadlawk_maps_view_limited"):
-            return None
-        return "limited_view: Google Maps shows its signed-out limited view (review counts hidden, fewer businesses)"
+        self.health.notes["google_maps_view"] = lambda: limited_view_note(self.metrics)
 
     def admission(self) -> Admission:
         """The one admission every intake path goes through (HTTP, stream, pub/sub via the stream,

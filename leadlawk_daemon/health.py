@@ -30,7 +30,7 @@ from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.settings import HealthCheckSettings, HealthSettings
 from supervisors.spec import Started
 
-__all__ = ["DependencyState", "Health", "Probe", "condition_code", "error_code"]
+__all__ = ["DependencyState", "Health", "Probe", "condition_code", "error_code", "limited_view_note"]
 
 log = logging.getLogger("leadlawk.health")
 
@@ -50,6 +50,13 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, OSError) or any("unavailable" in n or "connection" in n for n in names):
         return "unreachable"
     return "error"
+
+
+def limited_view_note(metrics: Metrics) -> str | None:
+    """What ``/health/ready`` says while the last Google Maps page read was Google's limited view."""
+    if not metrics.registry.get_sample_value("leadlawk_maps_view_limited"):
+        return None
+    return "limited_view: Google Maps shows its signed-out limited view (review counts hidden, fewer businesses)"
 
 
 def condition_code(text: str) -> str:

@@ -15,8 +15,11 @@ import pytest
 from leadlawk_daemon.cli import main
 from leadlawk_daemon.collect import summary
 from leadlawk_daemon.control import _event_line
+from leadlawk_daemon.health import Health, limited_view_note
 from leadlawk_daemon.maps.session import SessionCookies, SessionError, parse_cookies
+from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.qualify import HIDDEN_REVIEW_COUNT
+from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store.base import Job
 
 SECRET = "g.a000-very-secret-session-value"
@@ -110,3 +113,19 @@ def test_the_summaries_say_what_the_limited_view_cost() -> None:
     full = _event_line({"type": "job.finished", "status": "succeeded", "counters": {}, "maps_view": "full"})
     assert "could not be applied" not in full
     assert "limited view" not in full
+
+
+def test_readiness_stays_ready_under_the_limited_view_and_its_detail_says_so() -> None:
+    settings = load_settings(environ={})
+    metrics = Metrics(process=False)
+    health = Health(settings.resilience.health_check, settings.health, metrics)
+    health.notes["google_maps_view"] = lambda: limited_view_note(metrics)
+    metrics.maps_view_limited.set(1)
+    ready, checks = health.ready()
+    assert ready
+    assert checks["google_maps_view"]["ok"] is True
+    assert checks["google_maps_view"]["degraded"].startswith("limited_view: Google Maps shows its signed-out")
+    metrics.maps_view_limited.set(0)
+    ready, checks = health.ready()
+    assert ready
+    assert "google_maps_view" not in checks
