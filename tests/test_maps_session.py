@@ -129,3 +129,28 @@ def test_readiness_stays_ready_under_the_limited_view_and_its_detail_says_so() -
     ready, checks = health.ready()
     assert ready
     assert "google_maps_view" not in checks
+
+
+async def test_an_unusable_session_file_is_said_once_and_searched_without(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Context:
+        def __init__(self) -> None:
+            self.given: list[list[dict[str, object]]] = []
+
+        async def add_cookies(self, cookies: list[dict[str, object]]) -> None:
+            self.given.append(cookies)
+
+    path = tmp_path / "session.json"
+    path.write_text(f'{{"cookies": [{{"name": "SID", "value": "{SECRET}"}}]}}', encoding="utf-8")
+    session, context = SessionCookies(path), Context()
+    assert not await session.apply(context)
+    assert not await session.apply(context)
+    assert [r.getMessage() for r in caplog.records].count(
+        "the Google Maps session file is unusable; searching signed out"
+    ) == 1
+    assert all(SECRET not in str(r.__dict__) for r in caplog.records)
+    path.write_text(json.dumps(STORAGE_STATE), encoding="utf-8")
+    assert await session.apply(context)
+    assert not await session.apply(context)  # once per version of the file
+    assert [[c["value"] for c in given] for given in context.given] == [[SECRET, TS_SECRET]]

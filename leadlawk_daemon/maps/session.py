@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 import weakref
@@ -24,6 +25,8 @@ from typing import Any, Protocol
 from leadlawk_daemon.logs import register_secret
 
 __all__ = ["SessionCookies", "SessionError", "parse_cookies", "write_session_file"]
+
+log = logging.getLogger(__name__)
 
 _SAME_SITE = {"lax": "Lax", "strict": "Strict", "none": "None", "no_restriction": "None", "unspecified": "Lax"}
 
@@ -139,6 +142,7 @@ class SessionCookies:
         self.path = Path(path)
         self._loaded: _Loaded | None = None
         self._applied: weakref.WeakKeyDictionary[Any, tuple[int, int]] = weakref.WeakKeyDictionary()
+        self._complained: str | None = None
 
     def _read(self) -> _Loaded | None:
         try:
@@ -167,8 +171,16 @@ class SessionCookies:
         return bool(dated) and all(expires < now for expires in dated)
 
     async def apply(self, context: _Context) -> bool:
-        """Give ``context`` the session's cookies unless it has this version already; True if given."""
-        loaded = await asyncio.to_thread(self._read)
+        """Give ``context`` the session's cookies unless it has this version already; True if given.
+        A file that cannot be read is said once and searched without (signed out), not a crash."""
+        try:
+            loaded = await asyncio.to_thread(self._read)
+        except SessionError as exc:
+            if str(exc) != self._complained:
+                self._complained = str(exc)
+                log.error("the Google Maps session file is unusable; searching signed out", extra={"error": str(exc)})
+            return False
+        self._complained = None
         if loaded is None or self._applied.get(context) == loaded.stamp:
             return False
         await context.add_cookies(loaded.cookies)
