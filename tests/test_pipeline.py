@@ -28,6 +28,7 @@ from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store import Store, open_store
 from supervisors.spec import Strategy
 from supervisors.supervisor import Supervisor
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -451,9 +452,9 @@ async def test_a_daemon_that_lost_its_lease_stops_the_run_and_announces_nothing(
             taken = await other.lease_next_job("daemon-b", 600)
             assert taken is not None
             assert taken.id == "stolen"
-        await run.events.wait_for(lambda: "stolen" not in run.pipeline.runs, timeout=30)
-        scraper_idle = run.pipeline.scraper.mailbox
-        await run.events.wait_for(lambda: scraper_idle.in_flight == 0, timeout=30)
+        # The pipeline's own state has no event of its own to wait on: polled, within a deadline.
+        await eventually(lambda: "stolen" not in run.pipeline.runs, 30, "the run stopped")
+        await eventually(lambda: run.pipeline.scraper.mailbox.in_flight == 0, 30, "the scrape stopped")
         assert run.events.of("job.finished", "stolen") == []  # its end is the other daemon's to say
         job = await run.store.get_job("stolen")
         assert job is not None
@@ -483,9 +484,9 @@ async def test_a_driver_that_fails_stops_its_run_and_fails_the_job_after_max_att
         assert await run.pipeline.submit(spec("buggy", limit=500))
         await broken.wait()
         # The run stops with its driver: no scraping goes on for a job nobody drives.
-        await run.events.wait_for(lambda: "buggy" not in run.pipeline.runs, timeout=30)
-        await run.events.wait_for(lambda: run.pipeline.scraper.mailbox.in_flight == 0, timeout=30)
-        # Its lease lapses as if the daemon had died; the second time, the job fails for good.
+        await eventually(lambda: "buggy" not in run.pipeline.runs, 30, "the run stopped")
+        await eventually(lambda: run.pipeline.scraper.mailbox.in_flight == 0, 30, "the scrape stopped")
+        # Handed back after a backoff, it breaks the driver again: the second time, it fails for good.
         finished = await run.events.finished("buggy", timeout=60)
         assert finished["status"] == "failed"
         assert "2 times" in finished["error"]

@@ -34,6 +34,8 @@ __all__ = ["Coordinator"]
 
 log = logging.getLogger("leadlawk.jobs")
 
+# A job whose driver failed waits this long at most before it is leased again.
+_CRASH_BACKOFF_CAP = 60.0
 # A stored spec is re-validated on lease; this bound only guards against an absurd row.
 _MAX_STORED_SPEC = 1 << 20
 
@@ -66,9 +68,14 @@ class Coordinator:
         # that an outage is not counted as this daemon dying.
         self._lapsed: set[str] = set()
         self._drivers: dict[str, asyncio.Task[None]] = {}
+        # Driver failures per job in this daemon (a bug the job triggers): bounded by max_attempts.
+        self._crashes: dict[str, int] = {}
 
     @property
     def stopping(self) -> bool:
+        return self._stopping
+
+    def _is_stopping(self) -> bool:
         return self._stopping
 
     def request_stop(self, deadline: float | None = None) -> None:
@@ -100,6 +107,24 @@ class Coordinator:
         for job_id, run in list(self.retired.items()):
             if not run.unwritten:
                 del self.retired[job_id]
+
+    async def _after_crash(self, state: JobState) -> None:
+        """A driver failed (a bug): hand the job back after a backoff, and fail it once its driver has
+        failed ``jobs.max_attempts`` times here, so a job that breaks the driver cannot loop for ever."""
+        deps = self.deps
+        crashes = self._crashes[state.job_id] = self._crashes.get(state.job_id, 0) + 1
+        if crashes >= self.max_attempts:
+            error = f"the job's driver failed {crashes} times (jobs.max_attempts = {self.max_attempts}): {state.error}"
+            if await call_through_outage(
+                deps.clock, self._is_stopping, deps.store.finish_job, state.job_id, deps.owner, "failed", error
+            ):
+                publish_finished(deps.events, deps.metrics, state.job_id, "failed", state.counters(), error)
+            del self._crashes[state.job_id]
+            return
+        backoff = min(_CRASH_BACKOFF_CAP, 2.0**crashes)
+        await call_through_outage(
+            deps.clock, self._is_stopping, deps.store.release_lease, state.job_id, deps.owner, wait_s=backoff
+        )
 
     async def _hand_back_lapsed(self) -> None:
         deps = self.deps
@@ -136,7 +161,7 @@ class Coordinator:
             except JobSpecError as exc:
                 reason = f"stored spec is invalid: {exc}"
                 if await call_through_outage(
-                    deps.clock, lambda: self._stopping, deps.store.finish_job, job.id, deps.owner, "failed", reason
+                    deps.clock, self._is_stopping, deps.store.finish_job, job.id, deps.owner, "failed", reason
                 ):
                     publish_finished(deps.events, deps.metrics, job.id, "failed", {}, reason)
                 continue
@@ -157,6 +182,8 @@ class Coordinator:
             if previous is not None and not previous.done():
                 await asyncio.wait([previous])
             await driver.run()
+            if state.stop_reason == "crashed":
+                await self._after_crash(state)
         finally:
             if self.runs.get(state.job_id) is state:
                 del self.runs[state.job_id]

@@ -153,10 +153,9 @@ class JobDriver:
                     finally:
                         lease.cancel()
             except Exception as exc:
-                # A bug in the driver: the run stops at once (nothing runs here without an owner) and
-                # its lease is left to lapse, as if this daemon had died: another start resumes the job,
-                # and a job that breaks its driver every time fails after jobs.max_attempts.
-                log.exception("job driver failed; its lease is left to lapse", extra={"job_id": state.job_id})
+                # A bug in the driver: the run stops at once (nothing runs here without an owner); the
+                # coordinator hands the job back after a backoff, and fails it after jobs.max_attempts.
+                log.exception("job driver failed", extra={"job_id": state.job_id})
                 state.stop("crashed", f"driver failed: {type(exc).__name__}: {redact(str(exc))}")
             await self._finish()
         finally:

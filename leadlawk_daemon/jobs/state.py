@@ -63,8 +63,8 @@ log = logging.getLogger("leadlawk.jobs")
 
 # cancelled: by a user; max_runtime: the spec's budget; failed: a cause retrying cannot fix;
 # shutdown: handed back for another start; requeued: an outage outlasted jobs.max_wait;
-# lease_lost: another daemon may hold the job now; crashed: its driver failed (a bug), which counts
-# as the holder dying: the lease lapses, and jobs.max_attempts bounds how often that may happen.
+# lease_lost: another daemon may hold the job now; crashed: its driver failed (a bug): handed back
+# after a backoff, failed after jobs.max_attempts such failures.
 StopReason = Literal["cancelled", "max_runtime", "failed", "shutdown", "requeued", "lease_lost", "crashed"]
 
 # What the writer holds for a job that is not durable yet: (kind, place id).
