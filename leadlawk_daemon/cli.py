@@ -136,7 +136,8 @@ def _control(args: argparse.Namespace) -> int:
         if args.command == "export":
             return asyncio.run(
                 control.export_leads(
-                    settings, job_id=args.job, qualified=args.qualified, fmt=args.format, output=args.output, out=out
+                    settings, job_id=args.job, qualified=args.qualified, fmt=args.format, output=args.output, out=out,
+                    new_since=args.new_since,
                 )
             )
         if args.command == "dlq":
@@ -331,7 +332,11 @@ def _parser() -> argparse.ArgumentParser:
     export = add("export", _control, "export leads with their PageSpeed results")
     export.add_argument("--job", help="only this job's leads, with their rank and verdict")
     export.add_argument("--qualified", action="store_true", help="only qualified leads (with --job)")
-    export.add_argument("--format", choices=["csv", "jsonl"], help="default: by the output's extension, else csv")
+    export.add_argument(
+        "--format", choices=["csv", "jsonl", "xlsx"], help="default: by the output's extension, else csv"
+    )
+    export.add_argument("--new-since", metavar="JOB|DATE",
+                        help="only businesses first seen after this job started, or this ISO date/datetime (UTC)")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
 
     dlq = add("dlq", _control, "dead letters: list, show, replay")

@@ -14,6 +14,7 @@ import io
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -243,17 +244,42 @@ async def cancel_job(settings: Settings, job_id: str, out: TextIO) -> int:
     return 0
 
 
+_FORMATS_BY_EXTENSION = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".xlsx": "xlsx", ".csv": "csv"}
+
+
 async def export_leads(
-    settings: Settings, *, job_id: str | None, qualified: bool, fmt: str | None, output: str | None, out: TextIO
+    settings: Settings,
+    *,
+    job_id: str | None,
+    qualified: bool,
+    fmt: str | None,
+    output: str | None,
+    out: TextIO,
+    new_since: str | None = None,
 ) -> int:
     if fmt is None:
-        fmt = "jsonl" if output and output.endswith((".jsonl", ".ndjson", ".json")) else "csv"
-    if fmt not in ("csv", "jsonl"):
-        raise ControlError(f"--format must be csv or jsonl (got {fmt!r})")
+        fmt = _FORMATS_BY_EXTENSION.get(Path(output).suffix.lower(), "csv") if output else "csv"
+    if fmt not in ("csv", "jsonl", "xlsx"):
+        raise ControlError(f"--format must be csv, jsonl or xlsx (got {fmt!r})")
+    if fmt == "xlsx" and not output:
+        raise ControlError("an xlsx export is a file: give -o FILE.xlsx")
     async with _store(settings) as store:
         if job_id is not None and await store.get_job(job_id) is None:
             raise ControlError(f"no job {job_id!r}")
+        cutoff = None if new_since is None else await _since(store, new_since)
         rows = await store.lead_rows_for_export(job_id=job_id, qualified_only=qualified)
+    if cutoff is not None:
+        from leadlawk_daemon.store.export import first_seen_after
+
+        rows = [dict(row) for row in first_seen_after(rows, cutoff)]
+    if fmt == "xlsx":
+        from leadlawk_daemon.store import export_columns
+        from leadlawk_daemon.store.export import write_xlsx
+
+        assert output is not None  # refused above
+        await asyncio.to_thread(write_xlsx, rows, export_columns(job_id is not None), output)
+        sys.stderr.write(f"wrote {len(rows)} lead(s) to {output}\n")
+        return 0
     text = render_rows(rows, fmt, with_job=job_id is not None)
     if output:
         await asyncio.to_thread(Path(output).write_text, text, encoding="utf-8")
@@ -261,6 +287,21 @@ async def export_leads(
     else:
         out.write(text)
     return 0
+
+
+async def _since(store: Store, text: str) -> datetime:
+    """``--new-since``: a job id names the moment that job started (its creation if it never started),
+    so ``--new-since TONIGHTS_JOB`` is what that job found first plus anything later; else an ISO
+    date or datetime."""
+    from leadlawk_daemon.store.export import parse_since
+
+    job = await store.get_job(text)
+    if job is not None:
+        return job.started_at or job.created_at
+    moment = parse_since(text)
+    if moment is None:
+        raise ControlError(f"--new-since: no job {text!r}, and it is not an ISO date (2026-11-29) or datetime")
+    return moment
 
 
 def render_rows(rows: list[dict[str, Any]], fmt: str, with_job: bool) -> str:

@@ -166,7 +166,8 @@ HOSTILE = [
 ]
 
 
-def test_a_csv_export_never_holds_a_live_formula_from_scraped_text(tmp_path: Path) -> None:
+def hostile_db(tmp_path: Path) -> str:
+    """A SQLite store whose job ``job-h`` holds the :data:`HOSTILE` leads (every spreadsheet format's test)."""
     url = f"sqlite:///{tmp_path / 'hostile.db'}"
 
     async def seed() -> None:
@@ -176,6 +177,11 @@ def test_a_csv_export_never_holds_a_live_formula_from_scraped_text(tmp_path: Pat
             await store.upsert_job_leads("job-h", [JobLead("ChIJeq", 1, True, []), JobLead("ChIJtab", 2, True, [])])
 
     asyncio.run(seed())
+    return url
+
+
+def test_a_csv_export_never_holds_a_live_formula_from_scraped_text(tmp_path: Path) -> None:
+    url = hostile_db(tmp_path)
     out = tmp_path / "leads.csv"
     assert cli("export", "--job", "job-h", "-o", str(out), db=url).returncode == 0
     with out.open(encoding="utf-8", newline="") as f:  # newline="": a CR inside a cell stays a CR

@@ -6,9 +6,13 @@ unknown. Both backends read their rows into the same Python types and assemble t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from leadlawk_daemon.listing import LISTING_FIELDS
 from leadlawk_daemon.store.base import STRATEGIES
@@ -21,7 +25,10 @@ __all__ = [
     "SITE_EXPORT_COLUMNS",
     "export_columns",
     "export_rows",
+    "first_seen_after",
+    "parse_since",
     "spreadsheet_safe",
+    "write_xlsx",
 ]
 
 # What makes a spreadsheet read a cell as a formula (OWASP's "CSV injection" list): a scraped name
@@ -94,3 +101,87 @@ def export_rows(
         row.update(site_export_values(by_lead.get(lead["place_id"])))
         out.append(row)
     return out
+
+
+def parse_since(text: str) -> datetime | None:
+    """``--new-since`` as a moment: an ISO date (its midnight, UTC) or datetime (UTC when it names no
+    zone); ``None`` when ``text`` is neither (it may then be a job id)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def first_seen_after(rows: Iterable[Mapping[str, Any]], cutoff: datetime) -> list[Mapping[str, Any]]:
+    """The rows whose business was first seen strictly after ``cutoff`` (rows hold ISO text)."""
+    kept = []
+    for row in rows:
+        seen = row.get("first_seen_at")
+        if isinstance(seen, str):
+            moment = datetime.fromisoformat(seen)
+            if (moment if moment.tzinfo else moment.replace(tzinfo=UTC)) > cutoff:
+                kept.append(row)
+    return kept
+
+
+# Excel's own limits: past them a cell is written as plain text rather than a link.
+_URL_MAX = 2079
+_URLS_MAX = 65_530
+_TEXT_MAX = 32_767
+
+
+def _moment(column: str, value: str) -> datetime | None:
+    """A timestamp or date column's ISO text as a naive UTC datetime (Excel has no time zones)."""
+    if not (column.endswith("_at") or column == "site_last_modified"):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def write_xlsx(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], path: str | Path) -> None:
+    """One sheet of leads: a frozen header row, then typed cells (numbers, booleans, dates, http(s)
+    links); every text cell through :func:`spreadsheet_safe` and written as text, never a formula.
+
+    Blocking (file I/O): run it in a thread from async code."""
+    import xlsxwriter
+
+    # Nothing is guessed from text: only the typed writes below decide what a cell is.
+    options = {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
+    workbook = xlsxwriter.Workbook(str(path), options)
+    try:
+        sheet = workbook.add_worksheet("leads")
+        bold = workbook.add_format({"bold": True})
+        when = workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+        day = workbook.add_format({"num_format": "yyyy-mm-dd"})
+        for col, name in enumerate(columns):
+            sheet.write_string(0, col, name, bold)
+        sheet.freeze_panes(1, 0)
+        links = 0
+        for r, row in enumerate(rows, start=1):
+            for col, name in enumerate(columns):
+                value = row.get(name)
+                if value is None:
+                    continue
+                if isinstance(value, bool):
+                    sheet.write_boolean(r, col, value)
+                elif isinstance(value, int | float) and math.isfinite(value):
+                    sheet.write_number(r, col, value)
+                elif isinstance(value, str) and (moment := _moment(name, value)) is not None:
+                    sheet.write_datetime(r, col, moment, day if len(value) == 10 else when)  # YYYY-MM-DD
+                elif (
+                    isinstance(value, str)
+                    and value.startswith(("http://", "https://"))
+                    and len(value) <= _URL_MAX
+                    and links < _URLS_MAX
+                ):
+                    sheet.write_url(r, col, value, string=value[:_TEXT_MAX])
+                    links += 1
+                else:
+                    text = orjson.dumps(value).decode() if isinstance(value, list | dict) else str(value)
+                    sheet.write_string(r, col, spreadsheet_safe(text)[:_TEXT_MAX])
+    finally:
+        workbook.close()
