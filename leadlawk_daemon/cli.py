@@ -130,7 +130,7 @@ def _control(args: argparse.Namespace) -> int:
         if args.command == "jobs":
             return asyncio.run(control.list_jobs(settings, args.status, out))
         if args.command == "status":
-            return asyncio.run(control.show_job(settings, args.id, out))
+            return asyncio.run(control.show_job(settings, args.id, out, as_json=args.json))
         if args.command == "cancel":
             return asyncio.run(control.cancel_job(settings, args.id, out))
         if args.command == "export":
@@ -326,6 +326,7 @@ def _parser() -> argparse.ArgumentParser:
     jobs.add_argument("--status", help="only jobs with this status")
     status = add("status", _control, "show one job")
     status.add_argument("id")
+    status.add_argument("--json", action="store_true", help="the whole job record as JSON (as GET /jobs/ID)")
     cancel = add("cancel", _control, "cancel a job")
     cancel.add_argument("id")
 

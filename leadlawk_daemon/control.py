@@ -14,7 +14,7 @@ import io
 import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -25,11 +25,13 @@ from leadlawk_daemon.jobspec import DEFAULT_MAX_AREA_KM2, JobSpec, JobSpecError,
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store, open_store_from_settings
 from leadlawk_daemon.store.base import JOB_STATUSES, TERMINAL_STATUSES, DeadLetter, Job
+from leadlawk_daemon.terminal import is_terminal, paint_status
 
 __all__ = [
     "ControlError",
     "cancel_job",
     "export_leads",
+    "job_summary",
     "list_dead_letters",
     "list_jobs",
     "render_rows",
@@ -213,9 +215,11 @@ async def list_jobs(settings: Settings, status: str | None, out: TextIO) -> int:
         jobs = await store.list_jobs(status=status, limit=500)
     header = f"{'id':<40} {'status':<10} {'found':>6} {'qualif':>6} {'enrich':>6} {'written':>7} {'failed':>6}  created"
     out.write(header + "\n")
+    colour = is_terminal(out)
     for job in jobs:
+        status = paint_status(job.status, f"{job.status:<10}") if colour else f"{job.status:<10}"
         out.write(
-            f"{job.id:<40} {job.status:<10} {job.found:>6} {job.qualified:>6} {job.enriched:>6} "
+            f"{job.id:<40} {status} {job.found:>6} {job.qualified:>6} {job.enriched:>6} "
             f"{job.written:>7} {job.failed:>6}  {job.created_at.isoformat(timespec='seconds')}\n"
         )
     return 0
@@ -228,9 +232,50 @@ def _show(record: Job | DeadLetter | None, missing: str, out: TextIO) -> int:
     return 0
 
 
-async def show_job(settings: Settings, job_id: str, out: TextIO) -> int:
+async def show_job(settings: Settings, job_id: str, out: TextIO, *, as_json: bool = False) -> int:
+    """A readable summary of the job; ``as_json``: its whole record, as ``GET /jobs/{id}`` has it."""
     async with _store(settings) as store:
-        return _show(await store.get_job(job_id), f"no job {job_id!r}", out)
+        job = await store.get_job(job_id)
+    if as_json or job is None:
+        return _show(job, f"no job {job_id!r}", out)
+    out.write(job_summary(job, colour=is_terminal(out)))
+    return 0
+
+
+def job_summary(job: Job, *, colour: bool = False) -> str:
+    """``leadlawk status ID`` for a person: what the job is, where it stands, what holds it up."""
+    spec = job.spec or {}
+    progress = job.progress or {}
+    what = str(spec.get("query", "?")) + (f" in {spec['location']}" if spec.get("location") else "")
+    status = paint_status(job.status) if colour else job.status
+    lines = [
+        f"job       {job.id}" + (f" (part of {job.parent_id})" if job.parent_id else ""),
+        f"query     {what}" + (f", limit {spec['limit']}" if spec.get("limit") else ""),
+        f"status    {status}" + (f" (attempt {job.attempts})" if job.attempts > 1 else ""),
+        f"leads     {job.found} found, {job.enriched} enriched, {job.qualified} qualified, {job.written} written"
+        + (f", {job.failed} failed" if job.failed else ""),
+    ]
+    waiting = progress.get("waiting_on") or []
+    if waiting:
+        lines.append(f"waiting   on {', '.join(map(str, waiting))}")
+    if progress.get("maps_view") is not None:
+        lines.append(f"maps view {progress['maps_view']}")
+    if job.error:
+        lines.append(f"error     {job.error}")
+    for name, moment in (("created", job.created_at), ("started", job.started_at), ("finished", job.finished_at)):
+        if moment is not None:
+            lines.append(f"{name:<9} {moment.isoformat(timespec='seconds')}")
+    if job.started_at is not None:
+        end = job.finished_at or datetime.now(job.started_at.tzinfo)
+        lines.append(f"{'running' if job.finished_at is None else 'took':<9} {_duration(end - job.started_at)}")
+    lines.extend(limited_view_lines(progress))
+    return "".join(line + "\n" for line in lines)
+
+
+def _duration(span: timedelta) -> str:
+    seconds = max(0, int(span.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    return (f"{hours}h " if hours else "") + f"{rest // 60}m {rest % 60:02d}s"
 
 
 async def cancel_job(settings: Settings, job_id: str, out: TextIO) -> int:

@@ -1,8 +1,14 @@
-"""JSON-lines logging on stdout, with every registered secret redacted from every line."""
+"""Logging on stdout, with every registered secret redacted from every line.
+
+JSON lines for machines (a Procfile's collector, a pipe, a file, or ``LOG_FORMAT=json``); one
+readable line per record (time, level, event, key=value) when a person watches a terminal, or with
+``LOG_FORMAT=text``.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -11,7 +17,7 @@ from typing import Any, TextIO
 
 import orjson
 
-__all__ = ["JsonFormatter", "configure_logging", "mask_url_passwords", "redact", "register_secret"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging", "mask_url_passwords", "redact", "register_secret"]
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -65,9 +71,40 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """``15:46:35 WARNING job waiting on an outage job_id=j1 waiting_on=['maps']``: the JSON line's
+    fields, redacted the same way, for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
+        parts = [when, f"{record.levelname:<7}", redact(record.getMessage())]
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                shown = _jsonable(value)
+                parts.append(f"{key}={shown!r}" if isinstance(shown, str) and " " in shown else f"{key}={shown}")
+        line = " ".join(parts)
+        if record.exc_info and record.exc_info[0] is not None:
+            line += "\n" + redact(self.formatException(record.exc_info))
+        return line
+
+
+def _formatter(stream: TextIO) -> logging.Formatter:
+    chosen = os.environ.get("LOG_FORMAT", "").strip().lower()
+    if chosen == "json":
+        return JsonFormatter()
+    if chosen == "text":
+        return TextFormatter()
+    from leadlawk_daemon.terminal import is_terminal
+
+    return TextFormatter() if is_terminal(stream) else JsonFormatter()
+
+
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonFormatter())
+    """Log records to ``stream`` (stdout): text on a terminal, JSON lines elsewhere; ``LOG_FORMAT``
+    (``json`` or ``text``) decides instead when set."""
+    target = stream or sys.stdout
+    handler = logging.StreamHandler(target)
+    handler.setFormatter(_formatter(target))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -76,3 +113,8 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
     # Library chatter at INFO is noise in an unattended daemon's log.
     for noisy in ("aiohttp.access", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    chosen = os.environ.get("LOG_FORMAT", "")
+    if chosen.strip().lower() not in ("", "json", "text"):
+        logging.getLogger(__name__).warning(
+            "LOG_FORMAT must be json or text; chose by the terminal instead", extra={"log_format": chosen[:40]}
+        )

@@ -29,6 +29,11 @@ def cli(
 
 @pytest.fixture
 def db(tmp_path: Path) -> str:
+    return seed_ops_db(tmp_path)
+
+
+def seed_ops_db(tmp_path: Path) -> str:
+    """A SQLite store with two jobs (job-a holding two leads) and two dead letters."""
     url = f"sqlite:///{tmp_path / 'ops.db'}"
 
     async def seed() -> None:
@@ -53,11 +58,11 @@ def test_jobs_status_and_cancel(db: str) -> None:
     listing = cli("jobs", db=db)
     assert listing.returncode == 0
     assert [line.split()[0] for line in listing.stdout.splitlines()[1:]] == ["job-b", "job-a"]
-    status = cli("status", "job-a", db=db)
+    status = cli("status", "job-a", "--json", db=db)
     assert orjson.loads(status.stdout)["spec"]["location"] == "Omaha, NE"
     assert cli("status", "nope", db=db).stderr.strip() == "leadlawk: no job 'nope'"
     assert cli("cancel", "job-b", db=db).returncode == 0
-    assert orjson.loads(cli("status", "job-b", db=db).stdout)["status"] == "cancelled"
+    assert orjson.loads(cli("status", "job-b", "--json", db=db).stdout)["status"] == "cancelled"
     again = cli("cancel", "job-b", db=db)
     assert (again.returncode, again.stderr.strip()) == (1, "leadlawk: job job-b already cancelled: nothing to cancel")
     assert cli("jobs", "--status", "bogus", db=db).returncode == 1
@@ -90,7 +95,7 @@ def test_dlq_list_show_and_replay(db: str) -> None:
     assert again["replayed_at"] is None
     # Valid now: it becomes a queued job, once, and the letter is marked replayed.
     assert cli("dlq", "replay", "2", db=db).returncode == 0
-    assert orjson.loads(cli("status", "revived", db=db).stdout)["status"] == "queued"
+    assert orjson.loads(cli("status", "revived", "--json", db=db).stdout)["status"] == "queued"
     assert orjson.loads(cli("dlq", "show", "2", db=db).stdout)["replayed_at"] is not None
     assert len(cli("dlq", "list", db=db).stdout.splitlines()) == 2  # replayed ones only with --all
     assert len(cli("dlq", "list", "--all", db=db).stdout.splitlines()) == 3
@@ -140,7 +145,7 @@ def test_replaying_a_job_dead_letter_requeues_that_job(tmp_path: Path) -> None:
 
     asyncio.run(seed())
     assert cli("dlq", "replay", "1", db=url).returncode == 0
-    assert orjson.loads(cli("status", "failing", db=url).stdout)["status"] == "queued"
+    assert orjson.loads(cli("status", "failing", "--json", db=url).stdout)["status"] == "queued"
     ghost = cli("dlq", "replay", "2", db=url)
     assert ghost.returncode == 1
     assert "job ghost cannot be requeued (it is unknown)" in ghost.stdout
