@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -21,6 +21,7 @@ from leadlawk_daemon.control import ControlError, limited_view_lines, render_row
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store.base import TERMINAL_STATUSES, Job
+from leadlawk_daemon.terminal import JobProgressBar, is_terminal
 
 if TYPE_CHECKING:  # the demo's replicas are imported only when the demo runs
     from leadlawk_daemon.replicas.sites import SitesReplica
@@ -70,34 +71,42 @@ async def _until_pipeline(daemon: LeadLawkDaemon, tree: asyncio.Task[int]) -> No
 
 
 async def _follow(daemon: LeadLawkDaemon, job_id: str, progress: TextIO, within: float) -> Job:
+    if is_terminal(progress):
+        with JobProgressBar(progress) as bar:
+            return await _poll(daemon, job_id, within, lambda job: bar.update(job.to_dict()))
     began = time.monotonic()
     last = ""
     last_shown = 0.0
-    tty = progress.isatty()
+
+    def plain(job: Job) -> None:
+        # A log file gets a line per change, at most every 2 s, and the last one always.
+        nonlocal last, last_shown
+        waiting = (job.progress or {}).get("waiting_on") or []
+        line = (
+            f"{job.status:<9} found {job.found:>4}  enriched {job.enriched:>4}  qualified {job.qualified:>4}"
+            f"  written {job.written:>4}"
+            + (f"  failed {job.failed:>4}" if job.failed else "")
+            + (f"  waiting on {', '.join(map(str, waiting))}" if waiting else "")
+        )
+        if line == last:
+            return
+        if job.status in TERMINAL_STATUSES or time.monotonic() - last_shown >= 2.0:
+            progress.write(f"{line}  {time.monotonic() - began:5.1f}s\n")
+            last_shown = time.monotonic()
+        last = line
+
+    return await _poll(daemon, job_id, within, plain)
+
+
+async def _poll(daemon: LeadLawkDaemon, job_id: str, within: float, show: Callable[[Job], None]) -> Job:
+    """Show the job at each poll until it ends."""
+    began = time.monotonic()
     while True:
         store = daemon.database.store
         job = await store.get_job(job_id) if store is not None else None
         if job is not None:
-            waiting = (job.progress or {}).get("waiting_on") or []
-            line = (
-                f"{job.status:<9} found {job.found:>4}  enriched {job.enriched:>4}  qualified {job.qualified:>4}"
-                f"  written {job.written:>4}"
-                + (f"  failed {job.failed:>4}" if job.failed else "")
-                + (f"  waiting on {', '.join(map(str, waiting))}" if waiting else "")
-            )
-            # A terminal gets one line rewritten in place; a log file a line per change, at most every 2 s.
-            changed = line != last
-            line_shown = f"{line}  {time.monotonic() - began:5.1f}s"
-            if tty and changed:
-                progress.write("\r" + line_shown)
-                progress.flush()
-            elif changed and (job.status in TERMINAL_STATUSES or time.monotonic() - last_shown >= 2.0):
-                progress.write(line_shown + "\n")
-                last_shown = time.monotonic()
-            last = line if changed else last
+            show(job)
             if job.status in TERMINAL_STATUSES:
-                if tty:
-                    progress.write("\n")
                 return job
         if time.monotonic() - began > within:
             raise ControlError(f"job {job_id} did not finish within {within:g}s")

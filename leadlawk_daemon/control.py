@@ -9,6 +9,7 @@ daemon holding the job sees it at its next progress tick (every 2 s) and stops w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import sys
@@ -25,7 +26,7 @@ from leadlawk_daemon.jobspec import DEFAULT_MAX_AREA_KM2, JobSpec, JobSpecError,
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store, open_store_from_settings
 from leadlawk_daemon.store.base import JOB_STATUSES, TERMINAL_STATUSES, DeadLetter, Job
-from leadlawk_daemon.terminal import is_terminal, paint_status
+from leadlawk_daemon.terminal import JobProgressBar, is_terminal, paint_status
 
 __all__ = [
     "ControlError",
@@ -131,11 +132,23 @@ async def submit_job(settings: Settings, spec: JobSpec, *, wait: bool, out: Text
                     client, settings.redis.prefix, spec.to_dict(), max_area_km2=settings.maps.max_area_km2
                 )
                 out.write(f"submitted {job_id}\n")
-                async for event in events:
-                    out.write(_event_line(event) + "\n")
-                    out.flush()
-                    if event.get("type") == "job.finished":
-                        return 0 if event.get("status") == "succeeded" else 1
+                with contextlib.ExitStack() as stack:
+                    bar = stack.enter_context(JobProgressBar(out)) if is_terminal(out) else None
+                    async for event in events:
+                        if bar is not None:
+                            # A progress event carries its progress fields (limit, waiting_on) flat.
+                            bar.update({"status": event.get("status", "running"), "counters": event.get("counters"),
+                                        "progress": event})
+                        else:
+                            out.write(_event_line(event) + "\n")
+                            out.flush()
+                        if event.get("type") == "job.finished":
+                            break
+                    else:
+                        return 1
+                for line in limited_view_lines(event) if bar is not None else ():
+                    out.write(line + "\n")
+                return 0 if event.get("status") == "succeeded" else 1
         finally:
             await client.aclose()
         return 1
@@ -160,18 +173,23 @@ async def _follow_stored(settings: Settings, job_id: str, out: TextIO) -> int:
     """Poll the job in the database until it ends, printing each change of its line."""
     last = None
     async with _store(settings) as store:
-        while True:
-            job = await store.get_job(job_id)
-            if job is None:
-                raise ControlError(f"job {job_id} is not in the database {settings.database.url.split('@')[-1]}")
-            line = _job_line(job.to_dict())
-            if line != last:
-                out.write(line + "\n")
-                out.flush()
-                last = line
-            if job.status in TERMINAL_STATUSES:
-                return 0 if job.status == "succeeded" else 1
-            await asyncio.sleep(1.0)
+        with contextlib.ExitStack() as stack:
+            bar = stack.enter_context(JobProgressBar(out)) if is_terminal(out) else None
+            while True:
+                job = await store.get_job(job_id)
+                if job is None:
+                    raise ControlError(f"job {job_id} is not in the database {settings.database.url.split('@')[-1]}")
+                if bar is not None:
+                    bar.update(job.to_dict())
+                else:
+                    line = _job_line(job.to_dict())
+                    if line != last:
+                        out.write(line + "\n")
+                        out.flush()
+                        last = line
+                if job.status in TERMINAL_STATUSES:
+                    return 0 if job.status == "succeeded" else 1
+                await asyncio.sleep(1.0)
 
 
 def _event_line(event: Mapping[str, Any]) -> str:

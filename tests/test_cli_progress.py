@@ -1,0 +1,74 @@
+"""Progress bars on a terminal (``demo``, ``collect``, ``submit --wait``), through a real
+pseudo-terminal; the plain progress lines of today through a pipe."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from leadlawk_daemon.store import open_store
+from tests.pty_session import PtyProcess, cli_env
+from tests.test_cli_control import seed_ops_db
+
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PLAIN = re.compile(r"^succeeded found +20  enriched +\d+  qualified +\d+  written +20 +\d+\.\ds$", re.MULTILINE)
+
+
+def _seen(raw: str) -> str:
+    """What the terminal showed, colours and cursor moves taken out."""
+    return ANSI.sub("", raw)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return seed_ops_db(tmp_path)
+
+
+def test_demo_draws_a_progress_bar_on_a_terminal_and_plain_lines_into_a_pipe(tmp_path: Path) -> None:
+    env = cli_env(f"sqlite:///{tmp_path / 'unused.db'}", {"LOG_LEVEL": "WARNING"})
+    with PtyProcess(["demo"], env, cwd=tmp_path) as run:
+        assert run.wait() == 0, run.output
+        shown = _seen(run.output)
+    assert "━" in shown  # rich's bar
+    final = [line for line in shown.splitlines() if line.startswith("succeeded")]
+    assert final, shown
+    clock = r"\d:\d\d:\d\d"
+    assert re.search(rf"found 20  enriched \d+  written 20 +\d+\.\d leads/s elapsed {clock} ETA {clock}", final[-1])
+    assert not PLAIN.search(shown)  # the plain lines are for pipes
+    assert re.search(r"^job \S+: succeeded; 20 found", shown, re.MULTILINE)  # the summary after the bar is unchanged
+
+    piped = subprocess.run([sys.executable, "-m", "leadlawk_daemon", "demo"], capture_output=True, text=True,
+                           env=env, cwd=tmp_path, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert PLAIN.search(piped.stderr), piped.stderr
+    assert "━" not in piped.stderr
+    assert "\x1b" not in piped.stderr + piped.stdout
+
+
+def test_submit_wait_shows_what_the_job_waits_on_and_ends_with_it(db: str) -> None:
+    async def running() -> None:
+        async with open_store(db) as store:
+            assert await store.lease_next_job("d1", 60) is not None  # job-a, the oldest
+            await store.update_job("job-a", "d1", found=10, enriched=3, written=4,
+                                   progress={"limit": 50, "waiting_on": ["pagespeed"]})
+
+    async def finished() -> None:
+        async with open_store(db) as store:
+            await store.update_job("job-a", "d1", found=12, enriched=12, written=12, progress={"limit": 50})
+            assert await store.finish_job("job-a", "d1", "succeeded")
+
+    asyncio.run(running())
+    with PtyProcess(["submit", "plumbers", "--id", "job-a", "--wait"], cli_env(db)) as run:
+        run.read_until(r"found 10  enriched 3  written 4 .*waiting on pagespeed")
+        asyncio.run(finished())
+        assert run.wait() == 0, run.output
+        shown = _seen(run.output)
+    assert shown.splitlines()[0] == "job-a was submitted before (running); following it"
+    last = shown.rstrip("\n").splitlines()[-1]
+    assert re.match(r"succeeded .*found 12  enriched 12  written 12", last), shown
+    assert "waiting on" not in last
