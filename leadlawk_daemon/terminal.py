@@ -71,7 +71,7 @@ class JobProgressBar:
             redirect_stderr=False,
         )
         self._task = self._progress.add_task("queued", total=None, found=0, enriched=0, written=0, rate="", waiting="")
-        self._began = time.monotonic()
+        self._first: tuple[float, int] | None = None
 
     def update(self, job: Mapping[str, Any]) -> None:
         """``job`` as ``Job.to_dict()`` or a job event: ``status``, ``counters``, ``progress``."""
@@ -85,7 +85,12 @@ class JobProgressBar:
         finished = status in ("succeeded", "failed", "cancelled")
         # The limit is a ceiling, not a promise: a finished job's bar is full at what it wrote.
         total = written if finished else (int(limit) if isinstance(limit, int) and limit > 0 else None)
-        elapsed = max(time.monotonic() - self._began, 1e-6)
+        # The rate is of this watch, not of the job's life: following a job half done counts from here.
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, written)
+        since, written_then = self._first
+        rate = f"{(written - written_then) / (now - since):.1f} leads/s" if now - since >= 1.0 else ""
         waiting = [str(w) for w in progress.get("waiting_on") or []]
         style = STATUS_STYLES.get(status, "white")
         self._progress.update(
@@ -96,7 +101,7 @@ class JobProgressBar:
             found=counters.get("found", 0),
             enriched=counters.get("enriched", 0),
             written=written,
-            rate=f"{written / elapsed:.1f} leads/s",
+            rate=rate,
             waiting=f"[yellow]waiting on {escape(', '.join(waiting))}[/]" if waiting else "",
         )
         self._progress.refresh()

@@ -72,3 +72,37 @@ def test_submit_wait_shows_what_the_job_waits_on_and_ends_with_it(db: str) -> No
     last = shown.rstrip("\n").splitlines()[-1]
     assert re.match(r"succeeded .*found 12  enriched 12  written 12", last), shown
     assert "waiting on" not in last
+
+
+def test_submit_wait_through_redis_draws_the_events_and_says_what_the_limited_view_cost(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    import orjson
+    import redis
+
+    from tests.conftest import REDIS_TEST_URL
+
+    redis_env = {"REDIS_URL": REDIS_TEST_URL, "LEADLAWK__REDIS__PREFIX": redis_prefix}
+    env = cli_env(f"sqlite:///{tmp_path / 'r.db'}", redis_env)
+    client = redis.Redis.from_url(REDIS_TEST_URL)
+    channel = f"{redis_prefix}:events"
+
+    def announce(kind: str, **fields: object) -> None:
+        client.publish(channel, orjson.dumps({"type": kind, "job_id": "job-r", **fields}))
+
+    try:
+        with PtyProcess(["submit", "plumbers", "--id", "job-r", "--limit", "30", "--wait"], env) as run:
+            run.read_until(r"^submitted job-r$")
+            announce("job.progress", counters={"found": 9, "enriched": 2, "written": 5}, limit=30, waiting_on=["maps"])
+            run.read_until(r"found 9  enriched 2  written 5 .*waiting on maps")
+            announce("job.finished", status="succeeded", counters={"found": 30, "enriched": 30, "written": 30},
+                     maps_view="limited")
+            assert run.wait() == 0, run.output
+            shown = _seen(run.output)
+    finally:
+        for key in client.scan_iter(match=f"{redis_prefix}:*"):
+            client.delete(key)
+        client.close()
+    # The bar redraws one line (CR); what stays on screen is its last state, then the summary.
+    assert re.match(r"succeeded .*found 30  enriched 30  written 30", shown.splitlines()[-2]), shown
+    assert "Google Maps showed its limited view (limited)" in shown
