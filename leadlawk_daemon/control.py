@@ -273,6 +273,12 @@ def job_summary(job: Job, *, colour: bool = False) -> str:
         f"leads     {job.found} found, {job.enriched} enriched, {job.qualified} qualified, {job.written} written"
         + (f", {job.failed} failed" if job.failed else ""),
     ]
+    area = progress.get("area")
+    if isinstance(area, Mapping):
+        lines.append(
+            f"area      {area.get('cells_done', 0)} cell(s) done, {area.get('cells_pending', 0)} pending, "
+            f"{area.get('found', 0)} found"
+        )
     waiting = progress.get("waiting_on") or []
     if waiting:
         lines.append(f"waiting   on {', '.join(map(str, waiting))}")

@@ -96,3 +96,33 @@ def test_a_text_log_line_is_redacted_like_the_json_one() -> None:
     line = TextFormatter().format(record)
     assert "s3cr3t" not in line
     assert re.fullmatch(r"\d\d:\d\d:\d\d WARNING calling api\?key=\*\*\* job_id=j1 detail='token \*\*\* here'", line)
+
+
+def test_the_summary_says_what_holds_a_job_up_and_how_it_ended() -> None:
+    from datetime import UTC, datetime
+
+    from leadlawk_daemon.control import job_summary
+    from leadlawk_daemon.store.base import Job
+
+    began = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
+    job = Job(
+        id="j1", spec={"query": "plumbers", "location": "Omaha, NE", "limit": 50}, status="failed",
+        created_at=began, started_at=began, finished_at=began.replace(minute=4, second=5), found=12, written=12,
+        failed=2, error="the job ran past max_runtime_s", attempts=2,
+        progress={"waiting_on": ["pagespeed"], "maps_view": "limited",
+                  "area": {"cells_done": 3, "cells_pending": 5, "found": 12}},
+    )
+    lines = job_summary(job).splitlines()
+    assert lines[1:10] == [
+        "query     plumbers in Omaha, NE, limit 50",
+        "status    failed (attempt 2)",
+        "leads     12 found, 0 enriched, 0 qualified, 12 written, 2 failed",
+        "area      3 cell(s) done, 5 pending, 12 found",
+        "waiting   on pagespeed",
+        "maps view limited",
+        "error     the job ran past max_runtime_s",
+        "created   2026-11-29T15:00:00+00:00",
+        "started   2026-11-29T15:00:00+00:00",
+    ]
+    assert lines[10:12] == ["finished  2026-11-29T15:04:05+00:00", "took      4m 05s"]
+    assert lines[12].startswith("Google Maps showed its limited view (limited)")
