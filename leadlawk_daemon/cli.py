@@ -319,7 +319,7 @@ def _parser() -> argparse.ArgumentParser:
 
     collect_cmd = add("collect", _collect, "collect one job in-process, start to finish, and write CSV or JSONL")
     _job_options(collect_cmd)
-    collect_cmd.add_argument("-o", "--output", help="CSV file, or JSONL by its extension")
+    collect_cmd.add_argument("-o", "--output", help="CSV file, or JSONL or XLSX by its extension")
     add("demo", _collect, "collect a sample job against the offline replicas: no network, no keys")
 
     jobs = add("jobs", _control, "list jobs")

@@ -13,11 +13,10 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from leadlawk_daemon.assembly import LeadLawkDaemon
-from leadlawk_daemon.control import ControlError, limited_view_lines, render_rows
+from leadlawk_daemon.control import ControlError, limited_view_lines, write_export
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store.base import TERMINAL_STATUSES, Job
@@ -58,8 +57,7 @@ async def collect(
     if code != 0:
         raise ControlError(f"the daemon's tree failed (exit status {code}); see the log above")
     if output:
-        fmt = "jsonl" if output.endswith((".jsonl", ".ndjson", ".json")) else "csv"
-        await asyncio.to_thread(Path(output).write_text, render_rows(rows, fmt, with_job=True), encoding="utf-8")
+        await write_export(rows, output, with_job=True)
     return job, rows
 
 

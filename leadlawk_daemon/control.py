@@ -32,6 +32,7 @@ __all__ = [
     "ControlError",
     "cancel_job",
     "export_leads",
+    "format_of",
     "job_summary",
     "list_dead_letters",
     "list_jobs",
@@ -41,6 +42,7 @@ __all__ = [
     "show_job",
     "spec_from_options",
     "submit_job",
+    "write_export",
 ]
 
 
@@ -327,7 +329,7 @@ async def export_leads(
     new_since: str | None = None,
 ) -> int:
     if fmt is None:
-        fmt = _FORMATS_BY_EXTENSION.get(Path(output).suffix.lower(), "csv") if output else "csv"
+        fmt = format_of(output) if output else "csv"
     if fmt not in ("csv", "jsonl", "xlsx"):
         raise ControlError(f"--format must be csv, jsonl or xlsx (got {fmt!r})")
     if fmt == "xlsx" and not output:
@@ -341,21 +343,29 @@ async def export_leads(
         from leadlawk_daemon.store.export import first_seen_after
 
         rows = [dict(row) for row in first_seen_after(rows, cutoff)]
+    if output:
+        await write_export(rows, output, fmt=fmt, with_job=job_id is not None)
+        sys.stderr.write(f"wrote {len(rows)} lead(s) to {output}\n")
+    else:
+        out.write(render_rows(rows, fmt, with_job=job_id is not None))
+    return 0
+
+
+def format_of(output: str) -> str:
+    """An export file's format by its extension: ``.xlsx``, ``.jsonl``/``.ndjson``/``.json``, else CSV."""
+    return _FORMATS_BY_EXTENSION.get(Path(output).suffix.lower(), "csv")
+
+
+async def write_export(rows: list[dict[str, Any]], output: str, *, fmt: str | None = None, with_job: bool) -> None:
+    """Write export rows to the file ``output`` (``export -o``, ``collect -o``), in ``fmt`` or by its extension."""
+    fmt = fmt or format_of(output)
     if fmt == "xlsx":
         from leadlawk_daemon.store import export_columns
         from leadlawk_daemon.store.export import write_xlsx
 
-        assert output is not None  # refused above
-        await asyncio.to_thread(write_xlsx, rows, export_columns(job_id is not None), output)
-        sys.stderr.write(f"wrote {len(rows)} lead(s) to {output}\n")
-        return 0
-    text = render_rows(rows, fmt, with_job=job_id is not None)
-    if output:
-        await asyncio.to_thread(Path(output).write_text, text, encoding="utf-8")
-        sys.stderr.write(f"wrote {len(rows)} lead(s) to {output}\n")
+        await asyncio.to_thread(write_xlsx, rows, export_columns(with_job), output)
     else:
-        out.write(text)
-    return 0
+        await asyncio.to_thread(Path(output).write_text, render_rows(rows, fmt, with_job=with_job), encoding="utf-8")
 
 
 async def _since(store: Store, text: str) -> datetime:

@@ -150,3 +150,17 @@ def test_a_job_that_started_cuts_at_its_start_and_a_time_without_zone_is_utc(tmp
     assert parse_since("job-a") is None
     rows: list[dict[str, Any]] = [{"first_seen_at": "2026-11-29T10:00:00.5+00:00"}, {"first_seen_at": None}]
     assert first_seen_after(rows, datetime(2026, 11, 29, 10, tzinfo=UTC)) == rows[:1]
+
+
+def test_collect_and_export_choose_the_file_format_by_one_rule(tmp_path: Path) -> None:
+    from leadlawk_daemon.control import format_of, write_export
+
+    assert [format_of(name) for name in ("a.xlsx", "A.XLSX", "a.jsonl", "a.ndjson", "a.json", "a.csv", "a.txt")] == [
+        "xlsx", "xlsx", "jsonl", "jsonl", "jsonl", "csv", "csv",
+    ]
+    rows: list[dict[str, Any]] = [{"place_id": "ChIJx", "name": "=1+1", "rating": 4.5}]
+    asyncio.run(write_export(rows, str(tmp_path / "c.xlsx"), with_job=False))  # what `collect -o c.xlsx` calls
+    _, by_id, _ = _sheet(tmp_path / "c.xlsx")
+    assert (by_id["ChIJx"]["name"].value, by_id["ChIJx"]["rating"].value) == ("'=1+1", 4.5)
+    asyncio.run(write_export(rows, str(tmp_path / "c.csv"), with_job=False))
+    assert (tmp_path / "c.csv").read_text(encoding="utf-8").splitlines()[1].startswith("ChIJx,'=1+1,")
