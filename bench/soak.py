@@ -4,7 +4,8 @@
 
 The daemon runs as in the chaos suite (tests/chaos_harness.py: real PostgreSQL, Redis, Chromium,
 both replicas, a fault proxy in front of each dependency). Jobs keep coming (two in flight,
-over HTTP and the Redis stream in turn); every 30-60 s one fault strikes: the chaos list (browser
+over HTTP and the Redis stream in turn); every 30-60 s one fault strikes, each kind once (in a
+shuffled order) before any strikes again: the chaos list (browser
 killed or frozen, cuts, a partition, 429s, /sorry/, actor crashes, daemon SIGKILL/SIGTERM) and the
 wider mix (refused connections on each dependency, 5xx bursts, a slow network, a Maps host that
 does not resolve).
@@ -263,6 +264,7 @@ async def soak(minutes: float, seed: int) -> dict[str, Any]:
             stop = asyncio.Event()
             samples: list[dict[str, Any]] = []
             faults: list[dict[str, Any]] = []
+            deck: list[str] = []
             async with asyncio.TaskGroup() as group:
                 group.create_task(feeder(rig, stop, rng))
                 group.create_task(sampler(rig, samples, began, stop))
@@ -270,7 +272,10 @@ async def soak(minutes: float, seed: int) -> dict[str, Any]:
                     await asyncio.sleep(min(rng.uniform(30, 60), max(0.0, end - time.monotonic())))
                     if time.monotonic() >= end:
                         break
-                    name = rng.choice(list(FAULTS))
+                    if not deck:
+                        # Every kind of fault strikes once before any strikes again.
+                        deck = rng.sample(list(FAULTS), len(FAULTS))
+                    name = deck.pop()
                     at = round(time.monotonic() - began, 1)
                     try:
                         what = await FAULTS[name](rig)
