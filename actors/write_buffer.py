@@ -82,10 +82,6 @@ class WriteBuffer:
             self._room.clear()
             await self._room.wait()
 
-    def holds(self, job_id: str) -> bool:
-        """Whether rows of ``job_id`` still wait here (a resumed run waits for them first)."""
-        return any(m.job.job_id == job_id for m in self._items)
-
     async def write_batch(self, store: Store) -> Committed:
         """Write up to ``batch_size`` of the oldest messages; take them out once committed.
 

@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 from actors.actor import ActorCell
 from actors.dead_letters import DeadLetter
 from actors.mailbox import Mailbox
-from actors.write_buffer import WriteBuffer
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.intake.events import EventSink
 from leadlawk_daemon.jobs.state import JobState
@@ -86,7 +85,6 @@ class DriverDeps:
     scraper: ActorCell[ScrapeJob]
     enricher: ActorCell[EnrichLead]
     writer: ActorCell[WriterMessage]
-    buffer: WriteBuffer
     # Dependencies down right now (breakers not closed), and whether the daily PageSpeed quota is spent.
     outages: Callable[[], frozenset[str]]
     daily_quota_spent: Callable[[], bool]

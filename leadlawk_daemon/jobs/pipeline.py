@@ -272,7 +272,6 @@ class Pipeline:
             scraper=self.scraper,
             enricher=self.enricher,
             writer=self.writer,
-            buffer=self.buffer,
             outages=self.outages,
             daily_quota_spent=lambda: self.pagespeed.daily.exhausted,
             dead_letter=self.dead_letters.dead_letter,

@@ -223,12 +223,6 @@ class JobState:
         listing = _take(self.to_read_site, self.reading_site)
         return None if listing is None else ReadSite(self, listing)
 
-    def put_back(self, message: EnrichLead) -> None:
-        """An enrichment taken by :meth:`next_enrichment` that could not be sent."""
-        if message.listing.place_id is not None:
-            self.enriching.discard(message.listing.place_id)
-        self.to_enrich.appendleft(message.listing)
-
     # -- changes ----------------------------------------------------------------------------------
 
     def stop(self, reason: StopReason, error: str | None = None) -> None:
