@@ -491,3 +491,32 @@ async def test_a_driver_that_fails_stops_its_run_and_fails_the_job_after_max_att
         assert finished["status"] == "failed"
         assert "2 times" in finished["error"]
         assert len(run.events.of("job.started", "buggy")) == 2
+
+
+async def test_a_daemon_whose_finish_is_refused_announces_nothing(
+    database: str, replicas: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lease is taken by another daemon between the last renewal and the end: the end is theirs."""
+    settings = settings_for(database, replicas.maps, replicas.pagespeed)
+    async with running_pipeline(settings) as run:
+        real_finish = run.store.finish_job
+        refused: list[bool] = []
+
+        async def finish_after_a_takeover(job_id: str, owner: str, status: Any, error: str | None = None) -> bool:
+            async with open_store(database) as other:
+                assert await other.release_lease(job_id, owner)
+                taken = await other.lease_next_job("daemon-b", 600)
+                assert taken is not None
+            result = await real_finish(job_id, owner, status, error)
+            refused.append(not result)
+            return result
+
+        monkeypatch.setattr(run.store, "finish_job", finish_after_a_takeover)
+        assert await run.pipeline.submit(spec("taken", limit=5, pagespeed={"enabled": False}))
+        await eventually(lambda: bool(refused), 60, "the daemon tried to finish the job")
+        await eventually(lambda: "taken" not in run.pipeline.runs, 30, "the run ended")
+        assert refused == [True]
+        assert run.events.of("job.finished", "taken") == []  # not announced by a daemon that lost it
+        job = await run.store.get_job("taken")
+        assert job is not None
+        assert (job.status, job.lease_owner) == ("running", "daemon-b")
