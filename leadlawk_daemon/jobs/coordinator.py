@@ -75,9 +75,6 @@ class Coordinator:
     def stopping(self) -> bool:
         return self._stopping
 
-    def _is_stopping(self) -> bool:
-        return self._stopping
-
     def request_stop(self, deadline: float | None = None) -> None:
         self._stopping = True
         self._stop.set()
@@ -116,14 +113,14 @@ class Coordinator:
         if crashes >= self.max_attempts:
             error = f"the job's driver failed {crashes} times (jobs.max_attempts = {self.max_attempts}): {state.error}"
             if await call_through_outage(
-                deps.clock, self._is_stopping, deps.store.finish_job, state.job_id, deps.owner, "failed", error
+                deps.clock, deps.stopping, deps.store.finish_job, state.job_id, deps.owner, "failed", error
             ):
                 publish_finished(deps.events, deps.metrics, state.job_id, "failed", state.counters(), error)
             del self._crashes[state.job_id]
             return
         backoff = min(_CRASH_BACKOFF_CAP, 2.0**crashes)
         await call_through_outage(
-            deps.clock, self._is_stopping, deps.store.release_lease, state.job_id, deps.owner, wait_s=backoff
+            deps.clock, deps.stopping, deps.store.release_lease, state.job_id, deps.owner, wait_s=backoff
         )
 
     async def _hand_back_lapsed(self) -> None:
@@ -161,7 +158,7 @@ class Coordinator:
             except JobSpecError as exc:
                 reason = f"stored spec is invalid: {exc}"
                 if await call_through_outage(
-                    deps.clock, self._is_stopping, deps.store.finish_job, job.id, deps.owner, "failed", reason
+                    deps.clock, deps.stopping, deps.store.finish_job, job.id, deps.owner, "failed", reason
                 ):
                     publish_finished(deps.events, deps.metrics, job.id, "failed", {}, reason)
                 continue
