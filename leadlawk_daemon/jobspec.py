@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "DEFAULT_MAX_AREA_KM2",
     "DEFAULT_MAX_RUNTIME_S",
+    "DEFAULT_PRIORITY",
     "ID_PATTERN",
     "MAX_BATCH_CHILDREN",
     "MAX_RUNTIME_CAP_S",
@@ -56,6 +57,9 @@ DEFAULT_MAX_AREA_KM2 = 10_000.0
 DEFAULT_MAX_RUNTIME_S = 1800.0
 # A job that needs more than a day is a mistake (or an attack on the browser pool), not a job.
 MAX_RUNTIME_CAP_S = 86_400.0
+# Leasing takes the highest priority first, then the oldest: 0 lowest, 9 highest.
+DEFAULT_PRIORITY = 5
+MAX_PRIORITY = 9
 MAX_TEXT = 200
 MAX_BATCH_LIST = 100
 MAX_BATCH_CHILDREN = 1000
@@ -80,6 +84,7 @@ _TOP_FIELDS = (
     "coverage",
     "area",
     "site",
+    "priority",
 )
 _PAGESPEED_FIELDS = ("enabled", "strategies", "max_score")
 _SITE_FIELDS = ("enabled", "require_email", "status", "built_with", "older_than_year", "no_https", "no_mobile_viewport")
@@ -163,6 +168,7 @@ class JobSpec:
     coverage: Coverage = "first"
     area: Area | None = None
     site: SiteSpec = field(default_factory=SiteSpec)
+    priority: int = DEFAULT_PRIORITY
     # Set on the children of a batch; not part of the spec a client writes.
     parent_id: str | None = None
 
@@ -218,6 +224,8 @@ class JobSpec:
                 out["area"] = area_to_dict(self.area)
         if self.site != SiteSpec():
             out["site"] = self.site.to_dict()  # only when set: other jobs' stored specs are as they were
+        if self.priority != DEFAULT_PRIORITY:
+            out["priority"] = self.priority  # likewise: a default job's stored spec is as it always was
         return out
 
 
@@ -474,6 +482,11 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
         if "max_runtime_s" in obj
         else DEFAULT_MAX_RUNTIME_S
     )
+    priority = (
+        c.integer("priority", obj["priority"], 0, MAX_PRIORITY)
+        if obj.get("priority") is not None
+        else DEFAULT_PRIORITY
+    )
 
     if c.problems:
         raise JobSpecError(c.problems)
@@ -482,6 +495,7 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
     assert max_runtime_s is not None
     assert pagespeed is not None
     assert site is not None
+    assert priority is not None
     return JobSpec(
         id=job_id,
         query=query,
@@ -498,6 +512,7 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
         coverage=coverage,
         area=area,
         site=site,
+        priority=priority,
     )
 
 

@@ -265,6 +265,27 @@ def test_to_dict_is_the_canonical_spec_and_parses_back() -> None:
     assert parse_job_spec(child.to_dict(), LIMIT) == replace(child, parent_id=None)
 
 
+def test_priority_is_optional_0_to_9_default_5_and_its_errors_name_the_field() -> None:
+    assert parse_job_spec({"query": "a"}, LIMIT).priority == 5
+    assert "priority" not in parse_job_spec({"query": "a"}, LIMIT).to_dict()  # stored specs as before
+    urgent = parse_job_spec({"query": "a", "priority": 9}, LIMIT)
+    assert urgent.priority == 9
+    assert parse_job_spec(urgent.to_dict(), LIMIT) == urgent
+    assert parse_job_spec({"query": "a", "priority": 0}, LIMIT).priority == 0
+    batch = parse_job_spec({"id": "b", "queries": ["a", "b"], "priority": 2}, LIMIT)
+    assert [child.to_dict()["priority"] for child in batch.children()] == [2, 2]
+    for bad, message in (
+        (10, "priority: must be between 0 and 9 (got 10)"),
+        (-1, "priority: must be between 0 and 9 (got -1)"),
+        ("high", 'priority: must be an integer, not string (got "high")'),
+        (5.0, "priority: must be an integer, not number (got 5.0)"),
+        (True, "priority: must be an integer, not boolean (got true)"),
+    ):
+        with pytest.raises(JobSpecError) as rejected:
+            parse_job_spec({"query": "a", "priority": bad}, LIMIT)
+        assert rejected.value.problems == [message]
+
+
 def outcome(raw: Any, max_bytes: int) -> tuple[JobSpec | None, list[str]]:
     """A spec or the problems: any other exception escapes and fails the test."""
     try:

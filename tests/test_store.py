@@ -183,6 +183,23 @@ async def test_the_oldest_queued_job_is_leased_first(store: Store, clock: FakeCl
     assert [job.id for job in order if job is not None] == ["zulu", "alpha", "mike"]
 
 
+async def test_the_highest_priority_is_leased_first_then_the_oldest(store: Store, clock: FakeClock) -> None:
+    # Created oldest first: (id, priority); no priority in a spec means 5.
+    created = (("old-low", 1), ("old-default", None), ("old-high", 9), ("new-high", 9), ("new-default", None))
+    for name, priority in created:
+        spec: dict[str, object] = {"query": name}
+        if priority is not None:
+            spec["priority"] = priority
+        await store.create_job(name, spec)
+        await clock.advance(1)
+    # A batch's children carry the batch's priority in their own specs.
+    await store.create_batch("urgent", {"queries": ["a"], "priority": 7}, [("urgent.0", {"query": "a", "priority": 7})])
+    order = [await store.lease_next_job("d", 30) for _ in range(7)]
+    assert [job.id for job in order if job is not None] == [
+        "old-high", "new-high", "urgent.0", "old-default", "new-default", "old-low"
+    ]
+
+
 async def lapse_lease(db_url: str, job_id: str) -> None:
     """The holder died: its lease ended a minute ago by the database's clock (the only clock leases read)."""
     if db_url.startswith("sqlite:///"):

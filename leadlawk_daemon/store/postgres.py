@@ -42,7 +42,7 @@ from leadlawk_daemon.store.batch import (
     prepare_leads,
     prepare_pagespeed,
 )
-from leadlawk_daemon.store.common import StoreCommon, check_job_id
+from leadlawk_daemon.store.common import StoreCommon, check_job_id, priority_of
 from leadlawk_daemon.store.export import export_rows
 from leadlawk_daemon.store.migrations import check_applied, load_migrations
 from leadlawk_daemon.store.sites import SITE_FIELDS, site_values
@@ -138,7 +138,7 @@ _LEASE_SQL = (
     "WHERE id = (SELECT j.id FROM jobs j "
     "  WHERE ((j.status = 'queued' AND (j.not_before IS NULL OR j.not_before <= clock_timestamp())) "
     f"    OR ({_EXPIRED} AND (j.attempts < $3 OR j.lease_owner = $1))) AND {_LEAF} "
-    "  ORDER BY j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "  ORDER BY j.priority DESC, j.created_at, j.seq LIMIT 1 FOR UPDATE SKIP LOCKED) "
     f"RETURNING {_JOB_COLS}"
 )
 _SITE_SQL = (
@@ -340,12 +340,13 @@ class PostgresStore(StoreCommon):
         async with self._connection() as conn, conn.transaction():
             try:
                 status = await conn.execute(
-                    "INSERT INTO jobs (id, parent_id, spec, created_at) VALUES ($1, $2, $3, $4) "
+                    "INSERT INTO jobs (id, parent_id, spec, created_at, priority) VALUES ($1, $2, $3, $4, $5) "
                     "ON CONFLICT (id) DO NOTHING",
                     job_id,
                     parent_id,
                     dict(spec),
                     now,
+                    priority_of(spec),
                 )
             except asyncpg.ForeignKeyViolationError:
                 raise ValueError(f"parent job {parent_id!r} does not exist") from None
@@ -353,8 +354,8 @@ class PostgresStore(StoreCommon):
                 return False
             if children:
                 await conn.executemany(
-                    "INSERT INTO jobs (id, parent_id, spec, created_at) VALUES ($1, $2, $3, $4)",
-                    [(child_id, job_id, dict(child), now) for child_id, child in children],
+                    "INSERT INTO jobs (id, parent_id, spec, created_at, priority) VALUES ($1, $2, $3, $4, $5)",
+                    [(child_id, job_id, dict(child), now, priority_of(child)) for child_id, child in children],
                 )
         return True
 

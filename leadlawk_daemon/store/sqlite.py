@@ -48,7 +48,7 @@ from leadlawk_daemon.store.batch import (
     prepare_leads,
     prepare_pagespeed,
 )
-from leadlawk_daemon.store.common import StoreCommon, check_job_id
+from leadlawk_daemon.store.common import StoreCommon, check_job_id, priority_of
 from leadlawk_daemon.store.export import export_rows
 from leadlawk_daemon.store.migrations import check_applied, load_migrations, split_statements
 from leadlawk_daemon.store.sites import JSON_FIELDS, SITE_FIELDS, site_values
@@ -121,7 +121,7 @@ _LEASE_SQL = (
     "WHERE id = (SELECT j.id FROM jobs j "
     f"  WHERE ((j.status = 'queued' AND (j.not_before IS NULL OR j.not_before <= {_DB_NOW})) "
     f"    OR ({_EXPIRED} AND (j.attempts < ?3 OR j.lease_owner = ?1))) AND {_LEAF} "
-    "  ORDER BY j.created_at, j.rowid LIMIT 1) "
+    "  ORDER BY j.priority DESC, j.created_at, j.rowid LIMIT 1) "
     f"RETURNING {_JOB_COLS}"
 )
 
@@ -362,15 +362,18 @@ class SqliteStore(StoreCommon):
         try:
             async with self._use(write=True) as conn:
                 cursor = await conn.execute(
-                    "INSERT INTO jobs (id, parent_id, spec, created_at) VALUES (?, ?, ?, ?) "
+                    "INSERT INTO jobs (id, parent_id, spec, created_at, priority) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (id) DO NOTHING",
-                    (job_id, parent_id, json_text(dict(spec)), now),
+                    (job_id, parent_id, json_text(dict(spec)), now, priority_of(spec)),
                 )
                 if cursor.rowcount == 0:
                     return False
                 await conn.executemany(
-                    "INSERT INTO jobs (id, parent_id, spec, created_at) VALUES (?, ?, ?, ?)",
-                    [(child_id, job_id, json_text(dict(child)), now) for child_id, child in children],
+                    "INSERT INTO jobs (id, parent_id, spec, created_at, priority) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (child_id, job_id, json_text(dict(child)), now, priority_of(child))
+                        for child_id, child in children
+                    ],
                 )
         except sqlite3.IntegrityError as exc:
             raise ValueError(f"job {job_id!r} cannot be created: {exc}") from exc
