@@ -1,7 +1,7 @@
 """The enricher actor: PageSpeed for a lead's website, under the Enricher's quota and breaker.
 
 Its concurrency is the Enricher's in-flight ceiling; how many calls are really in flight at once
-is the Enricher's adaptive limit, sized from measured latency (``pagespeed/inflight.py``), and when
+is the Enricher's adaptive limit, sized from measured latency (``resilience/inflight.py``), and when
 each may start is the quota pacer's alone. The Enricher (its breaker, pace and daily count)
 belongs to the pipeline and survives restarts of this actor.
 

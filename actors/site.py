@@ -1,8 +1,11 @@
 """The site actor: each lead's website read by the sites adapter, beside the PageSpeed enricher.
 
 Its own mailbox is its bulkhead: a slow website never holds a PageSpeed call, nor the reverse.
-Its concurrency is ``sites.max_in_flight`` (the client caps requests per host at
-``sites.per_host`` itself, and a chain's branches share one fetch through its cache).
+Its workers are ``sites.max_in_flight``; how many sites are read at once is the client's
+adaptive in-flight limit, sized like PageSpeed's from the reads' measured latency and the demand
+for them (:mod:`leadlawk_daemon.sites.demand`), between a floor and that ceiling. The client
+also caps requests per host at ``sites.per_host``, and a chain's branches share one fetch
+through its cache.
 
 Failures, by kind (the README's failure model):
 

@@ -66,9 +66,9 @@ from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.pagespeed.client import PageSpeedClient, PageSpeedError
 from leadlawk_daemon.pagespeed.enrichment import Enricher
-from leadlawk_daemon.pagespeed.inflight import DECAY
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
+from leadlawk_daemon.resilience.inflight import DECAY
 from leadlawk_daemon.resilience.retry import RetryPolicy
 from leadlawk_daemon.settings import CircuitBreakerSettings, Settings, load_settings
 

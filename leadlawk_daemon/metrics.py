@@ -94,6 +94,16 @@ class Metrics:
             ["strategy"],
             registry=r,
         )
+        self.site_in_flight_limit = Gauge(
+            "leadlawk_site_in_flight_limit",
+            "Site reads that may run at once now, sized from their measured latency and the demand",
+            registry=r,
+        )
+        self.site_latency_mean = Gauge(
+            "leadlawk_site_latency_mean_seconds",
+            "Site read latency, decaying mean: what the site in-flight limit is sized from",
+            registry=r,
+        )
         self.memory_limit = Gauge(
             "leadlawk_memory_limit_bytes", "Memory this process may use (0: unknown)", registry=r
         )

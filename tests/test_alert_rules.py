@@ -40,10 +40,13 @@ EXPORTED = {
     "leadlawk_event_loop_lag_seconds",
     "leadlawk_browser_restarts_total",
     "leadlawk_in_flight",
-    # The PageSpeed in-flight limit and the decaying latency it is sized from (pagespeed/inflight.py).
+    # The PageSpeed in-flight limit and the decaying latency it is sized from (resilience/inflight.py).
     "leadlawk_pagespeed_in_flight_limit",
     "leadlawk_pagespeed_latency_seconds",
     "leadlawk_pagespeed_latency_mean_seconds",
+    # The site actor's in-flight limit and its measured latency (sites/demand.py).
+    "leadlawk_site_in_flight_limit",
+    "leadlawk_site_latency_mean_seconds",
     # The dyno's memory limit in bytes (config or cgroup); absent or 0 when unknown.
     "leadlawk_memory_limit_bytes",
     # Memory (PSS) of the Chromium process tree; optional: the rules fall back to RSS alone.

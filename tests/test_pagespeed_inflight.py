@@ -21,11 +21,11 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.client import PageSpeedClient
 from leadlawk_daemon.pagespeed.enrichment import Enricher
-from leadlawk_daemon.pagespeed.inflight import MARGIN, DecayingLatency, InFlightLimit
 from leadlawk_daemon.pagespeed.quota import WindowPacer
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.replicas.faults import FaultSettingError
 from leadlawk_daemon.replicas.pagespeed import PageSpeedReplica, create_pagespeed_app, parse_latency_profile
+from leadlawk_daemon.resilience.inflight import MARGIN, DecayingLatency, InFlightLimit
 from leadlawk_daemon.resilience.retry import RetryPolicy
 from leadlawk_daemon.settings import CircuitBreakerSettings
 

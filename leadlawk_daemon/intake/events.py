@@ -199,7 +199,7 @@ class JobEvents:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+        await self._pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # unannotated before redis-py 8.2
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._events()

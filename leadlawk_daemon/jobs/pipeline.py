@@ -42,6 +42,7 @@ from leadlawk_daemon.pagespeed.enrichment import Enricher as PageSpeedEnricher
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.sites import EgressGuard, SiteClient
+from leadlawk_daemon.sites.demand import site_limit
 from leadlawk_daemon.store.base import Store, StoreUnavailable
 from supervisors.spec import ChildSpec
 
@@ -189,7 +190,20 @@ class Pipeline:
 
     def _site_cell(self, settings: Settings, metrics: Metrics, dead_letters: DeadLetterSink) -> ActorCell[ReadSite]:
         """The site actor beside the enricher: its own mailbox (the bulkhead) and egress breaker."""
-        sites = self.sites = SiteClient(settings.sites, clock=self.clock)
+        cells: list[ActorCell[ReadSite]] = []  # the limit's backlog reads the cell built below
+        limit = site_limit(
+            settings.sites,
+            clock=self.clock,
+            backlog=lambda: cells[0].mailbox.depth if cells else 0,
+            on_latency=lambda estimate: metrics.site_latency_mean.set(estimate.mean),
+        )
+
+        def current_limit() -> float:
+            limit.refresh()  # idle, no read sizes it again: the scrape does, or it shows a stale peak
+            return limit.limit
+
+        metrics.site_in_flight_limit.set_function(current_limit)
+        sites = self.sites = SiteClient(settings.sites, clock=self.clock, limit=limit)
         breaker = self.sites_breaker = CircuitBreaker(
             SITES_BREAKER,
             failure_threshold=settings.sites.egress_failures,
@@ -205,7 +219,7 @@ class Pipeline:
                 sites.cache.forget(site)
 
         deps = SiteDeps(sites, EgressGuard(breaker, on_outage=forget), self.writer, metrics)
-        return ActorCell(
+        cell = ActorCell(
             "site",
             lambda cell: SiteReader(cell, deps),
             settings.actors.for_actor("site").model_copy(update={"concurrency": settings.sites.max_in_flight}),
@@ -215,6 +229,8 @@ class Pipeline:
             dead_letter_kind="lead",
             on_give_up=self._give_up("site"),
         )
+        cells.append(cell)
+        return cell
 
     def children(self) -> list[ChildSpec]:
         """Start order for one ``rest_for_one`` supervisor: writer, enricher, scraper, coordinator."""

@@ -34,10 +34,10 @@ from leadlawk_daemon.pagespeed.client import (
     RequestRejectedError,
     TransientError,
 )
-from leadlawk_daemon.pagespeed.inflight import DECAY, QUANTILES, DecayingLatency, InFlightLimit
 from leadlawk_daemon.pagespeed.quota import DailyQuota, WindowPacer
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
+from leadlawk_daemon.resilience.inflight import DECAY, QUANTILES, DecayingLatency, InFlightLimit
 from leadlawk_daemon.resilience.retry import Retrier, RetryExhaustedError, RetryPolicy
 from leadlawk_daemon.settings import CircuitBreakerSettings, PageSpeedSettings, Settings
 

@@ -15,7 +15,7 @@ starts in has room, so no window of length T ever holds more than S of our start
 lag. No burst, not even after a pause: calls bunched at a window's start would meet, one window
 later, the callers that the log held back to its end, with none of the slack left between.
 
-How many calls may be in flight is not a quota: see :mod:`leadlawk_daemon.pagespeed.inflight`.
+How many calls may be in flight is not a quota: see :mod:`leadlawk_daemon.resilience.inflight`.
 
 Per day: a leaky bucket is the wrong shape for a quota that resets at midnight Pacific time (it
 would allow the whole allowance again within hours of a burst), so :class:`DailyQuota` counts

@@ -15,8 +15,10 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
+from leadlawk_daemon.resilience.inflight import InFlightLimit
 from leadlawk_daemon.settings import SitesSettings
 from leadlawk_daemon.sites.cache import SiteCache
+from leadlawk_daemon.sites.demand import SITE_READ
 from leadlawk_daemon.sites.emails import EmailFinds
 from leadlawk_daemon.sites.extract import PageFacts, extract_page, site_key
 from leadlawk_daemon.sites.fetch import Fetcher, FetchFailure, Page, decode_body
@@ -129,7 +131,12 @@ class _Visit:
 
 
 class SiteClient:
-    def __init__(self, settings: SitesSettings, *, clock: Clock | None = None) -> None:
+    """Reads sites. ``limit`` sizes how many are read at once (the site actor's adaptive limit,
+    :mod:`leadlawk_daemon.sites.demand`); without one, ``sites.max_in_flight`` at most."""
+
+    def __init__(
+        self, settings: SitesSettings, *, clock: Clock | None = None, limit: InFlightLimit | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock or MonotonicClock()
         self.fetcher = Fetcher(
@@ -139,6 +146,7 @@ class SiteClient:
         )
         self.cache = SiteCache(ttl=settings.ttl, max_entries=settings.cache_size, clock=self.clock)
         self._sites = asyncio.Semaphore(settings.max_in_flight)
+        self.limit = limit
         self._product = settings.user_agent.split("/", 1)[0].split()[0] if settings.user_agent.strip() else "*"
         # One thread of our own, not the loop's default pool: each pool thread that parsed a 2 MB
         # page kept its own malloc arena, and RSS grew 15 % over 5,000 sites; one thread stays flat.
@@ -159,8 +167,22 @@ class SiteClient:
         return await self.cache.get_or_fetch(key, lambda: self._inspect_limited(start, key))
 
     async def _inspect_limited(self, url: str, key: str) -> SiteReport:
-        async with self._sites:
-            return await self._inspect(url, key)
+        limit = self.limit
+        if limit is None:
+            async with self._sites:
+                return await self._inspect(url, key)
+        limit.refresh()  # the demand it is sized for has moved since the last read
+        async with limit.slot():
+            started = limit.started(SITE_READ)
+            ended = False
+            try:
+                report = await self._inspect(url, key)
+                ended = True
+                return report
+            finally:
+                # A read cut short (its job stopped) has no latency to learn from; the wait for
+                # the slot is not the read's latency either.
+                limit.finished(SITE_READ, started, measured=ended)
 
     async def _robots(self, visit: _Visit, url: str) -> RobotsRules:
         origin = _origin(url)

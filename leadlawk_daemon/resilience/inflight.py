@@ -1,4 +1,7 @@
-"""How many PageSpeed calls may be in flight: sized from the latency calls take, not from a setting.
+"""How many calls to a dependency may be in flight: sized from the latency calls take, not a setting.
+
+Two users: PageSpeed (the rate is the quota pacer's) and the site actor (the rate is the demand
+for site reads: see :mod:`leadlawk_daemon.sites.demand`). The text below speaks of PageSpeed.
 
 The quota pacer alone decides when a call may start. This limit only bounds how many calls hold
 a slot at once (running, or waiting for their turn at the pacer), and it is chosen so that it
@@ -151,6 +154,11 @@ class _DecayingCount:
 
 OnLimit = Callable[[int], None]
 OnLatency = Callable[[str, DecayingLatency], None]
+Rate = float | Callable[[], float]
+"""Calls per second the limit must carry: a constant (a quota pacer's), or read at each update
+(a demand that changes: the site actor's)."""
+
+_SLOWEST = 1e-6  # calls per second: a rate read as zero (no demand yet) still sizes to the floor
 
 
 class InFlightLimit:
@@ -164,7 +172,7 @@ class InFlightLimit:
         self,
         *,
         clock: Clock,
-        rate: float,
+        rate: Rate,
         expected_latency: float,
         request_timeout: float,
         ceiling: int,
@@ -174,14 +182,14 @@ class InFlightLimit:
         on_limit: OnLimit | None = None,
         on_latency: OnLatency | None = None,
     ) -> None:
-        if rate <= 0:
+        if not callable(rate) and rate <= 0:
             raise ValueError(f"in-flight limit: the pacer's rate must be positive (got {rate})")
         if ceiling < 1:
-            raise ValueError(f"pagespeed.max_in_flight: the ceiling must be at least 1 (got {ceiling})")
+            raise ValueError(f"in-flight limit: the ceiling (max_in_flight) must be at least 1 (got {ceiling})")
         if margin < 1:
             raise ValueError(f"in-flight limit: margin must be at least 1 (got {margin})")
         self._clock = clock
-        self.rate = rate
+        self._rate = rate
         self.ceiling = ceiling
         self.floor = max(1, min(floor, ceiling))
         self.margin = margin
@@ -204,6 +212,12 @@ class InFlightLimit:
         return max(1, math.ceil(margin * rate * request_timeout))
 
     @property
+    def rate(self) -> float:
+        """Calls per second the limit is sized for, now."""
+        rate = self._rate() if callable(self._rate) else self._rate
+        return max(rate, _SLOWEST)
+
+    @property
     def held(self) -> int:
         """Slots held now: calls running, and calls waiting for the pacer."""
         return self._held
@@ -224,6 +238,10 @@ class InFlightLimit:
         )
         # No call holds its slot past the timeout (running / rate may overshoot it by a call or two).
         return min(self._timeout, max(completed, self.running / self.rate))
+
+    def refresh(self) -> None:
+        """Size the limit again: a rate read from a callable may have changed since the last call."""
+        self._update()
 
     def _update(self) -> None:
         need = self.margin * self.rate * self.latency
