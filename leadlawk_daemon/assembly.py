@@ -204,6 +204,8 @@ class LeadLawkDaemon(Daemon):
         if self.intake is not None:
             self.health.conditions["intake"] = self.intake.readiness
         self.health.notes["google_maps_view"] = lambda: limited_view_note(self.metrics)
+        self.fleet.jobs_held = self._jobs_held
+        self.fleet.breakers = self._breakers
 
     def admission(self) -> Admission:
         """The one admission every intake path goes through (HTTP, stream, pub/sub via the stream,
@@ -253,6 +255,24 @@ class LeadLawkDaemon(Daemon):
         if pipeline is None:
             return []
         return [(c.stats, c.mailbox.depth, c.mailbox.capacity) for c in pipeline.cells]
+
+    def _jobs_held(self) -> list[str]:
+        pipeline = self.pipeline_service.pipeline
+        return [] if pipeline is None else list(pipeline.runs)
+
+    def _breakers(self) -> dict[str, str]:
+        """Each breaker's state (closed, half_open, open), for this daemon's fleet entry."""
+        pipeline = self.pipeline_service.pipeline
+        if pipeline is None:
+            return {}
+        breakers = {
+            "google_maps": pipeline.maps_breaker,
+            "pagespeed": pipeline.pagespeed.breaker,
+            "database": pipeline.db_breaker,
+        }
+        if pipeline.sites_breaker is not None:
+            breakers["sites"] = pipeline.sites_breaker
+        return {name: breaker.state.value for name, breaker in breakers.items()}
 
     def _readiness_condition(self, name: str) -> Callable[[], str | None]:
         key = "database" if name == "database_breaker" else name

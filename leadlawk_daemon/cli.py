@@ -156,6 +156,17 @@ def _control(args: argparse.Namespace) -> int:
     raise UsageError(f"unknown command {args.command}")
 
 
+def _fleet(args: argparse.Namespace) -> int:
+    """``fleet``: the daemons sharing this Redis (a table on a terminal, JSON otherwise)."""
+    from leadlawk_daemon.fleet.command import FleetCommandError, show_fleet
+
+    settings = _settings(args)
+    try:
+        return asyncio.run(show_fleet(settings, sys.stdout, as_json=args.json))
+    except FleetCommandError as exc:
+        raise Failure(str(exc)) from None
+
+
 def _maps_session(args: argparse.Namespace) -> int:
     """``maps-session import FILE``: a browser's exported cookies as ``maps.session_file`` (0600)."""
     from leadlawk_daemon.maps.session import SessionError, parse_cookies, write_session_file
@@ -339,6 +350,9 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--new-since", metavar="JOB|DATE",
                         help="only businesses first seen after this job started, or this ISO date/datetime (UTC)")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
+
+    fleet = add("fleet", _fleet, "the daemons sharing this Redis: jobs held, breakers, quota share (as GET /fleet)")
+    fleet.add_argument("--json", action="store_true", help="JSON (as GET /fleet) even on a terminal")
 
     dlq = add("dlq", _control, "dead letters: list, show, replay")
     dlq.add_argument("action", choices=["list", "show", "replay"])

@@ -3,7 +3,7 @@
 The tree, ``rest_for_one`` at the root so that a child restarts everything that depends on it:
 
     root (rest_for_one)
-    ├── observability (one_for_one): health, http     -- up first, down last
+    ├── observability (one_for_one): health, http, fleet -- up first, down last
     ├── database                                       -- waits for the database
     ├── pipeline (one_for_one): dead letters, writer, enricher, scraper, coordinator
     └── intake: Redis stream and pub/sub               -- down first: stop taking jobs
@@ -31,6 +31,8 @@ import redis.asyncio as aioredis
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.database import DatabaseService
+from leadlawk_daemon.fleet.metrics import FleetCollector
+from leadlawk_daemon.fleet.registry import FleetRegistry, Identity
 from leadlawk_daemon.health import Health
 from leadlawk_daemon.http_api import ChaosTargets, HttpServer, JobsApi, create_app
 from leadlawk_daemon.metrics import Metrics, memory_limit_bytes
@@ -64,6 +66,12 @@ class Daemon:
                 settings.redis.url, socket_connect_timeout=5, socket_timeout=10, health_check_interval=15
             )
             self.health.add_probe("redis", self._ping_redis)
+        # This daemon's entry under <prefix>:fleet: (without Redis, a fleet of one).
+        self.fleet = FleetRegistry(
+            self.redis, settings.redis.prefix, Identity.of(self.owner, self.clock.wall()),
+            ttl=settings.redis.fleet_ttl, reconnect_max_delay=settings.redis.reconnect_max_delay, clock=self.clock,
+        )
+        self.metrics.register(FleetCollector(self.fleet))
         self.http: HttpServer | None = None
         self.root: Supervisor | None = None
         self.jobs: JobsApi | None = None
@@ -105,14 +113,22 @@ class Daemon:
         )
 
     def _make_http(self) -> HttpServer:
-        app = create_app(self.settings, self.health, self.metrics, jobs=self.jobs, chaos=self.chaos_targets)
+        app = create_app(
+            self.settings, self.health, self.metrics, jobs=self.jobs, chaos=self.chaos_targets, fleet=self.fleet
+        )
         self.http = HttpServer(app, self.settings.server.host, self.settings.server.port)
         return self.http
 
     def build_tree(self) -> Supervisor:
         observability = lambda: self._supervisor(  # noqa: E731
             "observability",
-            [self._child("health", lambda: self.health), self._child("http", self._make_http)],
+            # The fleet entry is stopped (deleted) before HTTP, after everything else: it shows the
+            # jobs this daemon holds until they are handed back.
+            [
+                self._child("health", lambda: self.health),
+                self._child("http", self._make_http),
+                self._child("fleet", lambda: self.fleet),
+            ],
             Strategy.ONE_FOR_ONE,
         )
         children = [

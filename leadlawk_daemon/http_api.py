@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import orjson
 from aiohttp import web
 
+from leadlawk_daemon.fleet.registry import FleetUnavailable
 from leadlawk_daemon.health import Health
 from leadlawk_daemon.intake.admission import QueueFull
 from leadlawk_daemon.jobspec import JobSpec, JobSpecError, parse_job_spec
@@ -33,9 +34,11 @@ from leadlawk_daemon.store.base import StoreUnavailable
 from supervisors.spec import Started
 
 __all__ = [
+    "FLEET_KEY",
     "FORWARDING_HEADERS",
     "ChaosTarget",
     "ChaosTargets",
+    "FleetView",
     "HttpServer",
     "JobRefused",
     "JobsApi",
@@ -83,6 +86,15 @@ class ChaosTarget(Protocol):
 ChaosTargets = Callable[[], Mapping[str, ChaosTarget]]
 
 
+class FleetView(Protocol):
+    async def members(self) -> list[dict[str, Any]]:
+        """Every live daemon sharing this Redis; raises FleetUnavailable while Redis is unreachable."""
+
+
+# The fleet registry, for GET /fleet and the console: ``await request.app[FLEET_KEY].members()``.
+FLEET_KEY = web.AppKey("leadlawk.fleet", FleetView)
+
+
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
@@ -116,6 +128,7 @@ def create_app(
     *,
     jobs: JobsApi | None = None,
     chaos: ChaosTargets | None = None,
+    fleet: FleetView | None = None,
 ) -> web.Application:
     token = settings.server.admin_token
     max_body = settings.server.max_body_bytes
@@ -143,6 +156,10 @@ def create_app(
             return _json({"error": str(exc)}, exc.status)
         except QueueFull as exc:
             return _json({"error": str(exc)}, 429)
+        except FleetUnavailable as exc:
+            response = _json({"error": str(exc)}, 503)
+            response.headers["Retry-After"] = str(RETRY_AFTER_S)
+            return response
         except StoreUnavailable as exc:
             log.warning("database unavailable", extra={"path": request.path, "error": redact(str(exc))})
             response = _json({"error": "the database is unavailable; try again later"}, 503)
@@ -202,6 +219,13 @@ def create_app(
             return _json({"error": f"no job {job_id!r} to cancel"}, 404)
         return _json({"id": job_id, "status": "cancelling"}, 202)
 
+    async def fleet_view(request: web.Request) -> web.Response:
+        view = request.app.get(FLEET_KEY)
+        if view is None:
+            return _json({"error": "the fleet registry is not running"}, 503)
+        members = await view.members()
+        return _json({"count": len(members), "members": members})
+
     def chaos_target(request: web.Request) -> ChaosTarget:
         name = request.match_info["actor"]
         targets = chaos() if chaos is not None else {}
@@ -231,6 +255,8 @@ def create_app(
 
     app = web.Application(middlewares=[guard], client_max_size=max_body)
     app[_PUBLIC_ROUTES] = set()
+    if fleet is not None:
+        app[FLEET_KEY] = fleet
     # Public: open to anyone, and revealing no secret, hostname or password.
     declare_public(
         app,
@@ -243,6 +269,7 @@ def create_app(
     app.router.add_get("/jobs", list_jobs)
     app.router.add_get("/jobs/{id}", get_job)
     app.router.add_post("/jobs/{id}/cancel", cancel)
+    app.router.add_get("/fleet", fleet_view)
     app.router.add_post("/debug/crash/{actor}", crash)
     app.router.add_post("/debug/hang/{actor}", hang)
     return app

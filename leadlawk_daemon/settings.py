@@ -91,6 +91,7 @@ class RedisSettings(_Section):
     stream_block: PositiveDuration
     stream_batch: int = Field(ge=1, le=1000)
     events_buffer: int = Field(ge=1, le=1_000_000)
+    fleet_ttl: PositiveDuration
 
 
 class CircuitBreakerSettings(_Section):
