@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import ClassVar, Generic, TypeVar
 
 from actors.dead_letters import DeadLetter, DeadLetterSink, MemoryDeadLetters, describe
+from actors.fair_mailbox import FairMailbox
 from actors.mailbox import Envelope, Mailbox, MailboxFull
 from actors.stats import ActorStats
 from leadlawk_daemon.clock import Clock, MonotonicClock
@@ -54,11 +55,17 @@ class ActorCell(Generic[M]):
         put_timeout: float = 300.0,
         dead_letter_kind: str = "message",
         on_give_up: Callable[[M, str, int], bool] | None = None,
+        lane_of: Callable[[M], Hashable] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
         self.clock: Clock = clock or MonotonicClock()
-        self.mailbox: Mailbox[M] = Mailbox(name, settings.mailbox_capacity, put_timeout, self.clock)
+        # With ``lane_of`` (a message's job), one lane per job served round-robin (actors/fair_mailbox.py).
+        self.mailbox: Mailbox[M] = (
+            Mailbox(name, settings.mailbox_capacity, put_timeout, self.clock)
+            if lane_of is None
+            else FairMailbox(name, settings.mailbox_capacity, lane_of, put_timeout, self.clock)
+        )
         self.stats = ActorStats(name)
         self.dead_letters: DeadLetterSink = dead_letters or MemoryDeadLetters()
         self.dead_letter_kind = dead_letter_kind

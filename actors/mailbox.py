@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -52,7 +52,7 @@ class Mailbox(Generic[M]):
     # "depth <= capacity" true even when a crash puts the messages in hand back in the queue.
     @property
     def depth(self) -> int:
-        return len(self._queue) + self._in_flight
+        return self.waiting + self._in_flight
 
     @property
     def waiting(self) -> int:
@@ -65,23 +65,46 @@ class Mailbox(Generic[M]):
     def full(self) -> bool:
         return self.depth >= self.capacity
 
+    def has_room(self, key: Hashable = None) -> bool:
+        """Room for one more message sent under ``key`` (a plain mailbox has one lane: any key)."""
+        return not self.full()
+
     def put_nowait(self, message: M) -> None:
-        if self.full():
+        if not self._room_for(message):
             raise MailboxFull(f"mailbox of actor {self.owner} is full (capacity {self.capacity})")
-        self._queue.append(Envelope(message))
+        self._enqueue(Envelope(message))
         self._wake(self._getters)
 
     async def put(self, message: M, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Enqueue, waiting while the mailbox is full; :class:`MailboxFull` after ``timeout`` s."""
-        if self.full():
-            await self._wait_for_room(self.put_timeout if timeout is None else timeout)
-        self._queue.append(Envelope(message))
+        if not self._room_for(message):
+            await self._wait_for_room(message, self.put_timeout if timeout is None else timeout)
+        self._enqueue(Envelope(message))
         self._wake(self._getters)
 
-    async def _wait_for_room(self, timeout: float) -> None:  # noqa: ASYNC109
+    # The queue discipline, which a subclass may change (actors/fair_mailbox.py): one FIFO here.
+    def _room_for(self, message: M) -> bool:
+        return not self.full()
+
+    def _enqueue(self, envelope: Envelope[M]) -> None:
+        self._queue.append(envelope)
+
+    def _requeue(self, envelope: Envelope[M]) -> None:
+        self._queue.appendleft(envelope)
+
+    def _dequeue(self) -> Envelope[M]:
+        return self._queue.popleft()
+
+    def _settled(self, envelope: Envelope[M]) -> None:
+        """``envelope`` left the mailbox for good (finished or dead-lettered)."""
+
+    def _freed(self) -> None:
+        self._wake(self._putters)
+
+    async def _wait_for_room(self, message: M, timeout: float) -> None:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
         deadline = self._clock.monotonic() + timeout
-        while self.full():
+        while not self._room_for(message):
             remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
                 raise MailboxFull(
@@ -96,7 +119,7 @@ class Mailbox(Generic[M]):
             except BaseException:
                 # Cancelled while waiting: pass our wake-up on, or a sender behind us could starve.
                 if waiter.done() and not waiter.cancelled() and not self.full():
-                    self._wake(self._putters)
+                    self._freed()
                 raise
             finally:
                 timer.cancel()
@@ -104,14 +127,14 @@ class Mailbox(Generic[M]):
                     self._putters.remove(waiter)
 
     def get_nowait(self) -> Envelope[M] | None:
-        if not self._queue:
+        if not self.waiting:
             return None
-        envelope = self._queue.popleft()
+        envelope = self._dequeue()
         self._in_flight += 1
         return envelope
 
     async def get(self) -> Envelope[M]:
-        while not self._queue:
+        while not self.waiting:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._getters.append(waiter)
             try:
@@ -119,22 +142,23 @@ class Mailbox(Generic[M]):
             except BaseException:
                 if waiter in self._getters:
                     self._getters.remove(waiter)
-                elif self._queue:
+                elif self.waiting:
                     self._wake(self._getters)
                 raise
-        envelope = self._queue.popleft()
+        envelope = self._dequeue()
         self._in_flight += 1
         return envelope
 
     def done(self, envelope: Envelope[M]) -> None:
         """The message in ``envelope`` is finished: its slot is free."""
         self._in_flight -= 1
-        self._wake(self._putters)
+        self._settled(envelope)
+        self._freed()
 
     def redeliver(self, envelope: Envelope[M]) -> None:
         """Put a message taken but not finished back at the front, to be delivered next."""
         self._in_flight -= 1
-        self._queue.appendleft(envelope)
+        self._requeue(envelope)
         self._wake(self._getters)
 
     @staticmethod

@@ -97,8 +97,9 @@ class DriverDeps:
 
 
 def _fill(mailbox: Mailbox[M], take: Callable[[], M | None], state: JobState) -> None:
-    """Queued work into ``mailbox`` while it has room and the job runs (``take`` counts it as sent)."""
-    while not mailbox.full() and state.active:
+    """Queued work into ``mailbox`` while it has room for this job and the job runs (``take`` counts
+    it as sent). A fair mailbox gives each job its share of the room (actors/fair_mailbox.py)."""
+    while mailbox.has_room(state.job_id) and state.active:
         message = take()
         if message is None:
             return

@@ -57,6 +57,11 @@ SITES_BREAKER = "sites"  # our egress to websites: many different sites unreacha
 RESUME_WITHIN = 5.0
 
 
+def job_lane(message: EnrichLead | ReadSite) -> str:
+    """The fair mailbox's lane of a lead: its job."""
+    return message.job.job_id
+
+
 class Pipeline:
     def __init__(
         self,
@@ -134,6 +139,7 @@ class Pipeline:
             put_timeout=bulkhead.timeout,
             dead_letter_kind="lead",
             on_give_up=self._give_up("enricher"),
+            lane_of=job_lane,  # one lane per job, served round-robin: a big job cannot starve a small one
         )
         # Site enrichment (sites.enabled): its client (and per-origin cache) outlives the actor.
         self.sites: SiteClient | None = None
@@ -228,6 +234,7 @@ class Pipeline:
             put_timeout=settings.resilience.bulkhead.timeout,
             dead_letter_kind="lead",
             on_give_up=self._give_up("site"),
+            lane_of=job_lane,
         )
         cells.append(cell)
         return cell
