@@ -54,6 +54,11 @@ EXPORTED = {
     # Google Maps pages by the view Google showed, and whether the last one was its limited view.
     "leadlawk_maps_view_total",
     "leadlawk_maps_view_limited",
+    # The fleet registry's gauges, each with the daemon's fleet id as `instance` (fleet/metrics.py).
+    "leadlawk_daemon_info",
+    "leadlawk_jobs_held",
+    "leadlawk_fleet_daemons",
+    "leadlawk_daemon_breaker_state",
     # prometheus_client's process collector.
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",

@@ -245,3 +245,19 @@ async def test_real_daemons_register_a_sigkilled_one_expires_a_sigtermed_one_lea
         one.signal(signal.SIGTERM)
         assert await one.wait_exit(within=12.0) == 0
     assert await read_members(redis_client, redis_prefix) == []
+
+
+def test_the_dashboard_has_a_fleet_row_drawn_from_what_the_daemon_exports() -> None:
+    path = Path(__file__).resolve().parent.parent / "config" / "grafana-dashboard.json"
+    dashboard = orjson.loads(path.read_bytes())
+    panels = dashboard["panels"]
+    row = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "Fleet")
+    exprs = " ".join(t["expr"] for p in panels[row + 1:] for t in p.get("targets", []))
+    fleet = registry(None, "unused", "dash0001")
+    metrics = Metrics(process=False)
+    metrics.register(FleetCollector(fleet))
+    exported = metrics.render().decode()
+    for name in ("leadlawk_daemon_info", "leadlawk_jobs_held", "leadlawk_fleet_daemons",
+                 "leadlawk_daemon_breaker_state"):
+        assert name in exprs
+        assert f"# TYPE {name} gauge" in exported
