@@ -121,6 +121,7 @@ def _control(args: argparse.Namespace) -> int:
                 strategies=args.strategy,
                 max_score=args.max_score,
                 max_runtime_s=args.max_runtime,
+                priority=args.priority,
                 job_id=args.id,
                 max_bytes=settings.server.max_body_bytes,
                 **_area_options(args, settings),
@@ -233,6 +234,7 @@ def _collect(args: argparse.Namespace) -> int:
             min_reviews=args.min_reviews, website=args.website, pagespeed=not args.no_pagespeed,
             strategies=args.strategy, max_score=args.max_score, max_runtime_s=args.max_runtime, job_id=args.id,
             max_bytes=settings.server.max_body_bytes, **_area_options(args, settings), site=_site_filters(args),
+            priority=args.priority,
         )
         job, rows = asyncio.run(collect.collect(settings, spec, output=args.output, progress=sys.stderr))
     except control.ControlError as exc:
@@ -259,6 +261,7 @@ def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--max-score", type=int, help="qualify only sites whose mobile performance is at most this")
     command.add_argument("--max-runtime", type=int, help="seconds before the job fails (default 1800)")
     command.add_argument("--id", help="a client key: submitting the same id twice runs the job once")
+    command.add_argument("--priority", type=int, help="0-9, default 5: the highest is leased first, then the oldest")
     command.add_argument("--require-email", action="store_true", help="qualify only leads whose site shows an email")
     command.add_argument("--site-status", action="append", choices=["ok", "dead", "parked", "blocked"],
                          help="qualify only leads whose site is this (repeatable)")

@@ -74,6 +74,7 @@ def spec_from_options(
     area: dict[str, Any] | None = None,
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     site: Mapping[str, Any] | None = None,
+    priority: int | None = None,
 ) -> JobSpec:
     raw: dict[str, Any] = {"query": query}
     optional = {
@@ -87,6 +88,7 @@ def spec_from_options(
         "coverage": coverage,
         "area": area,
         "site": dict(site) if site else None,
+        "priority": priority,
     }
     raw |= {key: value for key, value in optional.items() if value is not None}
     psi: dict[str, Any] = {"enabled": pagespeed}

@@ -339,3 +339,14 @@ def test_any_json_is_either_a_valid_spec_or_a_named_rejection(value: Any) -> Non
 def test_arbitrary_bytes_and_text_never_raise_anything_else(raw: bytes | str) -> None:
     spec, problems = outcome(raw, 200)
     assert spec is not None or problems
+
+
+def test_submit_and_collect_take_a_priority() -> None:
+    from leadlawk_daemon import cli, control
+
+    for command in ("submit", "collect"):
+        args = cli._parser().parse_args([command, "plumbers", "--priority", "8"])
+        assert control.spec_from_options(args.query, priority=args.priority).priority == 8
+    assert control.spec_from_options("plumbers").priority == 5
+    with pytest.raises(control.ControlError, match=r"priority: must be between 0 and 9 \(got 12\)"):
+        control.spec_from_options("plumbers", priority=12)
