@@ -38,10 +38,12 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pipeline import rss_mb
+from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
 from leadlawk_daemon.replicas.sites_content import answers, profile
 from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.sites import SiteClient, SiteReport
+from leadlawk_daemon.sites.demand import SITE_READ, site_limit
 from leadlawk_daemon.sites.extract import site_key
 
 SEED = 0
@@ -147,21 +149,29 @@ async def main(total: int) -> dict[str, Any]:
     async with replica_process() as (proxy, ca_file):
         settings = load_settings().sites.model_copy(
             update={"proxy": proxy, "ca_file": ca_file, "timeout": 5.0, "ttl": 0.0})
-        async with SiteClient(settings) as client:
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=len(urls))
+        for url in urls:
+            queue.put_nowait(url)
+        busy = 0  # urls taken by a worker: waiting for a slot of the limit, or being read
+        limit = site_limit(settings, clock=MonotonicClock(), backlog=lambda: queue.qsize() + busy)
+        limit_peak = 0
+        async with SiteClient(settings, limit=limit) as client:
             reports: list[Verdicts] = []
             sample: list[SiteReport] = []  # a thousand reports, to weigh what the cache would hold
             done = 0
             samples: list[tuple[int, float]] = []
-            queue: asyncio.Queue[str] = asyncio.Queue()
-            for url in urls:
-                queue.put_nowait(url)
             started = time.perf_counter()
 
             async def worker() -> None:
                 while not queue.empty():
                     url = queue.get_nowait()
-                    nonlocal done
-                    report = await client.inspect(url)
+                    nonlocal done, busy, limit_peak
+                    busy += 1
+                    try:
+                        report = await client.inspect(url)
+                    finally:
+                        busy -= 1
+                    limit_peak = max(limit_peak, limit.limit)
                     done += 1
                     if len(reports) < len(websites):
                         reports.append(verdicts(url.split("/")[2], report))
@@ -189,6 +199,8 @@ async def main(total: int) -> dict[str, Any]:
         **accuracy,
         "sites_per_minute": round(done / elapsed * 60),
         "per_host_peak": per_host_peak,
+        "in_flight_limit_peak": limit_peak,
+        "site_latency_mean_s": round(limit.estimate(SITE_READ).mean, 3),
         "rss_after_warmup_mb": round(after[0], 1) if after else None,
         "rss_end_mb": round(after[-1], 1) if after else None,
         "rss_growth": round(growth, 4),
