@@ -140,7 +140,8 @@ class FleetRegistry(Service):
         self._redis = redis
         self._prefix = prefix
         self._clock = clock or MonotonicClock()
-        self._link = Reconnect("fleet", clock=self._clock, max_delay=reconnect_max_delay)
+        # Never back off longer than a heartbeat: an entry not renewed within its TTL is dropped.
+        self._link = Reconnect("fleet", clock=self._clock, max_delay=min(reconnect_max_delay, self.interval))
         self._alive = 1
         self._registered = False
 
@@ -197,7 +198,7 @@ class FleetRegistry(Service):
                 if not announced:
                     announced = True
                     started()  # Redis down is a state, not a failure to start
-                await self._link.down(exc)
+                await unless_set(self._stop_requested, self._link.down(exc))
                 continue
             self._link.up()
             if not announced:
