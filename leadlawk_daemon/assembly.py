@@ -17,8 +17,9 @@ from typing import Any
 from actors.stats import ActorStats, ActorStatsCollector
 from leadlawk_daemon.daemon import Daemon
 from leadlawk_daemon.dead_letter_writer import DeadLetterWriter
+from leadlawk_daemon.event_bus import EventBus
 from leadlawk_daemon.health import limited_view_note
-from leadlawk_daemon.http_api import ChaosTarget, JobRefused
+from leadlawk_daemon.http_api import ChaosTarget, HttpServer, JobRefused
 from leadlawk_daemon.intake.admission import Admission, Admitted, Source
 from leadlawk_daemon.intake.events import EventPublisher, EventType
 from leadlawk_daemon.intake.pubsub import PubSubIntake
@@ -185,12 +186,15 @@ class DaemonJobs:
 class LeadLawkDaemon(Daemon):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.events: EventPublisher | LogEvents = LogEvents()
+        self.publisher: EventPublisher | None = None
         if self.redis is not None:
-            self.events = EventPublisher(
+            self.publisher = EventPublisher(
                 self.redis, settings.redis.prefix, capacity=settings.redis.events_buffer,
                 reconnect_max_delay=settings.redis.reconnect_max_delay, clock=self.clock,
             )
+        # Every event goes to Redis (or the log) and to this process's own subscribers (the console).
+        self.bus = EventBus(self.publisher or LogEvents(), clock=self.clock)
+        self.events = self.bus
         self.dead_letters = DeadLetterWriter(self.metrics, clock=self.clock)
         self.pipeline_service = PipelineService(self)
         self.intake = IntakeService(self) if self.redis is not None else None
@@ -198,7 +202,7 @@ class LeadLawkDaemon(Daemon):
         self._admission: Admission | None = None
         self._admission_store: Store | None = None
         self.chaos_targets = self._chaos_targets
-        self.metrics.register(ActorStatsCollector(self._actor_stats))
+        self.metrics.register(ActorStatsCollector(self.actor_stats))
         for name in ("browser", "google_maps", "pagespeed", "database_breaker"):
             self.health.conditions[name] = self._readiness_condition(name)
         if self.intake is not None:
@@ -226,13 +230,22 @@ class LeadLawkDaemon(Daemon):
             pipeline.notify()
         return admitted
 
+    def _make_http(self) -> HttpServer:
+        from leadlawk_daemon.console import mount_console
+        from leadlawk_daemon.console.sources import ConsoleSources
+
+        server = super()._make_http()
+        mount_console(server.app, ConsoleSources.from_daemon(self))
+        return server
+
     def make_supervisor(self, name: str, children: list[ChildSpec], strategy: Strategy) -> Supervisor:
         return self._supervisor(name, children, strategy)
 
     def extra_children(self) -> list[ChildSpec]:
         children = []
-        if isinstance(self.events, EventPublisher):
-            children.append(self._child("events", lambda: self.events))
+        if self.publisher is not None:
+            publisher = self.publisher
+            children.append(self._child("events", lambda: publisher))
         children.append(self._child("pipeline", lambda: self.pipeline_service, supervisor=True))
         if self.intake is not None:
             children.append(self._child("intake", lambda: self.intake, supervisor=True))
@@ -250,7 +263,8 @@ class LeadLawkDaemon(Daemon):
             return {}
         return {cell.name: cell for cell in pipeline.cells}
 
-    def _actor_stats(self) -> list[tuple[ActorStats, int, int]]:
+    def actor_stats(self) -> list[tuple[ActorStats, int, int]]:
+        """Each actor's stats, mailbox depth and capacity (``/metrics`` and the console)."""
         pipeline = self.pipeline_service.pipeline
         if pipeline is None:
             return []

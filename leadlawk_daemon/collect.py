@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from leadlawk_daemon.assembly import LeadLawkDaemon
 from leadlawk_daemon.control import ControlError, limited_view_lines, write_export
 from leadlawk_daemon.jobspec import JobSpec
-from leadlawk_daemon.settings import Settings, load_settings
+from leadlawk_daemon.settings import ConfigError, Settings, load_settings
 from leadlawk_daemon.store.base import TERMINAL_STATUSES, Job
 from leadlawk_daemon.terminal import JobProgressBar, is_terminal
 
@@ -224,6 +224,27 @@ async def demo(out: TextIO, progress: TextIO) -> int:
     table(rows, out)
     summary(job, rows, out)
     out.write(f"done in {time.monotonic() - began:.1f}s; `leadlawk export --job {job.id}` exports them again\n")
+    out.write(console_line(os.environ))
     return 0 if job.status == "succeeded" else 1
+
+
+def console_address(settings: Settings) -> str:
+    """The console's address for a browser on this machine, as ``leadlawk run`` with ``settings`` binds it."""
+    host = settings.server.host
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # bound on every interface: this machine reaches it on loopback
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.server.port}/"
+
+
+def console_line(environ: Mapping[str, str]) -> str:
+    """Demo's last line: where the console is once the user runs ``leadlawk run`` (their own settings)."""
+    try:
+        settings = load_settings(environ=dict(environ))
+    except ConfigError:  # a configuration problem is `leadlawk run`'s to report, with every key named
+        return "the console: `leadlawk run`, then open its address (PORT) in a browser\n"
+    sign_in = "; sign in with LEADLAWK_ADMIN_TOKEN" if settings.server.admin_token else ""
+    return f"the console: run `leadlawk run`, then open {console_address(settings)}{sign_in}\n"
 
 

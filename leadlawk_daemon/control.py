@@ -37,6 +37,7 @@ __all__ = [
     "list_dead_letters",
     "list_jobs",
     "render_rows",
+    "replay_dead_letter",
     "replay_dead_letters",
     "show_dead_letter",
     "show_job",
@@ -438,15 +439,24 @@ async def replay_dead_letters(settings: Settings, letter_id: int | None, out: Te
                 raise ControlError(f"no dead letter {letter_id}")
             letters = [one]
         for letter in letters:
-            problem = await _replay(store, settings, letter)
+            problem = await replay_dead_letter(store, settings, letter)
             if problem is None:
-                await store.mark_replayed(letter.id)
                 out.write(f"{letter.id}: replayed\n")
             else:
-                await store.bump_dead_letter(letter.id, problem)
                 out.write(f"{letter.id}: failed again: {problem}\n")
                 failed += 1
     return 1 if failed else 0
+
+
+async def replay_dead_letter(store: Store, settings: Settings, letter: DeadLetter) -> str | None:
+    """Replay one letter (``dlq replay``, the console) and record how it went: replayed, or kept with
+    its attempts raised and the new reason, which is returned."""
+    problem = await _replay(store, settings, letter)
+    if problem is None:
+        await store.mark_replayed(letter.id)
+    else:
+        await store.bump_dead_letter(letter.id, problem)
+    return problem
 
 
 async def _replay(store: Store, settings: Settings, letter: DeadLetter) -> str | None:

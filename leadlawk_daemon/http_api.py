@@ -42,6 +42,8 @@ __all__ = [
     "HttpServer",
     "JobRefused",
     "JobsApi",
+    "TokenProof",
+    "add_token_proof",
     "create_app",
     "declare_public",
     "is_local_client",
@@ -55,6 +57,19 @@ FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 # breaker tries again within this).
 RETRY_AFTER_S = 5
 _PUBLIC_ROUTES = web.AppKey("leadlawk.public_routes", set[web.AbstractResource])
+
+
+class TokenProof(Protocol):
+    """Another proof of the admin token than the bearer header (the console's login cookie)."""
+
+    def proves(self, request: web.Request) -> bool:
+        """True when ``request`` carries a valid proof of the token."""
+
+    def refuse(self, request: web.Request, status: int) -> web.StreamResponse | None:
+        """The answer to a refused request this proof is for (a login page for a browser); None: JSON."""
+
+
+_TOKEN_PROOFS = web.AppKey("leadlawk.token_proofs", list[TokenProof])
 
 
 class JobRefused(Exception):
@@ -99,6 +114,13 @@ def _json(body: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
+def _refused(request: web.Request, proofs: list[TokenProof], status: int, error: str) -> web.StreamResponse:
+    for proof in proofs:
+        if (answer := proof.refuse(request, status)) is not None:
+            return answer
+    return _json({"error": error}, status)
+
+
 def _is_loopback(remote: str | None) -> bool:
     if not remote:
         return False
@@ -121,6 +143,11 @@ def declare_public(app: web.Application, *routes: web.AbstractRoute) -> None:
     app[_PUBLIC_ROUTES].update(route.resource for route in routes if route.resource is not None)
 
 
+def add_token_proof(app: web.Application, proof: TokenProof) -> None:
+    """Accept ``proof`` on private routes besides the bearer header, when a token is set."""
+    app[_TOKEN_PROOFS].append(proof)
+
+
 def create_app(
     settings: Settings,
     health: Health,
@@ -140,15 +167,18 @@ def create_app(
         if request.match_info.route.resource not in request.app[_PUBLIC_ROUTES]:
             if request.path.startswith("/debug/") and not settings.chaos.enabled:
                 raise web.HTTPNotFound()
+            proofs = request.app[_TOKEN_PROOFS]
             if token:
                 supplied = request.headers.get("Authorization", "")
                 expected = f"Bearer {token}"
-                if not hmac.compare_digest(supplied.encode(), expected.encode()):
-                    return _json({"error": "missing or wrong bearer token"}, 401)
+                if not hmac.compare_digest(supplied.encode(), expected.encode()) and not any(
+                    proof.proves(request) for proof in proofs
+                ):
+                    return _refused(request, proofs, 401, "missing or wrong bearer token")
             elif not is_local_client(request):
-                return _json(
-                    {"error": "no admin token is set: only local clients (loopback, not forwarded) may call this"},
-                    403,
+                return _refused(
+                    request, proofs, 403,
+                    "no admin token is set: only local clients (loopback, not forwarded) may call this",
                 )
         try:
             return await handler(request)
@@ -257,6 +287,7 @@ def create_app(
     app[_PUBLIC_ROUTES] = set()
     if fleet is not None:
         app[FLEET_KEY] = fleet
+    app[_TOKEN_PROOFS] = []
     # Public: open to anyone, and revealing no secret, hostname or password.
     declare_public(
         app,

@@ -297,11 +297,12 @@ async def test_fuzzed_messages_never_hurt_the_daemon(tmp_path: Path, fresh_pg: s
 
 
 def test_demo_from_a_clean_directory_prints_its_table(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PAGESPEED_API_KEY")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "PAGESPEED_API_KEY", "LEADLAWK_ADMIN_TOKEN")}
     began = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "leadlawk_daemon", "demo"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=120, env={**env, "PYTHONPATH": str(ROOT)},
+        timeout=120, env={**env, "PYTHONPATH": str(ROOT), "PORT": "8765"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert time.monotonic() - began < 60
@@ -311,3 +312,5 @@ def test_demo_from_a_clean_directory_prints_its_table(tmp_path: Path) -> None:
     assert len(rows) == 20
     assert "succeeded; 20 found" in result.stdout
     assert (tmp_path / "leadlawk.db").exists()
+    # It ends with where the console will be once the user runs the daemon (their PORT).
+    assert lines[-1] == "the console: run `leadlawk run`, then open http://127.0.0.1:8765/", lines[-1]

@@ -1,0 +1,139 @@
+"""The console's parts without a browser: form problems to fields, lead filters, the login proof,
+the CSRF check and the in-process event bus."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from leadlawk_daemon.console.csrf import CSRF_COOKIE, Csrf, same_origin
+from leadlawk_daemon.console.forms import field_of, spec_from_form
+from leadlawk_daemon.console.leads import LeadFilter, filter_leads, page_of
+from leadlawk_daemon.console.login import SESSION_COOKIE, SESSION_S, ConsoleLogin
+from leadlawk_daemon.event_bus import EventBus
+
+
+def test_each_validator_problem_goes_to_the_field_its_path_names() -> None:
+    assert field_of("limit: must be between 1 and 500 (got 900)") == ("limit", "must be between 1 and 500 (got 900)")
+    assert field_of("pagespeed.max_score: must be between 0 and 100 (got 120)")[0] == "max_score"
+    assert field_of("area.bbox: south must be less than north (got south 2, north 1)")[0] == "bbox"
+    assert field_of("site.status[1]: must be one of 'ok', 'dead'")[0] == "site_status"
+    assert field_of("area: covers 20,000 km², more than the configured maximum")[0] == "area_kind"
+    assert field_of("something nobody owns") == ("", "something nobody owns")
+
+
+def test_the_form_builds_the_spec_the_api_would_get_or_names_each_bad_field() -> None:
+    form = {"query": "roofers", "location": "Lincoln, NE", "limit": "30", "pagespeed": "on", "max_score": "50",
+            "coverage": "area", "area_kind": "near", "center": "41.25, -95.93", "radius_km": "5"}
+    result = spec_from_form(form, {"strategies": ["mobile", "desktop"], "site_status": ["dead"]},
+                            max_bytes=65_536, max_area_km2=10_000)
+    assert result.errors == {}
+    assert result.spec is not None
+    spec = result.spec.to_dict()
+    assert (spec["query"], spec["limit"], spec["coverage"]) == ("roofers", 30, "area")
+    assert spec["pagespeed"] == {"enabled": True, "strategies": ["mobile", "desktop"], "max_score": 50}
+    assert spec["site"]["status"] == ["dead"]
+
+    bad = spec_from_form({"limit": "0", "min_rating": "high", "coverage": "area", "area_kind": "bbox",
+                          "bbox": "1,2,3"}, {}, max_bytes=65_536, max_area_km2=10_000)
+    assert bad.spec is None
+    assert set(bad.errors) == {"query", "limit", "min_rating", "bbox"}
+    assert bad.values["min_rating"] == "high"  # shown again as typed
+
+
+ROWS = [
+    {"rank": 1, "name": "b", "qualified": True, "website": "https://b.example", "mobile_performance": 40.0,
+     "site_status": "ok"},
+    {"rank": 2, "name": "A", "qualified": False, "website": None, "mobile_performance": None, "site_status": None},
+    {"rank": 3, "name": "c", "qualified": True, "website": "https://c.example", "mobile_performance": 90.0,
+     "site_status": "dead"},
+]
+
+
+def test_lead_filters_sorting_and_pages() -> None:
+    assert [r["rank"] for r in filter_leads(ROWS, LeadFilter(qualified="yes"))] == [1, 3]
+    assert [r["rank"] for r in filter_leads(ROWS, LeadFilter(website="no"))] == [2]
+    assert [r["rank"] for r in filter_leads(ROWS, LeadFilter(score_max=50))] == [1]
+    assert [r["rank"] for r in filter_leads(ROWS, LeadFilter(site_status="dead"))] == [3]
+    assert [r["rank"] for r in filter_leads(ROWS, LeadFilter(sort="name"))] == [2, 1, 3]  # case-folded
+    # Unknown scores last, whichever the order.
+    assert [r["rank"] for r in filter_leads(ROWS, LeadFilter(sort="mobile", descending=True))] == [3, 1, 2]
+    assert LeadFilter.from_query({"qualified": "<script>", "sort": "drop table", "score_min": "nan"}) == LeadFilter()
+    assert LeadFilter(qualified="yes").only_qualified()
+    page = page_of(list(range(120)), "3", size=50)
+    assert (page.rows, page.page, page.pages, page.total) == (list(range(100, 120)), 3, 3, 120)
+    assert page_of([], "x").page == 1
+
+
+def _request(path: str, headers: dict[str, str] | None = None, cookies: dict[str, str] | None = None) -> web.Request:
+    headers = dict(headers or {})
+    headers.setdefault("Host", "127.0.0.1:8080")
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    return make_mocked_request("POST", path, headers=headers)
+
+
+def test_the_login_cookie_proves_the_token_to_console_pages_only_until_it_expires() -> None:
+    now = [1_000_000.0]
+    login = ConsoleLogin("s3cret-token", wall=lambda: now[0])
+    response = web.Response()
+    login.session_cookie(response, secure=False)
+    value = response.cookies[SESSION_COOKIE].value
+    assert "s3cret" not in value
+    assert response.cookies[SESSION_COOKIE]["httponly"]
+    assert response.cookies[SESSION_COOKIE]["samesite"] == "Strict"
+    assert login.proves(_request("/", cookies={SESSION_COOKIE: value}))
+    assert login.proves(_request("/console/health", cookies={SESSION_COOKIE: value}))
+    assert not login.proves(_request("/jobs", cookies={SESSION_COOKIE: value}))  # the API keeps its bearer
+    assert not ConsoleLogin("another-token", wall=lambda: now[0]).proves(_request("/", cookies={SESSION_COOKIE: value}))
+    expires, _, proof = value.partition(".")
+    assert not login.proves(_request("/", cookies={SESSION_COOKIE: f"{int(expires) + 99}.{proof}"}))
+    now[0] += SESSION_S + 1
+    assert not login.proves(_request("/", cookies={SESSION_COOKIE: value}))
+    assert login.token_matches("s3cret-token")
+    assert not login.token_matches("s3cret-tokem")
+
+
+def test_csrf_needs_the_signed_token_of_the_cookie_and_the_same_origin() -> None:
+    csrf = Csrf(b"k" * 32)
+    page = web.Response()
+    token = csrf.token(_request("/"), page)
+    nonce = page.cookies[CSRF_COOKIE].value
+    same = {"Origin": "http://127.0.0.1:8080"}
+    assert csrf.problem(_request("/console/jobs", same, {CSRF_COOKIE: nonce}), token) is None
+    assert csrf.problem(_request("/console/jobs", same, {CSRF_COOKIE: nonce}), "") is not None
+    assert csrf.problem(_request("/console/jobs", same, {CSRF_COOKIE: nonce}), "0" * 64) is not None
+    assert csrf.problem(_request("/console/jobs", same, {CSRF_COOKIE: "x" * 43}), token) is not None
+    for origin in ("http://evil.example", "http://127.0.0.1:8081", "null", "file:///x"):
+        assert csrf.problem(_request("/console/jobs", {"Origin": origin}, {CSRF_COOKIE: nonce}), token) is not None
+    assert csrf.problem(_request("/console/jobs", {}, {CSRF_COOKIE: nonce}), token) is not None
+    assert same_origin(_request("/", {"Referer": "http://127.0.0.1:8080/console/jobs/x"}))
+    assert not same_origin(_request("/", {"Referer": "http://127.0.0.1:8080.evil.example/"}))
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def publish(self, type: str, /, **context: object) -> None:
+        self.events.append(type)
+
+
+async def test_the_event_bus_forwards_everything_and_a_slow_subscriber_loses_only_its_oldest() -> None:
+    sink = _Sink()
+    bus = EventBus(sink, capacity=3)
+    bus.publish("job.started", job_id="before")  # nobody subscribed yet: forwarded only
+    with bus.subscribe() as subscription:
+        for n in range(5):
+            bus.publish("job.progress", job_id="j", counters={"written": n})
+        got = [await subscription.get() for _ in range(3)]
+        assert [e["counters"]["written"] for e in got] == [2, 3, 4]
+        assert subscription.dropped == 2
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.01):
+                await subscription.get()
+    assert bus.subscribers == 0
+    assert sink.events == ["job.started"] + ["job.progress"] * 5
