@@ -4,7 +4,9 @@ the CSRF check and the in-process event bus."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
@@ -137,3 +139,72 @@ async def test_the_event_bus_forwards_everything_and_a_slow_subscriber_loses_onl
                 await subscription.get()
     assert bus.subscribers == 0
     assert sink.events == ["job.started"] + ["job.progress"] * 5
+
+
+class _Jobs:
+    """The jobs API with one unfinished job and one finished."""
+
+    async def submit(self, spec: object) -> bool:
+        return True
+
+    async def get(self, job_id: str) -> dict[str, object] | None:
+        return None
+
+    async def list(self, status: str | None) -> list[dict[str, object]]:
+        counters = {"found": 3, "qualified": 1, "enriched": 0, "written": 2, "failed": 0}
+        return [{"id": "running-1", "status": "running", "counters": counters, "progress": {"waiting_on": []}},
+                {"id": "done-1", "status": "succeeded", "counters": counters, "progress": {}}]
+
+    async def cancel(self, job_id: str) -> bool:
+        return False
+
+
+async def test_events_stream_a_snapshot_then_the_bus_and_end_at_shutdown_without_waiting() -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from leadlawk_daemon.console import mount_console
+    from leadlawk_daemon.console.sources import ConsoleSources, HealthView
+    from leadlawk_daemon.health import Health
+    from leadlawk_daemon.http_api import create_app
+    from leadlawk_daemon.metrics import Metrics
+    from leadlawk_daemon.settings import load_settings
+
+    bus = EventBus(_Sink())
+    settings = load_settings(environ={})
+    metrics = Metrics(process=False)
+    app = create_app(settings, Health(settings.resilience.health_check, settings.health, metrics), metrics,
+                     jobs=_Jobs())  # type: ignore[arg-type]
+    mount_console(app, ConsoleSources(
+        settings=settings, jobs=_Jobs(), bus=bus, store=lambda: None,  # type: ignore[arg-type]
+        health=lambda: HealthView(ready=True, checks={}, live=True, live_reason=None), notify=lambda: None,
+    ))
+    server = TestServer(app)
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        response = await client.get("/console/events")
+        assert response.status == 200
+        assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+        async def event() -> dict[str, object]:
+            while True:
+                line = (await response.content.readline()).decode().strip()
+                if line.startswith("data: "):
+                    return dict(orjson.loads(line[6:]))
+
+        snapshot = await event()
+        assert (snapshot["job_id"], snapshot["status"]) == ("running-1", "running")  # not the finished one
+        bus.publish("job.progress", job_id="running-1", counters={"written": 3})
+        bus.publish("lead.written", job_id="running-1")  # not for the table: not sent
+        bus.publish("job.finished", job_id="running-1", status="succeeded", counters={"written": 4}, error=None)
+        assert (await event())["counters"] == {"written": 3}
+        finished = await event()
+        assert (finished["status"], finished["finished"]) == ("succeeded", True)
+        assert bus.subscribers == 1
+        began = time.monotonic()
+        assert server.runner is not None
+        await server.runner.cleanup()  # its shutdown_timeout is aiohttp's 60 s
+        assert time.monotonic() - began < 2, "an open event stream held the shutdown"
+        assert bus.subscribers == 0
+    finally:
+        await client.close()

@@ -56,11 +56,12 @@ _SECURITY_HEADERS = {
 _SOURCES = web.AppKey("leadlawk.console.sources", ConsoleSources)
 _CSRF = web.AppKey("leadlawk.console.csrf", Csrf)
 _LOGIN = web.AppKey("leadlawk.console.login", ConsoleLogin)
+_STREAMS = web.AppKey("leadlawk.console.streams", set[asyncio.Task[Any]])
 _JOBS_PAGE = 50
 _EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson",
                  "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 # What the live jobs table follows.
-_LIVE_EVENTS = ("job.accepted", "job.started", "job.progress", "job.finished", "breaker.changed")
+_LIVE_EVENTS = ("job.accepted", "job.started", "job.progress", "job.finished")
 
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -219,28 +220,41 @@ def _xlsx_bytes(rows: list[dict[str, Any]]) -> bytes:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events from the daemon's own bus: a snapshot of the unfinished jobs, then live."""
+    """Server-sent events from the daemon's own bus: a snapshot of the unfinished jobs, then live.
+
+    Subscribed before the snapshot is read, so nothing between the two is missed. A stream ends when
+    the browser goes, or at once when the daemon shuts down (:func:`_end_streams`): an open console
+    tab must not hold the HTTP server's shutdown for its whole timeout."""
     sources = _sources(request)
-    async with sse_response(request, ping_interval=10) as response:
-        with sources.bus.subscribe() as subscription:
-            try:
+    streams = request.app[_STREAMS]
+    task = asyncio.current_task()
+    assert task is not None
+    streams.add(task)
+    try:
+        async with sse_response(request, ping_interval=10) as response:
+            # ConnectionResetError: the browser went away.
+            with sources.bus.subscribe() as subscription, contextlib.suppress(ConnectionResetError):
                 for job in await sources.jobs.list(None):
                     if job["status"] not in TERMINAL_STATUSES:
-                        await response.send(_dumps(_job_event({"type": "snapshot", "job_id": job["id"], **job})),
-                                            event="job")
+                        snapshot = _job_event({"type": "snapshot", "job_id": job["id"], **job})
+                        await response.send(_dumps(snapshot), event="job")
                 while response.is_connected():
                     try:
                         async with asyncio.timeout(10):
                             event = await subscription.get()
                     except TimeoutError:
-                        continue
-                    if event.get("type") not in _LIVE_EVENTS:
-                        continue
-                    name = "breaker" if event["type"] == "breaker.changed" else "job"
-                    await response.send(_dumps(_job_event(event) if name == "job" else event), event=name)
-            except (ConnectionResetError, asyncio.CancelledError):
-                pass
-    return response
+                        continue  # look again whether the browser is still there
+                    if event.get("type") in _LIVE_EVENTS:
+                        await response.send(_dumps(_job_event(event)), event="job")
+        return response
+    finally:
+        streams.discard(task)
+
+
+async def _end_streams(app: web.Application) -> None:
+    streams = app[_STREAMS]
+    for task in list(streams):
+        task.cancel("the daemon is shutting down")
 
 
 def _dumps(value: Any) -> str:
@@ -403,7 +417,9 @@ def mount_console(app: web.Application, sources: ConsoleSources) -> None:
     if token:
         app[_LOGIN] = ConsoleLogin(token)
         add_token_proof(app, app[_LOGIN])
+    app[_STREAMS] = set()
     app.on_response_prepare.append(_security_headers)
+    app.on_shutdown.append(_end_streams)
     router = app.router
     router.add_get("/", jobs_index)
     router.add_post("/console/jobs", submit_job)
