@@ -1,5 +1,5 @@
-"""The console's parts without a browser: form problems to fields, lead filters, the login proof,
-the CSRF check and the in-process event bus."""
+"""The console without a browser: form problems to fields, lead filters, the login proof, the CSRF
+check, the in-process event bus, the event stream and the page shown while the database is down."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ import time
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
 
+from leadlawk_daemon.console import mount_console
 from leadlawk_daemon.console.csrf import CSRF_COOKIE, Csrf, same_origin
 from leadlawk_daemon.console.forms import field_of, spec_from_form
 from leadlawk_daemon.console.leads import LeadFilter, filter_leads, page_of
 from leadlawk_daemon.console.login import SESSION_COOKIE, SESSION_S, ConsoleLogin
+from leadlawk_daemon.console.sources import ConsoleSources, HealthView
 from leadlawk_daemon.event_bus import EventBus
+from leadlawk_daemon.health import Health
+from leadlawk_daemon.http_api import create_app
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.settings import load_settings
+from leadlawk_daemon.store.base import StoreUnavailable
 
 
 def test_each_validator_problem_goes_to_the_field_its_path_names() -> None:
@@ -159,26 +166,22 @@ class _Jobs:
         return False
 
 
-async def test_events_stream_a_snapshot_then_the_bus_and_end_at_shutdown_without_waiting() -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from leadlawk_daemon.console import mount_console
-    from leadlawk_daemon.console.sources import ConsoleSources, HealthView
-    from leadlawk_daemon.health import Health
-    from leadlawk_daemon.http_api import create_app
-    from leadlawk_daemon.metrics import Metrics
-    from leadlawk_daemon.settings import load_settings
-
-    bus = EventBus(_Sink())
+def _console_app(jobs: _Jobs, bus: EventBus, health: HealthView) -> web.Application:
+    """The daemon's app (create_app: the guard, /jobs) with the console mounted on these parts."""
     settings = load_settings(environ={})
     metrics = Metrics(process=False)
     app = create_app(settings, Health(settings.resilience.health_check, settings.health, metrics), metrics,
-                     jobs=_Jobs())  # type: ignore[arg-type]
+                     jobs=jobs)  # type: ignore[arg-type]
     mount_console(app, ConsoleSources(
-        settings=settings, jobs=_Jobs(), bus=bus, store=lambda: None,  # type: ignore[arg-type]
-        health=lambda: HealthView(ready=True, checks={}, live=True, live_reason=None), notify=lambda: None,
+        settings=settings, jobs=jobs, bus=bus, store=lambda: None,  # type: ignore[arg-type]
+        health=lambda: health, notify=lambda: None,
     ))
-    server = TestServer(app)
+    return app
+
+
+async def test_events_stream_a_snapshot_then_the_bus_and_end_at_shutdown_without_waiting() -> None:
+    bus = EventBus(_Sink())
+    server = TestServer(_console_app(_Jobs(), bus, HealthView(ready=True, checks={}, live=True, live_reason=None)))
     client = TestClient(server)
     await client.start_server()
     try:
@@ -208,3 +211,28 @@ async def test_events_stream_a_snapshot_then_the_bus_and_end_at_shutdown_without
         assert bus.subscribers == 0
     finally:
         await client.close()
+
+
+class _DownJobs(_Jobs):
+    async def list(self, status: str | None) -> list[dict[str, object]]:
+        raise StoreUnavailable("connection refused to postgresql://leadlawk:hunter2@db/leadlawk")
+
+
+async def test_a_page_the_database_cannot_serve_says_so_in_html_and_the_health_page_still_answers() -> None:
+    down = {"database": {"ok": False, "latency_ms": None, "error": "connection_refused"}}
+    app = _console_app(_DownJobs(), EventBus(_Sink()), HealthView(ready=False, checks=down, live=True,
+                                                                   live_reason=None))
+    async with TestClient(TestServer(app)) as client:
+        page = await client.get("/")
+        assert page.status == 503
+        assert page.headers["Content-Type"].startswith("text/html")
+        assert page.headers["Retry-After"] == "5"
+        text = await page.text()
+        assert "the database is unavailable" in text
+        assert "hunter2" not in text
+        assert 'href="/console/health"' in text
+        api = await client.get("/jobs")  # the JSON API keeps its JSON answer
+        assert (api.status, api.headers["Content-Type"]) == (503, "application/json")
+        health = await client.get("/console/health")
+        assert health.status == 200
+        assert "connection_refused" in await health.text()

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,10 +31,11 @@ from leadlawk_daemon.console.leads import SORTS, LeadFilter, filter_leads, page_
 from leadlawk_daemon.console.login import ConsoleLogin, is_console_path
 from leadlawk_daemon.console.sources import ConsoleSources
 from leadlawk_daemon.fleet.registry import FleetUnavailable
-from leadlawk_daemon.http_api import FLEET_KEY, add_token_proof, declare_public
+from leadlawk_daemon.http_api import FLEET_KEY, RETRY_AFTER_S, JobRefused, add_token_proof, declare_public
+from leadlawk_daemon.intake.admission import QueueFull
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.store import Store
-from leadlawk_daemon.store.base import TERMINAL_STATUSES
+from leadlawk_daemon.store.base import TERMINAL_STATUSES, StoreUnavailable
 from leadlawk_daemon.store.export import export_columns, write_xlsx
 
 __all__ = ["CSP", "mount_console"]
@@ -68,6 +69,25 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     if is_console_path(request.path):
         for name, value in _SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+
+
+@web.middleware
+async def _unavailable_page(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A console page the daemon cannot serve now (the database down, the pipeline starting, the queue
+    full) is an HTML page saying so, with the health page a click away, not the API's JSON."""
+    if not is_console_path(request.path):
+        return await handler(request)
+    try:
+        return await handler(request)
+    except (JobRefused, QueueFull, StoreUnavailable) as exc:
+        status = exc.status if isinstance(exc, JobRefused) else 429 if isinstance(exc, QueueFull) else 503
+        reason = "the database is unavailable" if isinstance(exc, StoreUnavailable) else redact(str(exc))
+        response = _render(request, "unavailable.html", {"title": "Not available right now", "reason": reason},
+                           status)
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return response
 
 
 def _sources(request: web.Request) -> ConsoleSources:
@@ -419,6 +439,8 @@ def mount_console(app: web.Application, sources: ConsoleSources) -> None:
         add_token_proof(app, app[_LOGIN])
     app[_STREAMS] = set()
     app.on_response_prepare.append(_security_headers)
+    # Inside the guard (which the daemon's app was built with): only an allowed request gets here.
+    app.middlewares.append(_unavailable_page)
     app.on_shutdown.append(_end_streams)
     router = app.router
     router.add_get("/", jobs_index)
