@@ -236,3 +236,12 @@ async def test_a_page_the_database_cannot_serve_says_so_in_html_and_the_health_p
         health = await client.get("/console/health")
         assert health.status == 200
         assert "connection_refused" in await health.text()
+
+
+def test_a_redirect_after_sign_in_or_cancel_stays_on_the_console() -> None:
+    from leadlawk_daemon.console.routes import _next_path
+
+    assert _next_path("/console/health?x=1") == "/console/health?x=1"
+    assert _next_path("/") == "/"
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/jobs", "", None):
+        assert _next_path(elsewhere) == "/", elsewhere

@@ -188,8 +188,8 @@ async def cancel_job(request: web.Request) -> web.StreamResponse:
     job_id = request.match_info["id"]
     if not await _sources(request).jobs.cancel(job_id):
         raise web.HTTPNotFound(text=f"no job {job_id!r} to cancel")
-    back = request.headers.get("Referer", "")
-    raise web.HTTPSeeOther(urlsplit(back).path if back and urlsplit(back).path.startswith(("/", "/console/")) else "/")
+    # Back to the page the button was on (the jobs list or the job), never anywhere else.
+    raise web.HTTPSeeOther(_next_path(urlsplit(request.headers.get("Referer", "")).path))
 
 
 async def job_detail(request: web.Request) -> web.Response:
