@@ -5,6 +5,10 @@ is the Enricher's adaptive limit, sized from measured latency (``resilience/infl
 each may start is the quota pacer's alone. The Enricher (its breaker, pace and daily count)
 belongs to the pipeline and survives restarts of this actor.
 
+Fairness between jobs (issue 12): the mailbox gives leads one job at a time, and ``turns`` (a
+:class:`~actors.fair_gate.FairGate` sized from the in-flight limit) keeps it so past the mailbox:
+workers wait there in their job's line before they may ask for a call slot.
+
 Failures, by kind (the README's failure model): while PageSpeed is down (its breaker open) a call
 waits for it, spending no retry and failing nothing, and the job shows as waiting on
 ``pagespeed``; a lead whose calls ran out of retries while PageSpeed served others is that lead's
@@ -19,6 +23,7 @@ import time
 from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
+from actors.fair_gate import FairGate
 from leadlawk_daemon.messages import (
     EnrichLead,
     EnrichmentReturned,
@@ -42,6 +47,7 @@ class EnricherDeps:
     enricher: PageSpeedEnricher
     writer: ActorCell[WriterMessage]
     metrics: Metrics
+    turns: FairGate | None = None  # None: workers ask for call slots first come, first served
 
 
 class Enricher(Actor[EnrichLead]):
@@ -60,7 +66,7 @@ class Enricher(Actor[EnrichLead]):
         started = time.monotonic()
         strategies = tuple(job.spec.pagespeed.strategies)
         try:
-            outcome = await unless_set(job.stopped, self.deps.enricher.enrich(listing, strategies))
+            outcome = await unless_set(job.stopped, self._enrich(message, strategies))
         except Exception as exc:  # not PageSpeed's doing: a bug, kept as the lead's failure, not a crash
             outcome = EnrichmentOutcome(listing, "failed", reason=f"{type(exc).__name__}: {exc}")
         if isinstance(outcome, Stopped):
@@ -79,3 +85,10 @@ class Enricher(Actor[EnrichLead]):
         else:
             # Nothing to test (no website): not a failure, and nothing to write.
             job.report(LeadEnriched(place_id, handed_to_writer=False))
+
+    async def _enrich(self, message: EnrichLead, strategies: tuple[str, ...]) -> EnrichmentOutcome:
+        turns = self.deps.turns
+        if turns is None:
+            return await self.deps.enricher.enrich(message.listing, strategies)
+        async with turns.turn(message.job.job_id):
+            return await self.deps.enricher.enrich(message.listing, strategies)

@@ -165,8 +165,8 @@ async def _submit_and_follow(console: Console, page: Page, tmp_path: Path) -> No
     await page.get_by_label("Limit").fill("10")
     await page.get_by_label("PageSpeed: at most this mobile score (0–100)").fill("60")
     await page.get_by_role("button", name="Submit job").click()
-    await expect(page.locator(".notice")).to_contain_text("submitted")
-    job_id = (await page.locator(".notice a").inner_text()).strip()
+    await expect(page.locator("#submitted")).to_contain_text("submitted")
+    job_id = (await page.locator("#submitted a").inner_text()).strip()
     # From here on the page is never reloaded: a marker in the page's own JavaScript world survives.
     await page.evaluate("window.__sameDocument = true")
     assert await row(page, job_id, '[data-field="status"]').inner_text() in ("queued", "running")
@@ -267,11 +267,13 @@ async def test_filtering_to_qualified_leads_and_downloading_them_matches_leadlaw
 async def test_cancelling_a_running_job_from_the_jobs_page(console: Console, watched: Watched, tmp_path: Path) -> None:
     await _faults(console.maps_url, {"slow_ms": 400})  # long enough to be seen running
     try:
-        job_id = await submit_http(console, {"query": "painters", "location": "Lincoln, NE", "limit": MAX_RESULTS,
-                                             "pagespeed": {"enabled": False}})
         page = watched.page
         await page.goto(console.base + "/")
         await expect(page.locator("#live-state")).to_have_text("live")
+        # A job submitted elsewhere while the page is open is announced, and shown on a click.
+        job_id = await submit_http(console, {"query": "painters", "location": "Lincoln, NE", "limit": MAX_RESULTS,
+                                             "pagespeed": {"enabled": False}})
+        await page.get_by_role("link", name="1 new job: show").click()
         await expect(row(page, job_id, '[data-field="status"]')).to_have_text("running", timeout=30_000)
         await shoot(page, tmp_path / "jobs-running.png", full_page=False)
         await page.get_by_role("button", name=f"Cancel job {job_id}").click()

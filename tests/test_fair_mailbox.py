@@ -8,6 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from actors.actor import Actor, ActorCell
+from actors.fair_gate import FairGate
 from actors.fair_mailbox import FairMailbox
 from actors.mailbox import Mailbox, MailboxFull
 from leadlawk_daemon.clock import FakeClock
@@ -170,3 +171,55 @@ async def test_an_actor_on_a_fair_mailbox_redelivers_after_a_crash_in_lane_order
     assert [m for m in order if m[0] == "a"] == [("a", 0), ("a", 1), ("a", 2)]
     assert [m for m in order if m[0] == "b"] == [("b", 0), ("b", 1), ("b", 2)]
     assert cell.mailbox.depth == 0
+
+
+async def test_the_gate_serves_jobs_in_turn_not_in_arrival_order() -> None:
+    room = [2]
+    gate = FairGate(lambda: room[0])
+    granted: list[str] = []
+    release = {name: asyncio.Event() for name in ("b0", "b1", "b2", "b3", "b4", "s0", "s1")}
+
+    async def worker(job: str, name: str) -> None:
+        async with gate.turn(job):
+            granted.append(name)
+            await release[name].wait()
+
+    tasks = [asyncio.create_task(worker("big", f"b{i}")) for i in range(5)]
+    await eventually(lambda: gate.waiting == {"big": 3}, what="big's leads queued")
+    tasks += [asyncio.create_task(worker("small", f"s{i}")) for i in range(2)]
+    await eventually(lambda: gate.waiting == {"big": 3, "small": 2}, what="small's leads queued")
+    assert granted == ["b0", "b1"]
+    for name in ("b0", "b1", "b2", "s0"):
+        release[name].set()
+        await eventually(lambda: len(granted) >= 3, what="a place granted")
+    await eventually(lambda: len(granted) == 6, what="grants")
+    # The small job's first lead is let in after one of the big job's, not after all three.
+    assert granted == ["b0", "b1", "b2", "s0", "b3", "s1"]
+    for event in release.values():
+        event.set()
+    await asyncio.gather(*tasks)
+    assert (gate.held, gate.waiting) == (0, {})
+
+
+async def test_a_cancelled_waiter_leaves_its_line() -> None:
+    gate = FairGate(lambda: 1)
+    hold = asyncio.Event()
+    inside: list[str] = []
+
+    async def worker(job: str) -> None:
+        async with gate.turn(job):
+            inside.append(job)
+            await hold.wait()
+
+    first = asyncio.create_task(worker("a"))
+    await eventually(lambda: gate.held == 1, what="a inside")
+    gone = asyncio.create_task(worker("b"))
+    then = asyncio.create_task(worker("c"))
+    await eventually(lambda: gate.waiting == {"b": 1, "c": 1}, what="b and c waiting")
+    gone.cancel()
+    await asyncio.gather(gone, return_exceptions=True)
+    assert gate.waiting == {"c": 1}
+    hold.set()
+    await asyncio.gather(first, then)
+    assert inside == ["a", "c"]
+    assert (gate.held, gate.waiting) == (0, {})

@@ -295,6 +295,7 @@ def _job_event(event: Mapping[str, Any]) -> dict[str, Any]:
     waiting = (progress or {}).get("waiting_on") if isinstance(progress, Mapping) else None
     error = event.get("error")
     return {
+        "event": kind,
         "job_id": event.get("job_id"),
         "status": status,
         "counters": event.get("counters"),

@@ -22,6 +22,7 @@ from typing import Any
 from actors.actor import ActorCell
 from actors.dead_letters import DeadLetterSink
 from actors.enricher import Enricher, EnricherDeps
+from actors.fair_gate import FairGate
 from actors.scraper import BrowserHost, Scraper, ScraperDeps
 from actors.site import SiteDeps, SiteReader
 from actors.stats import ActorStats, ActorStatsCollector
@@ -127,12 +128,15 @@ class Pipeline:
             dead_letter_kind="lead",
             on_give_up=self._give_up("writer"),
         )
+        # Past the fair mailbox, workers wait for a call slot in their job's line (actors/fair_gate.py).
+        # Twice the in-flight limit: a lead in a retry's backoff holds its place without a slot.
+        self.enrich_turns = FairGate(lambda: 2 * self.pagespeed.limits.limit)
         enricher_settings = actors.for_actor("enricher").model_copy(
             update={"concurrency": self.pagespeed.max_workers}
         )
         self.enricher: ActorCell[EnrichLead] = ActorCell(
             "enricher",
-            lambda cell: Enricher(cell, EnricherDeps(self.pagespeed, self.writer, metrics)),
+            lambda cell: Enricher(cell, EnricherDeps(self.pagespeed, self.writer, metrics, self.enrich_turns)),
             enricher_settings,
             clock=clock,
             dead_letters=dead_letters,

@@ -16,9 +16,23 @@
     return el;
   }
 
+  var unseen = {};
+
+  function announce(jobId) {
+    // A job submitted elsewhere (the API, Redis, another tab): say so rather than rebuild the table.
+    var notice = document.getElementById("new-jobs");
+    if (!notice || unseen[jobId]) { return; }
+    unseen[jobId] = true;
+    var count = Object.keys(unseen).length;
+    notice.querySelector("a").textContent = count + (count === 1 ? " new job" : " new jobs") + ": show";
+    notice.hidden = false;
+  }
+
   function apply(update) {
     if (!update || typeof update.job_id !== "string") { return; }
-    rowsFor(update.job_id).forEach(function (row) {
+    var rows = rowsFor(update.job_id);
+    if (!rows.length && update.event === "job.accepted") { announce(update.job_id); }
+    rows.forEach(function (row) {
       var limit = parseInt(row.getAttribute("data-limit"), 10) || 1;
       var counters = update.counters || null;
       if (update.status) {
@@ -46,7 +60,8 @@
 
   function connect() {
     var state = document.getElementById("live-state");
-    if (!document.querySelector("[data-job]") || typeof EventSource === "undefined") {
+    var following = state || document.querySelector("[data-job]");
+    if (!following || typeof EventSource === "undefined") {
       if (state) { state.textContent = ""; }
       return;
     }
