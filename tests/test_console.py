@@ -274,6 +274,7 @@ async def test_cancelling_a_running_job_from_the_jobs_page(console: Console, wat
         job_id = await submit_http(console, {"query": "painters", "location": "Lincoln, NE", "limit": MAX_RESULTS,
                                              "pagespeed": {"enabled": False}})
         await page.get_by_role("link", name="1 new job: show").click()
+        await expect(page.locator("#live-state")).to_have_text("live")
         await expect(row(page, job_id, '[data-field="status"]')).to_have_text("running", timeout=30_000)
         await shoot(page, tmp_path / "jobs-running.png", full_page=False)
         await page.get_by_role("button", name=f"Cancel job {job_id}").click()
