@@ -28,6 +28,7 @@ from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import load_settings
 from tests.conftest import REDIS_TEST_URL
 from tests.daemon_process import DaemonProcess
+from tests.pty_session import PtyProcess, cli_env
 from tests.waiting import eventually
 
 API_KEY = "AIzaFleetTestKey0123456789abcdefghijklm"
@@ -183,6 +184,30 @@ def test_the_table_shows_one_line_per_daemon_and_what_is_wrong() -> None:
     assert "share=0.5" in lines[1]
     assert "all closed" in lines[2]
     assert lines[-1] == "2 daemons alive"
+
+
+async def test_leadlawk_fleet_on_a_terminal_prints_the_table_and_json_with_the_flag(
+    tmp_path: Path, redis_client: aioredis.Redis, redis_prefix: str
+) -> None:
+    env = cli_env(f"sqlite:///{tmp_path / 'cli.db'}", {
+        "REDIS_URL": REDIS_TEST_URL, "LEADLAWK__REDIS__PREFIX": redis_prefix, "NO_COLOR": "1",
+    })
+
+    def on_a_terminal(*args: str) -> tuple[int, str]:
+        with PtyProcess(["fleet", *args], env) as run:
+            return run.wait(), run.output
+
+    async with registry(redis_client, redis_prefix, "tty00001"):
+        code, table = await asyncio.to_thread(on_a_terminal)
+        json_code, text = await asyncio.to_thread(on_a_terminal, "--json")
+    assert code == 0, table
+    lines = table.strip().splitlines()
+    assert lines[0].split() == ["id", "host", "pid", "version", "started", "jobs", "breakers", "quota"]
+    assert lines[1].split()[:3] == ["tty00001", "host-tty00001", str(os.getpid())]
+    assert "google_maps open" in lines[1]
+    assert lines[-1] == "1 daemon alive"
+    assert json_code == 0, text
+    assert [m["id"] for m in orjson.loads(text.strip())["members"]] == ["tty00001"]
 
 
 @pytest.mark.parametrize("as_json", [True, False])
