@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import openpyxl
+import orjson
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, ConsoleMessage, Dialog, Error, Page, async_playwright, expect
@@ -258,7 +260,16 @@ async def test_filtering_to_qualified_leads_and_downloading_them_matches_leadlaw
     for fmt in ("JSONL", "XLSX"):
         async with page.expect_download() as info:
             await page.get_by_role("link", name=fmt).click()
-        assert (await info.value).suggested_filename == f"leads-{job_id}.{fmt.lower()}"
+        download = await info.value
+        assert download.suggested_filename == f"leads-{job_id}.{fmt.lower()}"
+        await download.save_as(tmp_path / download.suggested_filename)
+    jsonl = (tmp_path / f"leads-{job_id}.jsonl").read_text().splitlines()
+    assert [orjson.loads(line)["qualified"] for line in jsonl] == [True] * qualified
+    book = openpyxl.load_workbook(tmp_path / f"leads-{job_id}.xlsx", read_only=True)
+    try:
+        assert book["leads"].max_row == qualified + 1  # the header and the qualified leads, as export writes
+    finally:
+        book.close()
 
 
 # -- cancel, dead letters ---------------------------------------------------------------------------
