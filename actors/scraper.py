@@ -52,6 +52,7 @@ from leadlawk_daemon.messages import (
     WriterMessage,
 )
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.quota.pace import Pacer
 from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import BrowserSettings, MapsSettings
@@ -108,6 +109,9 @@ class ScraperDeps:
     metrics: Metrics
     # Where "maps.session_signed_out" is announced (Google's limited view while a session is set).
     events: EventSink | None = None
+    # The politeness budget shared over Redis (maps.politeness_scope host or fleet); None: the
+    # scraper's own limiter (scope process, or no Redis).
+    politeness: Pacer | None = None
 
 
 # Between two tries of a search that met an outage, before the breaker has opened (once it is
@@ -136,6 +140,7 @@ class Scraper(Actor[ScrapeJob]):
             metrics=self.deps.metrics,
             parsers=parsers,
             events=self.deps.events,
+            limiter=self.deps.politeness,
         )
 
     async def on_stop(self) -> None:

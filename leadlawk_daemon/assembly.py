@@ -26,6 +26,7 @@ from leadlawk_daemon.intake.pubsub import PubSubIntake
 from leadlawk_daemon.intake.stream import StreamIntake
 from leadlawk_daemon.jobs.pipeline import Pipeline
 from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.quota import SharedQuotas, shared_quotas_note
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store
 from leadlawk_daemon.store.base import JOB_STATUSES
@@ -65,7 +66,7 @@ class PipelineService:
         d.dead_letters.store = store
         async with Pipeline(
             d.settings, store, d.metrics, d.clock, d.events, d.dead_letters, d.owner,
-            register_metrics=False,
+            register_metrics=False, shared=d.quotas,
         ) as pipeline:
             self.pipeline = pipeline
             children = [ChildSpec("dead-letters", lambda: d.dead_letters, shutdown_timeout=2.0), *pipeline.children()]
@@ -210,6 +211,20 @@ class LeadLawkDaemon(Daemon):
         self.health.notes["google_maps_view"] = lambda: limited_view_note(self.metrics)
         self.fleet.jobs_held = self._jobs_held
         self.fleet.breakers = self._breakers
+        # PageSpeed's quotas and the Maps politeness budget, shared with the daemons on this Redis;
+        # while it is unreachable, each uses its share of the daemons the registry last saw alive.
+        self.quotas = SharedQuotas.from_settings(settings, clock=self.clock, peers=self.fleet.last_seen_alive)
+        if self.quotas is not None:
+            quotas = self.quotas
+            self.fleet.quota = quotas.report
+            self.health.notes["shared_quotas"] = lambda: shared_quotas_note(quotas)
+
+    async def run(self) -> int:
+        try:
+            return await super().run()
+        finally:
+            if self.quotas is not None:
+                await self.quotas.aclose()
 
     def admission(self) -> Admission:
         """The one admission every intake path goes through (HTTP, stream, pub/sub via the stream,

@@ -91,6 +91,8 @@ class RedisSettings(_Section):
     stream_block: PositiveDuration
     stream_batch: int = Field(ge=1, le=1000)
     events_buffer: int = Field(ge=1, le=1_000_000)
+    # The shared quotas' own connection (README "Scaling out"): a cut Redis costs a call this long.
+    quota_timeout: PositiveDuration = 0.5
     fleet_ttl: PositiveDuration
 
 
@@ -209,6 +211,9 @@ class MapsSettings(_Section):
     session_file: str | None = None
     on_limited_view: Literal["continue", "wait"] = "continue"
     min_reviews_when_hidden: Literal["reject", "accept"] = "reject"
+    # Who shares navigations_per_minute (README "Scaling out"): this process, the daemons of this
+    # host (one egress IP address), or every daemon on the Redis.
+    politeness_scope: Literal["process", "host", "fleet"] = "host"
 
 
 class PageSpeedSettings(_Section):

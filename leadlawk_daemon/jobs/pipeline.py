@@ -40,6 +40,7 @@ from leadlawk_daemon.messages import EnrichLead, GaveUp, ReadSite, ScrapeJob, Wo
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.client import PageSpeedClient
 from leadlawk_daemon.pagespeed.enrichment import Enricher as PageSpeedEnricher
+from leadlawk_daemon.quota import SharedQuotas
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.sites import EgressGuard, SiteClient
@@ -76,6 +77,7 @@ class Pipeline:
         *,
         poll_interval: float | None = None,
         register_metrics: bool = True,
+        shared: SharedQuotas | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -113,7 +115,8 @@ class Pipeline:
         metrics.breaker_state.labels(breaker=DATABASE_BREAKER).set(0)
         self._client = PageSpeedClient(settings.pagespeed.base_url, settings.pagespeed.api_key)
         self.pagespeed = PageSpeedEnricher.from_settings(
-            settings, self._client, clock=clock, metrics=metrics, on_breaker_change=self._breaker_changed
+            settings, self._client, clock=clock, metrics=metrics, on_breaker_change=self._breaker_changed,
+            shared=shared,
         )
         self.buffer = WriteBuffer(settings.database.max_pending, settings.database.batch_size)
 
@@ -159,7 +162,7 @@ class Pipeline:
                 cell,
                 ScraperDeps(
                     self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics,
-                    events=events,
+                    events=events, politeness=shared.maps if shared is not None else None,
                 ),
             ),
             scraper_settings,

@@ -41,6 +41,7 @@ from leadlawk_daemon.maps.limited_view import limited_view_in
 from leadlawk_daemon.maps.parse_pool import ParsePool, parse_place_page
 from leadlawk_daemon.maps.session import SessionCookies
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.quota.pace import Pacer
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
 from leadlawk_daemon.settings import CircuitBreakerSettings, MapsSettings
 
@@ -227,7 +228,7 @@ class MapsScraper:
         breaker: Breaker,
         clock: Clock,
         metrics: Metrics | None = None,
-        limiter: AsyncLimiter | None = None,
+        limiter: Pacer | None = None,
         parsers: ParsePool | None = None,
         events: EventSink | None = None,
     ) -> None:
@@ -237,8 +238,9 @@ class MapsScraper:
         self.breaker = breaker
         self.clock = clock
         self.metrics = metrics
-        # One navigation per interval, no burst: politeness is about spacing, not an average.
-        self.limiter = limiter or AsyncLimiter(1, 60.0 / settings.navigations_per_minute)
+        # One navigation per interval, no burst: politeness is about spacing, not an average. A
+        # limiter given is the budget shared over Redis (maps.politeness_scope host or fleet).
+        self.limiter: Pacer = limiter or AsyncLimiter(1, 60.0 / settings.navigations_per_minute)
         # Without a worker process, parsing runs in a thread: off the loop, but not out of its GC.
         self.parsers = parsers
         self.session = SessionCookies(settings.session_file) if settings.session_file else None

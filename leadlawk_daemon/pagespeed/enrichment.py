@@ -36,6 +36,7 @@ from leadlawk_daemon.pagespeed.client import (
 )
 from leadlawk_daemon.pagespeed.quota import DailyQuota, WindowPacer
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
+from leadlawk_daemon.quota import SharedPacer, SharedQuotas
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
 from leadlawk_daemon.resilience.inflight import DECAY, QUANTILES, DecayingLatency, InFlightLimit
 from leadlawk_daemon.resilience.retry import Retrier, RetryExhaustedError, RetryPolicy
@@ -126,11 +127,16 @@ class Enricher:
         rng: random.Random | None = None,
         on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
         latency_decay: float = DECAY,
+        shared: SharedQuotas | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
         self._gauges = _Gauges(metrics)
-        self._pacer = WindowPacer(queries_per_window, window, clock=clock)
+        # Daemons on one Redis share the key's quotas (README "Scaling out"): the pace's turns and
+        # the day's count come from Redis, or from this daemon's local share while it is down.
+        self._pacer: WindowPacer | SharedPacer = (
+            shared.pagespeed if shared is not None else WindowPacer(queries_per_window, window, clock=clock)
+        )
         self._request_timeout = request_timeout
         self._metrics = metrics
         # Sites whose calls failed since the last success (two are enough to tell): whether an open
@@ -150,7 +156,9 @@ class Enricher:
             on_limit=self._limit_changed,
             on_latency=self._latency_measured,
         )
-        self.daily = DailyQuota(queries_per_day, quota_reset_tz, clock)
+        self.daily: DailyQuota = (
+            shared.daily if shared is not None else DailyQuota(queries_per_day, quota_reset_tz, clock)
+        )
         self._on_breaker_change = on_breaker_change
         self.breaker = CircuitBreaker.from_settings(
             DEPENDENCY,
@@ -179,6 +187,7 @@ class Enricher:
         metrics: Metrics | None = None,
         rng: random.Random | None = None,
         on_breaker_change: Callable[[str, BreakerState, BreakerState], None] | None = None,
+        shared: SharedQuotas | None = None,
     ) -> Enricher:
         ps: PageSpeedSettings = settings.pagespeed
         return cls(
@@ -196,6 +205,7 @@ class Enricher:
             metrics=metrics,
             rng=rng,
             on_breaker_change=on_breaker_change,
+            shared=shared,
         )
 
     @property
@@ -323,7 +333,7 @@ class Enricher:
             started = self._clock.monotonic()
             await self._pacer.acquire()
             self._gauges.waited("pagespeed_100s", self._clock.monotonic() - started)
-            if not self.daily.take():
+            if not await self.daily.claim():
                 raise DailyQuotaExhaustedError("pagespeed: daily quota spent (counted locally)", 429)
             self._gauges.inc()
             try:

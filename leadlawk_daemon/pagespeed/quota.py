@@ -113,6 +113,10 @@ class DailyQuota:
         self._used += 1
         return True
 
+    async def claim(self) -> bool:
+        """:meth:`take`, as a daemon sharing the quota over Redis does it (see ``quota.daily``)."""
+        return self.take()
+
     def mark_exhausted(self) -> None:
         """The service said the day is spent (someone else may share the key): believe it."""
         self._roll()
