@@ -36,6 +36,7 @@ __all__ = ["REDIS_DOWN", "QuotaLink", "quota_id"]
 log = logging.getLogger("leadlawk.quota")
 
 # What "Redis is unreachable" looks like to redis-py: refused, reset, timed out, DNS.
+_MAX_CALLS = 8
 REDIS_DOWN: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
 
 
@@ -75,6 +76,9 @@ class QuotaLink:
         self._retry_at = 0.0
         self._probing = False
         self.fallbacks = 0  # times Redis was lost (tests and the report)
+        # Calls to Redis at once: hundreds of callers asking together (a daemon starting with its
+        # whole in-flight limit) would open as many connections and time out on their own queue.
+        self._calls = asyncio.Semaphore(_MAX_CALLS)
 
     @classmethod
     def from_url(
@@ -124,20 +128,19 @@ class QuotaLink:
         While down, only one caller at a time, and at most every ``retry_every`` seconds, tries
         Redis again; everyone else is answered None at once.
         """
-        if not self._up and (self._probing or self.clock.monotonic() < self._retry_at):
-            return None
-        probing = not self._up
-        self._probing = probing or self._probing
-        try:
-            answer = await script(keys=list(keys), args=list(args))
-        except REDIS_DOWN as exc:
-            self._lost(exc)
-            return None
-        except asyncio.CancelledError:
-            raise
-        finally:
-            if probing:
-                self._probing = False
+        async with self._calls:
+            if not self._up and (self._probing or self.clock.monotonic() < self._retry_at):
+                return None
+            probing = not self._up
+            self._probing = probing or self._probing
+            try:
+                answer = await script(keys=list(keys), args=list(args))
+            except REDIS_DOWN as exc:
+                self._lost(exc)
+                return None
+            finally:
+                if probing:
+                    self._probing = False
         if not self._up:
             self._up = True
             log.warning("shared quotas: Redis is back; the local shares end")

@@ -10,7 +10,8 @@ Two atomic steps per call, each one Lua script:
    (SIGKILL) leaves at most ``ahead`` of unused turns behind, and the others have the whole pace
    again right after them.
 2. **Start**: a sorted set of the starts of the last window admits the caller only while it
-   holds fewer than ``per_window``, else says when the oldest leaves it. A caller woken late
+   holds fewer than ``per_window``, else says when the oldest leaves it (a microsecond after:
+   times are whole microseconds, wall clocks are not). A caller woken late
    (a busy event loop) cannot then bunch with the callers on time: no window of our clocks ever
    holds more than ``per_window`` starts, whatever the lag.
 
@@ -66,7 +67,7 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[3]) then
   return 0
 end
 local oldest = tonumber(redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2])
-return math.max(1, oldest + window - now)
+return oldest + window - now + 1
 """
 
 
