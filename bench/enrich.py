@@ -67,6 +67,7 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.pagespeed.client import PageSpeedClient, PageSpeedError
 from leadlawk_daemon.pagespeed.enrichment import Enricher
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
+from leadlawk_daemon.quota import SharedQuotas
 from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
 from leadlawk_daemon.resilience.inflight import DECAY
 from leadlawk_daemon.resilience.retry import RetryPolicy
@@ -147,9 +148,15 @@ async def stand_in(faults: dict[str, Any], **replica: Any) -> AsyncIterator[Stan
 
 
 def daemon_enricher(
-    client: PageSpeedClient, settings: Settings, scale: float, quota: float | None = None, window: float | None = None
+    client: PageSpeedClient,
+    settings: Settings,
+    scale: float,
+    quota: float | None = None,
+    window: float | None = None,
+    shared: SharedQuotas | None = None,
 ) -> Enricher:
-    """The enricher as the daemon builds it from ``settings``, its times multiplied by ``scale``."""
+    """The enricher as the daemon builds it from ``settings``, its times multiplied by ``scale``
+    (``shared``: its quotas shared over Redis, as bench/fleet.py's daemons have them)."""
     ps, resilience = settings.pagespeed, settings.resilience
     return Enricher(
         client,
@@ -175,6 +182,7 @@ def daemon_enricher(
         ),
         rng=random.Random(1),
         latency_decay=DECAY * scale,
+        shared=shared,
     )
 
 
