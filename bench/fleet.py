@@ -25,8 +25,12 @@ Figures per run (after its first window, the in-flight limits' warm-up):
   it, stays at >= 95 % of the quota's pace; in bench seconds and unscaled (÷ scale); the target is
   lease_ttl + 10 s (40 s) unscaled.
 
-Usage: ``python bench/fleet.py [--quick] [--scale 0.2] [--windows 5]``; ``--quick`` (3 windows a
-run) takes about 4 minutes. The last line is one JSON object.
+- Redis cut for 30 s (unscaled) under three daemons (a fault proxy between them and Redis): the
+  429s (the target is none) and the use of the quota during the cut, each daemon at its local
+  share.
+
+Usage: ``python bench/fleet.py [--quick] [--scale 0.2] [--windows 5]``; ``--quick`` (2 windows a
+run) takes about 5 minutes. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import uvloop
@@ -49,6 +54,7 @@ SELF = str(Path(__file__).resolve())
 sys.path.insert(0, str(ROOT))
 
 from bench.enrich import BROKEN, GOOGLE_QUOTA, GOOGLE_WINDOW, StandIn, backlog, daemon_enricher, stand_in
+from leadlawk_daemon.chaos import FaultProxy
 from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.pagespeed.client import PageSpeedClient
 from leadlawk_daemon.quota import SharedQuotas
@@ -57,16 +63,17 @@ from leadlawk_daemon.settings import load_settings
 REDIS_URL = os.environ.get("LEADLAWK_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 LATENCY = {"uniform": {"min": 10_000, "max": 40_000}}
 SAMPLE = 0.1  # the stand-in's counters are read this often
+CUT = 30.0  # seconds (unscaled) Redis is cut for in the last run
 
 
 # -- a daemon (its own process) ----------------------------------------------------------------------
 
 
-async def daemon(base: str, prefix: str, scale: float) -> None:
+async def daemon(base: str, prefix: str, scale: float, redis_url: str) -> None:
     """The daemon's PageSpeed stage with shared quotas; prints its enriched count every 0.5 s."""
     settings = load_settings(
         environ={
-            "REDIS_URL": REDIS_URL,
+            "REDIS_URL": redis_url,
             "LEADLAWK__REDIS__PREFIX": prefix,
             "LEADLAWK__PAGESPEED__QUERIES_PER_DAY": "10000000",
         }
@@ -104,9 +111,9 @@ class Daemon:
                 continue
 
 
-async def start_daemon(base: str, prefix: str, scale: float) -> Daemon:
+async def start_daemon(base: str, prefix: str, scale: float, redis_url: str) -> Daemon:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, SELF, "--daemon", base, "--prefix", prefix, "--scale", str(scale),
+        sys.executable, SELF, "--daemon", base, "--prefix", prefix, "--scale", str(scale), "--redis", redis_url,
         stdout=asyncio.subprocess.PIPE,
         cwd=str(ROOT),
     )
@@ -168,14 +175,19 @@ def recovery(samples: Samples, killed: float, end: float, span: float, need: flo
     return None if ok_since is None else ok_since - killed
 
 
-async def run(count: int, scale: float, windows: int, kill_after: int | None) -> dict[str, Any]:
-    """``count`` daemons for ``windows`` windows; with ``kill_after``, one is SIGKILLed after that many."""
+async def run(
+    count: int, scale: float, windows: int, kill_after: int | None = None, cut_after: int | None = None
+) -> dict[str, Any]:
+    """``count`` daemons for ``windows`` windows; with ``kill_after``, one is SIGKILLed after that
+    many; with ``cut_after``, Redis is cut then for 30 s (unscaled)."""
     window = GOOGLE_WINDOW * scale
     prefix = f"bench-fleet-{uuid.uuid4().hex[:8]}"
     faults = {"latency_profile": LATENCY, "lighthouse_errors": BROKEN}
     replica = {"seed": 11, "quota_per_window": GOOGLE_QUOTA, "window_s": GOOGLE_WINDOW, "time_scale": scale}
-    async with stand_in(faults, **replica) as service:
-        daemons = [await start_daemon(service.base, prefix, scale) for _ in range(count)]
+    host, port = urlsplit(REDIS_URL).hostname or "127.0.0.1", urlsplit(REDIS_URL).port or 6379
+    async with stand_in(faults, **replica) as service, FaultProxy("127.0.0.1", 0, host, port) as redis:
+        redis_url = urlsplit(REDIS_URL)._replace(netloc=f"127.0.0.1:{redis.port}").geturl()
+        daemons = [await start_daemon(service.base, prefix, scale, redis_url) for _ in range(count)]
         samples = Samples()
         sampler = asyncio.create_task(sample(service, samples))
         try:
@@ -188,8 +200,15 @@ async def run(count: int, scale: float, windows: int, kill_after: int | None) ->
             for series in (samples.at, samples.requests, samples.throttled):
                 series.clear()
             enriched_from = sum(d.enriched for d in daemons)
-            killed_at = None
-            if kill_after is not None:
+            killed_at = cut_at = None
+            if cut_after is not None:
+                await asyncio.sleep(window * cut_after)
+                redis.cut()  # every connection reset, new ones refused
+                cut_at = time.monotonic()
+                await asyncio.sleep(CUT * scale)
+                redis.restore()
+                await asyncio.sleep(window * (windows - cut_after) - CUT * scale)
+            elif kill_after is not None:
                 await asyncio.sleep(window * kill_after)
                 victim = daemons[-1]
                 victim.process.kill()  # SIGKILL
@@ -217,6 +236,13 @@ async def run(count: int, scale: float, windows: int, kill_after: int | None) ->
         "seconds": round(elapsed, 1),
         "warmup_s": round(measured_from - began, 1),
     }
+    if cut_at is not None:
+        result |= {
+            "cut_s": CUT,
+            "use_during_cut": round(
+                samples.count_between(cut_at, cut_at + CUT * scale) / (GOOGLE_QUOTA * CUT / GOOGLE_WINDOW), 3
+            ),
+        }
     if killed_at is not None:
         span = window / 5
         before = samples.count_between(killed_at - window, killed_at)
@@ -234,38 +260,48 @@ async def run(count: int, scale: float, windows: int, kill_after: int | None) ->
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="3 windows a run (about 4 minutes in all)")
+    parser.add_argument("--quick", action="store_true", help="2 windows a run (about 5 minutes in all)")
     parser.add_argument("--scale", type=float, default=0.2, help="time scale (a 100-s window lasts 100 x scale s)")
     parser.add_argument("--windows", type=int, default=5, help="measured windows per run")
     parser.add_argument("--daemon", metavar="BASE", help=argparse.SUPPRESS)
     parser.add_argument("--prefix", help=argparse.SUPPRESS)
+    parser.add_argument("--redis", default=REDIS_URL, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.daemon:
-        await daemon(args.daemon, args.prefix, args.scale)
+        await daemon(args.daemon, args.prefix, args.scale, args.redis)
         return
-    windows = 3 if args.quick else args.windows
+    windows = 2 if args.quick else args.windows
     window = GOOGLE_WINDOW * args.scale
     print(
         f"stand-in: {GOOGLE_QUOTA} per {GOOGLE_WINDOW:g} s and calls of 10-40 s, time x {args.scale:g} "
         f"(a window lasts {window:g} s); {windows} windows measured per run after one of warm-up"
     )
-    print(f"{'daemons':>7} {'req/window':>10} {'max/window':>10} {'quota':>5} {'use':>6} {'429s':>5} {'leads/min':>9}")
+    print(f"{'daemons':>18} {'req/window':>10} {'max/window':>10} {'quota':>5} {'use':>6} {'429s':>5} {'leads/min':>9}")
     runs = []
-    for count in (1, 2, 3):
-        kill_after = max(1, windows // 2) if count == 3 else None
-        result = await run(count, args.scale, windows + (1 if kill_after else 0), kill_after)
+    plans: list[tuple[str, int, dict[str, int]]] = [
+        ("1", 1, {}),
+        ("2", 2, {}),
+        ("3, one SIGKILLed", 3, {"kill_after": max(1, windows // 2)}),
+        (f"3, Redis cut {CUT:g} s", 3, {"cut_after": max(1, windows // 2)}),
+    ]
+    for label, count, plan in plans:
+        result = await run(count, args.scale, windows + (1 if plan else 0), **plan)
         runs.append(result)
         print(
-            f"{count:>7} {result['requests_per_window']:>10} {result['max_in_window']:>10} {GOOGLE_QUOTA:>5} "
+            f"{label:>18} {result['requests_per_window']:>10} {result['max_in_window']:>10} {GOOGLE_QUOTA:>5} "
             f"{result['quota_use']:>6.3f} {result['429s']:>5} {result['leads_per_min']:>9}"
         )
-    killed = runs[-1]
+    killed, cut = runs[2], runs[3]
     print(
         f"SIGKILL of one of three: {killed['use_before_kill']:.3f} of the quota in the window before, "
         f"{killed['use_first_fifth_after_kill']:.3f} in the first fifth of a window after; the two left used >= 95 % "
         f"(over a fifth of a window, the measure's resolution) from {killed['recovered_s']} s after the kill "
         f"({killed['recovered_unscaled_s']} s unscaled; target lease_ttl + 10 s = 40 s), "
         f"{killed['use_last_window']:.3f} in the last window"
+    )
+    print(
+        f"Redis cut for {CUT:g} s (unscaled) under three: {cut['429s']} x 429, {cut['use_during_cut']:.3f} of the "
+        f"quota used during the cut (each daemon at its local share, a third)"
     )
     print(orjson.dumps({"bench": "fleet", "scale": args.scale, "windows": windows, "runs": runs}).decode())
 
