@@ -70,8 +70,9 @@ async def daemons(
 class Callers:
     """``per_daemon`` callers on each pacer, each taking turns forever and noting when it started."""
 
-    def __init__(self, clock: FakeClock, pacers: list[SharedPacer], per_daemon: int) -> None:
+    def __init__(self, clock: FakeClock, pacers: list[SharedPacer], per_daemon: int, latency: float = 0.0) -> None:
         self.clock = clock
+        self.latency = latency  # each call's length: the caller is busy this long after its start
         self.starts: list[list[float]] = [[] for _ in pacers]
         self.count = len(pacers) * per_daemon
         self._group = asyncio.TaskGroup()
@@ -83,6 +84,8 @@ class Callers:
         while True:
             await self._pacers[n].acquire()
             self.starts[n].append(self.clock.wall())
+            if self.latency:
+                await self.clock.sleep(self.latency)
 
     async def __aenter__(self) -> Callers:
         await self._group.__aenter__()
@@ -210,6 +213,28 @@ async def test_redis_cut_falls_back_to_local_shares_that_never_exceed_the_quota(
     assert len(between(every, cut_at + WINDOW, cut_at + 2 * WINDOW)) >= 0.9 * 3 * share
     # Back on Redis, the whole pace again.
     assert len(between(every, restored_at + 1, restored_at + WINDOW)) >= 0.9 * QUOTA * (WINDOW - 1) / WINDOW
+
+
+async def test_callers_waiting_for_far_local_turns_come_back_as_soon_as_redis_does(redis_prefix: str) -> None:
+    clock = FakeClock()
+    async with (
+        redis_proxy() as proxy,
+        daemons(1, _through(REDIS_TEST_URL, proxy.port), redis_prefix, clock, peers=3) as fleet,
+        # Calls of 25 s: 30 callers are enough for the whole pace (0.98 a second), and on a local
+        # share of 31 per 100 s most of them wait for local turns up to a minute away.
+        Callers(clock, [fleet[0].pagespeed], per_daemon=30, latency=25.0) as callers,
+    ):
+        t0 = clock.wall()
+        await callers.run_until(t0 + 10.0)
+        proxy.cut()
+        await callers.run_until(t0 + 10.0 + WINDOW)
+        proxy.restore()
+        restored_at = clock.wall()
+        await callers.run_until(restored_at + 30.0)
+    starts = callers.all_starts()
+    # Within seconds of Redis' return the daemon is at the whole pace (0.98 a second), not its share's.
+    assert len(between(starts, restored_at + 5.0, restored_at + 30.0)) >= 0.9 * 25.0 * QUOTA / WINDOW
+    assert most_in_any_window(starts, WINDOW) <= QUOTA
 
 
 async def test_without_redis_at_all_a_daemon_paces_at_its_share_of_the_peers(redis_prefix: str) -> None:

@@ -79,6 +79,9 @@ class QuotaLink:
         # Calls to Redis at once: hundreds of callers asking together (a daemon starting with its
         # whole in-flight limit) would open as many connections and time out on their own queue.
         self._calls = asyncio.Semaphore(_MAX_CALLS)
+        # Set while Redis answers: callers waiting for a local turn stop waiting when it is back.
+        self.back = asyncio.Event()
+        self.back.set()
 
     @classmethod
     def from_url(
@@ -143,6 +146,7 @@ class QuotaLink:
                     self._probing = False
         if not self._up:
             self._up = True
+            self.back.set()
             log.warning("shared quotas: Redis is back; the local shares end")
         return answer
 
@@ -150,6 +154,7 @@ class QuotaLink:
         self._retry_at = self.clock.monotonic() + self.retry_every
         if self._up:
             self._up = False
+            self.back.clear()
             self.fallbacks += 1
             log.warning(
                 "shared quotas: Redis unreachable; each daemon uses its local share until it is back",

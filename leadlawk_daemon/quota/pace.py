@@ -32,6 +32,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from leadlawk_daemon.quota.link import QuotaLink
+from leadlawk_daemon.racing import Stopped, unless_set
 
 __all__ = ["Pacer", "SharedPacer"]
 
@@ -158,11 +159,16 @@ class SharedPacer:
             # Rebuilt smaller (never larger) when more daemons are seen.
             self._local = (peers, self._local_for(peers))
         pacer = self._local[1]
-        wait = self._local_from - self._clock.monotonic()
-        if wait > 0:
-            await self._clock.sleep(wait)
-        await pacer.acquire()
-        return not self._link.up
+
+        async def local() -> None:
+            wait = self._local_from - self._clock.monotonic()
+            if wait > 0:
+                await self._clock.sleep(wait)
+            await pacer.acquire()
+
+        # A local turn far off (the local pace books one per waiter) is given up as soon as Redis
+        # answers another caller: given up, it only lowers the local pace.
+        return not isinstance(await unless_set(self._link.back, local()), Stopped) and not self._link.up
 
     async def acquire(self) -> None:
         while True:
