@@ -133,7 +133,8 @@ class SharedPacer:
         self._local: tuple[int, Pacer] | None = None
         self._local_from = 0.0
         self._refused = 0  # this daemon's callers waiting to ask for a turn again
-        self._local_starts: list[float] = []  # wall times of the local share's starts, for the log
+        # Wall times of the local share's starts in the last window: they join the log on return.
+        self._local_starts: deque[float] = deque()
         self._members = 1
         self._seq = 0
         self._starts: deque[float] = deque()  # this daemon's starts in the last window (the report)
@@ -171,6 +172,14 @@ class SharedPacer:
         return not isinstance(await unless_set(self._link.back, local()), Stopped) and not self._link.up
 
     async def acquire(self) -> None:
+        while not await self._shared_turn():
+            if await self._local_turn():
+                break
+        self._started()
+
+    async def _shared_turn(self) -> bool:
+        """Book a turn, wait for it and pass the start log; False when Redis cannot be reached
+        (then the local share decides, even for a turn booked before it was lost)."""
         while True:
             booked = await self._link.run(
                 self._book,
@@ -178,9 +187,7 @@ class SharedPacer:
                 (_us(self._clock.wall()), _us(self.interval), self._ahead, self._link.instance, self._horizon),
             )
             if booked is None:
-                if await self._local_turn():
-                    return self._started()
-                continue
+                return False
             if self._local is not None:
                 # Redis answers: the local share ends, and its starts of the last window join the
                 # log, so that the shared turns make room for them.
@@ -209,14 +216,10 @@ class SharedPacer:
                 (_us(now), _us(self.window), self.per_window, f"{self._link.instance}:{self._seq}", _us_up(now)),
             )
             if hold is None:
-                # Lost between the booking and the start: the local share decides.
-                if await self._local_turn():
-                    break
-                return await self.acquire()
+                return False
             if int(hold) == 0:
-                break
+                return True
             await self._clock.sleep(int(hold) / 1_000_000)
-        return self._started()
 
     def _started(self) -> None:
         now = self._clock.monotonic()
@@ -224,11 +227,15 @@ class SharedPacer:
         while self._starts and self._starts[0] <= now - self.window:
             self._starts.popleft()
         if self._local is not None:
-            self._local_starts.append(self._clock.wall())
+            wall = self._clock.wall()
+            self._local_starts.append(wall)
+            while self._local_starts[0] <= wall - self.window:
+                self._local_starts.popleft()
 
     async def _add_local_starts(self) -> None:
         since = self._clock.wall() - self.window
-        starts, self._local_starts = [t for t in self._local_starts if t > since], []
+        starts = [t for t in self._local_starts if t > since]
+        self._local_starts.clear()
         if not starts:
             return
         args: list[object] = [_us(self.window)]
@@ -252,7 +259,3 @@ class SharedPacer:
             "peers": peers,
         }
 
-
-def local_share(quota: float, peers: int) -> int:
-    """One daemon's share of ``quota`` among ``peers``: rounded down, so the shares never add up to more."""
-    return max(1, math.floor(quota) // max(1, peers))
