@@ -30,7 +30,7 @@ Figures per run (after its first window, the in-flight limits' warm-up):
   share.
 
 Usage: ``python bench/fleet.py [--quick] [--scale 0.2] [--windows 5]``; ``--quick`` (2 windows a
-run) takes about 5 minutes. The last line is one JSON object.
+run, the kill and the cut within them) takes about 4 minutes. The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ async def run(
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--quick", action="store_true", help="2 windows a run (about 5 minutes in all)")
+    parser.add_argument("--quick", action="store_true", help="2 windows a run (about 4 minutes in all)")
     parser.add_argument("--scale", type=float, default=0.2, help="time scale (a 100-s window lasts 100 x scale s)")
     parser.add_argument("--windows", type=int, default=5, help="measured windows per run")
     parser.add_argument("--daemon", metavar="BASE", help=argparse.SUPPRESS)
