@@ -334,7 +334,9 @@ class Enricher:
             await self._pacer.acquire()
             self._gauges.waited("pagespeed_100s", self._clock.monotonic() - started)
             if not await self.daily.claim():
-                raise DailyQuotaExhaustedError("pagespeed: daily quota spent (counted locally)", 429)
+                raise DailyQuotaExhaustedError(
+                    "pagespeed: daily quota spent (by our own count: this daemon's, or the fleet's with Redis)", 429
+                )
             self._gauges.inc()
             try:
                 result = await self.breaker.call(self._call, listing.website, strategy, listing.place_id)
