@@ -36,20 +36,20 @@ def test_each_validator_problem_goes_to_the_field_its_path_names() -> None:
 
 def test_the_form_builds_the_spec_the_api_would_get_or_names_each_bad_field() -> None:
     form = {"query": "roofers", "location": "Lincoln, NE", "limit": "30", "pagespeed": "on", "max_score": "50",
-            "coverage": "area", "area_kind": "near", "center": "41.25, -95.93", "radius_km": "5"}
+            "coverage": "area", "area_kind": "near", "center": "41.25, -95.93", "radius_km": "5", "priority": "8"}
     result = spec_from_form(form, {"strategies": ["mobile", "desktop"], "site_status": ["dead"]},
                             max_bytes=65_536, max_area_km2=10_000)
     assert result.errors == {}
     assert result.spec is not None
     spec = result.spec.to_dict()
-    assert (spec["query"], spec["limit"], spec["coverage"]) == ("roofers", 30, "area")
+    assert (spec["query"], spec["limit"], spec["coverage"], spec["priority"]) == ("roofers", 30, "area", 8)
     assert spec["pagespeed"] == {"enabled": True, "strategies": ["mobile", "desktop"], "max_score": 50}
     assert spec["site"]["status"] == ["dead"]
 
     bad = spec_from_form({"limit": "0", "min_rating": "high", "coverage": "area", "area_kind": "bbox",
-                          "bbox": "1,2,3"}, {}, max_bytes=65_536, max_area_km2=10_000)
+                          "bbox": "1,2,3", "priority": "10"}, {}, max_bytes=65_536, max_area_km2=10_000)
     assert bad.spec is None
-    assert set(bad.errors) == {"query", "limit", "min_rating", "bbox"}
+    assert set(bad.errors) == {"query", "limit", "min_rating", "bbox", "priority"}
     assert bad.values["min_rating"] == "high"  # shown again as typed
 
 

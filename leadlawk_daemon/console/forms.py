@@ -38,6 +38,7 @@ _FIELD_OF_PATH = {
     "pagespeed.strategies": "strategies",
     "pagespeed.max_score": "max_score",
     "max_runtime_s": "max_runtime_s",
+    "priority": "priority",
     "site.status": "site_status",
     "site.built_with": "built_with",
     "site.older_than_year": "older_than_year",
@@ -111,7 +112,7 @@ def spec_from_form(
     for name in ("query", "location", "website", "coverage"):
         if (text := _text(form, name)) is not None:
             raw[name] = text
-    for name in ("limit", "min_reviews"):
+    for name in ("limit", "min_reviews", "priority"):
         if (number := _number(result, form, name, integer=True)) is not None:
             raw[name] = number
     if (rating := _number(result, form, "min_rating")) is not None:
