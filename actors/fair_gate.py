@@ -12,9 +12,10 @@ serves the lines in turn. Capacity is read at every grant, so it follows an adap
 from __future__ import annotations
 
 import asyncio
-import collections
 from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
+
+from actors.lanes import Lanes
 
 __all__ = ["FairGate"]
 
@@ -23,8 +24,7 @@ class FairGate:
     def __init__(self, capacity: Callable[[], int]) -> None:
         self._capacity = capacity
         self._held = 0
-        self._lines: dict[Hashable, collections.deque[asyncio.Future[None]]] = {}
-        self._turns: collections.deque[Hashable] = collections.deque()  # keys with someone waiting
+        self._lines: Lanes[asyncio.Future[None]] = Lanes()  # the waiters, by key
 
     @property
     def held(self) -> int:
@@ -32,7 +32,7 @@ class FairGate:
 
     @property
     def waiting(self) -> dict[Hashable, int]:
-        return {key: len(line) for key, line in self._lines.items()}
+        return self._lines.counts()
 
     @asynccontextmanager
     async def turn(self, key: Hashable) -> AsyncIterator[None]:
@@ -44,32 +44,19 @@ class FairGate:
             self._release()
 
     async def _acquire(self, key: Hashable) -> None:
-        if not self._turns and self._held < self._room():
+        if not self._lines and self._held < self._room():
             self._held += 1
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        line = self._lines.get(key)
-        if line is None:
-            line = self._lines[key] = collections.deque()
-            self._turns.append(key)
-        line.append(waiter)
+        self._lines.push(key, waiter)
         try:
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
                 self._release()  # granted as we were cancelled: the place goes to the next in turn
             else:
-                self._forget(key, waiter)
+                self._lines.remove(key, waiter)
             raise
-
-    def _forget(self, key: Hashable, waiter: asyncio.Future[None]) -> None:
-        line = self._lines.get(key)
-        if line is None or waiter not in line:
-            return
-        line.remove(waiter)
-        if not line:
-            del self._lines[key]
-            self._turns.remove(key)
 
     def _release(self) -> None:
         self._held -= 1
@@ -79,14 +66,8 @@ class FairGate:
         return max(1, self._capacity())
 
     def _grant(self) -> None:
-        while self._turns and self._held < self._room():
-            key = self._turns.popleft()
-            line = self._lines[key]
-            waiter = line.popleft()
-            if line:
-                self._turns.append(key)
-            else:
-                del self._lines[key]
+        while self._lines and self._held < self._room():
+            waiter = self._lines.pop()
             if not waiter.done():
                 self._held += 1
                 waiter.set_result(None)

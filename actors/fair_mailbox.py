@@ -19,9 +19,10 @@ to its original place in its lane (by the order it was accepted in), and its lan
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
+from actors.lanes import Lanes
 from actors.mailbox import Envelope, Mailbox
 from leadlawk_daemon.clock import Clock
 
@@ -46,9 +47,7 @@ class FairMailbox(Mailbox[M]):
             raise ValueError(f"mailbox of {owner}: lane_capacity must be at least 1, got {lane_capacity}")
         self._lane_of = lane_of
         self._lane_capacity = lane_capacity
-        self._lanes: dict[Hashable, collections.deque[Envelope[M]]] = {}
-        # Lanes with messages waiting, in serving order: the head is served next, then goes to the back.
-        self._turns: collections.deque[Hashable] = collections.deque()
+        self._lanes: Lanes[Envelope[M]] = Lanes()  # the messages waiting, by lane
         self._held: collections.Counter[Hashable] = collections.Counter()  # per lane: waiting + in hand
         self._waiting = 0
         self._seq = 0
@@ -81,41 +80,23 @@ class FairMailbox(Mailbox[M]):
         self._seq += 1
         self._order[id(envelope)] = self._seq
         self._held[key] += 1
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = collections.deque()
-            self._turns.append(key)
-        lane.append(envelope)
+        self._lanes.push(key, envelope)
         self._waiting += 1
 
     def _requeue(self, envelope: Envelope[M]) -> None:
-        key = self._lane_of(envelope.message)
-        lane = self._lanes.get(key)
-        if lane is None:
-            lane = self._lanes[key] = collections.deque([envelope])
-        else:
-            # Back to its own place: messages put back together (a crash with several in hand) keep
-            # the order they were accepted in. They are the lane's oldest, so the scan stays short.
-            mine = self._order[id(envelope)]
-            at = 0
-            while at < len(lane) and self._order[id(lane[at])] < mine:
-                at += 1
-            lane.insert(at, envelope)
-            if key in self._turns:
-                self._turns.remove(key)
-        self._turns.appendleft(key)  # delivered next, as the plain mailbox does
+        mine = self._order[id(envelope)]
+
+        def own_place(lane: Sequence[Envelope[M]]) -> int:
+            # Messages put back together (a crash with several in hand) keep the order they were
+            # accepted in. They are the lane's oldest, so the scan stays short.
+            return next((at for at, e in enumerate(lane) if self._order[id(e)] >= mine), len(lane))
+
+        self._lanes.put_back(self._lane_of(envelope.message), envelope, own_place)  # delivered next
         self._waiting += 1
 
     def _dequeue(self) -> Envelope[M]:
-        key = self._turns.popleft()
-        lane = self._lanes[key]
-        envelope = lane.popleft()
-        if lane:
-            self._turns.append(key)
-        else:
-            del self._lanes[key]
         self._waiting -= 1
-        return envelope
+        return self._lanes.pop()
 
     def _settled(self, envelope: Envelope[M]) -> None:
         key = self._lane_of(envelope.message)
