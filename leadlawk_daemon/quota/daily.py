@@ -14,7 +14,6 @@ up to more than what was left. Those calls are added to the shared count when Re
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from leadlawk_daemon.clock import Clock
@@ -146,5 +145,5 @@ class SharedDailyQuota(DailyQuota):
             "share": self.limit if share is None else share[1],
             "used": self.used,
             "fleet_used": self.fleet_used,
-            "day": datetime.fromtimestamp(self._clock.wall(), self._tz).date().isoformat(),
+            "day": self._today(),
         }
