@@ -18,6 +18,7 @@ import yaml
 
 from leadlawk_daemon.logs import configure_logging, register_secret
 from leadlawk_daemon.settings import ConfigError, Settings, load_settings, masked
+from leadlawk_daemon.sites.report import SiteStatus
 
 __all__ = ["main"]
 
@@ -263,7 +264,7 @@ def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--id", help="a client key: submitting the same id twice runs the job once")
     command.add_argument("--priority", type=int, help="0-9, default 5: the highest is leased first, then the oldest")
     command.add_argument("--require-email", action="store_true", help="qualify only leads whose site shows an email")
-    command.add_argument("--site-status", action="append", choices=["ok", "dead", "parked", "blocked"],
+    command.add_argument("--site-status", action="append", choices=list(SiteStatus),
                          help="qualify only leads whose site is this (repeatable)")
     command.add_argument("--built-with", action="append", metavar="CMS",
                          help="qualify only sites built with this: wix, squarespace, godaddy, wordpress, weebly, "

@@ -88,7 +88,7 @@ _TOP_FIELDS = (
 )
 _PAGESPEED_FIELDS = ("enabled", "strategies", "max_score")
 _SITE_FIELDS = ("enabled", "require_email", "status", "built_with", "older_than_year", "no_https", "no_mobile_viewport")
-SITE_STATUSES = ("ok", "dead", "parked", "blocked")
+SITE_STATUSES = ("ok", "dead", "parked", "blocked", "unreadable", "blocked_by_policy")
 SITE_BUILDERS = ("wix", "squarespace", "godaddy", "wordpress", "weebly", "shopify", "other", "handwritten")
 _SHOWN = 60
 

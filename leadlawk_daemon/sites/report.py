@@ -21,6 +21,12 @@ class SiteStatus(StrEnum):
     DEAD = "dead"  # DNS failure, refused, timeout, 5xx/404, an invalid certificate, redirects without end
     PARKED = "parked"  # a parking page, or a "coming soon" placeholder
     BLOCKED = "blocked"  # robots.txt forbids us, or the site refuses robots (401/403/429)
+    # The page could not be read within its budget (CPU time in the extraction worker): a fact
+    # about the page ("too slow"), never an outage of ours.
+    UNREADABLE = "unreadable"
+    # The site, or a hop on its way, is an address the egress policy refuses (loopback, private,
+    # link-local, metadata…): nothing was sent there. A fact about the lead, never an outage.
+    BLOCKED_BY_POLICY = "blocked_by_policy"
 
 
 @dataclass(slots=True)
@@ -50,6 +56,9 @@ class SiteReport:
     socials: dict[str, str] = field(default_factory=dict)
     contact_form: bool | None = None
     pages: list[str] = field(default_factory=list)  # every page read, home first
+    # Contacts past the per-page cap: kind ("emails", "phones", …) → how many were found in all
+    # on the page that passed it. Empty when nothing was capped.
+    capped: dict[str, int] = field(default_factory=dict)
     fetched_at: float | None = None
     unreachable: bool = False  # nothing answered at all: the egress breaker's evidence
 

@@ -20,8 +20,9 @@ SITE_FIELDS: tuple[str, ...] = (
     "site", "url", "status", "reason", "final_url", "redirects", "http_status", "https", "cert_valid",
     "http_to_https", "mobile_viewport", "cms", "generator", "copyright_year", "last_modified", "page_bytes",
     "truncated", "server", "parked", "emails", "rejected_emails", "phones", "socials", "contact_form", "checked_at",
+    "capped",
 )
-JSON_FIELDS = frozenset({"redirects", "emails", "rejected_emails", "phones", "socials"})
+JSON_FIELDS = frozenset({"redirects", "emails", "rejected_emails", "phones", "socials", "capped"})
 
 # What ``leadlawk export`` adds to each lead: its site's verdict, contacts and facts; empty when unread.
 SITE_EXPORT_COLUMNS: tuple[str, ...] = (

@@ -1,0 +1,80 @@
+"""Is a parser linear in its input? Time it on an input and on the same shape doubled, in one run.
+
+The fuzz suites (``tests/test_fuzz_*.py``) build an input of one shape at size ``n`` and ``2n``
+and ask :func:`assert_linear` whether doubling the input at most about doubles the time
+(``max_ratio``, 2.5 by default: the issue's bound, room for the machine's noise). A quadratic
+parser gives 4x, a backtracking one far more.
+
+Times are CPU time of this process (``time.process_time``), the best of ``repeats`` runs, so a
+neighbour on the other core does not count. The input is grown until the smaller size takes at
+least ``floor_s``: below a millisecond the ratio is timer noise, not the parser's shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+__all__ = ["Linearity", "assert_linear", "cpu_time"]
+
+T = TypeVar("T")
+
+
+def cpu_time(work: Callable[[], object], repeats: int = 3) -> float:
+    """The least CPU time of ``repeats`` runs of ``work``."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.process_time()
+        work()
+        best = min(best, time.process_time() - started)
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class Linearity:
+    size: int  # the smaller input's size, in units of the shape
+    small_s: float
+    large_s: float
+
+    @property
+    def ratio(self) -> float:
+        return self.large_s / max(self.small_s, 1e-9)
+
+
+def assert_linear(
+    parse: Callable[[T], object],
+    make: Callable[[int], T],
+    *,
+    size: int = 1_000,
+    max_size: int = 1_000_000,
+    floor_s: float = 0.004,
+    max_ratio: float = 2.5,
+    repeats: int = 3,
+) -> Linearity:
+    """Time ``parse(make(n))`` against ``parse(make(2n))``; raise AssertionError past ``max_ratio``.
+
+    ``n`` starts at ``size`` and doubles (up to ``max_size``) until the smaller run takes
+    ``floor_s`` of CPU. Returns the measurement so a test can print it.
+    """
+    n = size
+    small_input = make(n)
+    small = cpu_time(lambda: parse(small_input), repeats)
+    while small < floor_s and n * 2 <= max_size:
+        n *= 2
+        small_input = make(n)
+        small = cpu_time(lambda: parse(small_input), repeats)
+    large_input = make(2 * n)
+    large = cpu_time(lambda: parse(large_input), repeats)
+    found = Linearity(n, small, large)
+    if found.ratio > max_ratio:
+        # Once more before failing: one sample can land on a garbage collection or a page fault.
+        small = min(small, cpu_time(lambda: parse(small_input), repeats))
+        large = min(large, cpu_time(lambda: parse(large_input), repeats))
+        found = Linearity(n, small, large)
+    assert found.ratio <= max_ratio, (
+        f"not linear: size {n} took {small * 1000:.2f} ms, size {2 * n} took {large * 1000:.2f} ms "
+        f"({found.ratio:.2f}x for 2x the input; at most {max_ratio}x allowed)"
+    )
+    return found
