@@ -12,6 +12,7 @@ least ``floor_s``: below a millisecond the ratio is timer noise, not the parser'
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,19 +60,19 @@ def assert_linear(
     ``floor_s`` of CPU. Returns the measurement so a test can print it.
     """
     n = size
-    small_input = make(n)
-    small = cpu_time(lambda: parse(small_input), repeats)
+    run_small = functools.partial(parse, make(n))
+    small = cpu_time(run_small, repeats)
     while small < floor_s and n * 2 <= max_size:
         n *= 2
-        small_input = make(n)
-        small = cpu_time(lambda: parse(small_input), repeats)
-    large_input = make(2 * n)
-    large = cpu_time(lambda: parse(large_input), repeats)
+        run_small = functools.partial(parse, make(n))
+        small = cpu_time(run_small, repeats)
+    run_large = functools.partial(parse, make(2 * n))
+    large = cpu_time(run_large, repeats)
     found = Linearity(n, small, large)
     if found.ratio > max_ratio:
         # Once more before failing: one sample can land on a garbage collection or a page fault.
-        small = min(small, cpu_time(lambda: parse(small_input), repeats))
-        large = min(large, cpu_time(lambda: parse(large_input), repeats))
+        small = min(small, cpu_time(run_small, repeats))
+        large = min(large, cpu_time(run_large, repeats))
         found = Linearity(n, small, large)
     assert found.ratio <= max_ratio, (
         f"not linear: size {n} took {small * 1000:.2f} ms, size {2 * n} took {large * 1000:.2f} ms "
