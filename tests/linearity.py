@@ -13,14 +13,19 @@ least ``floor_s``: below a millisecond the ratio is timer noise, not the parser'
 from __future__ import annotations
 
 import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["Linearity", "assert_linear", "cpu_time"]
+__all__ = ["FUZZ_EXAMPLES", "Linearity", "assert_linear", "cpu_time"]
 
 T = TypeVar("T")
+
+# Hypothesis examples per fuzz test: bounded in ``make check``, many more in ``make fuzz``
+# (which sets LEADLAWK_FUZZ_EXAMPLES).
+FUZZ_EXAMPLES = int(os.environ.get("LEADLAWK_FUZZ_EXAMPLES", "60"))
 
 
 def cpu_time(work: Callable[[], object], repeats: int = 3) -> float:
