@@ -9,7 +9,7 @@ Fairness between jobs (issue 12): the mailbox gives leads one job at a time, and
 :class:`~actors.fair_gate.FairGate` sized from the in-flight limit) keeps it so past the mailbox:
 workers wait there in their job's line before they may ask for a call slot.
 
-Failures, by kind (the README's failure model): while PageSpeed is down (its breaker open) a call
+Failures, by kind (docs/failure-model.md): while PageSpeed is down (its breaker open) a call
 waits for it, spending no retry and failing nothing, and the job shows as waiting on
 ``pagespeed``; a lead whose calls ran out of retries while PageSpeed served others is that lead's
 failure (:class:`LeadFailed`), and the job goes on; a spent daily quota hands the lead back to its

@@ -6,7 +6,7 @@ browser (or parse worker) makes the handler raise after marking the host broken:
 its supervisor starts a fresh one with a fresh browser, and the same message is delivered again;
 the scrape skips every place id its job already knows, so none is emitted twice or skipped.
 
-Failures, by kind (the README's failure model):
+Failures, by kind (docs/failure-model.md):
 
 * Google Maps unreachable (refused, reset, DNS, a timeout while the browser answers, 5xx) or
   blocking us (``/sorry/``, consent loops, an empty feed): an outage. The Maps breaker counts it;

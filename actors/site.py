@@ -7,7 +7,7 @@ for them (:mod:`leadlawk_daemon.sites.demand`), between a floor and that ceiling
 also caps requests per host at ``sites.per_host``, and a chain's branches share one fetch
 through its cache.
 
-Failures, by kind (the README's failure model):
+Failures, by kind (docs/failure-model.md):
 
 * a site that cannot be read is a fact about the lead (a report with status dead, parked or
   blocked and its reason), written like any other report: not a failure of anything;

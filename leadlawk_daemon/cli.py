@@ -1,4 +1,4 @@
-"""``leadlawk``: the command line (INTERFACES.md "CLI").
+"""``leadlawk``: the command line (docs/interfaces.md "CLI").
 
 Exit status: 0 success, 1 failure at run time, 2 bad usage or bad configuration. Errors are one
 readable line on stderr, never a traceback.
@@ -323,7 +323,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add("migrate", _migrate, "bring the database schema up to date")
 
-    session = add("maps-session", _maps_session, "give the scraper a signed-in Google session (README: limited view)")
+    session = add("maps-session", _maps_session, "give the scraper a signed-in Google session (docs/limited-view.md)")
     session.add_argument("action", choices=["import"])
     session.add_argument("file", help="a Playwright storage state, a cookie extension's JSON export, or cookies.txt")
     session.add_argument("--to", help="where to write it (default: maps.session_file)")

@@ -217,7 +217,7 @@ def limited_view_lines(progress: Mapping[str, Any]) -> list[str]:
     if view in ("limited", "mixed"):
         lines.append(
             f"Google Maps showed its limited view ({view}): review counts hidden, some businesses missing "
-            "(README: Google's limited view)"
+            "(docs/limited-view.md)"
         )
     skipped = progress.get("filters_not_applied")
     if isinstance(skipped, Mapping) and skipped.get("count"):

@@ -1,4 +1,4 @@
-"""The daemon's HTTP surface (INTERFACES.md): health probes, metrics, jobs, chaos hooks.
+"""The daemon's HTTP surface (docs/interfaces.md): health probes, metrics, jobs, chaos hooks.
 
 Routes are private unless declared public (:func:`declare_public`; today ``/health/*`` and
 ``/metrics``, which reveal no secret, hostname or password). A private route, and any route added

@@ -1,4 +1,4 @@
-"""Every Prometheus metric the daemon exports (INTERFACES.md), on a registry of its own.
+"""Every Prometheus metric the daemon exports (docs/interfaces.md), on a registry of its own.
 
 Each daemon (and each test) builds its own :class:`Metrics`, so nothing leaks between them.
 Hot paths (actor message handling) keep plain counters and are read at scrape time by a

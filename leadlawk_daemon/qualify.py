@@ -3,7 +3,7 @@
 Qualification only labels: a lead that does not qualify is still stored, with its reasons
 (the old system deleted leads whose score was too good; we never delete).
 
-Choices, documented in the README:
+Choices, documented in docs/decisions.md ("Qualification"):
 - ``pagespeed.max_score`` reads the *mobile* performance score, as the job spec says.
 - A website Lighthouse could not load (``error`` set) qualifies for ``max_score``: a broken site
   is the strongest lead a web agency can get.

@@ -91,7 +91,7 @@ class RedisSettings(_Section):
     stream_block: PositiveDuration
     stream_batch: int = Field(ge=1, le=1000)
     events_buffer: int = Field(ge=1, le=1_000_000)
-    # The shared quotas' own connection (README "Scaling out"): a cut Redis costs a call this long.
+    # The shared quotas' own connection (docs/scaling-out.md): a cut Redis costs a call this long.
     quota_timeout: PositiveDuration = 0.5
     fleet_ttl: PositiveDuration
 
@@ -205,13 +205,13 @@ class MapsSettings(_Section):
     max_area_km2: float = Field(default=10_000.0, gt=0, le=1_000_000)
     viewport_width: int = Field(default=1280, ge=100, le=10_000)
     viewport_height: int = Field(default=720, ge=100, le=10_000)
-    # Google's signed-out limited view (README "Google's limited view"): a signed-in session to
+    # Google's signed-out limited view (docs/limited-view.md): a signed-in session to
     # collect through (a Playwright storage state, written by `leadlawk maps-session import`), what
     # to do while the view is limited, and how a minimum review count Google hides is judged.
     session_file: str | None = None
     on_limited_view: Literal["continue", "wait"] = "continue"
     min_reviews_when_hidden: Literal["reject", "accept"] = "reject"
-    # Who shares navigations_per_minute (README "Scaling out"): this process, the daemons of this
+    # Who shares navigations_per_minute (docs/scaling-out.md): this process, the daemons of this
     # host (one egress IP address), or every daemon on the Redis.
     politeness_scope: Literal["process", "host", "fleet"] = "host"
 

@@ -21,7 +21,7 @@ RULE_TESTS = ROOT / "config" / "alerts_test.yml"
 DASHBOARD = ROOT / "config" / "grafana-dashboard.json"
 RUNBOOK = ROOT / "docs" / "runbook.md"
 
-# What the daemon exports (INTERFACES.md "Metrics", the actor collector, and the gauges the rules rely
+# What the daemon exports (docs/interfaces.md "Metrics", the actor collector, and the gauges the rules rely
 # on); counters by their exposed `_total` name, histograms by their base name.
 EXPORTED = {
     "leadlawk_jobs_total",

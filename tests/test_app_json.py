@@ -2,7 +2,7 @@
 
 Checked: it is JSON; it names PostgreSQL and Redis add-ons whose attachments become DATABASE_URL and
 REDIS_URL, a buildpack route to a Chromium that LEADLAWK_CHROMIUM points into, a web process like the
-Procfile's, and every environment variable INTERFACES.md lists is either set by the platform (PORT),
+Procfile's, and every environment variable docs/interfaces.md lists is either set by the platform (PORT),
 by an add-on, or declared here. Not checked: that the platform accepts it (no network here)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from leadlawk_daemon.settings import ENV_KEYS
 from tests.daemon_process import ROOT
 
-# The twelve-factor variables the daemon reads (INTERFACES.md "Configuration").
+# The twelve-factor variables the daemon reads (docs/interfaces.md "Configuration").
 INTERFACE_VARIABLES = set(ENV_KEYS)
 PLATFORM_SET = {"PORT"}
 

@@ -1,4 +1,4 @@
-"""The HTTP contract of INTERFACES.md, in process: auth, chaos gating, job spec errors, metrics."""
+"""The HTTP contract of docs/interfaces.md, in process: auth, chaos gating, job spec errors, metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The operator console's pages, mounted on the daemon's own aiohttp app (see the README, "Console").
+"""The operator console's pages, mounted on the daemon's own aiohttp app (see docs/console.md).
 
 Every page is private, like ``/jobs*`` (the guard in :mod:`leadlawk_daemon.http_api`): the admin
 token (the bearer header, or the login cookie of :mod:`.login`), or a local client when no token is

@@ -45,7 +45,7 @@ EventType = Literal[
     "lead.written",
     "breaker.changed",
     "actor.restarted",
-    # Google's limited view while a signed-in session is configured (README "Google's limited view").
+    # Google's limited view while a signed-in session is configured (docs/limited-view.md).
     "maps.session_signed_out",
 ]
 EVENT_TYPES: tuple[EventType, ...] = (

@@ -2,7 +2,7 @@
 
 Actors hold a :class:`JobState` as a :class:`~leadlawk_daemon.messages.JobHandle`: they read it and
 ``report`` facts; :meth:`JobState.apply` is the one function that turns a fact into a change. It
-also classifies failures (see the README's failure-model table):
+also classifies failures (see docs/failure-model.md):
 
 * a lead's own failure (its PageSpeed calls ran out of retries while PageSpeed served others, the
   store refused its row, an actor crashed on it every time) is recorded on the lead, counted in

@@ -132,7 +132,7 @@ class Enricher:
         self._client = client
         self._clock = clock
         self._gauges = _Gauges(metrics)
-        # Daemons on one Redis share the key's quotas (README "Scaling out"): the pace's turns and
+        # Daemons on one Redis share the key's quotas (docs/scaling-out.md): the pace's turns and
         # the day's count come from Redis, or from this daemon's local share while it is down.
         self._pacer: WindowPacer | SharedPacer = (
             shared.pagespeed if shared is not None else WindowPacer(queries_per_window, window, clock=clock)

@@ -1,5 +1,5 @@
 """Quotas shared by every daemon on one Redis: PageSpeed's per-100-s and per-day quotas, and the
-Google Maps politeness budget (see README "Scaling out")."""
+Google Maps politeness budget (see docs/scaling-out.md)."""
 
 from leadlawk_daemon.quota.daily import SharedDailyQuota
 from leadlawk_daemon.quota.link import QuotaLink, quota_id

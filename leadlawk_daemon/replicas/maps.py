@@ -46,7 +46,7 @@ problem named). "Counted" faults take `true` (every request) or N (the next N re
 | `empty_feed` | `true` | results pages show an empty feed, without cards or end marker (Google's soft block) |
 | `class_churn` | `true` | every obfuscated class name changes, as after a Google release |
 | `limited_view` | `true` (a quarter hidden) or a share in (0, 1) | Google's signed-out limited view for requests without a live session cookie: the localised banner (`role="alert"`, a sign-in link, a help link with `p=limited_view`), ratings without review counts on cards and place pages, and that share of the answer set left out of the feed (chosen by place id); `/_answers` lists them under `"hidden_in_limited_view"` |
-"""  # noqa: E501  (Markdown tables, copied to the README as they are)
+"""  # noqa: E501  (Markdown tables, copied to docs/replicas.md as they are)
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Site enrichment's adapter: read a business's website, report its contacts and the facts that
-sell a new one. Knows nothing of jobs (ARCHITECTURE.md: adapters)."""
+sell a new one. Knows nothing of jobs (docs/architecture.md: adapters)."""
 
 from leadlawk_daemon.sites.client import SiteClient, normalize_site_url, report_from_html
 from leadlawk_daemon.sites.egress import EgressGuard, EgressOutage

@@ -68,7 +68,7 @@ class SiteReport:
         return data
 
     def summary(self) -> dict[str, Any]:
-        """The fields ``leadlawk site`` prints (INTERFACES.md), null where unknown."""
+        """The fields ``leadlawk site`` prints (docs/interfaces.md), null where unknown."""
         return {
             "site": self.site,
             "emails": self.emails,
