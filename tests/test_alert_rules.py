@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.markdown import anchors as _anchors
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "config" / "alerts.yml"
 RULE_TESTS = ROOT / "config" / "alerts_test.yml"
@@ -115,17 +117,6 @@ def _base_name(metric: str) -> str:
 
 def _metrics_in(expr: str) -> set[str]:
     return {_base_name(name) for name in _METRIC.findall(expr)}
-
-
-def _anchors(markdown: str) -> set[str]:
-    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
-    anchors = set()
-    for line in markdown.splitlines():
-        if line.startswith("#"):
-            title = line.lstrip("#").strip().lower()
-            anchors.add(re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", title)))
-    anchors.update(re.findall(r'<a (?:id|name)="([^"]+)"', markdown))
-    return anchors
 
 
 def test_promtool_accepts_the_rules() -> None:
