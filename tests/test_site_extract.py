@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from leadlawk_daemon.cli import main
 from leadlawk_daemon.sites.client import report_from_html
+from leadlawk_daemon.sites.decode import decode_body
 from leadlawk_daemon.sites.emails import EmailSource, decode_cfemail, emails_in_text, encode_cfemail, junk_rule
 from leadlawk_daemon.sites.extract import extract_page
-from leadlawk_daemon.sites.fetch import decode_body
 from leadlawk_daemon.sites.robots import parse_robots
 
 DATA = Path(__file__).parent / "data" / "sites"

@@ -18,10 +18,11 @@ from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.resilience.inflight import InFlightLimit
 from leadlawk_daemon.settings import SitesSettings
 from leadlawk_daemon.sites.cache import SiteCache
+from leadlawk_daemon.sites.decode import decode_body
 from leadlawk_daemon.sites.demand import SITE_READ
 from leadlawk_daemon.sites.emails import EmailFinds
 from leadlawk_daemon.sites.extract import PageFacts, extract_page, site_key
-from leadlawk_daemon.sites.fetch import Fetcher, FetchFailure, Page, decode_body
+from leadlawk_daemon.sites.fetch import Fetcher, FetchFailure, Page
 from leadlawk_daemon.sites.report import SiteReport, SiteStatus
 from leadlawk_daemon.sites.robots import RobotsRules, parse_robots
 

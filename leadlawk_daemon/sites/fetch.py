@@ -16,8 +16,6 @@ a proxy that cannot be reached raises :class:`ProxyUnreachable`: that one is abo
 from __future__ import annotations
 
 import asyncio
-import codecs
-import re
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +25,7 @@ import aiohttp
 from multidict import CIMultiDict
 from yarl import URL
 
+from leadlawk_daemon.sites.decode import decode_body  # re-exported: it lived here before sites.decode
 from leadlawk_daemon.sites.extract import site_key
 
 __all__ = ["FetchFailure", "Fetcher", "HostLimiter", "Page", "ProxyUnreachable", "decode_body"]
@@ -100,42 +99,6 @@ class HostLimiter:
 
     def __len__(self) -> int:
         return len(self._hosts)
-
-
-_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{1,40})""", re.IGNORECASE)
-
-
-def _codec(label: str | None) -> str | None:
-    if not label:
-        return None
-    try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
-    except LookupError:
-        return None
-    # WHATWG: a page labelled latin-1/ascii is decoded as windows-1252, as browsers do.
-    return "cp1252" if name in ("latin-1", "iso8859-1", "ascii") else name
-
-
-def decode_body(body: bytes | bytearray, content_type: str | None) -> str:
-    """Bytes to text as a browser would: BOM, then the header's charset, then ``<meta charset>``,
-    then UTF-8 if it decodes cleanly, else windows-1252. Never raises."""
-    boms = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
-    for bom, name in boms:
-        if body.startswith(bom):
-            return body[len(bom):].decode(name, errors="replace")
-    declared = None
-    if content_type:
-        match = re.search(r"charset\s*=\s*([^;\s]+)", content_type, re.IGNORECASE)
-        declared = _codec(match.group(1)) if match else None
-    if declared is None:
-        match_bytes = _META_CHARSET.search(body[:4096])
-        declared = _codec(match_bytes.group(1).decode("ascii", "replace")) if match_bytes else None
-    if declared is not None and not declared.startswith("utf-16"):
-        return body.decode(declared, errors="replace")
-    try:
-        return body.decode("utf-8")
-    except UnicodeDecodeError:
-        return body.decode("cp1252", errors="replace")
 
 
 def _failure(exc: BaseException, timeout: float) -> FetchFailure:
