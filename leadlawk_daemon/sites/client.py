@@ -97,6 +97,8 @@ def _merge_page(report: SiteReport, emails: EmailFinds, facts: PageFacts) -> Non
     for network, link in facts.socials.items():
         report.socials.setdefault(network, link)
     report.contact_form = bool(report.contact_form) or facts.contact_form
+    for kind, found in facts.capped.items():  # the page that passed the cap by most
+        report.capped[kind] = max(report.capped.get(kind, 0), found)
 
 
 def report_from_html(html: str, url: str, *, newest_year: int) -> SiteReport:

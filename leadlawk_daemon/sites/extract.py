@@ -11,6 +11,7 @@ entities) where ``html.parser`` only tokenises, so the extraction reads as CSS s
 
 from __future__ import annotations
 
+import heapq
 import json
 import re
 from dataclasses import dataclass, field
@@ -26,8 +27,15 @@ from leadlawk_daemon.sites.emails import (
     mailto_addresses,
     registrable_domain,
 )
+from leadlawk_daemon.sites.nesting import cap_nesting
 
-__all__ = ["SOCIAL_NETWORKS", "PageFacts", "extract_page", "site_key"]
+__all__ = ["CONTACTS_PER_PAGE", "SOCIAL_NETWORKS", "PageFacts", "extract_page", "site_key"]
+
+# At most this many of each kind of contact (emails, rejected emails, phones) are listed per page;
+# the rest are counted in PageFacts.capped. A real business lists a handful; a page of 20,000 is a
+# trap or a directory, and reading it whole must not cost the daemon (or the report) 20,000 of them.
+# Socials need no cap: one profile per network is kept, six networks at most.
+CONTACTS_PER_PAGE = 50
 
 SOCIAL_NETWORKS = ("facebook", "instagram", "linkedin", "x", "youtube", "tiktok")
 
@@ -94,7 +102,7 @@ def site_key(host: str) -> str:
 
 @dataclass(slots=True)
 class PageFacts:
-    emails: EmailFinds = field(default_factory=EmailFinds)
+    emails: EmailFinds = field(default_factory=lambda: EmailFinds(cap=CONTACTS_PER_PAGE))
     phones: list[str] = field(default_factory=list)
     socials: dict[str, str] = field(default_factory=dict)
     contact_form: bool = False
@@ -106,6 +114,8 @@ class PageFacts:
     words: int = 0  # counted up to a little past what a placeholder page has
     internal_links: int = 0  # links to other pages of the site: a placeholder has next to none
     candidate_pages: list[str] = field(default_factory=list)  # contact first, then impressum, then about
+    # Kinds past CONTACTS_PER_PAGE ("emails", "rejected_emails", "phones") → how many were found in all.
+    capped: dict[str, int] = field(default_factory=dict)
 
 
 def _attr(node: LexborNode, name: str) -> str:
@@ -214,7 +224,7 @@ def extract_page(html: str, url: str, *, newest_year: int) -> PageFacts:
         host = ""
     key = site_key(host) if host else ""
     own_domain = registrable_domain(key) if key else None
-    tree = LexborHTMLParser(html)
+    tree = LexborHTMLParser(cap_nesting(html))
     if not url.startswith(("http://", "https://")):
         # A saved page: the site is the one the page names as itself, else the one it links most.
         url = _own_url(tree) or url
@@ -261,12 +271,14 @@ def extract_page(html: str, url: str, *, newest_year: int) -> PageFacts:
         facts.parked = "parked"
     elif facts.words <= _COMING_SOON_MAX_WORDS and facts.internal_links <= 3 and _COMING_SOON.search(text):
         facts.parked = "coming soon"
+    facts.capped.update(facts.emails.capped())
     return facts
 
 
 def _links(tree: LexborHTMLParser, url: str, key: str, own_domain: str | None, facts: PageFacts) -> None:
     candidates: list[tuple[int, int, str]] = []
     seen: set[str] = set()
+    phones: set[str] = set()
     for index, anchor in enumerate(tree.css("a[href]")):
         href = _attr(anchor, "href").strip()
         lowered = href.lower()
@@ -276,8 +288,10 @@ def _links(tree: LexborHTMLParser, url: str, key: str, own_domain: str | None, f
             continue
         if lowered.startswith("tel:"):
             phone = _phone(href)
-            if phone is not None and phone not in facts.phones:
-                facts.phones.append(phone)
+            if phone is not None and phone not in phones:
+                phones.add(phone)
+                if len(facts.phones) < CONTACTS_PER_PAGE:
+                    facts.phones.append(phone)
             continue
         if "/cdn-cgi/l/email-protection#" in lowered:
             decoded = decode_cfemail(href.rsplit("#", 1)[1])
@@ -302,7 +316,11 @@ def _links(tree: LexborHTMLParser, url: str, key: str, own_domain: str | None, f
         if rank is not None and absolute.rstrip("/") != url.rstrip("/"):
             seen.add(absolute)
             candidates.append((rank, index, absolute))
-    facts.candidate_pages = [link for _, _, link in sorted(candidates)]
+    if len(phones) > len(facts.phones):
+        facts.capped["phones"] = len(phones)
+    # The client reads only the first few (sites.max_pages): the best CONTACTS_PER_PAGE are plenty,
+    # and are not a contact to report as capped.
+    facts.candidate_pages = [link for _, _, link in heapq.nsmallest(CONTACTS_PER_PAGE, candidates)]
 
 
 def _own_url(tree: LexborHTMLParser) -> str | None:
