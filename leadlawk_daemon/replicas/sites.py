@@ -20,6 +20,15 @@ Faults (``POST /_faults``; ``{}`` clears): ``latency_ms`` (every site answer thi
 circle), ``endless_body`` (a 200 whose body never ends), ``unreachable`` (the proxy's 502), and
 ``hosts`` (a list of site hosts the faults apply to; absent: every site). Body faults spare
 ``/robots.txt``.
+
+Hostile mode (:mod:`sites_hostile`): ``hostile`` (a share from 0 to 1) makes that share of the
+sites hostile, chosen from host + seed; ``chain_delay_ms`` (default 2000) is how late each answer
+of a redirect chain comes. Some hostile sites redirect to loopback or to the cloud metadata
+address. As a proxy the replica never connects to such an address: it counts each request for
+one in ``/_stats`` (``reached_forbidden``) and answers 502, except that a loopback request for the
+port of its own *counting listener* (``listener_url``, a stand-in for a daemon's API on this
+machine) is relayed there, and counted there (``listener_requests``) as is anything that reaches
+the listener directly. After a safe daemon's job both counts are 0.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import signal
 import ssl
 import tempfile
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,6 +56,7 @@ from leadlawk_daemon.replicas.sites_content import (
     profile,
     render,
 )
+from leadlawk_daemon.replicas.sites_hostile import forbidden_target, hostile_answers, hostile_shape, render_hostile
 
 __all__ = ["FAULTS", "SitesReplica", "run_sites_replica", "serve_sites_replica"]
 
@@ -55,6 +65,12 @@ _HANG_LIMIT = 600.0
 _REASONS = {200: "OK", 301: "Moved Permanently", 302: "Found", 400: "Bad Request", 403: "Forbidden",
             404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Unavailable"}
+
+
+def _share(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= 1:
+        return float(value) or None
+    raise ValueError(f"expected a share of the sites from 0 to 1, got {value!r}")
 
 
 def _hosts(value: Any) -> tuple[str, ...] | None:
@@ -71,7 +87,13 @@ FAULTS = (
     Fault("endless_body", "true or count", "answer 200 with an HTML body that never ends", counted),
     Fault("unreachable", "true or count", "the proxy answers 502: the site's host cannot be reached", counted),
     Fault("hosts", "[host, ...]", "the sites the faults apply to (default: all)", _hosts),
+    Fault("hostile", "0..1", "this share of the sites is hostile (chosen from host + seed; see /_answers)", _share),
+    Fault("chain_delay_ms", "N", "how late each answer of a hostile redirect chain comes (default 2000)",
+          milliseconds),
 )
+_CHAIN_DELAY_MS = 2000
+_LISTENER_ANSWER = b'{"jobs": [{"id": "job-of-the-daemon-under-attack", "status": "running"}]}'
+
 
 
 class _Request:
@@ -104,6 +126,8 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
 
 
 async def _send(writer: asyncio.StreamWriter, response: Response) -> None:
+    if response.delay:
+        await asyncio.sleep(response.delay)
     lines = [f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Unknown')}"]
     lines += [f"{name}: {value}" for name, value in response.headers]
     if response.stream is None:
@@ -117,6 +141,20 @@ async def _send(writer: asyncio.StreamWriter, response: Response) -> None:
     for chunk in response.stream:  # drained chunk by chunk: a reader that stops stops us
         writer.write(chunk)
         await writer.drain()
+        if response.pace:
+            if writer.is_closing():
+                return
+            await asyncio.sleep(response.pace)
+
+
+def _bad_gateway() -> Response:
+    return Response(502, [("Content-Type", "text/html")], b"<h1>502 Bad Gateway</h1>")
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(Exception):
+        await writer.wait_closed()
 
 
 def _json(status: int, data: Any) -> Response:
@@ -182,10 +220,14 @@ class SitesReplica:
         self.faults = FaultSwitchboard(FAULTS)
         self.requests: Counter[str] = Counter()  # site host → requests seen (robots.txt included)
         self.peak: Counter[str] = Counter()  # site host → most requests in flight at once
+        self.reached_forbidden: Counter[str] = Counter()  # forbidden target host → requests asked for it
+        self.listener_requests = 0  # requests the counting listener received, relayed or direct
         self._active: Counter[str] = Counter()
         self._tmp = tempfile.TemporaryDirectory(prefix="leadlawk-sites-")
         self.certs = _Certificates(Path(self._tmp.name))
         self._server: asyncio.Server | None = None
+        self._listener: asyncio.Server | None = None
+        self.listener_port = 0
         self._connections: set[asyncio.Task[None]] = set()
         self._closing = False
         self.base_url = ""
@@ -196,37 +238,72 @@ class SitesReplica:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         await self.certs.start()
+        self._listener = await asyncio.start_server(self._listened, "127.0.0.1", 0, limit=_MAX_HEAD)
+        self.listener_port = self._listener.sockets[0].getsockname()[1]
         self._server = await asyncio.start_server(self._connection, host, port, limit=_MAX_HEAD)
         bound = self._server.sockets[0].getsockname()[1]
         self.base_url = f"http://{host}:{bound}"
         return self.base_url
 
+    @property
+    def listener_url(self) -> str:
+        return f"http://127.0.0.1:{self.listener_port}"
+
     async def close(self) -> None:
         self._closing = True
-        if self._server is not None:
-            self._server.close()
+        for server in (self._server, self._listener):
+            if server is not None:
+                server.close()
         for task in list(self._connections):
             task.cancel()
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
+        for server in (self._server, self._listener):
+            if server is not None:
+                await server.wait_closed()
+        self._server = self._listener = None
         self._tmp.cleanup()
 
     def profile(self, host: str) -> SiteProfile:
         return profile(host, self.seed)
 
+    def hostile(self, host: str) -> str | None:
+        """The hostile shape of ``host`` under the faults set now (None: an ordinary site)."""
+        return hostile_shape(host, self.seed, self.faults.get("hostile") or 0.0)
+
+    def answers(self, host: str) -> dict[str, Any]:
+        ordinary = answers(self.profile(host))
+        shape = self.hostile(host)
+        if shape is not None:
+            return hostile_answers(host, shape, ordinary)
+        return {**ordinary, "hostile": None, "expect": {"status": ordinary["status"], "reason": ordinary["reason"]}}
+
+    def stats(self) -> dict[str, Any]:
+        return {"requests": dict(self.requests), "peak_in_flight": dict(self.peak),
+                "reached_forbidden": sum(self.reached_forbidden.values()),
+                "forbidden_targets": dict(self.reached_forbidden), "listener_requests": self.listener_requests}
+
     def reset_stats(self) -> None:
         self.requests.clear()
         self.peak.clear()
+        self.reached_forbidden.clear()
+        self.listener_requests = 0
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._owned(self._serve, reader, writer)
+
+    async def _listened(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._owned(self._listen, reader, writer)
+
+    async def _owned(
+        self, serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
         try:
-            await self._serve(reader, writer)
+            await serve(reader, writer)
         except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError, OSError):
             pass  # the client went away, or refused our certificate: both are its business
         except asyncio.CancelledError:
@@ -236,9 +313,7 @@ class SitesReplica:
                 raise
         finally:
             self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            await _close(writer)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         request = await _read_request(reader)
@@ -259,14 +334,47 @@ class SitesReplica:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
+        if forbidden_target(host) is not None:
+            await self._forbidden(request, host, parts.port, path, writer)
+            return
         await self._site(reader, writer, "http", host, path)
+
+    async def _forbidden(
+        self, request: _Request, host: str, port: int | None, path: str, writer: asyncio.StreamWriter
+    ) -> None:
+        """A request for an address no proxy should reach: counted, then refused, or relayed to
+        our own counting listener when it names that port on loopback (the daemon attacking itself)."""
+        self.reached_forbidden[host] += 1
+        if forbidden_target(host) != "127.0.0.1" or port != self.listener_port:
+            await _send(writer, _bad_gateway())
+            return
+        relay_reader, relay_writer = await asyncio.open_connection("127.0.0.1", self.listener_port)
+        try:
+            relay_writer.write(f"{request.method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                               "Connection: close\r\n\r\n".encode("latin-1"))
+            await relay_writer.drain()
+            writer.write(await relay_reader.read(_MAX_HEAD))  # the listener's answer is small, then it closes
+            await writer.drain()
+        finally:
+            await _close(relay_writer)
+
+    async def _listen(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """The counting listener: it plays a daemon's API on loopback, and counts who reached it."""
+        request = await _read_request(reader)
+        if request is None:
+            return
+        self.listener_requests += 1
+        await _send(writer, Response(200, [("Content-Type", "application/json")], _LISTENER_ANSWER))
 
     async def _tunnel(self, request: _Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         host, _, port = request.target.rpartition(":")
         host = host.lower().strip("[]")
+        if forbidden_target(host) is not None:
+            self.reached_forbidden[host] += 1  # never tunnelled anywhere, the listener included
         site = self.profile(host) if host.endswith(".example") else None
-        if site is None or port != "443" or site.kind in ("dns", "refused") or not site.serves_https \
-                or self._fault(host, "unreachable"):
+        # Hostile sites are plain http: a CONNECT to one fails as to a host that serves no https.
+        if site is None or self.hostile(host) is not None or port != "443" or site.kind in ("dns", "refused") \
+                or not site.serves_https or self._fault(host, "unreachable"):
             await _send(writer, Response(502, [("Content-Type", "text/plain")], b"cannot connect to host"))
             return
         context = await self.certs.context(host, site.cert)
@@ -290,16 +398,20 @@ class SitesReplica:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, scheme: str, host: str, path: str
     ) -> None:
         if not host.endswith(".example"):
-            await _send(writer, Response(502, [("Content-Type", "text/html")], b"<h1>502 Bad Gateway</h1>"))
+            await _send(writer, _bad_gateway())
             return
         site = self.profile(host)
         key = site.host
+        shape = self.hostile(host)
+        if shape is not None:
+            await self._hostile(writer, key, shape, path)
+            return
         self.requests[key] += 1
         self._active[key] += 1
         self.peak[key] = max(self.peak[key], self._active[key])
         try:
             if site.kind in ("dns", "refused") or self._fault(host, "unreachable"):
-                await _send(writer, Response(502, [("Content-Type", "text/html")], b"<h1>502 Bad Gateway</h1>"))
+                await _send(writer, _bad_gateway())
                 return
             latency = self.faults.get("latency_ms")
             if latency and self._targeted(host):
@@ -317,6 +429,13 @@ class SitesReplica:
             self._active[key] -= 1
             if self._active[key] <= 0:
                 del self._active[key]
+
+    async def _hostile(self, writer: asyncio.StreamWriter, key: str, shape: str, path: str) -> None:
+        self.requests[key] += 1
+        delay = self.faults.get("chain_delay_ms")
+        response = render_hostile(shape, key, path, listener_port=self.listener_port,
+                                  chain_delay=(delay if delay is not None else _CHAIN_DELAY_MS) / 1000)
+        await _send(writer, response)
 
     def _faulted(self, host: str, path: str) -> Response | None:
         if self._fault(host, "hang"):
@@ -338,7 +457,7 @@ class SitesReplica:
             sites = parse_qs(parts.query).get("site", [])
             if not sites:
                 return _json(400, {"error": "name the site: /_answers?site=HOST (repeatable)"})
-            found = [answers(self.profile((urlsplit(s).hostname or s) if "://" in s else s)) for s in sites]
+            found = [self.answers((urlsplit(s).hostname or s) if "://" in s else s) for s in sites]
             return _json(200, {"answers": found})
         if route == ("GET", "/_faults"):
             return _json(200, self.faults.describe())
@@ -350,14 +469,15 @@ class SitesReplica:
                 return _json(400, {"error": message})
             return _json(200, self.faults.describe())
         if route == ("GET", "/_stats"):
-            return _json(200, {"requests": dict(self.requests), "peak_in_flight": dict(self.peak)})
+            return _json(200, self.stats())
         if route == ("POST", "/_stats/reset"):
             self.reset_stats()
-            return _json(200, {"requests": {}, "peak_in_flight": {}})
+            return _json(200, self.stats())
         if route == ("GET", "/_ca"):
             return Response(200, [("Content-Type", "application/x-pem-file")], self.ca_path.read_bytes())
         if route == ("GET", "/"):
-            return _json(200, {"replica": "sites", "use_as": "sites.proxy", "ca_file": str(self.ca_path)})
+            return _json(200, {"replica": "sites", "use_as": "sites.proxy", "ca_file": str(self.ca_path),
+                               "listener_url": self.listener_url})
         return _json(404, {"error": f"no route {request.method} {parts.path}"})
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from leadlawk_daemon.sites.emails import encode_cfemail
 
-__all__ = ["Email", "Response", "SiteProfile", "answers", "endless_stream", "profile", "render"]
+__all__ = ["Email", "Response", "SiteProfile", "answers", "endless_stream", "profile", "render", "seeded_random"]
 
 KINDS = ("ok", "dns", "refused", "500", "404", "badcert", "parked", "soon", "forbidden", "robots", "huge",
          "hang", "slow", "loop", "endless")
@@ -101,7 +101,7 @@ class SiteProfile:
         return f"https://{'www.' if self.www else ''}{self.host}/"
 
 
-def _rng(seed: int, host: str, what: str) -> random.Random:
+def seeded_random(seed: int, host: str, what: str) -> random.Random:
     digest = hashlib.sha256(f"{seed}\x1f{host}\x1f{what}".encode()).digest()
     return random.Random(int.from_bytes(digest[:16], "big"))
 
@@ -138,7 +138,7 @@ def profile(host: str, seed: int) -> SiteProfile:
     """What the site at ``host`` is, the same on every run for the same seed."""
     host = host.lower().rstrip(".")
     host = host[4:] if host.startswith("www.") else host
-    rng = _rng(seed, host, "site")
+    rng = seeded_random(seed, host, "site")
     forced_kind, forced_cms = _forced(host)
     kind = forced_kind or _kind(rng)
     cms = forced_cms or _cms(rng)
@@ -196,6 +196,8 @@ class Response:
     body: bytes = b""
     stream: Iterator[bytes] | None = None  # a body sent chunk by chunk (huge or endless)
     hang: bool = False
+    delay: float = 0.0  # seconds before the head is sent (a slow server)
+    pace: float = 0.0  # seconds between the stream's chunks (a dripping server)
 
 
 def _disguise(email: Email, rng: random.Random) -> str:
@@ -369,7 +371,7 @@ def endless_stream() -> Iterator[bytes]:
 
 def render(p: SiteProfile, scheme: str, host: str, path: str, seed: int) -> Response:
     """The answer of site ``p`` to ``GET scheme://host/path`` (faults aside)."""
-    rng = _rng(seed, p.host, "page:" + path)
+    rng = seeded_random(seed, p.host, "page:" + path)
     bare = path.split("?", 1)[0]
     if p.kind == "hang":
         return Response(200, [], hang=True)
