@@ -123,21 +123,22 @@ def test_sites_are_deterministic_and_varied() -> None:
 # --- hostile mode -------------------------------------------------------------------------------
 
 def _maps_hosts() -> list[str]:
+    """The websites a scrape of the hostile job's search reads (compact listings show none)."""
     return sorted({b.website.split("/")[2] for b in generate_answer_set("plumbers", "Omaha, NE", 0, 300).businesses
-                   if b.website})
+                   if b.website and not b.compact})
 
 
 def test_the_hostile_share_is_chosen_from_host_and_seed() -> None:
     hosts = _maps_hosts()
-    chosen = {h: hostile_shape(h, 5, 0.2) for h in hosts}
+    chosen = {h: hostile_shape(h, 9, 0.2) for h in hosts}
     hostile = [h for h, shape in chosen.items() if shape is not None]
     assert 0.12 * len(hosts) < len(hostile) < 0.28 * len(hosts)
-    assert chosen == {h: hostile_shape(h, 5, 0.2) for h in hosts}  # the same on every call
-    assert {h: hostile_shape(h, 6, 0.2) for h in hosts} != chosen  # the seed decides
-    assert set(chosen.values()) - {None} == set(SHAPES)  # the job test's search meets every shape
-    assert all(hostile_shape(h, 5, 0.0) is None for h in hosts)
-    assert all(hostile_shape(h, 5, 1.0) is not None for h in hosts)
-    assert hostile_shape("t-hostile-gzipbomb-a.example", 5, 0.0) == "gzip_bomb"  # forced by name
+    assert chosen == {h: hostile_shape(h, 9, 0.2) for h in hosts}  # the same on every call
+    assert {h: hostile_shape(h, 5, 0.2) for h in hosts} != chosen  # the seed decides
+    assert set(chosen.values()) - {None} == set(SHAPES)  # tests/test_hostile_job.py meets every shape
+    assert all(hostile_shape(h, 9, 0.0) is None for h in hosts)
+    assert all(hostile_shape(h, 9, 1.0) is not None for h in hosts)
+    assert hostile_shape("t-hostile-gzipbomb-a.example", 9, 0.0) == "gzip_bomb"  # forced by name
 
 
 @pytest.mark.parametrize(("host", "address"), [
