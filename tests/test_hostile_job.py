@@ -42,6 +42,7 @@ HOSTILE = 0.2
 QUERY, LOCATION, SITES_SEED = "plumbers", "Omaha, NE", 9
 TIMEOUT_S = 4  # sites.timeout: the drip is cut here, and each answer of a chain comes well within it
 CHAIN_DELAY_MS = 1500  # each answer of a redirect chain: 5 hosts x (robots.txt + page) = 15 s in all
+SITE_BUDGET_S = 8  # sites.site_budget: one site's whole read, which the chain must pass
 LAG_P99_S, LAG_MAX_S = 0.05, 0.25
 
 
@@ -149,6 +150,7 @@ async def test_a_300_lead_job_survives_the_hostile_web(
         "LEADLAWK__SITES__PROXY": sites.base_url,
         "LEADLAWK__SITES__CA_FILE": str(sites.ca_path),
         "LEADLAWK__SITES__TIMEOUT": f"{TIMEOUT_S}s",
+        "LEADLAWK__SITES__SITE_BUDGET": f"{SITE_BUDGET_S}s",
         # sites.allowed_networks stays empty: the replica's loopback listener must be refused.
         "LEADLAWK__HEALTH__LOOP_LAG_INTERVAL": "50ms",  # more samples for the percentiles
     }

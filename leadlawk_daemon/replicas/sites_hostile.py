@@ -45,6 +45,7 @@ SPACE_RUN = 40_000  # spaces before each "[at]"
 MANY = 20_000  # addresses or tel: links on one page
 _LONG_PATH = "/" + "a" * 40 + "/"  # 40 characters for the backtracking robots rule to chew on
 _BACKTRACKING_RULE = "Disallow: /*a*a*a*a*a*a*a*a*a*a*a*a*b"
+_REFUSED = "refused by the egress policy"  # docs/egress-policy.md: the reason names the address, then this
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _HOP = "hop"  # the forced label of the redirect chain's later hosts: t-hostile-hop<i>-<slug>.example
 
@@ -73,13 +74,13 @@ SHAPES: dict[str, Shape] = {s.name: s for s in (
           email="info"),
     Shape("charset_base64", "Content-Type: text/html; charset=base64", "ok", email="info"),
     Shape("charset_zlib", "<meta charset=\"zlib\">", "ok", email="info"),
-    Shape("redirect_loopback", "302 to http://127.0.0.1:<listener>/jobs", "blocked_by_policy"),
-    Shape("redirect_mapped", "302 to http://[::ffff:127.0.0.1]:<listener>/", "blocked_by_policy"),
-    Shape("redirect_hex", "302 to http://0x7f.1:<listener>/", "blocked_by_policy"),
-    Shape("redirect_localhost", "302 to http://localhost:<listener>/", "blocked_by_policy"),
-    Shape("redirect_metadata", "302 to http://169.254.169.254/latest/meta-data/", "blocked_by_policy"),
+    Shape("redirect_loopback", "302 to http://127.0.0.1:<listener>/jobs", "blocked_by_policy", reason=_REFUSED),
+    Shape("redirect_mapped", "302 to http://[::ffff:127.0.0.1]:<listener>/", "blocked_by_policy", reason=_REFUSED),
+    Shape("redirect_hex", "302 to http://0x7f.1:<listener>/", "blocked_by_policy", reason=_REFUSED),
+    Shape("redirect_localhost", "302 to http://localhost:<listener>/", "blocked_by_policy", reason=_REFUSED),
+    Shape("redirect_metadata", "302 to http://169.254.169.254/latest/meta-data/", "blocked_by_policy", reason=_REFUSED),
     Shape("redirect_chain", f"{CHAIN_HOSTS} hosts redirecting in turn, each with its own slow robots.txt and page",
-          "dead"),
+          "dead", reason="(whole site)"),
     Shape("trickle", "headers, then the body one byte a second", "dead", reason="timed out"),
     Shape("robots_backtrack", f"robots.txt {_BACKTRACKING_RULE!r}, the site's pages at 40-character paths", "ok",
           email="office"),
