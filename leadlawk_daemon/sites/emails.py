@@ -17,7 +17,6 @@ Junk rules, each named in what is rejected so that a surprising drop can be expl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import unquote
@@ -63,16 +62,17 @@ _AT = re.compile(r"[\[\(\{<]\s*(?:at|@)\s*[\]\)\}>]\s*", re.IGNORECASE)
 _DOT = re.compile(r"[\[\(\{<]\s*(?:dot|\.)\s*[\]\)\}>]\s*", re.IGNORECASE)
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp", ".avif", ".ico", ".bmp", ".tif", ".tiff")
-_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+_EXAMPLE_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 _PLACEHOLDER_LOCALS = {"you", "your", "yourname", "your.name", "name", "user", "username", "email",
                        "youremail", "your-email", "your_email", "someone", "john.doe", "johndoe", "jane.doe"}
 _PLACEHOLDER_DOMAINS = {"domain.com", "email.com", "yourdomain.com", "your-domain.com", "mydomain.com",
                         "website.com", "yourwebsite.com", "company.com", "yourcompany.com"}
 _PLACEHOLDER_HOSTS = {"domain", "email", "yourdomain", "yoursite", "website", "company", "mysite"}
-_PLATFORM_DOMAINS = ("sentry.io", "sentry-next.wixpress.com", "wixpress.com", "sentry.wixpress.com",
-                     "ingest.sentry.io", "wix.com", "squarespace.com", "godaddy.com", "secureserver.net",
-                     "shopify.com", "weebly.com", "wordpress.com", "wordpress.org", "w3.org", "schema.org")
+_PLATFORM_DOMAINS = frozenset({"sentry.io", "sentry-next.wixpress.com", "wixpress.com", "sentry.wixpress.com",
+                               "ingest.sentry.io", "wix.com", "squarespace.com", "godaddy.com", "secureserver.net",
+                               "shopify.com", "weebly.com", "wordpress.com", "wordpress.org", "w3.org", "schema.org"})
 _HEX_LOCAL = re.compile(r"^[0-9a-f]{24,}$")
+_RETINA = re.compile(r"@\d+x\.")  # logo@2x.png
 
 
 class EmailSource(StrEnum):
@@ -164,8 +164,15 @@ def registrable_domain(host: str) -> str:
     return ".".join(labels[-2:])
 
 
-def _under(domain: str, parents: Iterable[str]) -> bool:
-    return any(domain == p or domain.endswith("." + p) for p in parents)
+def _under(domain: str, parents: frozenset[str]) -> bool:
+    """Whether ``domain`` is one of ``parents`` or under one: a set lookup per label, not a scan."""
+    while True:
+        if domain in parents:
+            return True
+        dot = domain.find(".")
+        if dot < 0:
+            return False
+        domain = domain[dot + 1:]
 
 
 def junk_rule(email: str, source: EmailSource, site_domain: str | None) -> JunkRule | None:
@@ -173,7 +180,7 @@ def junk_rule(email: str, source: EmailSource, site_domain: str | None) -> JunkR
     local, _, domain = email.rpartition("@")
     if domain.endswith(_IMAGE_SUFFIXES) or local.endswith(_IMAGE_SUFFIXES):
         return JunkRule.IMAGE_FILENAME
-    if re.search(r"@\d+x\.", email):
+    if _RETINA.search(email):
         return JunkRule.IMAGE_FILENAME
     if _under(domain, _EXAMPLE_DOMAINS):
         return JunkRule.EXAMPLE_DOMAIN

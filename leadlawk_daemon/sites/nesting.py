@@ -58,8 +58,10 @@ def cap_nesting(html: str, limit: int = MAX_DEPTH) -> str:
     open_count: dict[str, int] = {}  # name → how many are in open_names: an unmatched end tag is O(1)
     kept: list[str] = []
     copied = 0  # html[:copied] is in kept already
-    position = 0
-    while (match := _TAG.search(html, position)) is not None:
+    position = 0  # where reading goes on: past the last tag, comment or raw text read
+    for match in _TAG.finditer(html):
+        if match.start() < position:
+            continue  # inside a tag, comment or raw text already read past
         if match.group(1):  # a comment: nothing in it opens anything
             end = html.find("-->", match.end())
             position = len(html) if end < 0 else end + 3
