@@ -353,7 +353,10 @@ class SitesReplica:
             relay_writer.write(f"{request.method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                                "Connection: close\r\n\r\n".encode("latin-1"))
             await relay_writer.drain()
-            writer.write(await relay_reader.read(_MAX_HEAD))  # the listener's answer is small, then it closes
+            answer = bytearray()  # the listener's answer is small, then it closes
+            while len(answer) < _MAX_HEAD and (chunk := await relay_reader.read(_MAX_HEAD - len(answer))):
+                answer += chunk
+            writer.write(answer)
             await writer.drain()
         finally:
             await _close(relay_writer)
