@@ -157,9 +157,14 @@ _PAGE_SHAPES: dict[str, Callable[[int], str]] = {
 }
 
 
+# De-duplicating with ``in`` on a list is quadratic too, but below a few thousand items the parse
+# hides it: these shapes start where the old list took 3.5x for 2x (5,000 → 10,000 links).
+_LARGE_START = {"20,000 addresses": 5_000, "20,000 tel: links": 5_000}
+
+
 @pytest.mark.parametrize("shape", sorted(_PAGE_SHAPES))
 def test_extract_page_is_linear(shape: str) -> None:
-    assert_linear(_extract, _PAGE_SHAPES[shape], size=250)
+    assert_linear(_extract, _PAGE_SHAPES[shape], size=_LARGE_START.get(shape, 250))
 
 
 _ROBOTS_SHAPES: dict[str, Callable[[int], tuple[str, str]]] = {
@@ -219,8 +224,9 @@ def test_a_bogus_charset_decodes_as_text(charset: str) -> None:
 def test_20000_addresses_keep_50_and_report_the_total() -> None:
     html = _page(" ".join(f"u{i}@shop.test" for i in range(20_000))
                  + "".join(f'<a href="tel:+1555{i:07d}">call</a>' for i in range(20_000)))
-    assert _cpu(lambda: extract_page(html, URL, newest_year=YEAR)) < 1.0  # 5-6 s before
+    started = time.process_time()
     facts = extract_page(html, URL, newest_year=YEAR)
+    assert time.process_time() - started < 1.0  # 5-6 s before
     assert facts.emails.kept == [f"u{i}@shop.test" for i in range(CONTACTS_PER_PAGE)]  # the first seen
     assert facts.phones[:2] == ["+15550000000", "+15550000001"]
     assert len(facts.phones) == CONTACTS_PER_PAGE
