@@ -113,6 +113,9 @@ def test_saved_page_report_names_its_own_site() -> None:
         ("meet us at the shop. Dot your i's", []),  # a bare "at" / "dot" is English
         ("(info@acme.com).", ["info@acme.com"]),
         ("/img/logo@2x.png", ["logo@2x.png"]),
+        ("ask o'brien@acme.com or 'sales@acme.com'", ["o'brien@acme.com", "'sales@acme.com"]),  # normalised later
+        ("jane \u00a0 [at] \t acme\n(dot)  com", ["jane@acme.com"]),  # any whitespace around a disguise
+        ("a@b.com.c@d.com, x..y@acme.com, .z@acme.com", ["a@b.com"]),  # as the old pattern: no overlap, no ".."
     ],
 )
 def test_emails_in_text(text: str, found: list[str]) -> None:
