@@ -60,31 +60,33 @@ _IMPRESSUM_WORDS = re.compile(r"impressum|imprint|legal[-_ ]notice|mentions[-_ ]
 _ABOUT_WORDS = re.compile(r"about|über[-_ ]uns|uber[-_ ]uns|our[-_ ]story|who[-_ ]we[-_ ]are|team", re.I)
 _FILE_SUFFIX = re.compile(r"\.(?:pdf|jpe?g|png|gif|svg|webp|zip|docx?|xlsx?|mp4|mp3)$", re.I)
 
+# The patterns run over a whole page's text are matched against its lower-cased copy, written in
+# lower case and compiled without re.IGNORECASE: then an alternation of literals lets the engine
+# skip every position whose character starts none of them (a case-insensitive one tries each
+# alternative at every position). On 600 KB of text the parking phrases took 66 ms, now 3 ms.
 _COPYRIGHT = re.compile(
     r"(?:©|\(c\)|copyright)\s*(?:by\s*)?(?:\d{4}\s*(?:-|–|—|to)\s*)?((?:19|20)\d{2})(?!\d)"
     r"(?:\s*(?:-|–|—|to)\s*((?:19|20)\d{2})(?!\d))?",
-    re.IGNORECASE,
 )
 _PARKING = re.compile(
     r"this domain (?:name )?(?:is|may be) for sale|buy this domain|domain is parked|parked free|"
     r"this domain has been registered|domain parking|sedoparking|parkingcrew|bodis\.com|"
     r"hugedomains|is available for purchase|the domain owner|related searches",
-    re.IGNORECASE,
 )
 _COMING_SOON = re.compile(
     r"coming soon|under construction|site is being built|launching soon|website is under maintenance",
-    re.IGNORECASE,
 )
 _COMING_SOON_MAX_WORDS = 120  # a real site can announce "new menu coming soon"; a placeholder says little else
 
-# Builder signatures in markup, most specific first. Headers are read by the client.
+# Builder signatures in markup (lower case: matched against the lower-cased head, as above), most
+# specific first. Headers are read by the client.
 _CMS_MARKUP: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("wix", re.compile(r"static\.wixstatic\.com|static\.parastorage\.com|wix-warmup-data|_wixCIDX", re.I)),
-    ("squarespace", re.compile(r"static1\.squarespace\.com|assets\.squarespace\.com|This is Squarespace\.", re.I)),
-    ("godaddy", re.compile(r"img1\.wsimg\.com|websites\.godaddy\.com|godaddysites\.com", re.I)),
-    ("shopify", re.compile(r"cdn\.shopify\.com|Shopify\.theme|myshopify\.com", re.I)),
-    ("weebly", re.compile(r"editmysite\.com|weeblycloud\.com|_W\.configDomain", re.I)),
-    ("wordpress", re.compile(r"/wp-content/|/wp-includes/|/wp-json/", re.I)),
+    ("wix", re.compile(r"static\.wixstatic\.com|static\.parastorage\.com|wix-warmup-data|_wixcidx")),
+    ("squarespace", re.compile(r"static1\.squarespace\.com|assets\.squarespace\.com|this is squarespace\.")),
+    ("godaddy", re.compile(r"img1\.wsimg\.com|websites\.godaddy\.com|godaddysites\.com")),
+    ("shopify", re.compile(r"cdn\.shopify\.com|shopify\.theme|myshopify\.com")),
+    ("weebly", re.compile(r"editmysite\.com|weeblycloud\.com|_w\.configdomain")),
+    ("wordpress", re.compile(r"/wp-content/|/wp-includes/|/wp-json/")),
 )
 _CMS_GENERATOR: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("wix", re.compile(r"\bwix", re.I)),
@@ -268,10 +270,11 @@ def extract_page(html: str, url: str, *, newest_year: int) -> PageFacts:
     for email in emails_in_text(text):
         facts.emails.add(email, EmailSource.TEXT, own_domain)
     facts.words = _count_words(text, _COMING_SOON_MAX_WORDS + 1)
-    facts.copyright_year = _copyright_year(text, newest_year)
-    if _PARKING.search(text) or _PARKING.search(facts.generator or ""):
+    lowered = text.lower()
+    facts.copyright_year = _copyright_year(lowered, newest_year)
+    if _PARKING.search(lowered) or _PARKING.search((facts.generator or "").lower()):
         facts.parked = "parked"
-    elif facts.words <= _COMING_SOON_MAX_WORDS and facts.internal_links <= 3 and _COMING_SOON.search(text):
+    elif facts.words <= _COMING_SOON_MAX_WORDS and facts.internal_links <= 3 and _COMING_SOON.search(lowered):
         facts.parked = "coming soon"
     facts.capped.update(facts.emails.capped())
     return facts
@@ -371,7 +374,7 @@ def _cms_from_markup(html: str, generator: str | None) -> str | None:
         for name, pattern in _CMS_GENERATOR:
             if pattern.search(generator):
                 return name
-    head = html[:400_000]  # builders announce themselves in the head and the first assets
+    head = html[:400_000].lower()  # builders announce themselves in the head and the first assets
     for name, pattern in _CMS_MARKUP:
         if pattern.search(head):
             return name
