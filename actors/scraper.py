@@ -28,7 +28,6 @@ import contextlib
 import logging
 import random
 import time
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 
 from actors.actor import Actor, ActorCell
@@ -55,6 +54,7 @@ from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.quota.pace import Pacer
 from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
+from leadlawk_daemon.resilience.worker_pool import PoolUnavailable
 from leadlawk_daemon.settings import BrowserSettings, MapsSettings
 
 __all__ = ["BrowserHost", "Scraper", "ScraperDeps"]
@@ -153,7 +153,7 @@ class Scraper(Actor[ScrapeJob]):
         started = time.monotonic()
         try:
             outcome = await unless_set(job.stopped, self._scrape_through_outages(job))
-        except (BrowserError, BrokenProcessPool):
+        except (BrowserError, PoolUnavailable):
             self.deps.host.invalidate()
             raise
         except ScrapeError as exc:

@@ -1,28 +1,29 @@
-"""Parsing Google's pages in a worker process, so the event loop never waits on it.
+"""Parsing Google's pages in a budgeted worker process, so the event loop never waits on it.
 
 A thread is not enough: the parser is pure Python, and building the element tree of a 600 KB
 place page (~50 ms) allocates enough objects to trigger full garbage collections, which stop
 every thread of the process, the event loop's included (measured: 40-100 ms stalls). In a
-worker process the parse costs the loop only the pickling of the text and of the result.
+worker process the parse costs the loop only the pickling of the text and of the result; and a
+page that is slow to parse for any reason is stopped at its CPU budget
+(:mod:`leadlawk_daemon.resilience.worker_pool`) instead of holding the parser, its caller judging
+what that page was (the scraper: a place page is that lead's loss, a results page its search's).
 """
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from types import TracebackType
-from typing import TypeVar
 
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.feed import FeedParse, parse_feed
 from leadlawk_daemon.maps.panel import parse_place_panel
 from leadlawk_daemon.maps.state import parse_place_state
+from leadlawk_daemon.resilience.worker_pool import WorkerPool
 
-__all__ = ["ParsePool", "parse_place_page"]
+__all__ = ["PARSE_BUDGET", "ParsePool", "parse_place_page"]
 
-T = TypeVar("T")
+# CPU per page: the largest place page of the corpus parses in about 0.1 s, so this is a page
+# built to be slow, never a large one.
+PARSE_BUDGET = 5.0
 
 
 def parse_place_page(html: str, url: str) -> Listing | None:
@@ -35,23 +36,19 @@ def parse_place_page(html: str, url: str) -> Listing | None:
 
 
 class ParsePool:
-    """``async with ParsePool() as parsers: await parsers.feed(html)``; a dead worker raises
-    ``BrokenProcessPool``, which fails the scraper like a dead browser does."""
+    """``async with ParsePool() as parsers: await parsers.feed(html)``. A page over its budget
+    raises :class:`~leadlawk_daemon.resilience.worker_pool.TaskLost` (the page's); no worker
+    starting raises ``PoolUnavailable``, which fails the scraper like a dead browser does."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, budget: float = PARSE_BUDGET) -> None:
         if workers < 1:
             raise ValueError(f"parse pool: workers must be at least 1 (got {workers})")
         self.workers = workers
-        self._executor: ProcessPoolExecutor | None = None
+        # This module preloaded: the parser's imports are paid at start, not out of a page's budget.
+        self._pool = WorkerPool(workers=workers, budget=budget, preload=(__name__,))
 
     async def __aenter__(self) -> ParsePool:
-        # spawn, not fork: forking a process that runs Playwright's threads and pipes is unsafe.
-        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
-        try:
-            await self._run(parse_feed, "")  # start the worker now, so a failure shows at start
-        except BaseException:
-            await self.close()
-            raise
+        await self._pool.__aenter__()
         return self
 
     async def __aexit__(
@@ -60,17 +57,10 @@ class ParsePool:
         await self.close()
 
     async def close(self) -> None:
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await asyncio.to_thread(executor.shutdown, wait=True, cancel_futures=True)
+        await self._pool.close()
 
     async def feed(self, html: str) -> FeedParse:
-        return await self._run(parse_feed, html)
+        return await self._pool.run(parse_feed, html)
 
     async def place_page(self, html: str, url: str) -> Listing | None:
-        return await self._run(parse_place_page, html, url)
-
-    async def _run(self, fn: Callable[..., T], *args: object) -> T:
-        if self._executor is None:
-            raise RuntimeError("the parse pool is not running (use it as an async context manager)")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await self._pool.run(parse_place_page, html, url)

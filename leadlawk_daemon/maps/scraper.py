@@ -43,6 +43,7 @@ from leadlawk_daemon.maps.session import SessionCookies
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.quota.pace import Pacer
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
+from leadlawk_daemon.resilience.worker_pool import TaskLost
 from leadlawk_daemon.settings import CircuitBreakerSettings, MapsSettings
 
 __all__ = [
@@ -247,14 +248,24 @@ class MapsScraper:
         self._signed_out_said = False
 
     async def read_feed(self, html: str) -> FeedParse:
-        if self.parsers is not None:
+        if self.parsers is None:
+            return await asyncio.to_thread(parse_feed, html)
+        try:
             return await self.parsers.feed(html)
-        return await asyncio.to_thread(parse_feed, html)
+        except TaskLost as exc:
+            # The search's failure, as a page that is neither feed nor place page is.
+            raise ScrapeError(f"a results page could not be parsed: {exc.reason}") from None
 
     async def read_place_page(self, html: str, url: str) -> Listing | None:
-        if self.parsers is not None:
+        """The page's listing; None when it has none, or could not be parsed within its budget
+        (that lead's loss, as an unavailable place page is: the card's facts stand)."""
+        if self.parsers is None:
+            return await asyncio.to_thread(parse_place_page, html, url)
+        try:
             return await self.parsers.place_page(html, url)
-        return await asyncio.to_thread(parse_place_page, html, url)
+        except TaskLost as exc:
+            log.warning("place page could not be parsed", extra={"url": url, "reason": exc.reason})
+            return None
 
     # -- the flow --------------------------------------------------------------------------------
 
