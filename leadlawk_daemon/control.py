@@ -160,7 +160,8 @@ async def submit_job(settings: Settings, spec: JobSpec, *, wait: bool, out: Text
     base = f"http://127.0.0.1:{settings.server.port}"
     try:
         async with aiohttp.ClientSession(headers=_http_headers(settings)) as http:
-            async with http.post(f"{base}/jobs", data=orjson.dumps(spec.to_dict())) as response:
+            async with http.post(f"{base}/jobs", data=orjson.dumps(spec.to_dict()),
+                                 headers={"Content-Type": "application/json"}) as response:
                 body = await response.json(content_type=None)
                 if response.status != 202:
                     raise ControlError(f"the daemon refused the job ({response.status}): {body}")

@@ -116,7 +116,7 @@ class Daemon:
         app = create_app(
             self.settings, self.health, self.metrics, jobs=self.jobs, chaos=self.chaos_targets, fleet=self.fleet
         )
-        self.http = HttpServer(app, self.settings.server.host, self.settings.server.port)
+        self.http = HttpServer.from_settings(app, self.settings)
         return self.http
 
     def build_tree(self) -> Supervisor:

@@ -100,7 +100,8 @@ class DaemonProcess:
     async def post(self, path: str, body: Any = None, timeout: float = 5.0) -> tuple[int, Any]:  # noqa: ASYNC109
         data = body if isinstance(body, bytes) else orjson.dumps(body) if body is not None else b""
         async with aiohttp.ClientSession() as http, http.post(
-            self.base + path, data=data, timeout=aiohttp.ClientTimeout(total=timeout)
+            self.base + path, data=data, timeout=aiohttp.ClientTimeout(total=timeout),
+            headers={"Content-Type": "application/json"},  # as the CLI sends it: the API takes JSON only
         ) as response:
             raw = await response.read()
             try:

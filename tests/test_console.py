@@ -354,7 +354,7 @@ async def _csrf_token(http: aiohttp.ClientSession, base: str) -> str:
     async with http.get(base + "/") as response:
         assert response.status == 200
         html = await response.text()
-    match = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', html)
+    match = re.search(r'name="csrf_token" value="(\d+\.[0-9a-f]{64})"', html)  # ISSUED.HMAC
     assert match is not None
     return match.group(1)
 
@@ -518,5 +518,10 @@ async def test_with_a_token_the_console_asks_for_it_and_keeps_a_cookie_proof(
             assert answer.status == 401
             await page.get_by_role("button", name="Sign out").click()
             await expect(page.locator("h1")).to_have_text("Sign in")
+            # Signed out on the server: a copy of the cookie kept from before no longer works.
+            kept = {"Cookie": f"leadlawk_session={session['value']}", "Accept": "application/json"}
+            async with aiohttp.ClientSession() as http, http.get(daemon.base + "/console/health",
+                                                                  headers=kept) as response:
+                assert response.status == 401
         finally:
             await context.close()

@@ -127,10 +127,11 @@ def test_bad_configuration_exits_2_naming_each_key(tmp_path: Path) -> None:
 
 
 def test_config_show_masks_secrets() -> None:
-    result = _cli("config", "show", env={"PAGESPEED_API_KEY": "AIzaTopSecret99", "LEADLAWK_ADMIN_TOKEN": "tok-12345"})
+    result = _cli("config", "show",
+                  env={"PAGESPEED_API_KEY": "AIzaTopSecret99", "LEADLAWK_ADMIN_TOKEN": "tok-12345-long-enough-for-24"})
     assert result.returncode == 0
     assert "AIzaTopSecret99" not in result.stdout
-    assert "tok-12345" not in result.stdout
+    assert "tok-12345-long-enough-for-24" not in result.stdout
     assert "api_key: '***'" in result.stdout
     assert "failure_threshold: 5" in result.stdout
     assert _cli("config", "check").stdout.strip() == "configuration is valid"

@@ -137,7 +137,8 @@ async def test_get_fleet_lists_the_members_privately_and_never_shows_the_api_key
     redis_client: aioredis.Redis, redis_prefix: str
 ) -> None:
     register_secret(API_KEY)
-    settings = load_settings(environ={"PAGESPEED_API_KEY": API_KEY, "LEADLAWK_ADMIN_TOKEN": "fleet-token-123"})
+    settings = load_settings(
+        environ={"PAGESPEED_API_KEY": API_KEY, "LEADLAWK_ADMIN_TOKEN": "fleet-token-123-of-24-characters"})
     one, two = registry(redis_client, redis_prefix, "http0001"), registry(redis_client, redis_prefix, "http0002")
     # A quota report that (wrongly) carries the key: the entry is redacted before it leaves.
     one.quota = lambda: {"key": API_KEY, "share": 0.5, "used_100s": 12}
@@ -146,7 +147,7 @@ async def test_get_fleet_lists_the_members_privately_and_never_shows_the_api_key
     app = create_app(settings, health, metrics, fleet=one)
     async with one, two, TestClient(TestServer(app, host="127.0.0.1")) as client:
         assert (await client.get("/fleet")).status == 401
-        response = await client.get("/fleet", headers={"Authorization": "Bearer fleet-token-123"})
+        response = await client.get("/fleet", headers={"Authorization": "Bearer fleet-token-123-of-24-characters"})
         assert response.status == 200
         text = await response.text()
         values = await redis_client.mget(await redis_client.keys(f"{redis_prefix}:*"))

@@ -19,6 +19,10 @@ from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store import StoreUnavailable
 
+TOKEN = "s3cret-token-of-24-chars-at-least"
+# What the CLI sends (leadlawk_daemon/control.py): the API takes JSON bodies only.
+JSON = {"Content-Type": "application/json"}
+
 
 class FakeJobs:
     def __init__(self) -> None:
@@ -80,13 +84,13 @@ async def test_chaos_hooks_do_not_exist_unless_enabled(jobs: FakeJobs, target: T
 
 
 async def test_with_a_token_every_admin_route_needs_it(jobs: FakeJobs, target: Target) -> None:
-    settings = load_settings(environ={"LEADLAWK_ADMIN_TOKEN": "s3cret-token", "LEADLAWK__CHAOS__ENABLED": "true"})
+    settings = load_settings(environ={"LEADLAWK_ADMIN_TOKEN": TOKEN, "LEADLAWK__CHAOS__ENABLED": "true"})
     async with TestClient(make(settings, jobs, target)) as client:
         for method, path in [("POST", "/jobs"), ("GET", "/jobs"), ("POST", "/debug/crash/writer")]:
             assert (await client.request(method, path)).status == 401
             wrong = await client.request(method, path, headers={"Authorization": "Bearer nope"})
             assert wrong.status == 401
-        good = {"Authorization": "Bearer s3cret-token"}
+        good = {"Authorization": f"Bearer {TOKEN}"}
         assert (await client.post("/debug/crash/writer", headers=good)).status == 202
         assert (await client.post("/debug/hang/writer?seconds=2.5", headers=good)).status == 202
         bad = await client.post("/debug/hang/writer?seconds=soon", headers=good)
@@ -99,32 +103,32 @@ async def test_with_a_token_every_admin_route_needs_it(jobs: FakeJobs, target: T
         for path in ("/health/live", "/health/ready", "/metrics"):
             response = await client.get(path)
             assert response.status in (200, 503)
-            assert "s3cret-token" not in await response.text()
+            assert TOKEN not in await response.text()
     assert (target.crashes, target.hangs) == (1, [2.5])
 
 
 async def test_jobs_api_answers_problems_and_sizes(jobs: FakeJobs, target: Target) -> None:
     async with TestClient(make(load_settings(environ={}), jobs, target)) as client:
-        ok = await client.post("/jobs", data=orjson.dumps({"id": "j1", "query": "plumbers"}))
+        ok = await client.post("/jobs", data=orjson.dumps({"id": "j1", "query": "plumbers"}), headers=JSON)
         assert (ok.status, await ok.json()) == (202, {"id": "j1", "created": True})
-        again = await client.post("/jobs", data=orjson.dumps({"id": "j1", "query": "plumbers"}))
+        again = await client.post("/jobs", data=orjson.dumps({"id": "j1", "query": "plumbers"}), headers=JSON)
         assert (await again.json())["created"] is False
-        bad = await client.post("/jobs", data=orjson.dumps({"query": "", "limit": 900, "colour": "red"}))
+        bad = await client.post("/jobs", data=orjson.dumps({"query": "", "limit": 900, "colour": "red"}), headers=JSON)
         assert bad.status == 400
         problems = (await bad.json())["problems"]
         assert len(problems) == 3
         assert any(p.startswith("limit:") for p in problems)
         assert any(p.startswith("colour:") for p in problems)
-        huge = await client.post("/jobs", data=b'{"query": "' + b"x" * 70_000 + b'"}')
+        huge = await client.post("/jobs", data=b'{"query": "' + b"x" * 70_000 + b'"}', headers=JSON)
         assert huge.status == 413
-        broken = await client.post("/jobs", data=b"{not json")
+        broken = await client.post("/jobs", data=b"{not json", headers=JSON)
         assert broken.status == 400
         assert (await client.get("/jobs/j1")).status == 200
         assert (await client.get("/jobs/nope")).status == 404
         assert (await client.post("/jobs/j1/cancel")).status == 202
         assert (await client.post("/jobs/nope/cancel")).status == 404
         jobs.refuse = JobRefused(429, "queue full")
-        full = await client.post("/jobs", data=orjson.dumps({"query": "roofers"}))
+        full = await client.post("/jobs", data=orjson.dumps({"query": "roofers"}), headers=JSON)
         assert (full.status, (await full.json())["error"]) == (429, "queue full")
         metrics = await client.get("/metrics")
         assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -165,7 +169,7 @@ async def test_a_spec_arriving_in_two_tcp_segments_is_read_whole(jobs: FakeJobs,
         response: web.StreamResponse = await handler(request)
         return response
 
-    server.app.middlewares.append(note_entry)
+    server.app.middlewares.insert(0, note_entry)  # before the guard, which reads the body whole
     body = orjson.dumps({"id": "split", "query": "plumbers", "location": "Omaha, NE", "limit": 20})
     head = (
         f"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -200,7 +204,7 @@ async def test_a_forwarded_request_is_not_a_local_client(jobs: FakeJobs, target:
             relayed = await client.get("/jobs", headers=header)
             assert relayed.status == 403, header  # a proxy on this host relays strangers
             assert "only local clients" in (await relayed.json())["error"]
-            posted = await client.post("/jobs", data=b'{"query": "x"}', headers=header)
+            posted = await client.post("/jobs", data=b'{"query": "x"}', headers={**header, **JSON})
             assert posted.status == 403
             # What is public stays public through a proxy.
             assert (await client.get("/health/live", headers=header)).status == 200
@@ -209,7 +213,7 @@ async def test_a_forwarded_request_is_not_a_local_client(jobs: FakeJobs, target:
 
 
 async def test_a_route_added_later_is_private_unless_declared_public(jobs: FakeJobs, target: Target) -> None:
-    settings = load_settings(environ={"LEADLAWK_ADMIN_TOKEN": "s3cret-token"})
+    settings = load_settings(environ={"LEADLAWK_ADMIN_TOKEN": TOKEN})
     server = make(settings, jobs, target)
 
     async def console(_: web.Request) -> web.Response:
@@ -219,7 +223,7 @@ async def test_a_route_added_later_is_private_unless_declared_public(jobs: FakeJ
     async with TestClient(server) as client:
         assert (await client.get("/")).status == 401
         assert (await client.head("/")).status == 401
-        assert (await client.get("/", headers={"Authorization": "Bearer s3cret-token"})).status == 200
+        assert (await client.get("/", headers={"Authorization": f"Bearer {TOKEN}"})).status == 200
         assert (await client.get("/no/such/route")).status == 401  # nothing is open by accident
         assert (await client.head("/health/live")).status == 200  # a declared path: every method of it
 
@@ -237,11 +241,11 @@ async def test_the_token_is_compared_in_constant_time(
         return real(a, b)
 
     monkeypatch.setattr("leadlawk_daemon.http_api.hmac.compare_digest", spy)
-    settings = load_settings(environ={"LEADLAWK_ADMIN_TOKEN": "s3cret-token"})
+    settings = load_settings(environ={"LEADLAWK_ADMIN_TOKEN": TOKEN})
     async with TestClient(make(settings, jobs, target)) as client:
-        for supplied in ("Bearer s3cret-toke", "Bearer s3cret-token-and-more", "bearer s3cret-token"):
+        for supplied in (f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}-and-more", f"bearer {TOKEN}"):
             assert (await client.get("/jobs", headers={"Authorization": supplied})).status == 401
-        assert (await client.get("/jobs", headers={"Authorization": "Bearer s3cret-token"})).status == 200
+        assert (await client.get("/jobs", headers={"Authorization": f"Bearer {TOKEN}"})).status == 200
     assert len(compared) == 4
 
 
@@ -251,7 +255,7 @@ async def test_the_database_down_is_503_with_retry_after_and_a_full_queue_429(
     async with TestClient(make(load_settings(environ={}), jobs, target)) as client:
         jobs.refuse = StoreUnavailable("PostgreSQL is unreachable: connect to postgresql://app:***@db-7.internal")
         for response in (
-            await client.post("/jobs", data=orjson.dumps({"query": "roofers"})),
+            await client.post("/jobs", data=orjson.dumps({"query": "roofers"}), headers=JSON),
             await client.get("/jobs/anything"),
         ):
             assert response.status == 503
@@ -260,6 +264,6 @@ async def test_the_database_down_is_503_with_retry_after_and_a_full_queue_429(
             assert "db-7.internal" not in text
             assert "unavailable" in text
         jobs.refuse = QueueFull("job x refused: 100 jobs are waiting; resilience.bulkhead.queue_size is 100")
-        full = await client.post("/jobs", data=orjson.dumps({"query": "roofers"}))
+        full = await client.post("/jobs", data=orjson.dumps({"query": "roofers"}), headers=JSON)
         assert full.status == 429
         assert "queue_size is 100" in (await full.json())["error"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,10 +29,19 @@ from aiohttp_sse import sse_response
 from leadlawk_daemon.console.csrf import CSRF_FIELD, Csrf
 from leadlawk_daemon.console.forms import SITE_BUILDERS, SITE_STATUSES, FormResult, spec_from_form
 from leadlawk_daemon.console.leads import SORTS, LeadFilter, filter_leads, page_of
-from leadlawk_daemon.console.login import ConsoleLogin, is_console_path
+from leadlawk_daemon.console.login import ConsoleLogin, LoginAttempts, is_console_path
 from leadlawk_daemon.console.sources import ConsoleSources
 from leadlawk_daemon.fleet.registry import FleetUnavailable
-from leadlawk_daemon.http_api import FLEET_KEY, RETRY_AFTER_S, JobRefused, add_token_proof, declare_public
+from leadlawk_daemon.http_api import (
+    BOUNDARY_KEY,
+    FLEET_KEY,
+    RETRY_AFTER_S,
+    JobRefused,
+    add_refusal_page,
+    add_token_proof,
+    declare_form_routes,
+    declare_public,
+)
 from leadlawk_daemon.intake.admission import QueueFull
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.store import Store
@@ -57,6 +67,7 @@ _SECURITY_HEADERS = {
 _SOURCES = web.AppKey("leadlawk.console.sources", ConsoleSources)
 _CSRF = web.AppKey("leadlawk.console.csrf", Csrf)
 _LOGIN = web.AppKey("leadlawk.console.login", ConsoleLogin)
+_ATTEMPTS = web.AppKey("leadlawk.console.login_attempts", LoginAttempts)
 _STREAMS = web.AppKey("leadlawk.console.streams", set[asyncio.Task[Any]])
 _JOBS_PAGE = 50
 _EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson",
@@ -90,6 +101,22 @@ async def _unavailable_page(
         return response
 
 
+def _refusal_page(request: web.Request, status: int, error: str) -> web.StreamResponse | None:
+    """A refused console request, as a page: plain, with no form and so no CSRF cookie set."""
+    if not is_console_path(request.path):
+        return None
+    reason = html.escape(error)
+    return web.Response(
+        text=f"<!doctype html><html lang=en><title>Refused</title><h1>Refused</h1><p>{reason}</p></html>",
+        status=status, content_type="text/html", charset="utf-8",
+    )
+
+
+def _secure(request: web.Request) -> bool:
+    """Cookies are Secure when the console is reached over HTTPS (directly or by a trusted proxy)."""
+    return request.app[BOUNDARY_KEY].reached_over_https(request)
+
+
 def _sources(request: web.Request) -> ConsoleSources:
     return request.app[_SOURCES]
 
@@ -107,7 +134,7 @@ def _render(request: web.Request, template: str, context: dict[str, Any], status
     sources = _sources(request)
     context = {
         "csrf_field": CSRF_FIELD,
-        "csrf_token": request.app[_CSRF].token(request, response),
+        "csrf_token": request.app[_CSRF].token(request, response, secure=_secure(request)),
         "signed_in": request.app.get(_LOGIN) is not None,
         "path": request.path,
         "has_fleet": request.app.get(FLEET_KEY) is not None or sources.settings.redis.url is not None,
@@ -400,22 +427,31 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    form = await _checked_form(request)
     console_login = request.app.get(_LOGIN)
     if console_login is None:
         raise web.HTTPSeeOther("/")
+    client = request.app[BOUNDARY_KEY].client(request)
+    if (wait := request.app[_ATTEMPTS].attempt(client)) is not None:
+        log.warning("console sign-in refused: too many attempts", extra={"remote": client})
+        raise web.HTTPTooManyRequests(
+            text="too many sign-in attempts from this address; wait a minute and try again",
+            headers={"Retry-After": LoginAttempts.retry_after(wait)},
+        )
+    form = await _checked_form(request)
     target = _next_path(form.get("next"))
     if not console_login.token_matches(form.get("token", "")):
         log.warning("console sign-in refused: wrong token", extra={"remote": request.remote})
         return _render(request, "login.html", {"title": "Sign in", "next": target,
                                                "error": "That is not the admin token."}, 401)
     response = web.HTTPSeeOther(target)
-    console_login.session_cookie(response, secure=request.secure)
+    console_login.session_cookie(response, secure=_secure(request))
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
     await _checked_form(request)
+    if (console_login := request.app.get(_LOGIN)) is not None:
+        console_login.revoke(request)  # the cookie stops working here, even if a copy of it is kept
     response = web.HTTPSeeOther("/console/login")
     response.del_cookie("leadlawk_session", path="/")
     raise response
@@ -438,6 +474,8 @@ def mount_console(app: web.Application, sources: ConsoleSources) -> None:
     if token:
         app[_LOGIN] = ConsoleLogin(token)
         add_token_proof(app, app[_LOGIN])
+    app[_ATTEMPTS] = LoginAttempts()
+    add_refusal_page(app, _refusal_page)
     app[_STREAMS] = set()
     app.on_response_prepare.append(_security_headers)
     # Inside the guard (which the daemon's app was built with): only an allowed request gets here.
@@ -445,21 +483,23 @@ def mount_console(app: web.Application, sources: ConsoleSources) -> None:
     app.on_shutdown.append(_end_streams)
     router = app.router
     router.add_get("/", jobs_index)
-    router.add_post("/console/jobs", submit_job)
     router.add_get("/console/jobs/{id}", job_detail)
     router.add_get("/console/jobs/{id}/leads.{fmt}", job_export)
-    router.add_post("/console/jobs/{id}/cancel", cancel_job)
     router.add_get("/console/events", events)
     router.add_get("/console/health", health_page)
     router.add_get("/console/dead-letters", dead_letters)
     router.add_get("/console/dead-letters/{id}", dead_letter)
-    router.add_post("/console/dead-letters/{id}/replay", replay_dead_letter)
     router.add_get("/console/fleet", fleet_page)
-    router.add_post("/console/logout", logout)
-    # Public: the sign-in form (nothing behind it without the token) and the CSS and script.
-    declare_public(
+    # The forms' targets (HTML form bodies, not JSON; CSRF-checked by _checked_form).
+    declare_form_routes(
         app,
-        router.add_get("/console/login", login_page),
-        router.add_post("/console/login", login),
+        router.add_post("/console/jobs", submit_job),
+        router.add_post("/console/jobs/{id}/cancel", cancel_job),
+        router.add_post("/console/dead-letters/{id}/replay", replay_dead_letter),
+        router.add_post("/console/logout", logout),
     )
+    # Public: the sign-in form (nothing behind it without the token) and the CSS and script.
+    login_form = router.add_post("/console/login", login)
+    declare_form_routes(app, login_form)
+    declare_public(app, router.add_get("/console/login", login_page), login_form)
     declare_public(app, *router.add_static("/console/static/", HERE / "static"))
