@@ -58,6 +58,17 @@ def test_extract_page_never_raises_and_keeps_its_caps(html: str, url: str) -> No
 
 
 @FUZZ
+@given(_HTML, st.integers(min_value=1, max_value=8))
+def test_nesting_cap_only_ever_drops_start_tags(html: str, limit: int) -> None:
+    capped = cap_nesting(html, limit)
+    if html.count("<") <= limit:
+        assert capped is html
+    rest = iter(html)
+    assert all(char in rest for char in capped)  # the page with pieces cut out, nothing added or moved
+    assert html.count("<") - capped.count("<") <= html.count("<") - min(html.count("<"), limit)
+
+
+@FUZZ
 @given(st.lists(_PIECES | st.text(max_size=6), max_size=40).map("".join))
 def test_every_address_found_is_in_the_text(text: str) -> None:
     plain = deobfuscate(text)
@@ -154,6 +165,8 @@ _PAGE_SHAPES: dict[str, Callable[[int], str]] = {
     "copyright then spaces": lambda n: _page("©" + " " * n + "x © " * (n // 4)),
     "candidate links": lambda n: _page("".join(f'<a href="/contact-{i}">contact</a>' for i in range(n))),
     "widgets in widgets": lambda n: _page('<div data-widget="1">' * n + "help@vendor.test"),
+    "unmatched end tags": lambda n: _page("<div></span>" * n),
+    "tags in comments and scripts": lambda n: _page("<!--<div>--><script>'<div>'</script><div>" * n),
 }
 
 
