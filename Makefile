@@ -1,5 +1,13 @@
 # The two commands the README promises, and the pieces they are made of.
-.PHONY: demo check setup lint types test chaos fuzz bench
+.PHONY: demo check setup lint types test test-fast screenshot chaos fuzz bench
+
+PYTEST = .venv/bin/pytest -q -p no:cacheprovider
+# The suite's worker processes (pytest-xdist). It waits on daemons, browsers and timers far more
+# than it computes, so on 2 cores more workers than cores finish sooner (docs/testing.md has the figures).
+TEST_WORKERS ?= 3
+# Where make test-fast points the test servers: nothing listens there, so a unit test that
+# reached for PostgreSQL or Redis would fail instead of quietly being slow.
+NO_SERVICES = LEADLAWK_TEST_PG=postgresql://postgres@127.0.0.1:9/none LEADLAWK_TEST_REDIS=redis://127.0.0.1:9/0
 
 # Set up and run the main job: the offline demo, end to end.
 demo: setup
@@ -17,8 +25,18 @@ lint:
 types:
 	.venv/bin/mypy
 
+# A module that shares one daemon or browser across its tests keeps them on one worker (loadgroup,
+# the xdist_group marks tests/conftest.py applies); every other test goes wherever a worker is free.
 test:
-	.venv/bin/pytest -q -p no:cacheprovider -m "not matrix"
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not matrix"
+
+# The unit tests alone (marked fast by tests/conftest.py): no daemon, browser, PostgreSQL or Redis.
+test-fast:
+	$(NO_SERVICES) $(PYTEST) -n 2 -m fast
+
+# Refresh docs/console.png, the README's picture of the console; test runs never write it.
+screenshot: setup
+	LEADLAWK_SCREENSHOT=1 $(PYTEST) tests/test_console.py -k submitted_through_the_form
 
 # The fault-injection suite, with the whole fault matrix (every fault, every dependency, short and long).
 chaos: setup

@@ -1,4 +1,13 @@
-"""Shared fixtures: real PostgreSQL and Redis, each test isolated; the corpus; async error detection."""
+"""Shared fixtures: real PostgreSQL and Redis, each test isolated; the corpus; async error detection.
+
+The suite runs in parallel (``make check``: pytest-xdist, ``--dist loadgroup``). Each worker is a
+process of its own with its own session database; every test's Redis keys, files and ports are its
+own. Two marks are applied here at collection, so no test file has to remember them:
+
+- ``fast``: the test needs no daemon, browser, PostgreSQL or Redis (``make test-fast`` runs these);
+- ``xdist_group``: a test that shares a module-scoped fixture (one daemon or browser for the whole
+  file) runs on the same worker as the rest of its file, so that fixture is set up once, not per worker.
+"""
 
 from __future__ import annotations
 
@@ -28,10 +37,61 @@ def corpus() -> Path:
     return CORPUS
 
 
+# A test that uses one of these fixtures, directly or through another, talks to a real server.
+SERVICE_FIXTURES = frozenset({"pg_database", "fresh_pg", "redis_client", "redis_prefix"})
+# A test module holding one of these names starts a daemon, a browser or a CLI process, or reaches
+# PostgreSQL or Redis without a fixture: none of its tests is fast.
+SERVICE_NAMES = frozenset({
+    "DaemonProcess", "PtyProcess", "chaos_rig", "run_scenario", "async_playwright", "BrowserPool",
+    "PG_ADMIN_DSN", "REDIS_TEST_URL", "throwaway_database", "subprocess",
+})
+SERVICE_MARKS = ("browser", "chaos", "matrix")
+# A fixture parametrized over backends asks for the server's fixture at run time
+# (request.getfixturevalue), out of the collector's sight: its parameter names the server.
+SERVICE_PARAMS = frozenset({"postgres"})
+
+
+def worker_id() -> str:
+    """The pytest-xdist worker running this process ("gw0", "gw1", ...); "main" when not in parallel."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def _needs_services(item: pytest.Item) -> bool:
+    if any(item.get_closest_marker(mark) for mark in SERVICE_MARKS):
+        return True
+    if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and SERVICE_PARAMS & {str(value) for value in callspec.params.values()}:
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(name in vars(module) for name in SERVICE_NAMES)
+
+
+def _module_scoped(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(d.scope in ("module", "package", "class") for defs in info.name2fixturedefs.values() for d in defs)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks to group the tests
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not _needs_services(item):
+            item.add_marker(pytest.mark.fast)
+        if _module_scoped(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test session; dropped at the end."""
-    dsn = asyncio.run(create_database(PG_ADMIN_DSN, "leadlawk_test"))
+    """A fresh PostgreSQL database for this worker's session; dropped at the end.
+
+    The name carries the xdist worker's id (beside a random part), so a database left behind by a
+    killed run says which worker made it.
+    """
+    dsn = asyncio.run(create_database(PG_ADMIN_DSN, f"leadlawk_test_{worker_id()}"))
     yield dsn
     asyncio.run(drop_database(PG_ADMIN_DSN, dsn))
 
@@ -72,5 +132,5 @@ async def _fail_on_loop_errors() -> AsyncIterator[None]:
 @pytest.fixture
 async def fresh_pg() -> AsyncIterator[str]:
     """A PostgreSQL database of this test's own, for daemons run as separate processes."""
-    async with throwaway_database(PG_ADMIN_DSN, "leadlawk_t") as dsn:
+    async with throwaway_database(PG_ADMIN_DSN, f"leadlawk_t_{worker_id()}") as dsn:
         yield dsn
