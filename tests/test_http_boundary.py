@@ -429,7 +429,8 @@ async def test_slowloris_connections_are_closed_at_the_header_deadline_while_hea
             await asyncio.sleep(0.05)
         held = await asyncio.gather(*tasks)
         assert answered > 0
-        assert max(held) < 3.0, held  # 1 s deadline; the whole head takes 45 s at this pace
+        # A 1 s deadline; the whole head takes 45 s at this pace (the margin is for a loaded machine).
+        assert max(held) < 5.0, held
         assert min(held) >= 0.9, held
         # A kept-alive connection: its first request is answered, a second trickled head is cut too.
         reader, writer = await _open(served.port)
@@ -438,7 +439,7 @@ async def test_slowloris_connections_are_closed_at_the_header_deadline_while_hea
             first = await asyncio.wait_for(reader.readuntil(b'"ok"}'), 5)
             assert first.startswith(b"HTTP/1.1 200")
             took, said = await _trickle(reader, writer, head)
-            assert took < 3.0
+            assert took < 5.0
             assert said.startswith(b"HTTP/1.1 408") or said == b""
         finally:
             writer.close()
