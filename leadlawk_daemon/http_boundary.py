@@ -89,7 +89,6 @@ class HttpBoundary:
     """The rules above, built once from ``server.*``."""
 
     def __init__(self, server: ServerSettings) -> None:
-        self.tokenless = not server.admin_token
         self._allowed_hosts = frozenset(name.lower() for name in server.allowed_hosts)
         self._trusted: tuple[_Network, ...] = tuple(server.trusted_proxies)
 
