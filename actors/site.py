@@ -14,7 +14,8 @@ Failures, by kind (docs/failure-model.md):
 * a website that is not a web address at all (``ftp://…``, garbage) is the same kind of fact:
   dead, with the reason;
 * our own egress failing (many different sites unreachable in a row: the egress breaker is
-  open, or the configured proxy refuses us) is an outage: the actor waits it out, spending no
+  open, or the configured proxy refuses us), or no page-reading worker process starting, is an
+  outage: the actor waits it out, spending no
   attempt and recording nothing, and retries the same site; the job shows as waiting on
   ``sites`` through the breaker's state;
 * the job stopping hands the lead back (:class:`SiteReturned`), to be read if the job resumes.
@@ -34,6 +35,7 @@ from actors.actor import Actor, ActorCell
 from leadlawk_daemon.messages import JobHandle, LeadSiteRead, ReadSite, SiteReturned, WriterMessage, WriteSite
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.racing import Stopped, unless_set
+from leadlawk_daemon.resilience.worker_pool import PoolUnavailable
 from leadlawk_daemon.sites import EgressGuard, EgressOutage, ProxyUnreachable, SiteClient, SiteReport, SiteStatus
 from leadlawk_daemon.sites.extract import site_key
 
@@ -92,7 +94,7 @@ class SiteReader(Actor[ReadSite]):
                 result = await unless_set(job.stopped, guard.run(key, lambda: client.inspect(url)))
             except ValueError as exc:
                 return not_a_website(url, str(exc))
-            except (EgressOutage, ProxyUnreachable) as exc:
+            except (EgressOutage, ProxyUnreachable, PoolUnavailable) as exc:
                 wait = exc.retry_after if isinstance(exc, EgressOutage) else self.deps.proxy_retry
                 log.warning("site egress failing; waiting", extra={"job_id": job.job_id, "error": str(exc)})
                 if isinstance(await unless_set(job.stopped, self.clock.sleep(max(wait, 0.05))), Stopped):

@@ -9,27 +9,27 @@ the configured proxy cannot be reached, ``ValueError`` for a URL that is not a w
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.resilience.inflight import InFlightLimit
+from leadlawk_daemon.resilience.worker_pool import TaskLost
 from leadlawk_daemon.settings import SitesSettings
 from leadlawk_daemon.sites.cache import SiteCache
 from leadlawk_daemon.sites.decode import decode_body
 from leadlawk_daemon.sites.demand import SITE_READ
 from leadlawk_daemon.sites.emails import EmailFinds
 from leadlawk_daemon.sites.extract import PageFacts, extract_page, site_key
+from leadlawk_daemon.sites.extract_pool import extraction_pool, page_facts
 from leadlawk_daemon.sites.fetch import Fetcher, FetchFailure, Page
 from leadlawk_daemon.sites.report import SiteReport, SiteStatus
 from leadlawk_daemon.sites.robots import RobotsRules, parse_robots
 
-__all__ = ["SiteClient", "cms_from_headers", "normalize_site_url", "report_from_html"]
+__all__ = ["SiteClient", "cms_from_headers", "normalize_site_url", "report_from_facts", "report_from_html"]
 
 _ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must read at least 500 KiB
-_INLINE_PARSE_BYTES = 256 * 1024  # larger pages are parsed in the client's parser thread, off the event loop
 _HTML_TYPES = ("html", "xml", "text/plain")
 
 
@@ -102,8 +102,12 @@ def _merge_page(report: SiteReport, emails: EmailFinds, facts: PageFacts) -> Non
 
 
 def report_from_html(html: str, url: str, *, newest_year: int) -> SiteReport:
-    """The report of a saved page (``leadlawk site FILE``): contacts and markup facts only."""
-    facts = extract_page(html, url, newest_year=newest_year)
+    """The report of a saved page read here, in this process: contacts and markup facts only."""
+    return report_from_facts(extract_page(html, url, newest_year=newest_year), url)
+
+
+def report_from_facts(facts: PageFacts, url: str) -> SiteReport:
+    """The report of a saved page (``leadlawk site FILE``) from its facts."""
     report = SiteReport(site=site_key(urlsplit(url).hostname or ""), url=url, status=SiteStatus.OK)
     _apply_home(report, facts, {})
     report.https = None
@@ -151,17 +155,24 @@ class SiteClient:
         self._sites = asyncio.Semaphore(settings.max_in_flight)
         self.limit = limit
         self._product = settings.user_agent.split("/", 1)[0].split()[0] if settings.user_agent.strip() else "*"
-        # One thread of our own, not the loop's default pool: each pool thread that parsed a 2 MB
-        # page kept its own malloc arena, and RSS grew 15 % over 5,000 sites; one thread stays flat.
-        self._parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="site-parse")
+        # Pages are read in worker processes, each page within its CPU budget (extract_pool.py):
+        # a thread would share the GIL that a backtracking pattern holds, and cannot be stopped.
+        self.pages = extraction_pool(settings.parse_workers, settings.parse_budget)
 
     async def __aenter__(self) -> SiteClient:
-        await self.fetcher.open()
+        await self.pages.__aenter__()
+        try:
+            await self.fetcher.open()
+        except BaseException:
+            await self.pages.close()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._parser.shutdown(wait=False, cancel_futures=True)
-        await self.fetcher.close()
+        try:
+            await self.fetcher.close()
+        finally:
+            await self.pages.close()
 
     async def inspect(self, url: str) -> SiteReport:
         """The report of the site at ``url``, from the cache when its origin was read within ttl."""
@@ -279,7 +290,11 @@ class SiteClient:
             return report
         emails = EmailFinds()
         if _is_html(page):
-            facts = await self._extract(page)
+            try:
+                facts = await self._extract(page)
+            except _Unreadable as exc:
+                report.status, report.reason = SiteStatus.UNREADABLE, exc.reason
+                return report
             _apply_home(report, facts, dict(page.headers))
             _merge_page(report, emails, facts)
             if report.status is SiteStatus.OK:
@@ -303,14 +318,13 @@ class SiteClient:
         return page.status in (301, 302, 307, 308) and urljoin(asked, location).startswith("https://")
 
     async def _extract(self, page: Page) -> PageFacts:
+        """The page's facts, read in a worker; raises :class:`_Unreadable` when the page cost more
+        than its budget or its worker died under it (the page's fact, never our outage)."""
         newest = _year_now(self.clock) + 1
-        if len(page.body) <= _INLINE_PARSE_BYTES:
-            return extract_page(decode_body(page.body, page.headers.get("content-type")), page.url, newest_year=newest)
-
-        def work() -> PageFacts:
-            return extract_page(decode_body(page.body, page.headers.get("content-type")), page.url, newest_year=newest)
-
-        return await asyncio.get_running_loop().run_in_executor(self._parser, work)
+        try:
+            return await self.pages.run(page_facts, page.body, page.headers.get("content-type"), page.url, newest)
+        except TaskLost as exc:
+            raise _Unreadable(exc.reason) from None
 
     async def _read_more(self, visit: _Visit, report: SiteReport, emails: EmailFinds, links: list[str]) -> None:
         wanted = [link for link in links if link not in report.pages][: self.settings.max_pages]
@@ -323,11 +337,22 @@ class SiteClient:
             if not 200 <= page.status < 300 or not _is_html(page):
                 return None
             report.pages.append(page.url)
-            return await self._extract(page)
+            try:
+                return await self._extract(page)
+            except _Unreadable as exc:
+                # The facts of the pages read stay; the site is marked for the one it could not.
+                report.status, report.reason = SiteStatus.UNREADABLE, exc.reason
+                return None
 
         for facts in await asyncio.gather(*(one(link) for link in wanted)):
             if facts is not None:
                 _merge_page(report, emails, facts)
+
+
+class _Unreadable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class _Disallowed(Exception):

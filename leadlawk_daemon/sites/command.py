@@ -15,22 +15,54 @@ from typing import Any, TextIO
 
 import orjson
 
+from leadlawk_daemon.resilience.worker_pool import PoolUnavailable, TaskLost, WorkerPool
 from leadlawk_daemon.settings import SitesSettings
-from leadlawk_daemon.sites.client import SiteClient, report_from_html
-from leadlawk_daemon.sites.fetch import ProxyUnreachable, decode_body
+from leadlawk_daemon.sites.client import SiteClient, report_from_facts
+from leadlawk_daemon.sites.extract_pool import CLI_BUDGET, extraction_pool, page_facts
+from leadlawk_daemon.sites.fetch import ProxyUnreachable
+from leadlawk_daemon.sites.report import SiteReport, SiteStatus
 
 __all__ = ["run_site_command"]
 
 _MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
-def _from_file(path: Path, max_bytes: int) -> dict[str, Any]:
-    with path.open("rb") as handle:
-        data = handle.read(min(max_bytes, _MAX_FILE_BYTES))
-    report = report_from_html(decode_body(data, None), f"file://{path.name}", newest_year=datetime.now(UTC).year + 1)
+async def _from_file(pages: WorkerPool, path: Path, max_bytes: int) -> dict[str, Any]:
+    """A saved page read in the same budgeted worker as the daemon's pages: a page that would
+    hold it is stopped, and printed ``unreadable`` / ``too slow``."""
+    data = await asyncio.to_thread(_read_head, path, min(max_bytes, _MAX_FILE_BYTES))
+    url = f"file://{path.name}"
+    try:
+        facts = await pages.run(page_facts, data, None, url, datetime.now(UTC).year + 1)
+    except TaskLost as exc:
+        report = SiteReport(site="", url=url, status=SiteStatus.UNREADABLE, reason=exc.reason)
+    else:
+        report = report_from_facts(facts, url)
     summary = report.summary()
     summary["site"] = str(path)
     return summary
+
+
+def _read_head(path: Path, size: int) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size)
+
+
+async def _from_files(settings: SitesSettings, paths: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    # The budget is CPU; the wall limit, twice that, stops a page the machine is too busy to read.
+    budget = min(settings.parse_budget, CLI_BUDGET)
+    try:
+        async with extraction_pool(1, budget, wall=2 * budget) as pages:
+            for target in paths:
+                try:
+                    out[target] = await _from_file(pages, Path(target), settings.max_bytes)
+                except OSError as exc:
+                    out[target] = {"site": target, "error": f"cannot read {target}: {exc.strerror}"}
+    except PoolUnavailable as exc:
+        for target in paths:
+            out.setdefault(target, {"site": target, "error": f"cannot read pages here: {exc}"})
+    return out
 
 
 async def _from_urls(settings: SitesSettings, urls: list[str]) -> dict[str, dict[str, Any]]:
@@ -55,14 +87,10 @@ def run_site_command(settings: SitesSettings, targets: list[str], out: TextIO) -
     status = 0
     urls = [t for t in targets if _is_url(t)]
     fetched = asyncio.run(_from_urls(settings, urls)) if urls else {}
+    files = [t for t in targets if t not in fetched]
+    read = asyncio.run(_from_files(settings, files)) if files else {}
     for target in targets:
-        if target in fetched:
-            result = fetched[target]
-        else:
-            try:
-                result = _from_file(Path(target), settings.max_bytes)
-            except OSError as exc:
-                result = {"site": target, "error": f"cannot read {target}: {exc.strerror}"}
+        result = fetched[target] if target in fetched else read[target]
         status = 1 if "error" in result else status
         out.write(orjson.dumps(result).decode() + "\n")
     return status
