@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, ValidationError
 
 from leadlawk_daemon.logs import mask_url_passwords, redact
 
@@ -52,11 +52,31 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
+# Shorter admin tokens are refused (at start and by `config check`): the token guards the whole
+# daemon and the console's sign-in form, so it must be out of reach of guessing.
+MIN_ADMIN_TOKEN = 24
+
+
+def _check_admin_token(value: Any) -> Any:
+    if isinstance(value, str) and len(value) < MIN_ADMIN_TOKEN:
+        raise ValueError(
+            f"an admin token must be at least {MIN_ADMIN_TOKEN} characters (set server.admin_token or "
+            f"LEADLAWK_ADMIN_TOKEN to a random one, e.g. `openssl rand -hex 32`)"
+        )
+    return value
+
+
 class ServerSettings(_Section):
     host: str
     port: int = Field(ge=0, le=65535)
-    admin_token: str | None
+    admin_token: Annotated[str | None, BeforeValidator(_check_admin_token)]
     max_body_bytes: int = Field(ge=1024, le=16 * 1024 * 1024)
+    # The HTTP boundary (docs/http-boundary.md).
+    allowed_hosts: tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]{1,253}$")], ...]
+    trusted_proxies: tuple[IPvAnyNetwork, ...]
+    header_timeout: PositiveDuration
+    body_timeout: PositiveDuration
+    max_connections: int = Field(ge=1, le=100_000)
 
 
 class LoggingSettings(_Section):
