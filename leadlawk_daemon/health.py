@@ -25,6 +25,7 @@ from typing import Any
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
+from leadlawk_daemon.loop_stall import LoopStallWatch
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.settings import HealthCheckSettings, HealthSettings
@@ -177,7 +178,8 @@ class Health:
 
     async def run(self, started: Started) -> None:
         started()
-        async with asyncio.TaskGroup() as group:
+        # The lag histogram says the loop was late; the stall watch names who held it.
+        async with LoopStallWatch(self.settings.loop_stall_warning), asyncio.TaskGroup() as group:
             group.create_task(self._measure_lag(), name="health/loop-lag")
             group.create_task(self._probe_forever(), name="health/probes")
 

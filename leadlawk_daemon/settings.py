@@ -199,6 +199,7 @@ class ActorsSettings(_Section):
 class HealthSettings(_Section):
     loop_lag_interval: PositiveDuration
     loop_lag_max: PositiveDuration
+    loop_stall_warning: PositiveDuration  # one callback holding the loop longer is logged, with its stack
 
 
 class BrowserSettings(_Section):
