@@ -25,6 +25,7 @@ import os
 import selectors
 import sys
 import threading
+import time
 import traceback
 from types import FrameType, TracebackType
 
@@ -41,7 +42,13 @@ class LoopStallWatch:
     """``async with LoopStallWatch(0.25):`` watches the running loop until the block ends."""
 
     def __init__(
-        self, threshold: float = 0.25, *, interval: float = 0.05, clock: Clock | None = None, max_frames: int = 20
+        self,
+        threshold: float = 0.25,
+        *,
+        interval: float = 0.05,
+        clock: Clock | None = None,
+        max_frames: int = 20,
+        starvation_check: bool = True,
     ) -> None:
         if threshold <= 0 or interval <= 0:
             raise ValueError("loop stall watch: threshold and interval must be positive")
@@ -49,6 +56,10 @@ class LoopStallWatch:
         self.interval = interval
         self.clock = clock or MonotonicClock()
         self.max_frames = max_frames
+        # Off only where time is not the thread's (a FakeClock): then no CPU could match it.
+        self.starvation_check = starvation_check
+        self._probe: _ThreadProbe | None = None
+        self._beat_cpu = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._beat_at = 0.0
@@ -83,7 +94,9 @@ class LoopStallWatch:
         """Watch the running loop, from the thread that runs it (the context manager does this)."""
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
+        self._probe = _ThreadProbe.of_this_thread() if self.starvation_check else None
         self._beat_at = self.clock.monotonic()
+        self._beat_cpu = time.thread_time()
         self._reported_beat = None
 
     def beat(self) -> None:
@@ -92,6 +105,7 @@ class LoopStallWatch:
         if self._reported_beat is not None and self._reported_beat == self._beat_at:
             log.info("event loop answered again", extra={"stalled_s": round(now - self._beat_at, 3)})
         self._beat_at = now
+        self._beat_cpu = time.thread_time()
         self.beats += 1
 
     def check(self) -> bool:
@@ -100,11 +114,15 @@ class LoopStallWatch:
         stalled = self.clock.monotonic() - beat_at
         if stalled <= self.threshold or self._reported_beat == beat_at or self._loop is None:
             return False
+        if self._probe is not None and self._probe.starved(self._beat_cpu, stalled, self.threshold):
+            # The loop thread waits for a CPU and has had little: the machine is late, not a
+            # callback (the lag histogram shows it). Looked at again at the next check.
+            return False
         frame = sys._current_frames().get(self._loop_thread)
         task = asyncio.current_task(self._loop)
         if task is None and (frame is None or _is_loop_machinery(frame)):
-            # No callback of ours runs: the loop waits in its poll, and its timer is late because
-            # the machine did not run this process. The lag histogram shows that; no one to name.
+            # No callback of ours runs: the loop waits in its poll, its timer late for the same
+            # reason. No one to name.
             return False
         self._reported_beat = beat_at
         stack = traceback.format_stack(frame, limit=self.max_frames) if frame is not None else []
@@ -142,3 +160,34 @@ _MACHINERY = (*(os.path.dirname(m.__file__ or "") + os.sep for m in (asyncio, uv
 
 def _is_loop_machinery(frame: FrameType) -> bool:
     return frame.f_code.co_filename.startswith(_MACHINERY)
+
+
+class _ThreadProbe:
+    """The loop thread seen from the watch thread: the CPU it has used, and whether it is waiting
+    for a CPU (runnable) rather than running our code or blocked in a call (sleeping)."""
+
+    def __init__(self, cpu_clock: int, stat_path: str) -> None:
+        self._cpu_clock = cpu_clock
+        self._stat_path = stat_path
+
+    @classmethod
+    def of_this_thread(cls) -> _ThreadProbe | None:
+        """A probe of the calling thread; None where the platform has no per-thread CPU clock."""
+        try:
+            cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
+        except (AttributeError, OSError):
+            return None
+        return cls(cpu_clock, f"/proc/self/task/{threading.get_native_id()}/stat")
+
+    def starved(self, since_cpu: float, stalled: float, threshold: float) -> bool:
+        """True when the thread is runnable now (neither sleeping in a call nor running) and, of
+        the ``stalled`` seconds since its CPU clock read ``since_cpu``, ran less than half and
+        less than ``threshold``: the kernel has not been running it. A callback that spent the
+        threshold in CPU of its own is never excused, however busy the machine."""
+        try:
+            used = time.clock_gettime(self._cpu_clock) - since_cpu
+            with open(self._stat_path, "rb") as stat:
+                state = stat.read().rpartition(b")")[2].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state == b"R" and used < min(stalled / 2, threshold)
