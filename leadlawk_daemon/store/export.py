@@ -7,6 +7,7 @@ unknown. Both backends read their rows into the same Python types and assemble t
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,9 +32,14 @@ __all__ = [
     "write_xlsx",
 ]
 
-# What makes a spreadsheet read a cell as a formula (OWASP's "CSV injection" list): a scraped name
-# like =HYPERLINK("http://evil", "Call us") or a phone like +1-555-0100 would otherwise run or mangle.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# What makes a spreadsheet read a cell as a formula (OWASP's "CSV injection" list), with the
+# full-width signs some spreadsheets fold to ASCII: a scraped name like =HYPERLINK("http://evil",
+# "Call us") or a phone like +1-555-0100 would otherwise run or mangle. A spreadsheet skips leading
+# blanks before a formula, so these count after any leading whitespace or control characters too.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_FORMULA_SIGNS = frozenset(FORMULA_PREFIXES)
+# Invisible before a formula: control characters and format characters (zero-width space, BOM).
+_INVISIBLE = frozenset(("Cc", "Cf"))
 
 LEAD_COLUMNS: tuple[str, ...] = ("place_id", *(f for f in LISTING_FIELDS if f != "place_id"))
 LEAD_COLUMNS_WITH_SEEN: tuple[str, ...] = (*LEAD_COLUMNS, "first_seen_at", "last_seen_at")
@@ -64,13 +70,24 @@ def export_columns(with_job: bool) -> tuple[str, ...]:
 
 
 def spreadsheet_safe(value: Any) -> Any:
-    """A cell for a spreadsheet file (CSV, XLSX): text beginning with a formula prefix gets a leading
-    ``'``, which spreadsheets take as "this is text" and do not show. Anything else is unchanged.
+    """A cell for a spreadsheet file (CSV, XLSX): text whose first character past leading whitespace
+    and control characters is a formula prefix gets a leading ``'``, which spreadsheets take as "this
+    is text" and do not show. Anything else is unchanged.
 
     Every export to a spreadsheet format goes through this one rule; JSONL is data, not a sheet."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if isinstance(value, str) and _starts_a_formula(value):
         return "'" + value
     return value
+
+
+def _starts_a_formula(text: str) -> bool:
+    # Reads only the leading blanks and the first character past them.
+    for char in text:
+        if char in _FORMULA_SIGNS:
+            return True
+        if not (char.isspace() or unicodedata.category(char) in _INVISIBLE):
+            return False
+    return False
 
 
 def _plain(value: Any) -> Any:
