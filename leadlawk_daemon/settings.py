@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, IPvAnyNetwork, ValidationError
 
-from leadlawk_daemon.logs import mask_url_passwords, redact
+from leadlawk_daemon.logs import redact
 
 __all__ = [
     "ConfigError",
@@ -322,8 +322,6 @@ ENV_KEYS: dict[str, tuple[str, ...]] = {
     "LOG_LEVEL": ("logging", "level"),
 }
 SECRET_KEYS = {("pagespeed", "api_key"), ("server", "admin_token")}
-# Keys whose value is a URL that may carry a password: shown with the password masked.
-URL_KEYS = {("database", "url"), ("redis", "url")}
 _PATH_PREFIX = "LEADLAWK__"
 
 
@@ -483,14 +481,25 @@ def _cross_checks(s: Settings) -> list[str]:
 
 
 def masked(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as plain data, secrets replaced by ``***`` and URL passwords masked
-    (``postgresql://app:***@host/db``)."""
+    """The effective configuration as plain data: secrets replaced by ``***``, and every other text
+    through the log redactor, so a URL's userinfo (``postgresql://app:***@host/db``,
+    ``http://user:***@proxy:3128``) and credential parameters (``?password=***``) are masked in
+    whichever setting they are (docs/masking.md)."""
     tree = settings.model_dump(mode="json")
-    for path in SECRET_KEYS | URL_KEYS:
+    for path in SECRET_KEYS:
         node = tree
         for part in path[:-1]:
             node = node[part]
-        value = node.get(path[-1])
-        if value is not None:
-            node[path[-1]] = mask_url_passwords(value) if path in URL_KEYS else "***"
-    return tree
+        if node.get(path[-1]) is not None:
+            node[path[-1]] = "***"
+    return {key: _redacted(value) for key, value in tree.items()}
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {key: _redacted(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    return value
