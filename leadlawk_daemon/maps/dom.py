@@ -103,6 +103,9 @@ class _Builder(HTMLParser):
         self.root = Element("#root", {}, None, 0)
         self.elements: list[Element] = [self.root]
         self.stack: list[Element] = [self.root]
+        # How many elements of each tag are open: an end tag nothing open matches costs nothing,
+        # instead of a walk down the whole stack (quadratic on a page of stray end tags).
+        self.open_tags: dict[str, int] = {}
 
     def _open(self, tag: str, attrs: list[tuple[str, str | None]]) -> Element:
         parent = self.stack[-1]
@@ -115,15 +118,27 @@ class _Builder(HTMLParser):
         element = self._open(tag, attrs)
         if tag not in _VOID:
             self.stack.append(element)
+            self.open_tags[tag] = self.open_tags.get(tag, 0) + 1
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self._open(tag, attrs)
 
     def handle_endtag(self, tag: str) -> None:
-        for depth in range(len(self.stack) - 1, 0, -1):
-            if self.stack[depth].tag == tag:
-                del self.stack[depth:]
-                return
+        if not self.open_tags.get(tag):
+            return
+        # Every element walked past is closed here, so the walks add up to the elements opened.
+        while (closed := self.stack.pop()).tag != tag:
+            self.open_tags[closed.tag] -= 1
+        self.open_tags[tag] -= 1
+
+    def close(self) -> None:
+        # What feed() left over begins with a tag, comment or declaration whose end (">", "-->") is
+        # nowhere in the rest of the page: as in HTML5, it runs to the end of the file and is dropped.
+        # The standard library (before CPython 3.12.11/3.13.4, gh-135462) reads it as text to the next
+        # ">" instead and retries one character on, rescanning the rest of the page from every "<".
+        if self.rawdata.startswith("<"):
+            self.rawdata = ""
+        super().close()
 
     def handle_data(self, data: str) -> None:
         self.stack[-1].children.append(data)

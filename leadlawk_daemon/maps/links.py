@@ -20,14 +20,18 @@ _BOOKING_HOSTS = (
     "deliveroo.com", "just-eat.com", "efood.gr",
 )
 _BOOKING_WORDS = re.compile(r"\b(book|booking|order|reserv|appointment|menu|schedul)", re.IGNORECASE)
-_GOOGLE_HOST = re.compile(r"(^|\.)google\.[a-z.]+$|(^|\.)(gstatic|googleusercontent|googleapis)\.com$")
+# Bounded repeat on a bounded host (_MAX_HOST): each "google." scans at most to the end of a name.
+_GOOGLE_HOST = re.compile(r"(^|\.)google\.[a-z.]{1,253}$|(^|\.)(gstatic|googleusercontent|googleapis)\.com$")
+# DNS's limit on a name: a longer "host" is no website, and keeps every match on it short.
+_MAX_HOST = 253
 
 
 def _host(url: str) -> str:
     try:
-        return (urlsplit(url).hostname or "").lower()
+        host = (urlsplit(url).hostname or "").lower()
     except ValueError:
         return ""
+    return host if len(host) <= _MAX_HOST else ""
 
 
 def is_booking_link(anchor: Element) -> bool:

@@ -33,7 +33,9 @@ _CATEGORY_CLASS = "DkEaL"
 _ALSO_SEARCHED = re.compile(r"people also search for", re.IGNORECASE)
 # A carousel entry's label: "Name · 4.8 stars · 114 reviews · Barber shop".
 _ENTRY_LABEL = re.compile(r" · \d[.,]?\d? \S+ · ")
-_COUNT_LABEL = re.compile(r"^\s*\d[\d.,\u00a0\u202f ]*\s+[^\W\d]")
+# Possessive runs, and the "whitespace before the word" checked behind instead of as a "\s+" that
+# overlaps the separators (spaces): linear on a label of any length (docs/masking.md).
+_COUNT_LABEL = re.compile(r"^\s*+\d[\d.,\u00a0\u202f ]*+\s*+(?<=\s)[^\W\d]")
 _DAY = re.compile(r"^[^\W\d][^\d]{1,24}$")
 _SECTION_ROLES = frozenset({"tablist", "tab", "region", "toolbar"})
 # How far after the stars their review count may sit (header markup is a handful of spans).

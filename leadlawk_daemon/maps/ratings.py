@@ -12,7 +12,9 @@ __all__ = ["parse_count", "parse_count_in_parens", "parse_rating_label", "parse_
 
 _NUMBER = re.compile(r"\d(?:[\d.,\u00a0\u202f ]*\d)?")
 _STARS = re.compile(r"^([0-5](?:[.,]\d)?)(?!\d)")
-_COUNT_IN_PARENS = re.compile(r"^\(\s*(\d[\d.,\u00a0\u202f ]*)\s*\)$")
+# Possessive: the separators (spaces) and the "\s*" after them overlap, and backtracking between
+# the two made a long run of spaces quadratic.
+_COUNT_IN_PARENS = re.compile(r"^\(\s*+(\d[\d.,\u00a0\u202f ]*+)\s*+\)$")
 
 
 def parse_count(text: str) -> int | None:

@@ -36,7 +36,8 @@ def find_states(text: str) -> list[Any]:
     for match in _ASSIGNMENT.finditer(text):
         try:
             state, _ = decoder.raw_decode(text, match.end())
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: arrays nested past the interpreter's depth, which no real page has.
             continue
         states.append(state)
     return states
