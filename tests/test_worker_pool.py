@@ -34,6 +34,7 @@ from leadlawk_daemon.resilience.worker_pool import (
     WorkerDied,
     WorkerPool,
 )
+from leadlawk_daemon.resilience.worker_process import NICENESS
 from leadlawk_daemon.settings import SitesSettings, load_settings
 from leadlawk_daemon.sites import SiteClient, SiteStatus
 from leadlawk_daemon.sites.extract_pool import CLI_BUDGET
@@ -142,6 +143,10 @@ async def test_a_worker_dying_under_a_task_loses_that_task_only(pool: WorkerPool
     assert "SIGKILL" in lost.value.reason
     after = await pool.run(worker_tasks.pid)
     assert after != before
+
+
+async def test_a_worker_yields_the_cpu_to_the_loop(pool: WorkerPool) -> None:
+    assert await pool.run(worker_tasks.niceness) == os.getpriority(os.PRIO_PROCESS, 0) + NICENESS
 
 
 async def test_the_task_s_own_error_reaches_the_caller_and_the_worker_stays(pool: WorkerPool) -> None:

@@ -18,6 +18,10 @@ def pid() -> int:
     return os.getpid()
 
 
+def niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def burn_cpu() -> None:
     """A task slow for any reason: CPU spent in a loop that never ends."""
     while True:

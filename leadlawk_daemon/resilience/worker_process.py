@@ -18,13 +18,17 @@ import sys
 from collections.abc import Sequence
 from typing import IO, Final
 
-__all__ = ["BUDGET_SIGNALS", "HEADER", "PATH_VARIABLE", "READY", "serve"]
+__all__ = ["BUDGET_SIGNALS", "HEADER", "NICENESS", "PATH_VARIABLE", "READY", "serve"]
 
 HEADER: Final = struct.Struct("!Q")  # each frame: its length, then a pickle
 READY: Final = b"ready"
 PATH_VARIABLE: Final = "LEADLAWK_WORKER_SYS_PATH"
 # Killed by its own budget: the profiling timer, or RLIMIT_CPU's soft limit.
 BUDGET_SIGNALS: Final = frozenset({signal.SIGPROF, signal.SIGXCPU})
+# A worker yields the CPU to the process it serves: at nice +5 the kernel gives it a third of the
+# weight of the event loop's thread, so a page burning its budget on a busy machine slows the
+# loop less. Its budget is CPU time, so the verdict on a page does not change.
+NICENESS: Final = 5
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
@@ -69,6 +73,7 @@ def serve(budget: float, preload: Sequence[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # SIGXCPU's default action dumps core: a worker stopped by RLIMIT_CPU leaves no core file.
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    os.nice(NICENESS)
     # The channel gets private descriptors; a stray print() from a task goes to stderr instead.
     inbox = os.fdopen(os.dup(0), "rb", buffering=0)
     outbox = os.fdopen(os.dup(1), "wb", buffering=0)
