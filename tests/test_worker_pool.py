@@ -57,6 +57,15 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def _running(pid: int) -> bool:
+    """Alive and not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
 class LoopHolds:
     """The longest the loop thread spent on its own CPU between two ticks ``TICK_S`` apart.
 
@@ -147,6 +156,14 @@ async def test_a_worker_dying_under_a_task_loses_that_task_only(pool: WorkerPool
 
 async def test_a_worker_yields_the_cpu_to_the_loop(pool: WorkerPool) -> None:
     assert await pool.run(worker_tasks.niceness) == os.getpriority(os.PRIO_PROCESS, 0) + NICENESS
+
+
+async def test_a_worker_killed_while_idle_costs_the_next_task_nothing(pool: WorkerPool) -> None:
+    before = await pool.run(worker_tasks.pid)
+    os.kill(before, signal.SIGKILL)
+    await eventually(lambda: not _running(before), what="the idle worker died")
+    assert await pool.run(worker_tasks.length, b"page") == 4
+    assert await pool.run(worker_tasks.pid) != before
 
 
 async def test_the_task_s_own_error_reaches_the_caller_and_the_worker_stays(pool: WorkerPool) -> None:

@@ -255,6 +255,10 @@ class WorkerPool:
                 raise PoolUnavailable("the worker pool is not running")
             slot = self._idle.pop()
             try:
+                if slot.worker is not None and slot.worker.process.poll() is not None:
+                    # It died idle (killed from outside): not this task's doing, a fresh one takes it.
+                    await slot.worker.stop(self.stop_timeout)
+                    slot.worker = None
                 worker = slot.worker or await self._fill(slot)
                 answer = await self._call(slot, worker, payload)
             finally:
