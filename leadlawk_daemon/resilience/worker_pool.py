@@ -331,8 +331,8 @@ def _death(status: int) -> str:
             name = signal.Signals(-status).name
         except ValueError:
             name = f"signal {-status}"
-        return f"extraction worker died ({name})"
-    return f"extraction worker exited with status {status}"
+        return f"worker process died ({name})"
+    return f"worker process exited with status {status}"
 
 
 def _first_unavailable(exc: BaseException) -> PoolUnavailable | None:
