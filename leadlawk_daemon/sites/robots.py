@@ -7,7 +7,7 @@ takes the first matching rule rather than the longest, so ``Allow: /contact`` un
 The site writes both the rules and, through its redirects, the paths they are matched against, so
 matching must not backtrack: a rule with a ``*`` per ``.*`` regex made ``Disallow: /*a*a*a*a*a*b``
 against a 40-character path run for minutes. :func:`wildcard_match` decides a rule in
-O(len(rule) + len(path)) time instead.
+one left-to-right pass over the path instead, never revisiting a choice.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ __all__ = ["MAX_ROBOTS_CHARS", "MAX_RULES", "RobotsRules", "parse_robots", "wild
 # site serves). One URL is then checked in at most 1,000 scans of its path: ``str.find`` is
 # O(len(path) x len(piece)) at worst on paths under 2,500 characters, so the worst file an
 # attacker can write (1,000 rules of 256 self-similar characters against a 2,400-character path)
-# costs about 70 ms per URL instead of minutes.
+# costs under 100 ms per URL (90 ms measured) instead of minutes; a real file, well under 1 ms.
 MAX_ROBOTS_CHARS = 500 * 1024
 MAX_RULES = 1_000
 _MAX_RULE_CHARS = 256
@@ -82,8 +82,9 @@ def wildcard_match(pieces: tuple[str, ...], anchored: bool, path: str) -> bool:
     Greedy leftmost matching is exact here: each ``*`` matches any run, so taking the earliest
     place where the next piece occurs never loses a match that a later place would find, and no
     choice is ever revisited. Each piece is found with one ``str.find`` from where the last ended,
-    so the whole check reads the path once: O(len(path) + len(rule)). Anchored, the last piece
-    must end the path, and the latest place it can start is checked (``endswith``) instead.
+    so the check moves through the path once (each ``find`` is linear but for short paths, where
+    CPython's search can cost len(path) x len(piece): the rule caps above bound that). Anchored,
+    the last piece must end the path, and the latest place it can start is checked (``endswith``).
     """
     first = pieces[0]
     if not path.startswith(first):
