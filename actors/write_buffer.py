@@ -27,7 +27,7 @@ from leadlawk_daemon.messages import (
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.qualify import Qualification, qualify
 from leadlawk_daemon.sites.report import SiteReport
-from leadlawk_daemon.store.base import JobLead, PageSpeedRow, Store
+from leadlawk_daemon.store.base import JobLead, Store
 
 __all__ = ["Committed", "WriteBuffer"]
 
@@ -113,7 +113,7 @@ class WriteBuffer:
     @staticmethod
     async def _store(store: Store, batch: list[WriterMessage]) -> _Stored:
         leads: list[Listing] = []
-        rows: list[PageSpeedRow] = []
+        rows: list[PageSpeedResult] = []
         sites: list[tuple[str | None, SiteReport]] = []
         job_leads: dict[str, list[JobLead]] = defaultdict(list)
         failures: dict[str, list[tuple[str, str | None]]] = defaultdict(list)
@@ -137,7 +137,7 @@ class WriteBuffer:
                 verdict = _verdict(job, listing, job.results_for(place_id), message.report)
                 job_leads[job.job_id].append(JobLead(place_id, None, verdict.qualified, verdict.reasons))
             else:
-                rows.extend(PageSpeedRow(**r.to_row()) for r in message.results)
+                rows.extend(message.results)
                 verdict = _verdict(job, listing, message.results)
                 job_leads[job.job_id].append(JobLead(place_id, None, verdict.qualified, verdict.reasons))
                 # Enriched after all (a replay, say): the lead's earlier failure is lifted.

@@ -4,7 +4,7 @@ Creates its own PostgreSQL database (dropped at the end) on the server of ``LEAD
 (default ``postgresql://postgres@127.0.0.1:5432/test``), and measures, on the ``leads`` table,
 each figure ``--rounds`` times, interleaved so that a noisy neighbour hits all of them alike:
 
-- the writer's upsert (:meth:`PostgresStore.upsert_leads`, every strategy it has) in batches of
+- the writer's upsert (the store's ``upsert_leads`` on PostgreSQL, every strategy it has) in batches of
   ``--batch`` rows (default: the built-in ``database.batch_size``), from ``Listing`` objects:
   into the empty table ("fresh"), then the same rows again into the full table ("replay":
   every row a conflict, ``last_seen_at`` moves on);
@@ -44,7 +44,8 @@ from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store.base import utc_from_epoch
 from leadlawk_daemon.store.batch import lead_values, prepare_leads
-from leadlawk_daemon.store.postgres import PostgresStore, UpsertMethod, open_postgres
+from leadlawk_daemon.store.postgres import PostgresDatabase, UpsertMethod, open_postgres
+from leadlawk_daemon.store.sql_store import SqlStore
 from tests.databases import throwaway_database
 
 ADMIN_DSN = os.environ.get("LEADLAWK_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -103,7 +104,7 @@ def batches(rows: list[Listing], size: int) -> list[list[Listing]]:
     return [rows[at : at + size] for at in range(0, len(rows), size)]
 
 
-async def upsert_all(store: PostgresStore, parts: list[list[Listing]]) -> None:
+async def upsert_all(store: SqlStore, parts: list[list[Listing]]) -> None:
     for part in parts:
         await store.upsert_leads(part)
 
@@ -150,7 +151,9 @@ async def run(dsn: str, count: int, batch: int, rounds: int, single: int) -> dic
     fig = Figures()
     async with open_postgres(dsn, pool_min=1, pool_max=2, clock=MonotonicClock()) as store:
         await store.migrate()
-        default_method = store.upsert_method
+        database = store.database
+        assert isinstance(database, PostgresDatabase)
+        default_method = database.upsert_method
         conn: asyncpg.Connection = await asyncpg.connect(dsn)
         try:
             # COPY speaks PostgreSQL's binary format: jsonb there is a version byte, then the text.
@@ -168,14 +171,14 @@ async def run(dsn: str, count: int, batch: int, rounds: int, single: int) -> dic
 
             # Warm-up: connections opened, types introspected, statements prepared, staging made.
             for method in methods:
-                store.upsert_method = method
+                database.upsert_method = method
                 await upsert_all(store, parts[:1])
             await empty()
             await copy_stream(conn, records[:batch])
 
             for _ in range(rounds):
                 for method in methods:
-                    store.upsert_method = method
+                    database.upsert_method = method
                     await empty()
                     await fig.time(f"upsert_{method}", lambda: upsert_all(store, parts))
                     await fig.time(f"upsert_{method}_replay", lambda: upsert_all(store, parts))

@@ -16,10 +16,12 @@ import pytest
 from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import register_secret
-from leadlawk_daemon.store import JobLead, PageSpeedRow, Store, open_store
+from leadlawk_daemon.pagespeed.result import FieldData, PageSpeedResult
+from leadlawk_daemon.store import JobLead, Store, open_store
 from leadlawk_daemon.store.base import exhausted_error, utc_from_epoch
 from leadlawk_daemon.store.migrations import load_migrations
-from leadlawk_daemon.store.postgres import PostgresStore
+from leadlawk_daemon.store.postgres import PostgresDatabase
+from leadlawk_daemon.store.sql_store import SqlStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -59,6 +61,17 @@ def listing(n: int, **values: object) -> Listing:
     base: dict[str, object] = {"name": f"Business {n}", "place_id": f"ChIJ{n:06d}"}
     base.update(values)
     return Listing(**base)  # type: ignore[arg-type]
+
+
+def pagespeed(clock: FakeClock, **values: object) -> PageSpeedResult:
+    """Lead 1's mobile result, tested now by ``clock`` unless ``tested_at`` says otherwise."""
+    base: dict[str, object] = {
+        "place_id": "ChIJ000001",
+        "strategy": "mobile",
+        "url": "https://one.example/",
+        "tested_at": utc_from_epoch(clock.wall()),
+    }
+    return PageSpeedResult(**(base | values))  # type: ignore[arg-type]
 
 
 async def lead_table(store: Store) -> dict[str, dict[str, object]]:
@@ -130,12 +143,13 @@ async def test_a_lead_without_place_id_is_refused_by_name_and_nothing_is_written
 @pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # the COPY path exists on PostgreSQL only
 async def test_copy_and_unnest_upserts_store_the_same_rows(db_url: str, clock: FakeClock) -> None:
     async with open_store(db_url, clock=clock, migrate=True) as store:
-        assert isinstance(store, PostgresStore)
+        assert isinstance(store, SqlStore)
+        assert isinstance(store.database, PostgresDatabase)
         rows = [listing(i, review_count=i, latitude=41.2 + i / 100, hours=(("Tue", "8-4"),)) for i in range(50)]
-        store.upsert_method = "unnest"
+        store.database.upsert_method = "unnest"
         await store.upsert_leads(rows)
         via_unnest = await lead_table(store)
-        store.upsert_method = "copy"
+        store.database.upsert_method = "copy"
         await store.upsert_leads([listing(i, phone=f"p{i}") for i in range(50)])
         await store.upsert_leads(rows)
         via_copy = await lead_table(store)
@@ -441,9 +455,8 @@ async def test_export_joins_leads_with_pagespeed_and_each_jobs_verdict(store: St
         "j", [JobLead("ChIJ000001", None, True, []), ("ChIJ000002", None, False, ["no website"])]
     )
     tested = clock.wall()
-    await store.upsert_pagespeed(
-        [PageSpeedRow("ChIJ000001", "mobile", performance=31, lcp_ms=5400.0, field_data={"lcp": 2500})]
-    )
+    field = FieldData(2500.0, None, 0.05, "SLOW", None, "FAST", "SLOW")
+    await store.upsert_pagespeed([pagespeed(clock, performance=31, lcp_ms=5400.0, field=field)])
     assert await store.job_place_ids("j") == {"ChIJ000001", "ChIJ000002"}
 
     rows = await store.lead_rows_for_export(job_id="j")
@@ -454,7 +467,15 @@ async def test_export_joins_leads_with_pagespeed_and_each_jobs_verdict(store: St
     assert (rows[0]["mobile_performance"], rows[0]["mobile_lcp_ms"], rows[0]["mobile_field_data"]) == (
         31,
         5400.0,
-        {"lcp": 2500},
+        {
+            "lcp_ms": 2500.0,
+            "inp_ms": None,
+            "cls": 0.05,
+            "lcp_category": "SLOW",
+            "inp_category": None,
+            "cls_category": "FAST",
+            "overall_category": "SLOW",
+        },
     )
     assert rows[0]["mobile_tested_at"] == utc_from_epoch(tested).isoformat()
     assert rows[1]["mobile_performance"] is None
@@ -468,13 +489,13 @@ async def test_export_joins_leads_with_pagespeed_and_each_jobs_verdict(store: St
 
 async def test_a_newer_pagespeed_result_replaces_an_older_one_never_the_reverse(store: Store, clock: FakeClock) -> None:
     await store.upsert_leads([listing(1)])
-    await store.upsert_pagespeed([PageSpeedRow("ChIJ000001", "mobile", performance=40)])
+    await store.upsert_pagespeed([pagespeed(clock, performance=40)])
     await clock.advance(60)
-    await store.upsert_pagespeed([PageSpeedRow("ChIJ000001", "mobile", error="FAILED_DOCUMENT_REQUEST")])
+    await store.upsert_pagespeed([pagespeed(clock, error="FAILED_DOCUMENT_REQUEST")])
     first = (await lead_table(store))["ChIJ000001"]
     assert (first["mobile_performance"], first["mobile_error"]) == (None, "FAILED_DOCUMENT_REQUEST")
     stale_time = utc_from_epoch(clock.wall()) - timedelta(seconds=30)
-    stale = PageSpeedRow("ChIJ000001", "mobile", performance=40, tested_at=stale_time)
+    stale = pagespeed(clock, performance=40, tested_at=stale_time)
     await store.upsert_pagespeed([stale])
     assert (await lead_table(store))["ChIJ000001"] == first
 
@@ -483,6 +504,46 @@ async def test_job_leads_for_an_unknown_job_are_refused(store: Store) -> None:
     await store.upsert_leads([listing(1)])
     with pytest.raises(ValueError, match="unknown job or lead"):
         await store.upsert_job_leads("ghost", [("ChIJ000001", 0, True, [])])
+
+
+async def test_pagespeed_results_for_a_lead_not_stored_are_refused_and_nothing_is_written(
+    store: Store, clock: FakeClock
+) -> None:
+    await store.upsert_leads([listing(1)])
+    other = pagespeed(clock, place_id="ChIJ000404", performance=50)
+    with pytest.raises(ValueError, match="leads not stored yet"):
+        await store.upsert_pagespeed([pagespeed(clock, performance=40), other])
+    assert (await lead_table(store))["ChIJ000001"]["mobile_performance"] is None  # one transaction
+
+
+async def job_lead_statuses(store: Store, job_id: str) -> dict[str, tuple[str, str | None]]:
+    assert isinstance(store, SqlStore)
+    async with store.database.reading() as session:
+        rows = await session.fetch("SELECT place_id, status, error FROM job_leads WHERE job_id = $1", job_id)
+    return {r["place_id"]: (r["status"], r["error"]) for r in rows}
+
+
+async def test_a_leads_failure_is_recorded_on_its_job_row_and_lifted_again(store: Store) -> None:
+    await store.create_job("j", {"query": "plumbers"})
+    await store.upsert_leads([listing(1), listing(2)])
+    await store.upsert_job_leads("j", [JobLead("ChIJ000001", 0), JobLead("ChIJ000002", 1)])
+    marks = [("ChIJ000001", "PageSpeed: quota"), ("ChIJ000002", "site: too slow"), ("ChIJ000002", None)]
+    assert await store.set_lead_status("j", [*marks, ("ChIJ000404", "not in this job")]) == 3
+    assert await job_lead_statuses(store, "j") == {
+        "ChIJ000001": ("failed", "PageSpeed: quota"),
+        "ChIJ000002": ("ok", None),
+    }
+    await store.set_lead_status("j", [("ChIJ000001", None)])  # enriched after all, on a replay
+    assert await job_lead_statuses(store, "j") == {"ChIJ000001": ("ok", None), "ChIJ000002": ("ok", None)}
+
+
+async def test_a_child_job_of_an_unknown_parent_or_a_duplicate_child_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="cannot be created"):
+        await store.create_job("orphan", {"query": "x"}, parent_id="ghost")
+    with pytest.raises(ValueError, match="cannot be created"):
+        await store.create_batch("b", {"queries": ["x", "y"]}, [("b.0", {"query": "x"}), ("b.0", {"query": "y"})])
+    assert await store.get_job("orphan") is None
+    assert await store.get_job("b") is None  # the parent and its children: one transaction
 
 
 # dead letters ----------------------------------------------------------------------------------

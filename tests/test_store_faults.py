@@ -15,8 +15,13 @@ from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.store import StoreUnavailable, open_store
-from leadlawk_daemon.store.postgres import PostgresStore
-from leadlawk_daemon.store.sqlite import SqliteStore
+from leadlawk_daemon.store.postgres import PostgresDatabase
+from leadlawk_daemon.store.sql_store import SqlStore
+from leadlawk_daemon.store.sqlite import SqliteDatabase
+from tests import test_store
+
+# The store tests' fixture: a throwaway database on each backend.
+db_url = test_store.db_url
 
 
 def listings(count: int) -> list[Listing]:
@@ -31,7 +36,8 @@ async def test_a_split_upsert_during_an_outage_raises_store_unavailable_and_open
     async with FaultProxy("127.0.0.1", 0, target.hostname or "127.0.0.1", target.port or 5432) as proxy:
         dsn = pg_database.replace(f"{target.hostname}:{target.port}", f"127.0.0.1:{proxy.port}")
         async with open_store(dsn, migrate=True, write_parallelism=3, connect_timeout=2.0) as store:
-            assert isinstance(store, PostgresStore)
+            assert isinstance(store, SqlStore)
+            assert isinstance(store.database, PostgresDatabase)
             rows = listings(2400)  # over the split threshold: three slices on three connections
             assert await store.upsert_leads(rows) == 2400
             proxy.cut()
@@ -53,8 +59,8 @@ async def test_a_split_upsert_during_an_outage_raises_store_unavailable_and_open
             proxy.restore()
 
 
-async def test_refused_rows_in_a_large_batch_stay_a_value_error(pg_database: str) -> None:
-    async with open_store(pg_database, migrate=True, write_parallelism=2) as store:
+async def test_refused_rows_in_a_large_batch_stay_a_value_error(db_url: str) -> None:
+    async with open_store(db_url, migrate=True, write_parallelism=2) as store:
         rows = [*listings(1500), Listing(name="Nameless Plumbing")]
         with pytest.raises(ValueError, match="Nameless Plumbing"):
             await store.upsert_leads(rows)
@@ -64,7 +70,8 @@ async def test_a_write_cancelled_while_begin_waits_leaves_no_transaction_behind(
     url = f"sqlite:///{tmp_path / 'busy.db'}"
     path = str(tmp_path / "busy.db")
     async with open_store(url, migrate=True, command_timeout=10.0) as store:
-        assert isinstance(store, SqliteStore)
+        assert isinstance(store, SqlStore)
+        assert isinstance(store.database, SqliteDatabase)
         # Another process holds the write lock, so our BEGIN IMMEDIATE waits on busy_timeout...
         other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         other.execute("BEGIN IMMEDIATE")
@@ -96,8 +103,9 @@ async def test_a_write_cancelled_while_begin_waits_leaves_no_transaction_behind(
 
 async def test_a_connection_found_inside_a_transaction_is_rolled_back_before_use(tmp_path: Path) -> None:
     async with open_store(f"sqlite:///{tmp_path / 'stale.db'}", migrate=True) as store:
-        assert isinstance(store, SqliteStore)
-        conn = store._conn  # the state a lost cancellation leaves behind, made directly
+        assert isinstance(store, SqlStore)
+        assert isinstance(store.database, SqliteDatabase)
+        conn = store.database._conn  # the state a lost cancellation leaves behind, made directly
         await conn.execute("BEGIN IMMEDIATE")
         await conn.execute("INSERT INTO jobs (id, spec, created_at) VALUES ('ghost', '{}', 'x')")
         assert await store.create_job("real", {"query": "plumbers"})

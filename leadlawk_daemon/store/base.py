@@ -1,7 +1,8 @@
-"""What every storage backend offers: the :class:`Store` protocol and the records it speaks in.
+"""What the store offers: the :class:`Store` protocol and the records it speaks in.
 
-PostgreSQL (:mod:`.postgres`) and the embedded SQLite default (:mod:`.sqlite`) implement it with the
-same behaviour, so the writer, the job lifecycle and the CLI never know which one they hold.
+One implementation (:mod:`.sql_store`) runs on PostgreSQL (:mod:`.postgres`) and on the embedded
+SQLite default (:mod:`.sqlite`) with the same behaviour, so the writer, the job lifecycle and the
+CLI never know which database they hold.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple, Protocol, get_args
 
 from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.sites.report import SiteReport
 
 __all__ = [
@@ -19,7 +21,6 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "JOB_COUNTERS",
     "JOB_STATUSES",
-    "REQUEUE_SQL",
     "STRATEGIES",
     "TERMINAL_STATUSES",
     "DeadLetter",
@@ -28,7 +29,6 @@ __all__ = [
     "JobLead",
     "JobStatus",
     "MigrationError",
-    "PageSpeedRow",
     "Store",
     "StoreError",
     "StoreUnavailable",
@@ -53,14 +53,6 @@ STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 # ``jobs.max_attempts``'s default: leases of one job that may end with their holder dying.
 DEFAULT_MAX_ATTEMPTS = 3
 
-# Both backends: a finished leaf job back to the queue, progress kept ({p}: the dialect's placeholder).
-# Its attempts start again: a replay is the operator's decision that the job deserves new tries.
-REQUEUE_SQL = (
-    "UPDATE jobs SET status = 'queued', lease_owner = NULL, lease_expires_at = NULL, finished_at = NULL, "
-    "error = NULL, attempts = 0, not_before = NULL WHERE id = {p} AND status IN ('succeeded', 'failed', 'cancelled') "
-    "AND NOT EXISTS (SELECT 1 FROM jobs AS c WHERE c.parent_id = jobs.id)"
-)
-
 
 class StoreError(Exception):
     """A storage operation failed for a reason other than the database being unreachable."""
@@ -82,8 +74,8 @@ def utc_from_epoch(seconds: float) -> datetime:
 
 
 def exhausted_error(attempts: int, max_attempts: int) -> str:
-    """The ``error`` of a job failed because its holders kept dying (the SQL of both backends builds
-    the same text; this is its reference, for tests and callers)."""
+    """The ``error`` of a job failed because its holders kept dying (the lifecycle's SQL builds the
+    same text in the database; this is its reference, for tests and callers)."""
     return f"the daemon died {attempts} times while running this job (jobs.max_attempts = {max_attempts})"
 
 
@@ -167,32 +159,6 @@ class JobLead(NamedTuple):
 
 
 @dataclass(frozen=True, slots=True)
-class PageSpeedRow:
-    """One Lighthouse run of a lead's website with one strategy.
-
-    ``error`` set means Lighthouse could not load the site: a fact about the lead, stored as such.
-    ``tested_at`` ``None`` means "now" by the store's clock.
-    """
-
-    place_id: str
-    strategy: Strategy
-    performance: float | None = None
-    accessibility: float | None = None
-    best_practices: float | None = None
-    seo: float | None = None
-    fcp_ms: float | None = None
-    lcp_ms: float | None = None
-    tbt_ms: float | None = None
-    speed_index_ms: float | None = None
-    tti_ms: float | None = None
-    cls: float | None = None
-    final_url: str | None = None
-    error: str | None = None
-    field_data: Mapping[str, Any] | None = None
-    tested_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """Something the daemon could not process, kept with why, for ``leadlawk dlq``."""
 
@@ -238,7 +204,7 @@ class Store(Protocol):
         replaced by ``None``. ``first_seen_at`` is kept, ``last_seen_at`` moves forward.
         """
 
-    async def upsert_pagespeed(self, results: Sequence[PageSpeedRow]) -> int:
+    async def upsert_pagespeed(self, results: Sequence[PageSpeedResult]) -> int:
         """Insert or replace by ``(place_id, strategy)``; an older result never replaces a newer one."""
 
     async def upsert_sites(self, rows: Sequence[tuple[str | None, SiteReport]]) -> int:
@@ -250,7 +216,7 @@ class Store(Protocol):
     async def set_lead_status(self, job_id: str, rows: Sequence[tuple[str, str | None]]) -> int:
         """Record a lead's own failure on its ``job_leads`` row: ``(place_id, error)`` sets ``status``
         to ``failed`` with that error; ``(place_id, None)`` sets it back to ``ok``. Rows that do not
-        exist are left alone."""
+        exist are left alone. Returns how many leads were named (the last word on each counts)."""
 
     # jobs --------------------------------------------------------------------------------------
 

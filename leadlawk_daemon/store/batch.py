@@ -6,7 +6,6 @@ and deduplicated by key, because one ``INSERT … ON CONFLICT`` cannot touch the
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -17,13 +16,13 @@ import orjson
 
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.logs import redact
+from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.store.base import (
     DEAD_LETTER_KINDS,
     STRATEGIES,
     TERMINAL_STATUSES,
     JobLead,
     JobStatus,
-    PageSpeedRow,
 )
 
 __all__ = [
@@ -128,39 +127,31 @@ def _job_lead_problem(row: JobLead) -> str | None:
     return None
 
 
-def prepare_pagespeed(results: Iterable[PageSpeedRow], now: datetime) -> list[PageSpeedRow]:
-    """One result per ``(place_id, strategy)``, the most recently tested; ``tested_at`` filled."""
-    by_key: dict[tuple[str, str], PageSpeedRow] = {}
+def prepare_pagespeed(results: Iterable[PageSpeedResult]) -> list[PageSpeedResult]:
+    """One result per ``(place_id, strategy)``, the most recently tested."""
+    by_key: dict[tuple[str, str], PageSpeedResult] = {}
     problems: list[str] = []
     for index, row in enumerate(results):
-        if not isinstance(row, PageSpeedRow):
-            problems.append(f"row {index} is a {type(row).__name__}, not a PageSpeedRow")
+        if not isinstance(row, PageSpeedResult):
+            problems.append(f"row {index} is a {type(row).__name__}, not a PageSpeedResult")
             continue
         bad = _pagespeed_problem(row)
         if bad:
             problems.append(f"row {index} ({row.place_id}, {row.strategy}): {bad}")
             continue
-        if row.tested_at is None:
-            row = dataclasses.replace(row, tested_at=now)
-        elif row.tested_at.tzinfo is None:
-            problems.append(f"row {index} ({row.place_id}, {row.strategy}): tested_at has no timezone")
-            continue
-        key = (row.place_id, row.strategy)
+        key = (str(row.place_id), row.strategy)
         earlier = by_key.get(key)
-        if earlier is None or _tested(row) >= _tested(earlier):
+        if earlier is None or row.tested_at >= earlier.tested_at:
             by_key[key] = row
     _reject("PageSpeed results cannot be stored", problems)
     return list(by_key.values())
 
 
-def _tested(row: PageSpeedRow) -> datetime:
-    assert row.tested_at is not None  # filled by prepare_pagespeed before any comparison
-    return row.tested_at
-
-
-def _pagespeed_problem(row: PageSpeedRow) -> str | None:
+def _pagespeed_problem(row: PageSpeedResult) -> str | None:
     if not isinstance(row.place_id, str) or not row.place_id:
         return "place_id must be a non-empty string"
+    if not isinstance(row.tested_at, datetime) or row.tested_at.tzinfo is None:
+        return "tested_at must be a datetime with a timezone"
     if row.strategy not in STRATEGIES:
         return f"strategy must be one of {', '.join(STRATEGIES)}"
     for name in _SCORES:

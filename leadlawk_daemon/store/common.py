@@ -1,9 +1,14 @@
-"""What both backends do the same way, whatever their SQL dialect."""
+"""What every part of the store holds: its database and its clock."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
+
+from leadlawk_daemon.clock import Clock
+from leadlawk_daemon.store.base import utc_from_epoch
+from leadlawk_daemon.store.session import Database
 
 __all__ = ["StoreCommon", "check_job_id", "priority_of"]
 
@@ -21,16 +26,12 @@ def priority_of(spec: Mapping[str, Any]) -> int:
 
 
 class StoreCommon:
-    """A single job is a batch without children: one code path persists both."""
+    """The state the store's parts share. Times the daemon records (a lead seen, a job created)
+    are its injected clock's; lease times are the database's own (:attr:`.Dialect.now`)."""
 
-    async def create_batch(
-        self,
-        job_id: str,
-        spec: Mapping[str, Any],
-        children: Sequence[tuple[str, Mapping[str, Any]]],
-        parent_id: str | None = None,
-    ) -> bool:
-        raise NotImplementedError
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self.database = database
+        self._clock = clock
 
-    async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:
-        return await self.create_batch(job_id, spec, [], parent_id=parent_id)
+    def _now(self) -> datetime:
+        return utc_from_epoch(self._clock.wall())
