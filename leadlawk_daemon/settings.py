@@ -280,6 +280,9 @@ class SitesSettings(_Section):
     ttl: Duration
     cache_size: int = Field(ge=1, le=10_000_000)
     egress_failures: int = Field(ge=2, le=10_000)
+    # The egress policy (docs/egress-policy.md): networks exempt from it, and one site's read in all.
+    allowed_networks: tuple[IPvAnyNetwork, ...]
+    site_budget: PositiveDuration
     parse_budget: PositiveDuration  # CPU per page, in a worker process that is stopped past it
     parse_workers: int = Field(ge=1, le=64)
 
@@ -477,6 +480,16 @@ def _cross_checks(s: Settings) -> list[str]:
                 f"jobs.max_wait: must be less than actors.{actor}.handle_timeout ({handle_timeout:g}s) "
                 f"(got {s.jobs.max_wait:g}s)"
             )
+    # A site read past its budget is recorded dead; the actor's watchdog must not cut it first (and
+    # take a slow site for a hung handler), and one request's timeout must fit in it, or a network
+    # where nothing answers would read as slow sites rather than open the egress breaker.
+    site_timeout = s.actors.for_actor("site").handle_timeout
+    if s.sites.site_budget >= site_timeout:
+        problems.append(f"sites.site_budget: must be less than actors.site.handle_timeout ({site_timeout:g}s) "
+                        f"(got {s.sites.site_budget:g}s)")
+    if s.sites.site_budget <= s.sites.timeout:
+        problems.append(f"sites.site_budget: must be more than sites.timeout ({s.sites.timeout:g}s) "
+                        f"(got {s.sites.site_budget:g}s)")
     return problems
 
 

@@ -27,7 +27,7 @@ from leadlawk_daemon.messages import (
 )
 from leadlawk_daemon.qualify import Filters
 from leadlawk_daemon.replicas.sites import SitesReplica, serve_sites_replica
-from leadlawk_daemon.resilience.breaker import CircuitBreaker
+from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import SitesSettings, load_settings
 from leadlawk_daemon.sites import EgressGuard, SiteClient, SiteReport, SiteStatus
 from leadlawk_daemon.store import open_store
@@ -96,6 +96,26 @@ async def test_sites_read_are_written_reported_and_counted(replica: SitesReplica
     assert ("site", "ChIJ1") in job.unwritten  # the job is not complete until the rows are durable
     job.report(RowsCommitted((), (), {"ChIJ1": False, "ChIJ2": True}, (), ("ChIJ1", "ChIJ2", "ChIJ4")))
     assert not any(kind == "site" for kind, _ in job.unwritten)
+
+
+async def test_leads_whose_sites_the_egress_policy_refuses_are_facts_not_an_outage() -> None:
+    # No proxy, nothing allowed: every site is refused before a socket is opened.
+    settings = load_settings().sites.model_copy(update={"proxy": None, "allowed_networks": ()})
+    job, writer, clock = _job(), _writer(), FakeClock()
+    sites = ["http://169.254.169.254/latest/meta-data/", "http://0x7f.1:9/jobs", "http://[::ffff:10.0.0.1]/",
+             "http://2130706433:8080/", "http://192.168.1.1/"]
+    for rank, website in enumerate(sites):
+        job.report(LeadScraped(_lead(rank, website), rank))
+    async with SiteClient(settings) as client:
+        reader = _reader(settings, client, writer, clock)
+        while (message := job.next_site_read()) is not None:
+            await reader.handle(message)
+    written = {m.listing.website: m.report for m in _written(writer)}
+    assert {site: report.status for site, report in written.items()} == dict.fromkeys(
+        sites, SiteStatus.BLOCKED_BY_POLICY)
+    assert written[sites[0]].reason == "169.254.169.254 (link-local, cloud metadata) refused by the egress policy"
+    assert reader.deps.guard.breaker.state is BreakerState.CLOSED  # five in a row, threshold three: still closed
+    assert not job.needs_site
 
 
 async def test_our_egress_down_is_waited_out_not_recorded() -> None:

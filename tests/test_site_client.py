@@ -21,6 +21,7 @@ from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import SitesSettings, load_settings
 from leadlawk_daemon.sites import EgressGuard, EgressOutage, ProxyUnreachable, SiteClient, SiteStatus
 from leadlawk_daemon.sites.command import run_site_command
+from tests.waiting import eventually
 
 
 @pytest.fixture
@@ -129,6 +130,20 @@ async def test_hanging_and_slow_sites_are_cut_at_the_timeout(replica: SitesRepli
     assert (hung.status, hung.reason, hung.unreachable) == (SiteStatus.DEAD, "timed out after 0.3 s", True)
     assert (slow.status, slow.reason) == (SiteStatus.DEAD, "timed out after 0.3 s")
     assert elapsed < 2.0  # the replica would hold them 600 s and 2 s
+
+
+async def test_a_site_read_is_cut_at_its_whole_budget(replica: SitesReplica) -> None:
+    replica.faults.replace({"hang": True, "hosts": ["t-ok-budget.example"]})
+    clock = FakeClock()
+    # Each request may take a minute; the whole site, redirects and robots.txt included, 30 s.
+    async with SiteClient(_settings(replica, timeout=60.0, site_budget=30.0), clock=clock) as client:
+        reading = asyncio.create_task(client.inspect("http://t-ok-budget.example/"))
+        await clock.wait_for_sleepers()
+        await eventually(lambda: replica.requests["t-ok-budget.example"] == 1, what="the site holding the read")
+        await clock.advance(30.0)
+        report = await reading
+    assert (report.status, report.reason, report.unreachable) == (
+        SiteStatus.DEAD, "timed out after 30 s (whole site)", False)  # the site's fact, not our outage
 
 
 async def test_redirect_loops_and_long_chains_are_cut(replica: SitesReplica) -> None:

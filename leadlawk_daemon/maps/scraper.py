@@ -466,6 +466,9 @@ class MapsScraper:
         if listing.maps_url is None:
             return listing
         url = urljoin(page.url, listing.maps_url)
+        if _origin(url) not in (_origin(page.url), _origin(self.settings.base_url)):
+            # The link is data from the page: only Google itself is asked (docs/egress-policy.md).
+            return listing
         detail = await self._guarded(self._fetch_place, page, url, request)
         return listing if detail is None else listing.merged(detail)
 

@@ -13,7 +13,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import urljoin, urlsplit
 
+from aiohttp.abc import AbstractResolver
+
 from leadlawk_daemon.clock import Clock, MonotonicClock
+from leadlawk_daemon.racing import Stopped, reap, unless_set
 from leadlawk_daemon.resilience.inflight import InFlightLimit
 from leadlawk_daemon.resilience.worker_pool import TaskLost
 from leadlawk_daemon.settings import SitesSettings
@@ -24,6 +27,7 @@ from leadlawk_daemon.sites.emails import EmailFinds
 from leadlawk_daemon.sites.extract import PageFacts, extract_page, site_key
 from leadlawk_daemon.sites.extract_pool import extraction_pool, page_facts
 from leadlawk_daemon.sites.fetch import Fetcher, FetchFailure, Page
+from leadlawk_daemon.sites.policy import EgressPolicy
 from leadlawk_daemon.sites.report import SiteReport, SiteStatus
 from leadlawk_daemon.sites.robots import RobotsRules, parse_robots
 
@@ -31,6 +35,7 @@ __all__ = ["SiteClient", "cms_from_headers", "normalize_site_url", "report_from_
 
 _ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must read at least 500 KiB
 _HTML_TYPES = ("html", "xml", "text/plain")
+_REDIRECT_TO = "redirect to "
 
 
 def normalize_site_url(url: str) -> str:
@@ -142,14 +147,18 @@ class SiteClient:
     :mod:`leadlawk_daemon.sites.demand`); without one, ``sites.max_in_flight`` at most."""
 
     def __init__(
-        self, settings: SitesSettings, *, clock: Clock | None = None, limit: InFlightLimit | None = None
+        self, settings: SitesSettings, *, clock: Clock | None = None, limit: InFlightLimit | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """``resolver``: the DNS resolver the egress policy checks the answers of (default:
+        aiohttp's); tests map a public name to loopback with one."""
         self.settings = settings
         self.clock = clock or MonotonicClock()
         self.fetcher = Fetcher(
             user_agent=settings.user_agent, timeout=settings.timeout, max_bytes=settings.max_bytes,
             per_host=settings.per_host, max_connections=max(10, settings.max_in_flight * settings.per_host),
             proxy=settings.proxy, ca_file=settings.ca_file,
+            policy=EgressPolicy.from_cidrs(settings.allowed_networks), resolver=resolver,
         )
         self.cache = SiteCache(ttl=settings.ttl, max_entries=settings.cache_size, clock=self.clock)
         self._sites = asyncio.Semaphore(settings.max_in_flight)
@@ -184,19 +193,40 @@ class SiteClient:
         limit = self.limit
         if limit is None:
             async with self._sites:
-                return await self._inspect(url, key)
+                return await self._within_budget(url, key)
         limit.refresh()  # the demand it is sized for has moved since the last read
         async with limit.slot():
             started = limit.started(SITE_READ)
             ended = False
             try:
-                report = await self._inspect(url, key)
+                report = await self._within_budget(url, key)
                 ended = True
                 return report
             finally:
                 # A read cut short (its job stopped) has no latency to learn from; the wait for
                 # the slot is not the read's latency either.
                 limit.finished(SITE_READ, started, measured=ended)
+
+    async def _within_budget(self, url: str, key: str) -> SiteReport:
+        """The site read within ``sites.site_budget`` in all (every hop, robots.txt and page): a
+        read past it is the site's fact, dead, not our outage (the per-request timeouts, shorter,
+        are what tell the egress breaker that nothing answers)."""
+        budget = self.settings.site_budget
+        expired = asyncio.Event()
+
+        async def alarm() -> None:
+            await self.clock.sleep(budget)
+            expired.set()
+
+        timer = asyncio.ensure_future(alarm())
+        try:
+            report = await unless_set(expired, self._inspect(url, key))
+        finally:
+            await reap(timer)
+        if isinstance(report, Stopped):
+            return SiteReport(site=key, url=url, status=SiteStatus.DEAD, fetched_at=self.clock.wall(),
+                              reason=f"timed out after {budget:g} s (whole site)")
+        return report
 
     async def _robots(self, visit: _Visit, url: str) -> RobotsRules:
         origin = _origin(url)
@@ -207,7 +237,7 @@ class SiteClient:
             page, chain = await self._follow(visit, origin + "/robots.txt", check_robots=False,
                                              max_bytes=_ROBOTS_MAX_BYTES)
         except FetchFailure as exc:
-            if not exc.unreachable and not exc.certificate:
+            if not exc.unreachable and not exc.certificate and not exc.refused:
                 rules = RobotsRules.allow_everything()  # redirects without end: as "unavailable"
             else:
                 raise
@@ -232,10 +262,18 @@ class SiteClient:
         chain: list[str] = []
         current = url
         while True:
-            if check_robots and not (await self._robots(visit, current)).allows(current):
-                raise _Disallowed(current)
-            chain.append(current)
-            page = await self._get(visit, current, max_bytes)
+            redirected = bool(chain)
+            try:
+                if check_robots and not (await self._robots(visit, current)).allows(current):
+                    raise _Disallowed(current)
+                chain.append(current)
+                page = await self._get(visit, current, max_bytes)
+            except FetchFailure as exc:
+                # A hop the egress policy refused is named as the hop it was (the reason a user
+                # reads on the lead): "redirect to 127.0.0.1 (loopback) refused by the egress policy".
+                if exc.refused and redirected and not exc.reason.startswith(_REDIRECT_TO):
+                    raise FetchFailure(_REDIRECT_TO + exc.reason, refused=True) from None
+                raise
             location = page.headers.get("location")
             if page.status not in (301, 302, 303, 307, 308) or not location:
                 return page, chain
@@ -270,6 +308,9 @@ class SiteClient:
             report.status, report.reason = SiteStatus.BLOCKED, f"robots.txt disallows {urlsplit(exc.url).path or '/'}"
             return report
         except FetchFailure as exc:
+            if exc.refused:  # nothing was sent: the lead's fact, never evidence about our egress
+                report.status, report.reason = SiteStatus.BLOCKED_BY_POLICY, exc.reason
+                return report
             report.status, report.reason, report.unreachable = SiteStatus.DEAD, exc.reason, exc.unreachable
             report.cert_valid = False if exc.certificate else None
             return report

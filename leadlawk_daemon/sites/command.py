@@ -3,12 +3,15 @@
 A target naming an existing file is a saved page, read offline (contacts and markup facts; the
 network facts stay null). Anything else is a website URL, read through the same client the
 daemon uses, with the configured proxy and limits. A target that cannot be read prints
-``{"site": …, "error": …}`` and makes the exit status 1; the others still print.
+``{"site": …, "error": …}`` and makes the exit status 1; the others still print. A URL whose own
+address the egress policy refuses (loopback, private, metadata…, unless ``sites.allowed_networks``
+lists it) is not read: one line on stderr says why, and the exit status is 1.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,9 +20,9 @@ import orjson
 
 from leadlawk_daemon.resilience.worker_pool import PoolUnavailable, TaskLost, WorkerPool
 from leadlawk_daemon.settings import SitesSettings
-from leadlawk_daemon.sites.client import SiteClient, report_from_facts
+from leadlawk_daemon.sites.client import SiteClient, normalize_site_url, report_from_facts
 from leadlawk_daemon.sites.extract_pool import CLI_BUDGET, extraction_pool, page_facts
-from leadlawk_daemon.sites.fetch import ProxyUnreachable
+from leadlawk_daemon.sites.fetch import FetchFailure, ProxyUnreachable
 from leadlawk_daemon.sites.report import SiteReport, SiteStatus
 
 __all__ = ["run_site_command"]
@@ -70,6 +73,13 @@ async def _from_urls(settings: SitesSettings, urls: list[str]) -> dict[str, dict
     async with SiteClient(settings) as client:
         for url in urls:
             try:
+                await client.fetcher.check(normalize_site_url(url))
+            except FetchFailure as exc:
+                out[url] = {"site": url, "refused": f"{url}: {exc.reason} (sites.allowed_networks exempts a network)"}
+                continue
+            except ValueError:
+                pass  # not a website URL: inspect says so, as for any other target
+            try:
                 out[url] = (await client.inspect(url)).summary()
             except (ValueError, ProxyUnreachable) as exc:
                 out[url] = {"site": url, "error": str(exc)}
@@ -83,7 +93,7 @@ def _is_url(target: str) -> bool:
     return not Path(target).exists() and "/" not in target and not target.endswith((".html", ".htm"))
 
 
-def run_site_command(settings: SitesSettings, targets: list[str], out: TextIO) -> int:
+def run_site_command(settings: SitesSettings, targets: list[str], out: TextIO, err: TextIO | None = None) -> int:
     status = 0
     urls = [t for t in targets if _is_url(t)]
     fetched = asyncio.run(_from_urls(settings, urls)) if urls else {}
@@ -91,6 +101,10 @@ def run_site_command(settings: SitesSettings, targets: list[str], out: TextIO) -
     read = asyncio.run(_from_files(settings, files)) if files else {}
     for target in targets:
         result = fetched[target] if target in fetched else read[target]
+        if "refused" in result:
+            (err or sys.stderr).write(f"leadlawk site: {result['refused']}\n")
+            status = 1
+            continue
         status = 1 if "error" in result else status
         out.write(orjson.dumps(result).decode() + "\n")
     return status

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
+from leadlawk_daemon.sites.fetch import ProxyUnreachable
 from leadlawk_daemon.sites.report import SiteReport
 
 __all__ = ["EgressGuard", "EgressOutage"]
@@ -32,6 +33,15 @@ class _Unreachable(Exception):
         self.report = report
 
 
+class _NotEgress:
+    """An error of ``inspect()`` that says nothing about our egress, carried past the breaker."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
 class EgressGuard:
     def __init__(self, breaker: CircuitBreaker, on_outage: Callable[[list[str]], None] | None = None) -> None:
         self.breaker = breaker
@@ -41,8 +51,16 @@ class EgressGuard:
     async def run(self, site: str, inspect: Callable[[], Awaitable[SiteReport]]) -> SiteReport:
         """``inspect()`` through the breaker; raises :class:`EgressOutage` while it is open."""
 
-        async def attempt() -> SiteReport:
-            report = await inspect()
+        async def attempt() -> SiteReport | _NotEgress:
+            try:
+                report = await inspect()
+            except ProxyUnreachable:
+                raise
+            except Exception as exc:
+                # A URL, a page or a charset that cannot be read, or a bug of ours: nothing about
+                # our network, so it passes the breaker uncounted (eight bogus charsets in a row
+                # once opened it and paused every job).
+                return _NotEgress(exc)
             if report.unreachable:
                 raise _Unreachable(report)
             return report
@@ -51,7 +69,7 @@ class EgressGuard:
             self._refuse_if_open()
             return await inspect()
         try:
-            report = await self.breaker.call(attempt)
+            outcome = await self.breaker.call(attempt)
         except _Unreachable as exc:
             self._streak.append(site)
             if self.breaker.state is BreakerState.OPEN:  # this failure opened it
@@ -59,8 +77,10 @@ class EgressGuard:
             return exc.report
         except BreakerOpenError as exc:
             raise EgressOutage(f"site egress is failing: {self.breaker.name} open", exc.retry_after) from None
+        if isinstance(outcome, _NotEgress):
+            raise outcome.error
         self._streak.clear()
-        return report
+        return outcome
 
     def _refuse_if_open(self) -> None:
         remaining = self.breaker.seconds_until_trial()

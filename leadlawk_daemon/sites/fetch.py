@@ -7,26 +7,37 @@
   is checked against robots.txt and counted;
 * through ``proxy`` when one is set (a plain HTTP forward proxy; ``https://`` goes through it
   with CONNECT, so the certificate checked is the site's own);
-* certificates checked against the system's trust store, plus ``ca_file`` when set.
+* certificates checked against the system's trust store, plus ``ca_file`` when set;
+* only where the egress policy allows (:mod:`leadlawk_daemon.sites.policy`): every request made
+  through a fetcher, whoever builds it, is checked, on the URL before it is sent and on the
+  address actually connected to (:mod:`leadlawk_daemon.sites.policy_connector`);
+* a compressed body cut at ``max_bytes`` of decompressed data: aiohttp (>= 3.13.3) inflates it in
+  bounded steps as it is read, so a gzip bomb costs the cap, not its inflated size.
 
-A URL that cannot be read raises :class:`FetchFailure`, whose ``reason`` is a fact about the site;
-a proxy that cannot be reached raises :class:`ProxyUnreachable`: that one is about us.
+A URL that cannot be read raises :class:`FetchFailure`, whose ``reason`` is a fact about the site
+(``refused``: the policy refused it, nothing was sent); a proxy that cannot be reached raises
+:class:`ProxyUnreachable`: that one is about us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import aiohttp
+from aiohttp.abc import AbstractResolver
 from multidict import CIMultiDict
 from yarl import URL
 
 from leadlawk_daemon.sites.decode import decode_body  # re-exported: it lived here before sites.decode
 from leadlawk_daemon.sites.extract import site_key
+from leadlawk_daemon.sites.policy import EgressPolicy, EgressRefused, host_address
+from leadlawk_daemon.sites.policy_connector import PolicyResolver, policy_connector
 
 __all__ = ["FetchFailure", "Fetcher", "HostLimiter", "Page", "ProxyUnreachable", "decode_body"]
 
@@ -35,13 +46,17 @@ _KEPT_HEADERS = ("content-type", "location", "last-modified", "server", "x-power
 
 
 class FetchFailure(Exception):
-    """A URL that could not be read. ``unreachable``: nothing answered (DNS, refused, timeout)."""
+    """A URL that could not be read. ``unreachable``: nothing answered (DNS, refused, timeout);
+    ``refused``: the egress policy refused the destination, and nothing was sent to it."""
 
-    def __init__(self, reason: str, *, unreachable: bool = False, certificate: bool = False) -> None:
+    def __init__(
+        self, reason: str, *, unreachable: bool = False, certificate: bool = False, refused: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.unreachable = unreachable
         self.certificate = certificate
+        self.refused = refused
 
 
 class ProxyUnreachable(Exception):
@@ -138,12 +153,19 @@ class Fetcher:
         max_connections: int,
         proxy: str | None = None,
         ca_file: str | None = None,
+        policy: EgressPolicy | None = None,
+        resolver: AbstractResolver | None = None,
     ) -> None:
+        """``policy``: where requests may go (default: globally routable addresses only);
+        ``resolver``: the real resolver the policy's wraps (tests map names with one)."""
         self.user_agent = user_agent
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.proxy = proxy
         self.hosts = HostLimiter(per_host)
+        self.policy = policy if policy is not None else EgressPolicy()
+        self._inner_resolver = resolver
+        self._resolver: PolicyResolver | None = None
         self._max_connections = max_connections
         self._ssl = ssl.create_default_context()
         if ca_file:
@@ -152,7 +174,9 @@ class Fetcher:
 
     async def open(self) -> None:
         if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300)
+            # Through a proxy, names are the proxy's to resolve: only the URLs are ours to check.
+            self._resolver = None if self.proxy is not None else PolicyResolver(self.policy, self._inner_resolver)
+            connector = policy_connector(limit=self._max_connections, resolver=self._resolver)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": self.user_agent, "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5",
@@ -165,6 +189,27 @@ class Fetcher:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+        if self._resolver is not None:
+            resolver, self._resolver = self._resolver, None
+            await resolver.close()
+
+    async def check(self, url: str) -> None:
+        """Raises :class:`FetchFailure` (``refused``) when the egress policy refuses ``url``'s
+        destination, resolving its name (when no proxy does) to know; sends nothing to the site.
+        For callers that must refuse a destination up front (``leadlawk site URL``); every request
+        is checked again, on the address it connects to."""
+        try:
+            target = URL(url, encoded=False)
+        except (ValueError, TypeError):
+            raise FetchFailure("invalid URL") from None
+        host = target.raw_host or ""
+        try:
+            self.policy.check_host(host, names_resolved_by_proxy=self.proxy is not None)
+            if self._resolver is not None and host_address(host) is None:
+                with contextlib.suppress(OSError):  # a name that does not resolve is the site's fact
+                    await self._resolver.resolve(host, target.port or 0, socket.AF_UNSPEC)
+        except EgressRefused as exc:
+            raise FetchFailure(str(exc), refused=True) from None
 
     async def get(self, url: str, *, verify: bool = True, max_bytes: int | None = None) -> Page:
         """GET ``url`` (no redirect followed); raises :class:`FetchFailure` or :class:`ProxyUnreachable`."""
@@ -174,13 +219,20 @@ class Fetcher:
             target = URL(url, encoded=False)
         except (ValueError, TypeError):
             raise FetchFailure("invalid URL") from None
-        if target.scheme not in ("http", "https") or not target.host:
+        if target.scheme not in ("http", "https") or not target.raw_host:
             raise FetchFailure("invalid URL")
         cap = self.max_bytes if max_bytes is None else max_bytes
-        async with self.hosts.hold(site_key(target.host)):
+        try:
+            # The host exactly as it goes on the wire (or to the proxy), before anything is sent.
+            self.policy.check_host(target.raw_host, names_resolved_by_proxy=self.proxy is not None)
+        except EgressRefused as exc:
+            raise FetchFailure(str(exc), refused=True) from None
+        async with self.hosts.hold(site_key(target.host or target.raw_host)):
             try:
                 async with asyncio.timeout(self.timeout):
                     return await self._get(target, verify, cap)
+            except EgressRefused as exc:  # a name that resolved only to refused addresses
+                raise FetchFailure(str(exc), refused=True) from None
             except aiohttp.ClientProxyConnectionError as exc:
                 raise ProxyUnreachable(f"the sites proxy cannot be reached: {exc.os_error.strerror}") from None
             except (aiohttp.ClientError, TimeoutError, ssl.SSLError, ValueError) as exc:
