@@ -37,7 +37,7 @@ from leadlawk_daemon.health import Health
 from leadlawk_daemon.http_api import ChaosTargets, HttpServer, JobsApi, create_app
 from leadlawk_daemon.metrics import Metrics, memory_limit_bytes
 from leadlawk_daemon.settings import Settings
-from supervisors.backoff import Backoff
+from supervisors.backoff import RestartBackoff
 from supervisors.events import EventKind, SupervisorEvent
 from supervisors.spec import ChildSpec, Restart, Strategy
 from supervisors.supervisor import Supervisor, SupervisorGaveUp
@@ -94,7 +94,7 @@ class Daemon:
             strategy=strategy,
             max_restarts=sup.max_restarts,
             period=sup.period,
-            backoff=Backoff(sup.backoff.min, sup.backoff.max, sup.backoff.jitter, sup.backoff.reset_after),
+            backoff=RestartBackoff(sup.backoff.min, sup.backoff.max, sup.backoff.jitter, sup.backoff.reset_after),
             clock=self.clock,
             listener=self._on_supervisor_event,
         )

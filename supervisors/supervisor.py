@@ -13,7 +13,7 @@ Semantics follow OTP's ``supervisor`` behaviour:
   like any child's crash;
 * a child that fails to start during a restart counts as another crash of that child.
 
-On top of OTP, restarts wait for an exponential :class:`~supervisors.backoff.Backoff`.
+On top of OTP, restarts wait for an exponential :class:`~supervisors.backoff.RestartBackoff`.
 A supervisor is itself a :class:`~supervisors.spec.Child`, so trees nest.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.racing import reap
-from supervisors.backoff import Backoff
+from supervisors.backoff import RestartBackoff
 from supervisors.events import EventKind, SupervisorEvent, SupervisorListener
 from supervisors.intensity import RestartIntensity
 from supervisors.spec import Child, ChildSpec, Restart, Started, Strategy
@@ -89,7 +89,7 @@ class Supervisor:
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         max_restarts: int = 3,
         period: float = 5.0,
-        backoff: Backoff | None = None,
+        backoff: RestartBackoff | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
         listener: SupervisorListener | None = None,
@@ -101,7 +101,7 @@ class Supervisor:
         self.strategy = strategy
         self._children = [_ChildState(spec) for spec in children]
         self._intensity = RestartIntensity(max_restarts, period)
-        self._backoff = backoff or Backoff()
+        self._backoff = backoff or RestartBackoff()
         self._clock: Clock = clock or MonotonicClock()
         self._rng = rng or random.Random()
         self._listeners: list[SupervisorListener] = [listener] if listener else []

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from leadlawk_daemon.clock import FakeClock
-from supervisors.backoff import Backoff
+from supervisors.backoff import RestartBackoff
 from supervisors.events import EventKind, SupervisorEvent
 from supervisors.spec import Child, ChildSpec, Restart, Started, Strategy
 from supervisors.supervisor import Supervisor, SupervisorGaveUp, SupervisorStartError
@@ -39,7 +39,7 @@ async def test_backoff_doubles_up_to_its_ceiling_and_resets_after_a_stable_run()
         controlled_specs([Restart.PERMANENT], journal),
         max_restarts=100,
         period=1000,
-        backoff=Backoff(minimum=1.0, maximum=5.0, jitter=0.0, reset_after=30.0),
+        backoff=RestartBackoff(minimum=1.0, maximum=5.0, jitter=0.0, reset_after=30.0),
         clock=clock,
         listener=lambda e: delays.append(e.delay) if e.kind is EventKind.RESTARTING else None,
     )
@@ -65,7 +65,7 @@ async def test_backoff_doubles_up_to_its_ceiling_and_resets_after_a_stable_run()
 
 
 def test_backoff_jitter_stays_within_its_factor() -> None:
-    backoff = Backoff(minimum=1.0, maximum=60.0, jitter=0.5)
+    backoff = RestartBackoff(minimum=1.0, maximum=60.0, jitter=0.5)
     rng = random.Random(7)
     samples = [backoff.delay(3, rng) for _ in range(1000)]
     assert min(samples) >= 8.0

@@ -3,6 +3,7 @@
 Full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter"): the n-th retry waits a
 uniform delay in ``[0, min(max_delay, base_delay * exponential_base ** n)]``. Spreading retries
 over the whole interval is what keeps many clients that failed together from retrying together.
+The formula itself is :class:`supervisors.backoff.Backoff`'s, the one every retry loop uses.
 """
 
 from __future__ import annotations
@@ -10,19 +11,15 @@ from __future__ import annotations
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.settings import RetrySettings
+from supervisors.backoff import Backoff, Jitter, RandomSource
 
-__all__ = ["Retrier", "RetryExhaustedError", "RetryPolicy"]
+__all__ = ["RandomSource", "Retrier", "RetryExhaustedError", "RetryPolicy"]
 
 T = TypeVar("T")
-
-
-class RandomSource(Protocol):
-    def uniform(self, a: float, b: float) -> float: ...
-
 
 OnRetry = Callable[[int, BaseException, float], None]
 """``on_retry(attempt_that_failed, error, delay)``, called before each backoff sleep."""
@@ -56,19 +53,17 @@ class RetryPolicy:
             jitter=settings.jitter,
         )
 
+    @property
+    def backoff(self) -> Backoff:
+        jitter = Jitter.FULL if self.jitter else Jitter.NONE
+        return Backoff(self.base_delay, self.max_delay, self.exponential_base, jitter)
+
     def ceiling(self, retry: int) -> float:
         """The backoff before retry number ``retry`` (0 for the second attempt), before jitter."""
-        # Cap the exponent so a large retry count cannot overflow a float.
-        exponent = min(retry, 1024)
-        try:
-            raw = self.base_delay * self.exponential_base**exponent
-        except OverflowError:
-            raw = self.max_delay
-        return min(self.max_delay, raw)
+        return self.backoff.ceiling(retry)
 
     def delay(self, retry: int, rng: RandomSource) -> float:
-        cap = self.ceiling(retry)
-        return rng.uniform(0.0, cap) if self.jitter else cap
+        return self.backoff.delay(retry, rng)
 
 
 class RetryExhaustedError(Exception):
