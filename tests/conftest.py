@@ -56,6 +56,15 @@ def worker_id() -> str:
     return os.environ.get("PYTEST_XDIST_WORKER", "main")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # A worker starts with COLUMNS=80 and LINES=24 in its environment (the size readline finds
+        # without a terminal), and every CLI a test starts on a pseudo-terminal would inherit them:
+        # rich would draw for 80 columns, not for the terminal the test opened.
+        for name in ("COLUMNS", "LINES"):
+            os.environ.pop(name, None)
+
+
 def _needs_services(item: pytest.Item) -> bool:
     if any(item.get_closest_marker(mark) for mark in SERVICE_MARKS):
         return True
