@@ -254,7 +254,7 @@ def test_largest_capture_parses_in_well_under_a_second(corpus: Path) -> None:
     """A regression guard on cost (the figure measured is ~50 ms; the bound leaves room for a busy CI)."""
     html = read(corpus, PANEL)
     assert len(html) > 500_000
-    started = time.perf_counter()
+    started = time.process_time()  # the parse's own cost: wall time would count waiting for a busy core
     parse_place_panel(html, PANEL_URL)
     parse_feed(html)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
