@@ -56,6 +56,7 @@ from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.resilience.worker_pool import PoolUnavailable
 from leadlawk_daemon.settings import BrowserSettings, MapsSettings
+from supervisors.backoff import Backoff, Jitter
 
 __all__ = ["BrowserHost", "Scraper", "ScraperDeps"]
 
@@ -116,7 +117,7 @@ class ScraperDeps:
 
 # Between two tries of a search that met an outage, before the breaker has opened (once it is
 # open, the breaker's own trial timing paces the tries).
-_OUTAGE_BACKOFF = (0.5, 10.0)
+_OUTAGE_BACKOFF = Backoff(0.5, 10.0, jitter=Jitter.FULL)
 
 
 class Scraper(Actor[ScrapeJob]):
@@ -191,8 +192,7 @@ class Scraper(Actor[ScrapeJob]):
                 # Google's outage, not the job's: counted by the breaker, which makes the next try
                 # wait for its trial once it has opened.
                 tries += 1
-                low, high = _OUTAGE_BACKOFF
-                delay = self._rng.uniform(0, min(high, low * 2**min(tries, 16)))
+                delay = _OUTAGE_BACKOFF.delay(tries, self._rng)
                 if tries == 1 or tries % 10 == 0:
                     log.warning(
                         "Google Maps unavailable; the search waits and tries again",

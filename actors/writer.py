@@ -29,6 +29,7 @@ from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
 from leadlawk_daemon.store.base import Store, StoreUnavailable
+from supervisors.backoff import Backoff, Jitter
 
 __all__ = ["Writer", "WriterDeps"]
 
@@ -100,6 +101,7 @@ class Writer(Actor[WriterMessage]):
 
     async def _flush_loop(self) -> None:
         buffer, clock = self.deps.buffer, self.clock
+        backoff = Backoff(self.deps.retry_base, self.deps.retry_cap, jitter=Jitter.EQUAL)
         failures = 0
         while True:
             if not len(buffer):
@@ -115,8 +117,7 @@ class Writer(Actor[WriterMessage]):
                 if not isinstance(exc, StoreUnavailable | BreakerOpenError | TimeoutError):
                     log.exception("writer flush failed unexpectedly; rows kept and retried")
                 failures += 1
-                ceiling = min(self.deps.retry_cap, self.deps.retry_base * 2 ** min(failures, 16))
-                delay = self._rng.uniform(ceiling / 2, ceiling)
+                delay = backoff.delay(failures, self._rng)
                 hint = getattr(exc, "retry_after", 0.0)
                 if isinstance(exc, BreakerOpenError):
                     delay = min(self.deps.retry_cap, max(delay, hint))

@@ -16,6 +16,7 @@ from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.settings import DatabaseSettings
 from leadlawk_daemon.store import MigrationError, Store, open_store_from_settings
+from supervisors.backoff import Backoff
 from supervisors.spec import Started
 
 __all__ = ["DatabaseService"]
@@ -46,7 +47,7 @@ class DatabaseService:
         await store.ping()
 
     async def run(self, started: Started) -> None:
-        delay = 0.25
+        retries = Backoff(0.25, self.max_delay).sequence()
         while True:
             try:
                 async with open_store_from_settings(self.settings, clock=self.clock, migrate=True) as store:
@@ -60,9 +61,11 @@ class DatabaseService:
                 raise
             except Exception as exc:
                 self.last_error = redact(f"{type(exc).__name__}: {exc}")[:300]
-                log.error("database unavailable; retrying", extra={"error": self.last_error, "retry_in_s": delay})
+                log.error(
+                    "database unavailable; retrying",
+                    extra={"error": self.last_error, "retry_in_s": retries.current()},
+                )
             finally:
                 self.store = None
                 self.on_change()
-            await self.clock.sleep(delay)
-            delay = min(self.max_delay, delay * 2)
+            await retries.wait(self.clock)

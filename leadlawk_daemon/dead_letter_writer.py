@@ -17,11 +17,15 @@ from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.store import Store
+from supervisors.backoff import Backoff
 from supervisors.spec import Started
 
 __all__ = ["DeadLetterWriter"]
 
 log = logging.getLogger("leadlawk.dead_letters")
+
+# A store that refuses a dead letter is asked again after 0.25 s, doubling to at most 5 s.
+_STORE_RETRY = Backoff(0.25, 5.0)
 
 
 class DeadLetterWriter:
@@ -52,7 +56,7 @@ class DeadLetterWriter:
 
     async def run(self, started: Started) -> None:
         started()
-        delay = 0.25
+        retries = _STORE_RETRY.sequence()
         try:
             while True:
                 await self._pending.wait()
@@ -68,16 +72,15 @@ class DeadLetterWriter:
                         )
                     except Exception as exc:
                         log.warning("dead letter not stored yet; retrying", extra={"error": repr(exc)})
-                        await self.clock.sleep(delay)
-                        delay = min(5.0, delay * 2)
+                        await retries.wait(self.clock)
                         continue
-                    delay = 0.25
+                    retries.reset()
                     self._buffer.popleft()
                     self.written += 1
                 if not self._buffer:
                     self._pending.clear()
                 else:
-                    await self.clock.sleep(delay)
+                    await self.clock.sleep(retries.current())
         finally:
             for letter in self._buffer:
                 log.error(

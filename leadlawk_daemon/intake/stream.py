@@ -38,6 +38,7 @@ from leadlawk_daemon.intake.service import Service
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.resilience.retry import RetryPolicy
+from supervisors.backoff import Backoff
 
 __all__ = ["FIELD", "SOURCE_FIELD", "OnJob", "StreamIntake", "consumer_name", "stream_key"]
 
@@ -175,7 +176,7 @@ class StreamIntake(Service):
         delivery, so no other daemon reclaims them meanwhile and spends their deliveries."""
         if len(self._refused) > 10 * self._batch + 1000:
             self._refused = {k: v for k, v in self._refused.items() if k in waiting}
-        delay, cap = 0.25, max(0.25, self._claim_every)
+        looks = Backoff(0.25, max(0.25, self._claim_every)).sequence()
         while self._running():
             try:
                 if await self._admission.has_room():
@@ -186,8 +187,7 @@ class StreamIntake(Service):
                 log.debug("queue room unknown", extra={"error": redact(f"{type(exc).__name__}: {exc}")})
             ids: list[int | bytes | str | memoryview] = list(waiting)
             await self._redis.xclaim(self.stream, self.group, self.consumer, 0, ids, justid=True)
-            await self._clock.sleep(delay)
-            delay = min(delay * 2, cap)
+            await looks.wait(self._clock)
 
     async def _read(self, start: str, block: int | None) -> list[tuple[bytes, dict[bytes, bytes] | None]]:
         reply = await self._redis.xreadgroup(

@@ -28,14 +28,15 @@ from leadlawk_daemon.logs import redact
 from leadlawk_daemon.qualify import Filters
 from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.store.base import StoreUnavailable
+from supervisors.backoff import Backoff
 from supervisors.spec import Started
 
 __all__ = ["Coordinator"]
 
 log = logging.getLogger("leadlawk.jobs")
 
-# A job whose driver failed waits this long at most before it is leased again.
-_CRASH_BACKOFF_CAP = 60.0
+# A job whose driver failed waits 2 ** crashes s, 60 s at most, before it is leased again.
+_CRASH_BACKOFF = Backoff(1.0, 60.0)
 # A stored spec is re-validated on lease; this bound only guards against an absurd row.
 _MAX_STORED_SPEC = 1 << 20
 
@@ -118,7 +119,7 @@ class Coordinator:
                 publish_finished(deps.events, deps.metrics, state.job_id, "failed", state.counters(), error)
             del self._crashes[state.job_id]
             return
-        backoff = min(_CRASH_BACKOFF_CAP, 2.0**crashes)
+        backoff = _CRASH_BACKOFF.ceiling(crashes)
         await call_through_outage(
             deps.clock, deps.stopping, deps.store.release_lease, state.job_id, deps.owner, wait_s=backoff
         )
