@@ -1,17 +1,28 @@
-"""The one backoff formula: properties of every jitter mode, the sequence's reset, and its sleeps on a FakeClock."""
+"""The one backoff formula: properties of every jitter mode, the sequence's reset, its sleeps on a
+FakeClock, and the waits of the loops that use it."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
+from collections.abc import AsyncIterator
+from typing import cast
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.dead_letters import DeadLetter
 from leadlawk_daemon.clock import FakeClock
+from leadlawk_daemon.database import DatabaseService
+from leadlawk_daemon.dead_letter_writer import DeadLetterWriter
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.settings import load_settings
+from leadlawk_daemon.store import Store
 from supervisors.backoff import Backoff, Jitter, RestartBackoff
+from tests.waiting import eventually
 
 bases = st.floats(min_value=0.0, max_value=100.0, allow_nan=False)
 caps = st.floats(min_value=0.0, max_value=3600.0, allow_nan=False)
@@ -182,3 +193,69 @@ def test_each_callers_mode_is_unchanged() -> None:
         assert RestartBackoff(1.0, 5.0, 0.5).delay(n, a) == base * (1.0 + b.random() * 0.5)
         # the coordinator's hand-back after a driver crash: no jitter
         assert Backoff(1.0, 60.0).ceiling(n) == min(60.0, 2.0**n)
+
+
+async def _sleeps(clock: FakeClock, count: int) -> list[float]:
+    """The next ``count`` waits the code under test sleeps on ``clock``, each one let pass."""
+    delays: list[float] = []
+    for _ in range(count):
+        await clock.wait_for_sleepers(1)
+        deadline = clock.next_deadline()
+        assert deadline is not None
+        delays.append(deadline - clock.monotonic())
+        await clock.advance(delays[-1])
+    return delays
+
+
+class RefusingStore:
+    """A store that refuses the next ``refusals`` dead letters, then keeps them."""
+
+    def __init__(self) -> None:
+        self.refusals = 0
+        self.kept: list[str] = []
+
+    async def add_dead_letter(self, kind: str, payload: object, reason: str, attempts: int = 1) -> int:
+        if self.refusals:
+            self.refusals -= 1
+            raise ConnectionError("database down")
+        self.kept.append(reason)
+        return len(self.kept)
+
+
+async def test_the_dead_letter_writer_doubles_its_wait_to_5s_and_starts_over_after_a_success() -> None:
+    clock = FakeClock()
+    writer = DeadLetterWriter(Metrics(process=False), clock=clock)
+    store = RefusingStore()
+    writer.store = cast(Store, store)
+    task = asyncio.create_task(writer.run(lambda: None))
+    try:
+        store.refusals = 7
+        writer.dead_letter(DeadLetter("message", {"n": 1}, "first", 3, "test"))
+        assert await _sleeps(clock, 7) == [0.25, 0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+        await eventually(lambda: store.kept == ["test: first"], what="the letter kept once the store took it")
+        store.refusals = 2
+        writer.dead_letter(DeadLetter("message", {"n": 2}, "second", 3, "test"))
+        assert await _sleeps(clock, 2) == [0.25, 0.5]  # a success reset the wait
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_the_database_service_doubles_its_wait_to_its_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    @contextlib.asynccontextmanager
+    async def refused(*_args: object, **_kwargs: object) -> AsyncIterator[Store]:
+        raise ConnectionError("connection refused")
+        yield  # an async generator that never yields a store
+
+    monkeypatch.setattr("leadlawk_daemon.database.open_store_from_settings", refused)
+    clock = FakeClock()
+    service = DatabaseService(load_settings(environ={}).database, clock=clock, max_delay=10.0)
+    task = asyncio.create_task(service.run(lambda: None))
+    try:
+        assert await _sleeps(clock, 8) == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+        assert service.last_error == "ConnectionError: connection refused"
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
