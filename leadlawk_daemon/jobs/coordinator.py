@@ -35,7 +35,8 @@ __all__ = ["Coordinator"]
 
 log = logging.getLogger("leadlawk.jobs")
 
-# A job whose driver failed waits 2 ** crashes s, 60 s at most, before it is leased again.
+# A job whose driver failed waits 2 s after its first crash, doubling to at most 60 s, before it is
+# leased again.
 _CRASH_BACKOFF = Backoff(1.0, 60.0)
 # A stored spec is re-validated on lease; this bound only guards against an absurd row.
 _MAX_STORED_SPEC = 1 << 20
