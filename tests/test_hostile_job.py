@@ -215,7 +215,7 @@ async def test_a_300_lead_job_survives_the_hostile_web(
     assert set(Counter(a["hostile"] for a in hostile.values())) == set(SHAPES), "every shape was in the job"
     assert stats["reached_forbidden"] == 0, stats
     assert stats["listener_requests"] == 0, stats
-    assert breaker_seen == 0, "the egress breaker left closed during the job"
+    assert breaker_seen == 0, "the egress breaker opened (or half-opened) during the job"
     assert problems == [], "\n".join(problems)
     assert p99 <= LAG_P99_S, f"event-loop lag p99 <= {p99 * 1000:g} ms"
     assert over_max == 0, f"{over_max:.0f} event-loop lag samples at or over {LAG_MAX_S * 1000:g} ms"
