@@ -43,6 +43,7 @@ from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.qualify import HIDDEN_REVIEW_COUNT
 from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.store.base import Job, JobStatus, Store, StoreUnavailable
+from supervisors.backoff import Backoff
 
 __all__ = ["DriverDeps", "JobDriver", "Timing"]
 
@@ -50,8 +51,8 @@ log = logging.getLogger("leadlawk.jobs")
 T = TypeVar("T")
 M = TypeVar("M")
 
-# Store calls retried through an outage wait at most this long between attempts.
-_STORE_RETRY_CAP = 1.0
+# Store calls retried through an outage wait 0.1 s, doubling to at most 1 s between attempts.
+_STORE_RETRY = Backoff(0.1, 1.0)
 # Outages are read from breaker states, which change without telling jobs: look this often.
 _OUTAGE_POLL = 1.0
 
@@ -436,7 +437,7 @@ async def call_through_outage(
     clock: Clock, stopping: Callable[[], bool], fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
 ) -> T | None:
     """A store call retried through an outage; None when the coordinator stops first."""
-    delay = 0.1
+    retries = _STORE_RETRY.sequence()
     while True:
         try:
             return await fn(*args, **kwargs)
@@ -444,8 +445,7 @@ async def call_through_outage(
             if stopping():
                 log.warning("store call abandoned at stop", extra={"error": redact(str(exc))})
                 return None
-            await clock.sleep(delay)
-            delay = min(_STORE_RETRY_CAP, delay * 2)
+            await retries.wait(clock)
 
 
 async def _wait_until(
