@@ -5,6 +5,9 @@ it; only then are the messages taken out and their jobs told (:class:`RowsCommit
 writes a prefix of the buffer (leads, then PageSpeed rows, then each job's ``job_leads``, then
 lead failures), all idempotent, so a flush cut short by a crash or an outage is written again.
 Rows the store refuses are found one message at a time and reported as that lead's failure.
+
+It writes facts, never verdicts: a lead's verdict is its job owner's, computed once all of the
+lead's facts are durable (``leadlawk_daemon.jobs.verdicts``), whatever order they came in.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from leadlawk_daemon.messages import (
     WriteSite,
 )
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
-from leadlawk_daemon.qualify import Qualification, qualify
 from leadlawk_daemon.sites.report import SiteReport
 from leadlawk_daemon.store.base import JobLead, Store
 
@@ -40,16 +42,6 @@ class Committed:
     leads: int
     pagespeed_rows: int
     by_job: dict[str, list[str]]
-
-
-def _verdict(
-    job: JobHandle, listing: Listing, results: tuple[PageSpeedResult, ...], site: SiteReport | None = None
-) -> Qualification:
-    place_id = listing.place_id
-    if site is None and place_id is not None:
-        site = job.site_for(place_id)
-    limited = place_id is not None and job.read_in_limited_view(place_id)
-    return qualify(listing, results, job.filters, site, limited_view=limited)
 
 
 class WriteBuffer:
@@ -130,19 +122,15 @@ class WriteBuffer:
                 raise ValueError("a listing without a place_id cannot be stored")
             if isinstance(message, WriteLead):
                 leads.append(listing)
-                verdict = _verdict(job, listing, job.results_for(place_id))
-                job_leads[job.job_id].append(JobLead(place_id, message.rank, verdict.qualified, verdict.reasons))
+                # Its place in the job; the verdict (None: kept as stored) is the owner's to write.
+                job_leads[job.job_id].append(JobLead(place_id, message.rank))
             elif isinstance(message, WriteSite):
                 sites.append((place_id, message.report))
-                verdict = _verdict(job, listing, job.results_for(place_id), message.report)
-                job_leads[job.job_id].append(JobLead(place_id, None, verdict.qualified, verdict.reasons))
             else:
                 rows.extend(message.results)
-                verdict = _verdict(job, listing, message.results)
-                job_leads[job.job_id].append(JobLead(place_id, None, verdict.qualified, verdict.reasons))
                 # Enriched after all (a replay, say): the lead's earlier failure is lifted.
                 failures[job.job_id].append((place_id, None))
-            stored.verdicts.append((message, place_id, verdict))
+            stored.facts.append((message, place_id))
         stored.leads = await store.upsert_leads(leads) if leads else 0
         stored.pagespeed_rows = await store.upsert_pagespeed(rows) if rows else 0
         if sites:
@@ -167,13 +155,13 @@ def _refused(message: WriterMessage, reason: str) -> None:
 class _Stored:
     """Messages whose rows are durable, not yet acknowledged to their jobs."""
 
-    verdicts: list[tuple[WriteLead | WriteEnrichment | WriteSite, str, Qualification]] = field(default_factory=list)
+    facts: list[tuple[WriteLead | WriteEnrichment | WriteSite, str]] = field(default_factory=list)
     statuses: list[WriteLeadStatus] = field(default_factory=list)
     leads: int = 0
     pagespeed_rows: int = 0
 
     def extend(self, other: _Stored) -> None:
-        self.verdicts.extend(other.verdicts)
+        self.facts.extend(other.facts)
         self.statuses.extend(other.statuses)
         self.leads += other.leads
         self.pagespeed_rows += other.pagespeed_rows
@@ -183,10 +171,9 @@ class _Stored:
         jobs: dict[str, JobHandle] = {}
         leads: dict[str, list[str]] = defaultdict(list)
         enrichments: dict[str, list[tuple[str, tuple[PageSpeedResult, ...]]]] = defaultdict(list)
-        verdicts: dict[str, dict[str, bool]] = defaultdict(dict)
         statuses: dict[str, list[str]] = defaultdict(list)
         sites: dict[str, list[str]] = defaultdict(list)
-        for message, place_id, verdict in self.verdicts:
+        for message, place_id in self.facts:
             job_id = message.job.job_id
             jobs.setdefault(job_id, message.job)
             if isinstance(message, WriteLead):
@@ -195,7 +182,6 @@ class _Stored:
                 sites[job_id].append(place_id)
             else:
                 enrichments[job_id].append((place_id, message.results))
-            verdicts[job_id][place_id] = verdict.qualified
         for status in self.statuses:
             jobs.setdefault(status.job.job_id, status.job)
             statuses[status.job.job_id].append(status.place_id)
@@ -204,7 +190,7 @@ class _Stored:
                 RowsCommitted(
                     tuple(leads[job_id]),
                     tuple(enrichments[job_id]),
-                    verdicts[job_id],
+                    {},  # verdicts are written by the job's owner, after the facts
                     tuple(statuses[job_id]),
                     tuple(sites[job_id]),
                 )

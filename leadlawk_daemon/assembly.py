@@ -24,6 +24,7 @@ from leadlawk_daemon.intake.admission import Admission, Admitted, Source
 from leadlawk_daemon.intake.events import EventPublisher, EventType
 from leadlawk_daemon.intake.pubsub import PubSubIntake
 from leadlawk_daemon.intake.stream import StreamIntake
+from leadlawk_daemon.jobs.lifecycle import JobLifecycle
 from leadlawk_daemon.jobs.pipeline import Pipeline
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.quota import SharedQuotas, shared_quotas_note
@@ -181,7 +182,8 @@ class DaemonJobs:
         pipeline = self.daemon.pipeline_service.pipeline
         if pipeline is not None:
             return await pipeline.cancel(job_id)
-        return await self._store().cancel_job(job_id)
+        daemon = self.daemon
+        return await JobLifecycle(self._store(), daemon.events, daemon.metrics, clock=daemon.clock).cancel(job_id)
 
 
 class LeadLawkDaemon(Daemon):

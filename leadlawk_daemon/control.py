@@ -17,11 +17,12 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import aiohttp
 import orjson
 
+from leadlawk_daemon.jobs.lifecycle import JobLifecycle
 from leadlawk_daemon.jobspec import DEFAULT_MAX_AREA_KM2, JobSpec, JobSpecError, parse_job_spec
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store, open_store_from_settings
@@ -47,6 +48,10 @@ __all__ = [
 ]
 
 
+if TYPE_CHECKING:
+    from leadlawk_daemon.intake.events import EventType
+
+
 class ControlError(Exception):
     """A command could not do what was asked; its text is the one line the user sees."""
 
@@ -55,6 +60,33 @@ class ControlError(Exception):
 async def _store(settings: Settings) -> AsyncIterator[Store]:
     async with open_store_from_settings(settings.database, migrate=True) as store:
         yield store
+
+
+class _Unheard:
+    """The event sink without Redis: nobody can follow a job then, so there is no one to tell."""
+
+    def publish(self, type: EventType, /, **context: Any) -> None:
+        pass
+
+
+@asynccontextmanager
+async def _lifecycle(settings: Settings) -> AsyncIterator[JobLifecycle]:
+    """The job lifecycle the daemons use, over the store and (``REDIS_URL`` set) the daemons' event
+    channel: a status the CLI changes is announced as if a daemon had changed it."""
+    async with _store(settings) as store:
+        if not settings.redis.url:
+            yield JobLifecycle(store, _Unheard())
+            return
+        import redis.asyncio as aioredis
+
+        from leadlawk_daemon.intake.events import EventPublisher
+
+        client = aioredis.Redis.from_url(settings.redis.url)
+        try:
+            async with EventPublisher(client, settings.redis.prefix, capacity=settings.redis.events_buffer) as events:
+                yield JobLifecycle(store, events)
+        finally:
+            await client.aclose()
 
 
 def spec_from_options(
@@ -309,9 +341,9 @@ def _duration(span: timedelta) -> str:
 
 
 async def cancel_job(settings: Settings, job_id: str, out: TextIO) -> int:
-    async with _store(settings) as store:
-        if not await store.cancel_job(job_id):
-            job = await store.get_job(job_id)
+    async with _lifecycle(settings) as lifecycle:
+        if not await lifecycle.cancel(job_id):
+            job = await lifecycle.store.get_job(job_id)
             if job is None:
                 raise ControlError(f"no job {job_id!r}")
             raise ControlError(f"job {job_id} already {job.status}: nothing to cancel")
@@ -484,7 +516,8 @@ async def _replay(store: Store, settings: Settings, letter: DeadLetter) -> str |
         job_id = decoded.get("job_id") if isinstance(decoded, dict) else None
         if not job_id:
             return f"a {letter.kind} dead letter needs its job_id to be replayed"
-        if not await store.requeue_job(str(job_id)):
+        # A requeue announces nothing (the job's next run does): no event channel is needed.
+        if not await JobLifecycle(store, _Unheard()).requeue(str(job_id)):
             job = await store.get_job(str(job_id))
             state = "unknown" if job is None else job.status
             return f"job {job_id} cannot be requeued (it is {state})"

@@ -1,9 +1,11 @@
 """The pipeline's vocabulary: work for the actors, and the facts they report about a job.
 
-Actors see a job only through a :class:`JobHandle`: they read its spec and filters, race their
-work against its ``stopped`` event, and :meth:`~JobHandle.report` what happened as a
-:data:`Fact`. They change no counter and decide nothing about the job: its owner (one per job,
-``leadlawk_daemon.jobs.owner.JobOwner``) applies every fact, classifies failures and finishes it.
+Actors see a job only through a :class:`JobHandle`: they read its id and spec, race their work
+against its ``stopped`` event, and :meth:`~JobHandle.report` what happened as a :data:`Fact`.
+They change no counter and decide nothing about the job, not even a lead's verdict: its owner
+(one per job, ``leadlawk_daemon.jobs.state.JobState``, driven by ``jobs.driver.JobDriver``)
+applies every fact, classifies failures, judges leads and finishes it. What actors hold is a
+narrow handle (``JobState.handle``), not the state itself.
 This module sits below both layers, so that actors import nothing of ``jobs/``.
 """
 
@@ -17,7 +19,6 @@ from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.scraper import ScrapeOutcome
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
-from leadlawk_daemon.qualify import Filters
 from leadlawk_daemon.sites.report import SiteReport
 
 __all__ = [
@@ -192,9 +193,6 @@ class JobHandle(Protocol):
     def spec(self) -> JobSpec: ...
 
     @property
-    def filters(self) -> Filters: ...
-
-    @property
     def active(self) -> bool:
         """False once the job stopped (finished, cancelled, handed back): drop its work."""
         ...
@@ -206,18 +204,6 @@ class JobHandle(Protocol):
 
     def known_place_ids(self) -> frozenset[str]:
         """Leads of this job already handed on (or stored): a repeated scrape skips them."""
-        ...
-
-    def results_for(self, place_id: str) -> tuple[PageSpeedResult, ...]:
-        """The PageSpeed results committed for a lead of this job, for its qualification."""
-        ...
-
-    def site_for(self, place_id: str) -> SiteReport | None:
-        """The site report read for a lead of this job, for its qualification (None: not read)."""
-        ...
-
-    def read_in_limited_view(self, place_id: str) -> bool:
-        """Whether this lead was read in Google's limited view (its review count may be hidden)."""
         ...
 
     def coverage_plan(self) -> dict[str, Any] | None:

@@ -14,9 +14,11 @@ from actors.site import SiteDeps, SiteReader
 from actors.write_buffer import WriteBuffer
 from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.jobs.state import JobState
+from leadlawk_daemon.jobs.verdicts import write_verdicts
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.messages import (
+    LeadEnriched,
     LeadScraped,
     LeadSiteRead,
     ReadSite,
@@ -152,23 +154,28 @@ async def test_a_stopped_job_hands_its_lead_back(replica: SitesReplica) -> None:
     assert not job.reading_site
 
 
-async def test_the_writer_stores_the_site_and_qualifies_the_lead_again(tmp_path: Path) -> None:
+async def test_the_writer_stores_the_site_and_the_job_judges_the_lead_once_it_is_durable(tmp_path: Path) -> None:
     job = _job(require_email=True)
     lead = _lead(1, "http://acme.example/")
     job.report(LeadScraped(lead, 0))
+    job.report(LeadEnriched("ChIJ1", handed_to_writer=False))  # PageSpeed had nothing to add
     buffer = WriteBuffer(100, 100)
     async with open_store(f"sqlite:///{tmp_path}/w.db", clock=FakeClock(), migrate=True) as store:
         await store.create_job("job-1", job.spec.to_dict())
-        buffer.add(WriteLead(job, lead, 0))
+        buffer.add(WriteLead(job.handle, lead, 0))
         await buffer.write_batch(store)
+        assert job.verdicts.due() == []  # its site is awaited: no verdict from half of its facts
         before = (await store.lead_rows_for_export("job-1"))[0]
         report = SiteReport(site="acme.example", url="http://acme.example/", status=SiteStatus.OK,
                             emails=["info@acme.example"], cms="wix")
         job.report(LeadSiteRead("ChIJ1", report))
-        buffer.add(WriteSite(job, lead, report))
+        buffer.add(WriteSite(job.handle, lead, report))
         await buffer.write_batch(store)
+        due = job.verdicts.due()
+        await write_verdicts(store, "job-1", due)
+        job.verdicts_written(due)
         after = (await store.lead_rows_for_export("job-1"))[0]
-    assert (before["qualified"], before["reasons"]) == (False, ["website not read yet (site filters set)"])
+    assert (before["qualified"], before["reasons"]) == (None, None)
     assert (after["qualified"], after["reasons"], after["site_emails"]) == (True, [], "info@acme.example")
     assert job.qualified == {"ChIJ1": True}
     assert not job.unwritten
@@ -181,7 +188,6 @@ def test_a_resumed_job_reads_only_the_sites_not_read_yet() -> None:
         {"place_id": "ChIJ2", "name": "Unread", "website": "http://b.example/", "site_status": None},
         {"place_id": "ChIJ3", "name": "No site", "website": None, "site_status": None},
     ]
-    job.resume_from(rows, lambda row: Listing(name=str(row["name"]), place_id=str(row["place_id"]),
-                                             website=row["website"] if isinstance(row["website"], str) else None))
+    job.resume_from(rows)
     assert [listing.place_id for listing in job.to_read_site] == ["ChIJ2"]
     assert job.sites_read == {"ChIJ1"}

@@ -1,12 +1,13 @@
 """The job coordinator: leases jobs, gives each one a driver, hands them back at stop.
 
-A supervised child (not an actor): ``run`` leases jobs with ``store.lease_next_job`` up to
+A supervised child (not an actor): ``run`` leases jobs through the job lifecycle
+(:mod:`leadlawk_daemon.jobs.lifecycle`, the one writer of a stored job's status) up to
 ``max_concurrent_jobs`` at once, woken by a submission and by a periodic poll (which is how the
 orphaned leases of a dead daemon are picked up). Each leased job gets a
 :class:`~leadlawk_daemon.jobs.state.JobState` and a :class:`~leadlawk_daemon.jobs.driver.JobDriver`,
 the one owner of that job's truth (see there). A job leased ``jobs.max_attempts`` times, each time
 ending with its holder dying, is failed instead (a poison job must not kill every daemon for ever),
-and announced here.
+and announced by the lifecycle.
 
 Stopping the coordinator (shutdown, or a restart of a sibling) stops its runs with reason
 ``shutdown``: their counters are saved and their leases released, so the next start (or another
@@ -21,7 +22,7 @@ import math
 from collections.abc import MutableMapping
 from typing import Literal
 
-from leadlawk_daemon.jobs.driver import DriverDeps, JobDriver, call_through_outage, publish_finished
+from leadlawk_daemon.jobs.driver import DriverDeps, JobDriver
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import JobSpecError, parse_job_spec
 from leadlawk_daemon.logs import redact
@@ -56,6 +57,7 @@ class Coordinator:
         min_reviews_when_hidden: Literal["reject", "accept"] = "reject",
     ) -> None:
         self.deps = deps
+        self.lifecycle = deps.lifecycle()
         self.min_reviews_when_hidden = min_reviews_when_hidden
         self.max_concurrent_jobs = max_concurrent_jobs
         self.max_attempts = max_attempts
@@ -104,35 +106,28 @@ class Coordinator:
     def _prune(self) -> None:
         """Forget retired runs whose rows are all written: nothing is left to wait for."""
         for job_id, run in list(self.retired.items()):
-            if not run.unwritten:
+            if not run.rows_in_flight:
                 del self.retired[job_id]
 
     async def _after_crash(self, state: JobState) -> None:
         """A driver failed (a bug): hand the job back after a backoff, and fail it once its driver has
         failed ``jobs.max_attempts`` times here, so a job that breaks the driver cannot loop for ever."""
-        deps = self.deps
         crashes = self._crashes[state.job_id] = self._crashes.get(state.job_id, 0) + 1
         if crashes >= self.max_attempts:
             error = f"the job's driver failed {crashes} times (jobs.max_attempts = {self.max_attempts}): {state.error}"
-            if await call_through_outage(
-                deps.clock, deps.stopping, deps.store.finish_job, state.job_id, deps.owner, "failed", error
-            ):
-                publish_finished(deps.events, deps.metrics, state.job_id, "failed", state.counters(), error)
+            await self.lifecycle.fail(state.job_id, error, state.counters())
             del self._crashes[state.job_id]
             return
         backoff = _CRASH_BACKOFF.ceiling(crashes)
-        await call_through_outage(
-            deps.clock, deps.stopping, deps.store.release_lease, state.job_id, deps.owner, wait_s=backoff
-        )
+        await self.lifecycle.hand_back(state.job_id, wait_s=backoff)
 
     async def _hand_back_lapsed(self) -> None:
-        deps = self.deps
         for job_id in sorted(self._lapsed):
             if job_id in self.runs:
                 self._lapsed.discard(job_id)  # leased again since, and running here: not ours to release
                 continue
             try:
-                await deps.store.release_lease(job_id, deps.owner)
+                await self.lifecycle.hand_back_lapsed(job_id)
             except StoreUnavailable:
                 return
             self._lapsed.discard(job_id)
@@ -141,14 +136,9 @@ class Coordinator:
         deps = self.deps
         while len(self.runs) < self.max_concurrent_jobs and not self._stopping:
             try:
-                for poisoned in await deps.store.fail_exhausted_jobs(self.max_attempts, deps.owner):
-                    log.error(
-                        "job failed: its holders died too often", extra={"job_id": poisoned.id, "error": poisoned.error}
-                    )
-                    publish_finished(deps.events, deps.metrics, poisoned.id, "failed", {}, poisoned.error)
                 # The lease runs from when the database took it, which is before its answer arrives.
                 asked_at = deps.clock.monotonic()
-                job = await deps.store.lease_next_job(deps.owner, deps.timing.lease_ttl, self.max_attempts)
+                job = await self.lifecycle.lease_next(deps.timing.lease_ttl, self.max_attempts)
             except StoreUnavailable as exc:
                 log.warning("cannot lease jobs: database unavailable", extra={"error": redact(str(exc))})
                 return
@@ -158,11 +148,7 @@ class Coordinator:
                 # Its area was judged when it was admitted; a maximum lowered since holds new jobs only.
                 spec = parse_job_spec(job.spec, _MAX_STORED_SPEC, max_area_km2=math.inf)
             except JobSpecError as exc:
-                reason = f"stored spec is invalid: {exc}"
-                if await call_through_outage(
-                    deps.clock, deps.stopping, deps.store.finish_job, job.id, deps.owner, "failed", reason
-                ):
-                    publish_finished(deps.events, deps.metrics, job.id, "failed", {}, reason)
+                await self.lifecycle.fail(job.id, f"stored spec is invalid: {exc}")
                 continue
             self._lapsed.discard(job.id)
             state = JobState(
@@ -188,7 +174,7 @@ class Coordinator:
                 del self.runs[state.job_id]
             if self._drivers.get(state.job_id) is asyncio.current_task():
                 del self._drivers[state.job_id]
-            if state.unwritten:
+            if state.rows_in_flight:
                 self.retired[state.job_id] = state
             if driver.lapsed:
                 self._lapsed.add(state.job_id)

@@ -9,7 +9,9 @@ see as a handle and report facts to) and is the only code that finishes the job.
   ``lease_ttl``; when renewals fail for so long that the lease could lapse, the run stops before
   it does (``lease_lost``), so one job never runs in two daemons at once;
 * feeds the enricher from the job's queue as its mailbox has room, sends lead failures to the
-  writer, saves counters and publishes ``job.progress`` every ``progress_interval``;
+  writer, saves counters and announces ``job.progress`` every ``progress_interval``;
+* writes the verdicts of leads whose facts are all durable (:mod:`.verdicts`), after the commits
+  that made them so;
 * watches outages: while a dependency the job still needs is down (its breaker not closed; the
   daily PageSpeed quota spent) the job is *waiting*: its progress says ``waiting_on``, the time does
   not count against ``max_runtime_s``, and after ``jobs.max_wait`` the job hands its slot back
@@ -17,8 +19,11 @@ see as a handle and report facts to) and is the only code that finishes the job.
 * finishes: ``succeeded`` when the scrape is done and every enrichment and row is settled;
   ``failed`` only for a cause retrying cannot fix (the spec's ``max_runtime_s``, an unreadable
   search), with the cause in ``error``; ``cancelled`` on cancel. Whatever the end, the leads already
-  found are written first. A daemon whose ``finish_job`` is refused (it lost the lease) publishes
+  found are written first. A daemon whose finish is refused (it lost the lease) publishes
   nothing for the job.
+
+Every status change and announcement goes through the job's :class:`~.lifecycle.JobLifecycle`;
+the driver reads and changes its :class:`JobState` through its methods.
 """
 
 from __future__ import annotations
@@ -35,15 +40,16 @@ from actors.dead_letters import DeadLetter
 from actors.mailbox import Mailbox
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.intake.events import EventSink
+from leadlawk_daemon.jobs.lifecycle import JobLifecycle
+from leadlawk_daemon.jobs.outage import call_through_outage
 from leadlawk_daemon.jobs.state import JobState
-from leadlawk_daemon.listing import LISTING_FIELDS, Listing
+from leadlawk_daemon.jobs.verdicts import write_verdicts
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.messages import EnrichLead, ReadSite, ScrapeJob, WriterMessage
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.qualify import HIDDEN_REVIEW_COUNT
 from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.store.base import Job, JobStatus, Store, StoreUnavailable
-from supervisors.backoff import Backoff
 
 __all__ = ["DriverDeps", "JobDriver", "Timing"]
 
@@ -51,8 +57,6 @@ log = logging.getLogger("leadlawk.jobs")
 T = TypeVar("T")
 M = TypeVar("M")
 
-# Store calls retried through an outage wait 0.1 s, doubling to at most 1 s between attempts.
-_STORE_RETRY = Backoff(0.1, 1.0)
 # Outages are read from breaker states, which change without telling jobs: look this often.
 _OUTAGE_POLL = 1.0
 
@@ -96,6 +100,12 @@ class DriverDeps:
     # The site actor, when site enrichment is on (sites.enabled): leads' websites are read.
     site: ActorCell[ReadSite] | None = None
 
+    def lifecycle(self) -> JobLifecycle:
+        """This daemon's view of the stored lifecycle: every status change and its announcement."""
+        return JobLifecycle(
+            self.store, self.events, self.metrics, owner=self.owner, clock=self.clock, stopping=self.stopping
+        )
+
 
 def _fill(mailbox: Mailbox[M], take: Callable[[], M | None], state: JobState) -> None:
     """Queued work into ``mailbox`` while it has room for this job and the job runs (``take`` counts
@@ -119,6 +129,7 @@ class JobDriver:
         self.state = state
         self.job = job
         self.deps = deps
+        self.lifecycle = deps.lifecycle()
         # When the lease was asked for (on the clock): it is valid lease_ttl from then, at most.
         self._leased_at = leased_at
         self._retired = retired
@@ -127,8 +138,7 @@ class JobDriver:
         self._waiting_since: float | None = None
         self._paused = 0.0
         self._waiting_on: list[str] = []
-        state.dead_letters = deps.dead_letter
-        state.read_sites = deps.site is not None
+        state.attach(deps.dead_letter, read_sites=deps.site is not None)
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -165,10 +175,10 @@ class JobDriver:
     async def _resume(self) -> None:
         state, deps = self.state, self.deps
         retired = self._retired
-        if retired is not None and retired.unwritten:
+        if retired is not None and retired.rows_in_flight:
             # Rows of this job from a run handed back a moment ago are written first, so that the
             # store tells the whole story.
-            await _wait_until(lambda: not retired.unwritten, retired.changed, deps.timing.cancel_grace)
+            await _wait_until(lambda: not retired.rows_in_flight, retired.changed, deps.timing.cancel_grace)
         if state.spec.coverage == "area":
             # The cells its last run finished (their leads durable) are not searched again.
             state.resume_plan(dict(self.job.progress or {}))
@@ -176,10 +186,10 @@ class JobDriver:
         if not known:
             return
         rows = await self._call(deps.store.lead_rows_for_export, state.job_id)
-        state.resume_from(list(rows or []), _listing)
+        state.resume_from(list(rows or []))
         log.info(
             "job resumed",
-            extra={"job_id": state.job_id, "known": len(state.found), "to_enrich": len(state.to_enrich)},
+            extra={"job_id": state.job_id, "known": len(state.found), "to_enrich": state.enrichments_outstanding()},
         )
 
     async def _watch(self) -> None:
@@ -189,6 +199,7 @@ class JobDriver:
         next_progress = started + timing.progress_interval
         while state.active and not state.complete:
             await self._feed()
+            await self._judge()
             now = clock.monotonic()
             self._observe_outages(now)
             if not state.active:
@@ -197,7 +208,7 @@ class JobDriver:
             if budget <= 0:
                 state.stop("max_runtime", f"max_runtime_s {state.spec.max_runtime_s:g} exceeded")
                 break
-            if now >= next_progress or state.plan_unsaved:
+            if now >= next_progress or state.plan_to_save():
                 # An area job's plan is saved as soon as a cell's leads are durable: a crash then
                 # repeats no finished cell.
                 next_progress = now + timing.progress_interval
@@ -223,10 +234,10 @@ class JobDriver:
             needs.append("pagespeed")
         if state.needs_site:
             needs.append("sites")  # our egress to websites (many sites unreachable at once)
-        if state.unwritten or state.outbox:
+        if not state.all_written:
             needs.append("database")
         waiting = [name for name in needs if name in down]
-        if state.to_enrich and deps.daily_quota_spent():
+        if state.waits_for_enrichment() and deps.daily_quota_spent():
             waiting.append("pagespeed_daily_quota")
         if waiting != self._waiting_on:
             if waiting:
@@ -248,9 +259,9 @@ class JobDriver:
     async def _feed(self) -> None:
         """Lead failures to the writer; queued leads to the enricher while its mailbox has room."""
         state, deps = self.state, self.deps
-        while state.outbox:
-            await deps.writer.tell(state.outbox[0])
-            state.outbox.popleft()
+        while (status := state.next_status()) is not None:
+            await deps.writer.tell(status)
+            state.status_sent()
         if deps.site is not None:
             _fill(deps.site.mailbox, state.next_site_read, state)
         if not deps.daily_quota_spent():
@@ -280,7 +291,7 @@ class JobDriver:
             sent = clock.monotonic()
             try:
                 async with asyncio.timeout(timing.renew_timeout):
-                    renewed = await deps.store.renew_lease(state.job_id, deps.owner, timing.lease_ttl)
+                    renewed = await self.lifecycle.renew(state.job_id, timing.lease_ttl)
             except (StoreUnavailable, TimeoutError) as exc:
                 failures += 1
                 if failures == 1 or failures % 10 == 0:
@@ -306,8 +317,8 @@ class JobDriver:
         state = self.state
         fields: dict[str, Any] = {
             "limit": state.spec.limit,
-            "enrichments_outstanding": len(state.to_enrich) + len(state.enriching),
-            "unwritten": len(state.unwritten) + len(state.outbox),
+            "enrichments_outstanding": state.enrichments_outstanding(),
+            "unwritten": state.unwritten_count(),
             "waiting_on": list(self._waiting_on),
             "paused_s": round(self._paused, 1),
         }
@@ -332,29 +343,18 @@ class JobDriver:
         # An outage only delays the save to the next tick; the event goes out regardless.
         with contextlib.suppress(StoreUnavailable):
             await self._save(extra)
-        self.deps.events.publish("job.progress", job_id=state.job_id, counters=state.counters(), **extra)
+        self.lifecycle.announce_progress(state.job_id, state.counters(), **extra)
 
     async def _save(self, progress: dict[str, Any]) -> bool:
         state = self.state
-        c = state.counters()
-        plan = state.durable_plan
+        plan = state.take_plan()
         if plan is not None:
             # Stored, never published: an event carries the counters only.
             progress = {**progress, "area_plan": plan}
-        state.plan_unsaved = False
         try:
-            return await self.deps.store.update_job(
-                state.job_id,
-                self.deps.owner,
-                found=c["found"],
-                qualified=c["qualified"],
-                enriched=c["enriched"],
-                written=c["written"],
-                failed=c["failed"],
-                progress=progress,
-            )
+            return await self.lifecycle.save(state.job_id, state.counters(), progress)
         except BaseException:
-            state.plan_unsaved = state.plan_unsaved or plan is not None
+            state.plan_not_saved(plan)
             raise
 
     async def _finish(self) -> None:
@@ -367,85 +367,66 @@ class JobDriver:
             # Whatever the end, what was found is written before the counters are final. (At
             # shutdown the writer flushes on its own way out, and the next start resumes the rest.)
             await self._drain_outbox()
-            await _wait_until(
-                lambda: not state.unwritten and not state.outbox, state.changed, deps.timing.cancel_grace
-            )
+            await _wait_until(lambda: state.all_written, state.changed, deps.timing.cancel_grace)
+        if reason in ("shutdown", "requeued"):
+            await self._judge()  # best effort: the run that resumes the job judges whatever is left
+        else:
+            # The job ends: facts still awaited will not come, and every durable lead is judged on
+            # what is stored of it (a replay judges it again if it adds a fact).
+            final = state.verdicts.due(final=True)
+            if await self._call(write_verdicts, deps.store, state.job_id, final) is not None:
+                state.verdicts_written(final)
         counters = state.counters()
         extra = self.progress_fields()
         await self._call(self._save, extra)
         if reason in ("shutdown", "requeued"):
-            wait = deps.timing.requeue_after if reason == "requeued" else 0.0
-            released = await self._call(deps.store.release_lease, state.job_id, deps.owner, wait_s=wait)
+            if reason == "requeued":
+                released = await self.lifecycle.requeue_waiting(
+                    state.job_id, deps.timing.requeue_after, state.error, counters, **extra
+                )
+            else:
+                released = await self.lifecycle.hand_back(state.job_id)
             log.info(
                 "job handed back",
                 extra={
                     "job_id": state.job_id, "reason": reason, "error": state.error, "released": released, **counters
                 },
             )
-            if reason == "requeued":
-                deps.events.publish(
-                    "job.progress", job_id=state.job_id, counters=counters, requeued=state.error, **extra
-                )
             return
         status: JobStatus = "succeeded" if reason is None else "cancelled" if reason == "cancelled" else "failed"
-        finished = await self._call(deps.store.finish_job, state.job_id, deps.owner, status, state.error)
-        if not finished:
+        if not await self.lifecycle.finish(
+            state.job_id, status, state.error, counters, parent_id=state.parent_id, **extra
+        ):
             # Another daemon holds the job now (our lease lapsed unseen): its end is that daemon's to say.
             log.warning("job finished elsewhere; not announced here", extra={"job_id": state.job_id})
             return
-        deps.metrics.leads.labels(stage="qualified").inc(counters["qualified"])
-        self.publish_finished(state.job_id, status, counters, state.error, **extra)
         log.info("job finished", extra={"job_id": state.job_id, "status": status, "error": state.error, **counters})
-        if state.parent_id is not None:
-            parent = await self._call(deps.store.refresh_parent, state.parent_id)
-            if parent is not None and parent.finished:
-                self.publish_finished(parent.id, parent.status, {k: getattr(parent, k) for k in counters}, parent.error)
 
     async def _drain_outbox(self) -> None:
         state = self.state
-        while state.outbox:
+        while (status := state.next_status()) is not None:
             try:
                 async with asyncio.timeout(self.deps.timing.cancel_grace):
-                    await self.deps.writer.tell(state.outbox[0])
+                    await self.deps.writer.tell(status)
             except TimeoutError:
                 return
-            state.outbox.popleft()
+            state.status_sent()
 
-    def publish_finished(
-        self, job_id: str, status: str, counters: dict[str, int], error: str | None, **fields: Any
-    ) -> None:
-        publish_finished(self.deps.events, self.deps.metrics, job_id, status, counters, error, **fields)
+    async def _judge(self) -> None:
+        """Write the verdicts of the leads whose facts are all durable; an outage leaves them due."""
+        state = self.state
+        due = state.verdicts.due()
+        if not due:
+            return
+        try:
+            await write_verdicts(self.deps.store, state.job_id, due)
+        except StoreUnavailable as exc:
+            log.info("verdicts not written yet", extra={"job_id": state.job_id, "error": redact(str(exc))})
+            return
+        state.verdicts_written(due)
 
     async def _call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T | None:
         return await call_through_outage(self.deps.clock, self.deps.stopping, fn, *args, **kwargs)
-
-
-def publish_finished(
-    events: EventSink,
-    metrics: Metrics,
-    job_id: str,
-    status: str,
-    counters: dict[str, int],
-    error: str | None,
-    **fields: Any,
-) -> None:
-    metrics.jobs.labels(status=status).inc()
-    events.publish("job.finished", job_id=job_id, status=status, counters=counters, error=error, **fields)
-
-
-async def call_through_outage(
-    clock: Clock, stopping: Callable[[], bool], fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
-) -> T | None:
-    """A store call retried through an outage; None when the coordinator stops first."""
-    retries = _STORE_RETRY.sequence()
-    while True:
-        try:
-            return await fn(*args, **kwargs)
-        except StoreUnavailable as exc:
-            if stopping():
-                log.warning("store call abandoned at stop", extra={"error": redact(str(exc))})
-                return None
-            await retries.wait(clock)
 
 
 async def _wait_until(
@@ -461,10 +442,3 @@ async def _wait_until(
         return condition()
     return True
 
-
-def _listing(row: dict[str, Any]) -> Listing:
-    values: dict[str, Any] = {name: row.get(name) for name in LISTING_FIELDS}
-    hours = values.get("hours")
-    if hours is not None:
-        values["hours"] = tuple(tuple(pair) for pair in hours)
-    return Listing(**values)

@@ -32,7 +32,8 @@ from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.intake.admission import Admission, QueueFull
 from leadlawk_daemon.intake.events import EventSink
 from leadlawk_daemon.jobs.coordinator import Coordinator
-from leadlawk_daemon.jobs.driver import DriverDeps, Timing, publish_finished
+from leadlawk_daemon.jobs.driver import DriverDeps, Timing
+from leadlawk_daemon.jobs.lifecycle import JobLifecycle
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.maps.scraper import maps_breaker
@@ -373,20 +374,11 @@ class Pipeline:
         A run of this daemon stops within ``jobs.cancel_grace``; one held by another daemon stops at
         that daemon's next lease renewal, which comes as often.
         """
-        before = await self.store.get_job(job_id)
-        cancelled = await self.store.cancel_job(job_id)
+        cancelled = await JobLifecycle(self.store, self.events, self.metrics, clock=self.clock).cancel(job_id)
         for run in list(self.runs.values()):
             if run.job_id == job_id or run.parent_id == job_id:
                 run.stop("cancelled")
-        if cancelled and before is not None and before.status == "queued":
-            # Nobody drives a job that never started: announce its end here.
-            self.publish_finished(job_id, "cancelled", {}, None)
         return cancelled
-
-    def publish_finished(
-        self, job_id: str, status: str, counters: dict[str, int], error: str | None, **fields: Any
-    ) -> None:
-        publish_finished(self.events, self.metrics, job_id, status, counters, error, **fields)
 
     # -- health and metrics ------------------------------------------------------------------------
 

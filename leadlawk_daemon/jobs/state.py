@@ -1,8 +1,10 @@
 """One job's truth while it runs in this daemon: the only place its counters and completion change.
 
-Actors hold a :class:`JobState` as a :class:`~leadlawk_daemon.messages.JobHandle`: they read it and
-``report`` facts; :meth:`JobState.apply` is the one function that turns a fact into a change. It
-also classifies failures (see docs/failure-model.md):
+Actors hold a :class:`JobState` only through its :attr:`~JobState.handle` (a
+:class:`~leadlawk_daemon.messages.JobHandle`: the job's id and spec, whether it runs, and
+``report``); :meth:`JobState.apply` is the one function that turns a fact into a change, and a
+lead's verdict is computed here too, once its facts are durable (:mod:`.verdicts`). It also
+classifies failures (see docs/failure-model.md):
 
 * a lead's own failure (its PageSpeed calls ran out of retries while PageSpeed served others, the
   store refused its row, an actor crashed on it every time) is recorded on the lead, counted in
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from actors.dead_letters import DeadLetter
+from leadlawk_daemon.jobs.verdicts import FactKind, Verdict, VerdictBook, facts_of_row
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import redact
@@ -37,6 +40,7 @@ from leadlawk_daemon.messages import (
     EnrichmentReturned,
     Fact,
     GaveUp,
+    JobHandle,
     LeadEnriched,
     LeadFailed,
     LeadScraped,
@@ -80,6 +84,41 @@ def _take(queue: collections.deque[Listing], taken: set[str]) -> Listing | None:
             taken.add(place_id)
             return listing
     return None
+
+
+class _Handle:
+    """What an actor holds of a job: read-only facts, and ``report``. Not the state: an actor cannot
+    reach a counter, a queue or a verdict through it."""
+
+    __slots__ = ("_state",)
+
+    def __init__(self, state: JobState) -> None:
+        self._state = state
+
+    @property
+    def job_id(self) -> str:
+        return self._state.job_id
+
+    @property
+    def spec(self) -> JobSpec:
+        return self._state.spec
+
+    @property
+    def active(self) -> bool:
+        return self._state.active
+
+    @property
+    def stopped(self) -> asyncio.Event:
+        return self._state.stopped
+
+    def known_place_ids(self) -> frozenset[str]:
+        return self._state.known_place_ids()
+
+    def coverage_plan(self) -> dict[str, Any] | None:
+        return self._state.coverage_plan()
+
+    def report(self, fact: Fact) -> None:
+        self._state.report(fact)
 
 
 @dataclass(eq=False)
@@ -131,6 +170,14 @@ class JobState:
     error: str | None = None
     _stopped: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # Each lead's durable facts, and which leads are due a verdict (the one place one is computed).
+    verdicts: VerdictBook = field(init=False)
+
+    handle: JobHandle = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.verdicts = VerdictBook(self.filters, self.read_in_limited_view)
+        self.handle = _Handle(self)
 
     # -- the handle actors see --------------------------------------------------------------------
 
@@ -147,9 +194,6 @@ class JobState:
 
     def coverage_plan(self) -> dict[str, Any] | None:
         return self.plan
-
-    def results_for(self, place_id: str) -> tuple[PageSpeedResult, ...]:
-        return self.tested.get(place_id, ())
 
     def site_for(self, place_id: str) -> SiteReport | None:
         return self.site_reports.get(place_id)
@@ -198,7 +242,7 @@ class JobState:
     def complete(self) -> bool:
         return (
             self.scrape_done and not self.needs_enrichment and not self.needs_site and not self.unwritten
-            and not self.outbox
+            and not self.outbox and not self.verdicts.any_due()
         )
 
     def counters(self) -> dict[str, int]:
@@ -211,19 +255,64 @@ class JobState:
         }
 
     def scrape_message(self) -> ScrapeJob:
-        return ScrapeJob(self)
+        return ScrapeJob(self.handle)
 
     def next_enrichment(self) -> EnrichLead | None:
         """The next lead for the enricher, now counted as in it."""
         listing = _take(self.to_enrich, self.enriching)
-        return None if listing is None else EnrichLead(self, listing)
+        return None if listing is None else EnrichLead(self.handle, listing)
 
     def next_site_read(self) -> ReadSite | None:
         """The next lead for the site actor, now counted as in it."""
         listing = _take(self.to_read_site, self.reading_site)
-        return None if listing is None else ReadSite(self, listing)
+        return None if listing is None else ReadSite(self.handle, listing)
+
+    @property
+    def all_written(self) -> bool:
+        """Nothing of this job is left on its way to the store (rows, lead failures)."""
+        return not self.unwritten and not self.outbox
+
+    @property
+    def rows_in_flight(self) -> bool:
+        """Rows handed to the writer and not yet durable (what a resumed run of the job waits for)."""
+        return bool(self.unwritten)
+
+    def unwritten_count(self) -> int:
+        return len(self.unwritten) + len(self.outbox)
+
+    def enrichments_outstanding(self) -> int:
+        return len(self.to_enrich) + len(self.enriching)
+
+    def waits_for_enrichment(self) -> bool:
+        """Leads queued for the enricher (not yet in it): what a spent daily quota holds up."""
+        return bool(self.to_enrich)
+
+    def next_status(self) -> WriteLeadStatus | None:
+        """The oldest lead failure not yet handed to the writer (it stays until :meth:`status_sent`)."""
+        return self.outbox[0] if self.outbox else None
+
+    def status_sent(self) -> None:
+        self.outbox.popleft()
+
+    def plan_to_save(self) -> bool:
+        """A newer durable area plan waits to be saved: the driver saves it at once."""
+        return self.plan_unsaved
+
+    def take_plan(self) -> dict[str, Any] | None:
+        """The plan to save now (the newest whose cells' leads are all settled), now counted as saved."""
+        self.plan_unsaved = False
+        return self.durable_plan
+
+    def plan_not_saved(self, plan: dict[str, Any] | None) -> None:
+        """The save of :meth:`take_plan`'s plan failed: it waits to be saved again."""
+        self.plan_unsaved = self.plan_unsaved or plan is not None
 
     # -- changes ----------------------------------------------------------------------------------
+
+    def attach(self, dead_letters: Callable[[DeadLetter], None], *, read_sites: bool) -> None:
+        """The driver's wiring: where lead dead letters go, and whether the pipeline reads sites."""
+        self.dead_letters = dead_letters
+        self.read_sites = read_sites
 
     def stop(self, reason: StopReason, error: str | None = None) -> None:
         """Stop the run (the first reason wins): its scrape and enrichments end, its driver finishes it."""
@@ -245,11 +334,15 @@ class JobState:
         if isinstance(area, dict):
             self.area_progress = {k: int(v) for k, v in area.items() if isinstance(v, int)}
 
-    def resume_from(self, rows: list[dict[str, object]], listing: Callable[[dict[str, object]], Listing]) -> None:
-        """What the store already holds for this job: counted, and enriched again where incomplete."""
+    def resume_from(self, rows: list[dict[str, Any]]) -> None:
+        """What the store already holds for this job: counted, enriched again where incomplete, and
+        judged (from the stored facts) once that is done, or now if it never was."""
         for row in rows:
             place_id = row["place_id"]
             assert isinstance(place_id, str)
+            facts = facts_of_row(row)
+            listing = facts[0]
+            awaited: list[FactKind] = []
             self.found.add(place_id)
             self.written.add(place_id)
             if row.get("qualified") is not None:
@@ -258,11 +351,21 @@ class JobState:
             if len(tested) == len(self.strategies):
                 self.enriched.add(place_id)
             elif self.wants_pagespeed and row.get("website"):
-                self.to_enrich.append(listing(row))
+                self.to_enrich.append(listing)
+                awaited.append("pagespeed")
             if row.get("site_status") is not None:
                 self.sites_read.add(place_id)  # read already (for this job or another: sites are shared)
             elif self.wants_site and row.get("website"):
-                self.to_read_site.append(listing(row))
+                self.to_read_site.append(listing)
+                awaited.append("site")
+            self.verdicts.resume(place_id, facts, awaited, judged=row.get("qualified") is not None)
+
+    def verdicts_written(self, verdicts: list[Verdict]) -> None:
+        """These verdicts are durable: the job's qualified count follows them."""
+        self.verdicts.written(verdicts)
+        for verdict in verdicts:
+            self.qualified[verdict.place_id] = verdict.qualification.qualified
+        self.changed.set()
 
     def apply(self, fact: Fact) -> None:
         match fact:
@@ -276,10 +379,14 @@ class JobState:
                     if listing.review_count is None and self.spec.min_reviews is not None:
                         self.hidden_ids.add(place_id)
                 self.unwritten.add(("lead", place_id))
+                awaited: list[FactKind] = []
                 if self.wants_pagespeed and listing.website and place_id not in self.enriched:
                     self.to_enrich.append(listing)
+                    awaited.append("pagespeed")
                 if self.wants_site and listing.website and place_id not in self.sites_read:
                     self.to_read_site.append(listing)
+                    awaited.append("site")
+                self.verdicts.expect(place_id, listing, awaited)
             case AreaCellDone():
                 self.plan = fact.plan
                 self.area_progress = {
@@ -299,6 +406,8 @@ class JobState:
                 self.enriching.discard(place_id)
                 if handed:
                     self.unwritten.add(("pagespeed", place_id))
+                else:
+                    self.verdicts.will_not_come(place_id, "pagespeed")  # nothing to test
             case EnrichmentReturned(listing=listing):
                 if listing.place_id is not None:
                     self.enriching.discard(listing.place_id)
@@ -308,6 +417,7 @@ class JobState:
                 self.reading_site.discard(place_id)
                 if report is None:
                     self.sites_read.add(place_id)
+                    self.verdicts.will_not_come(place_id, "site")  # no website: nothing was read
                 else:
                     self.site_reports[place_id] = report
                     self.unwritten.add(("site", place_id))
@@ -327,8 +437,10 @@ class JobState:
         for place_id in fact.leads:
             self.written.add(place_id)
             self.unwritten.discard(("lead", place_id))
+            self.verdicts.lead_durable(place_id)
         for place_id, results in fact.enrichments:
             self.tested[place_id] = results
+            self.verdicts.results_durable(place_id, results)
             self.enriched.add(place_id)
             self.unwritten.discard(("pagespeed", place_id))
             # A lead enriched after a failure (a replay) has failed no longer.
@@ -338,7 +450,9 @@ class JobState:
         for place_id in fact.sites:
             self.sites_read.add(place_id)
             self.unwritten.discard(("site", place_id))
-        self.qualified.update(fact.verdicts)
+            report = self.site_reports.get(place_id)
+            if report is not None:
+                self.verdicts.site_durable(place_id, report)
         self._settle_plans()
 
     def _settle_plans(self) -> None:
@@ -350,6 +464,11 @@ class JobState:
         place_id = fact.place_id
         self.enriching.discard(place_id)
         self.reading_site.discard(place_id)
+        # The facts of that stage will not come in this run (a store refusal: whichever was refused).
+        if fact.stage in ("pagespeed", "site"):
+            self.verdicts.will_not_come(place_id, fact.stage)
+        elif fact.stage == "store":
+            self.verdicts.will_not_come(place_id, "pagespeed", "site")
         if fact.stage == "store":
             self.unwritten.discard(("lead", place_id))
             self.unwritten.discard(("pagespeed", place_id))
@@ -369,7 +488,7 @@ class JobState:
             self.dead_letters(DeadLetter("lead", payload, reason, 1, fact.stage))
         if fact.stage != "store" and place_id in self.found:
             # Its row exists (or is on its way): the failure is recorded on it.
-            self.outbox.append(WriteLeadStatus(self, place_id, f"{fact.stage}: {reason}"))
+            self.outbox.append(WriteLeadStatus(self.handle, place_id, f"{fact.stage}: {reason}"))
             self.unwritten.add(("status", place_id))
 
     def _gave_up(self, fact: GaveUp) -> None:
