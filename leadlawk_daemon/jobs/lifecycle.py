@@ -126,9 +126,12 @@ class JobLifecycle:
         counters: Mapping[str, int],
         *,
         parent_id: str | None = None,
+        count_qualified: bool = True,
         **fields: Any,
     ) -> bool:
         """End this owner's run and announce it (and its batch parent, once that is done too).
+        ``count_qualified``: its qualified leads go to the leads metric (a run that ended, not a
+        job failed for a driver that kept crashing).
 
         False, and nothing announced, when the store refuses: another daemon holds the job now (our
         lease lapsed unseen), so its end is that daemon's to say."""
@@ -137,7 +140,7 @@ class JobLifecycle:
         )
         if not finished:
             return False
-        if self.metrics is not None and "qualified" in counters:
+        if self.metrics is not None and count_qualified and "qualified" in counters:
             self.metrics.leads.labels(stage="qualified").inc(counters["qualified"])
         self._announce_finished(job_id, status, counters, error, **fields)
         if parent_id is not None:
@@ -149,7 +152,7 @@ class JobLifecycle:
 
     async def fail(self, job_id: str, error: str, counters: Mapping[str, int] | None = None) -> bool:
         """A cause retrying cannot fix (an invalid stored spec, a driver that fails every time)."""
-        return await self.finish(job_id, "failed", error, counters or {})
+        return await self.finish(job_id, "failed", error, counters or {}, count_qualified=False)
 
     async def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job (a batch: with its children); False if unknown or finished.
