@@ -210,6 +210,9 @@ class BrowserSettings(_Section):
     browser_recycle_after: int = Field(ge=1)
     memory_limit_mb: int = Field(ge=64)
     launch_timeout: PositiveDuration
+    # Chromium's processes run this much nicer than the daemon: rendering Google's pages must not
+    # take the CPU from the event loop that renews leases and answers health probes.
+    nice: int = Field(default=5, ge=0, le=19)
 
 
 class MapsSettings(_Section):

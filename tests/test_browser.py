@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import stat
@@ -85,6 +86,23 @@ async def test_pool_leaves_no_chromium_behind() -> None:
     assert _chromium_processes(user_data_dir) == []
     assert not any(proctree.snapshot().get(pid) for pid in pids)
     assert not await asyncio.to_thread(os.path.exists, user_data_dir)
+
+
+@pytest.mark.browser
+async def test_every_chromium_process_yields_the_cpu_to_the_daemon() -> None:
+    """Rendering Google's pages must not take the CPU from the loop that renews leases: each
+    process of the browser, the renderers of pages opened after launch included, runs nicer."""
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    async with BrowserPool(browser_settings(nice=5, pages=3)) as pool, contextlib.AsyncExitStack() as pages:
+        for _ in range(3):  # the launch's blank page, then two opened later, each with its renderer
+            page = await pages.enter_async_context(pool.page())
+            await pool.bounded(page.set_content("<p>a renderer</p>"), 10, "set content")
+        niceness = {pid: os.getpriority(os.PRIO_PROCESS, pid) for pid in pool.pids()}
+        assert len(niceness) >= 3, "the browser, its zygote and renderers"
+        behind = {pid: value for pid, value in niceness.items() if value < ours + 5}
+        assert not behind, [(value, proctree.snapshot()[pid].cmdline[:120]) for pid, value in behind.items()]
+    async with BrowserPool(browser_settings(nice=0)) as pool:  # 0: left as Chromium sets them
+        assert min(os.getpriority(os.PRIO_PROCESS, pid) for pid in pool.pids()) < ours + 5
 
 
 @pytest.mark.browser

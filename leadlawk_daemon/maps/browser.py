@@ -244,6 +244,7 @@ class BrowserPool:
             raise BrowserLaunchError(f"Chromium {executable}: {detail}") from None
         self.stats.launches += 1
         instance = _Instance(context, user_data_dir, self.stats.launches)
+        await self._yield_cpu(instance)
 
         def on_gone(*_: object) -> None:
             instance.dead = True
@@ -292,8 +293,19 @@ class BrowserPool:
             slot.uses += 1
             return slot
 
+    async def _yield_cpu(self, instance: _Instance) -> None:
+        # Chromium sets a foreground renderer back to nice 0 where it may (as root), so a renderer
+        # does not keep what it inherits: each new page's processes are lowered again. Off the
+        # loop: reading /proc costs milliseconds on a busy host.
+        niceness = self.settings.nice
+        if niceness > 0:
+            await asyncio.to_thread(
+                lambda: proctree.lower_priority([p.pid for p in proctree.browser_processes(instance.user_data_dir)],
+                                                niceness))
+
     async def _open_page(self, instance: _Instance) -> _Slot:
         page = await self.bounded(instance.context.new_page(), self.operation_timeout, "opening a page")
+        await self._yield_cpu(instance)
         instance.pages_opened += 1
         self.stats.pages_opened += 1
         return _Slot(page, instance)

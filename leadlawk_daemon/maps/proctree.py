@@ -14,7 +14,7 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcessInfo", "browser_processes", "kill_processes", "pss_bytes", "snapshot"]
+__all__ = ["ProcessInfo", "browser_processes", "kill_processes", "lower_priority", "pss_bytes", "snapshot"]
 
 _PROC = Path("/proc")
 
@@ -89,3 +89,16 @@ def kill_processes(pids: list[int]) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+def lower_priority(pids: list[int], niceness: int) -> None:
+    """Make each of ``pids`` at least ``niceness`` nicer than this process. Children forked later
+    (Chromium's renderers come from its zygote) inherit it. A process that already exited, or one
+    we may not change, is left as it is: priority is a preference, never a reason to fail."""
+    if niceness <= 0:
+        return
+    floor = os.getpriority(os.PRIO_PROCESS, 0) + niceness
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            if os.getpriority(os.PRIO_PROCESS, pid) < floor:
+                os.setpriority(os.PRIO_PROCESS, pid, min(floor, 19))
