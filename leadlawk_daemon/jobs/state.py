@@ -57,7 +57,6 @@ from leadlawk_daemon.messages import (
     WriteLeadStatus,
     WriteSite,
 )
-from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.qualify import Filters
 from leadlawk_daemon.sites.report import SiteReport
 
@@ -136,7 +135,6 @@ class JobState:
     qualified: dict[str, bool] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
     malformed: int = 0
-    tested: dict[str, tuple[PageSpeedResult, ...]] = field(default_factory=dict)
     unwritten: set[Unwritten] = field(default_factory=set)
     # Leads waiting for the enricher (fed by the driver while its mailbox has room), and those in it.
     to_enrich: collections.deque[Listing] = field(default_factory=collections.deque)
@@ -439,7 +437,6 @@ class JobState:
             self.unwritten.discard(("lead", place_id))
             self.verdicts.lead_durable(place_id)
         for place_id, results in fact.enrichments:
-            self.tested[place_id] = results
             self.verdicts.results_durable(place_id, results)
             self.enriched.add(place_id)
             self.unwritten.discard(("pagespeed", place_id))
