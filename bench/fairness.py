@@ -41,9 +41,9 @@ from actors.fair_gate import FairGate
 from actors.mailbox import Mailbox
 from bench.pipeline import replicas_process
 from leadlawk_daemon.clock import MonotonicClock
-from leadlawk_daemon.jobs.pipeline import Pipeline
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.pipeline import Pipeline
 from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store import open_store
 from supervisors.spec import Strategy

@@ -33,9 +33,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.dead_letters import MemoryDeadLetters
 from leadlawk_daemon.clock import MonotonicClock
-from leadlawk_daemon.jobs.pipeline import Pipeline
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.pipeline import Pipeline
 from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store import open_store
 from supervisors.spec import Strategy

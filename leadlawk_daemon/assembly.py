@@ -11,12 +11,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from actors.stats import ActorStats, ActorStatsCollector
 from leadlawk_daemon.daemon import Daemon
 from leadlawk_daemon.dead_letter_writer import DeadLetterWriter
+from leadlawk_daemon.dependencies import Dependencies
 from leadlawk_daemon.event_bus import EventBus
 from leadlawk_daemon.health import limited_view_note
 from leadlawk_daemon.http_api import ChaosTarget, HttpServer, JobRefused
@@ -25,8 +26,8 @@ from leadlawk_daemon.intake.events import EventPublisher, EventType
 from leadlawk_daemon.intake.pubsub import PubSubIntake
 from leadlawk_daemon.intake.stream import StreamIntake
 from leadlawk_daemon.jobs.lifecycle import JobLifecycle
-from leadlawk_daemon.jobs.pipeline import Pipeline
 from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.pipeline import Pipeline
 from leadlawk_daemon.quota import SharedQuotas, shared_quotas_note
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store
@@ -67,7 +68,7 @@ class PipelineService:
         d.dead_letters.store = store
         async with Pipeline(
             d.settings, store, d.metrics, d.clock, d.events, d.dead_letters, d.owner,
-            register_metrics=False, shared=d.quotas,
+            register_metrics=False, shared=d.quotas, dependencies=d.dependencies,
         ) as pipeline:
             self.pipeline = pipeline
             children = [ChildSpec("dead-letters", lambda: d.dead_letters, shutdown_timeout=2.0), *pipeline.children()]
@@ -81,6 +82,7 @@ class PipelineService:
                 self.pipeline = None
                 self._supervisor = None
                 d.dead_letters.store = None
+                d.dependencies.clear()
 
 
 class IntakeService:
@@ -198,6 +200,8 @@ class LeadLawkDaemon(Daemon):
         # Every event goes to Redis (or the log) and to this process's own subscribers (the console).
         self.bus = EventBus(self.publisher or LogEvents(), clock=self.clock)
         self.events = self.bus
+        # Every breaker, whoever builds it: readiness, the console, the fleet entry and the metrics read it.
+        self.dependencies = Dependencies(self.metrics, self.events)
         self.dead_letters = DeadLetterWriter(self.metrics, clock=self.clock)
         self.pipeline_service = PipelineService(self)
         self.intake = IntakeService(self) if self.redis is not None else None
@@ -206,13 +210,13 @@ class LeadLawkDaemon(Daemon):
         self._admission_store: Store | None = None
         self.chaos_targets = self._chaos_targets
         self.metrics.register(ActorStatsCollector(self.actor_stats))
-        for name in ("browser", "google_maps", "pagespeed", "database_breaker"):
-            self.health.conditions[name] = self._readiness_condition(name)
+        self.health.conditions["browser"] = self._browser_condition
+        self.health.condition_sets.append(self.dependencies.conditions)
         if self.intake is not None:
             self.health.conditions["intake"] = self.intake.readiness
         self.health.notes["google_maps_view"] = lambda: limited_view_note(self.metrics)
         self.fleet.jobs_held = self._jobs_held
-        self.fleet.breakers = self._breakers
+        self.fleet.breakers = self.dependencies.states
         # PageSpeed's quotas and the Maps politeness budget, shared with the daemons on this Redis;
         # while it is unreachable, each uses its share of the daemons the registry last saw alive.
         self.quotas = SharedQuotas.from_settings(settings, clock=self.clock, peers=self.fleet.last_seen_alive)
@@ -249,10 +253,27 @@ class LeadLawkDaemon(Daemon):
 
     def _make_http(self) -> HttpServer:
         from leadlawk_daemon.console import mount_console
-        from leadlawk_daemon.console.sources import ConsoleSources
+        from leadlawk_daemon.console.sources import ConsoleSources, HealthView, health_view
 
+        def health() -> HealthView:
+            pipeline = self.pipeline_service.pipeline
+            return health_view(
+                self.health, wall=self.clock.wall(), dependencies=self.dependencies,
+                daily=None if pipeline is None else pipeline.pagespeed.daily, actor_stats=self.actor_stats(),
+            )
+
+        def notify() -> None:
+            pipeline = self.pipeline_service.pipeline
+            if pipeline is not None:
+                pipeline.notify()
+
+        assert self.jobs is not None  # set in __init__; the base class types it optional
         server = super()._make_http()
-        mount_console(server.app, ConsoleSources.from_daemon(self))
+        sources = ConsoleSources(
+            settings=self.settings, jobs=self.jobs, bus=self.bus, store=lambda: self.database.store,
+            health=health, notify=notify,
+        )
+        mount_console(server.app, sources)
         return server
 
     def make_supervisor(self, name: str, children: list[ChildSpec], strategy: Strategy) -> Supervisor:
@@ -291,32 +312,11 @@ class LeadLawkDaemon(Daemon):
         pipeline = self.pipeline_service.pipeline
         return [] if pipeline is None else list(pipeline.runs)
 
-    def _breakers(self) -> dict[str, str]:
-        """Each breaker's state (closed, half_open, open), for this daemon's fleet entry."""
+    def _browser_condition(self) -> str | None:
         pipeline = self.pipeline_service.pipeline
         if pipeline is None:
-            return {}
-        breakers = {
-            "google_maps": pipeline.maps_breaker,
-            "pagespeed": pipeline.pagespeed.breaker,
-            "database": pipeline.db_breaker,
-        }
-        if pipeline.sites_breaker is not None:
-            breakers["sites"] = pipeline.sites_breaker
-        return {name: breaker.state.value for name, breaker in breakers.items()}
-
-    def _readiness_condition(self, name: str) -> Callable[[], str | None]:
-        key = "database" if name == "database_breaker" else name
-
-        def condition() -> str | None:
-            pipeline = self.pipeline_service.pipeline
-            if pipeline is None:
-                return "pipeline not running"
-            if pipeline.readiness().get(key, True):
-                return None
-            return "browser not running" if name == "browser" else f"circuit breaker {key} is open"
-
-        return condition
+            return "pipeline not running"
+        return None if pipeline.browser_up() else "browser not running"
 
 
 def build_daemon(settings: Settings) -> Daemon:

@@ -19,7 +19,7 @@ import functools
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +129,9 @@ class Health:
     states: dict[str, DependencyState] = field(default_factory=dict)
     # Conditions other parts add (a breaker that is open, the browser gone): name -> error or None.
     conditions: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    # Conditions whose names are known only at run time (the dependency registry's breakers): each
+    # answers name -> error or None. A name a probe has already is shown as "<name>_breaker".
+    condition_sets: list[Callable[[], Mapping[str, str | None]]] = field(default_factory=list)
     # Degraded, not down (Google's limited view): shown in the detail, readiness unaffected.
     notes: dict[str, Callable[[], str | None]] = field(default_factory=dict)
     root_failed: str | None = None
@@ -158,8 +161,7 @@ class Health:
 
     def ready(self) -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {name: state.to_dict() for name, state in self.states.items()}
-        for name, condition in self.conditions.items():
-            detail = condition()
+        for name, detail in self._conditions():
             if detail != self._condition_details.get(name):
                 self._condition_details[name] = detail
                 log.log(logging.INFO if detail is None else logging.WARNING, "readiness condition changed",
@@ -173,6 +175,14 @@ class Health:
         if self.stopping:
             checks["shutdown"] = {"ok": False, "latency_ms": None, "error": "shutting_down"}
         return ok, checks
+
+    def _conditions(self) -> list[tuple[str, str | None]]:
+        answers = [(name, condition()) for name, condition in self.conditions.items()]
+        for conditions in self.condition_sets:
+            answers += [
+                (f"{name}_breaker" if name in self.probes else name, detail) for name, detail in conditions().items()
+            ]
+        return answers
 
     # -- the supervised child ----------------------------------------------------------------
 

@@ -120,3 +120,25 @@ async def test_readiness_shows_short_codes_and_keeps_hosts_and_passwords_for_the
     assert "db-7.internal.example" in logged
     assert "cache-3.internal.example" in logged
     assert "S3cret" not in " ".join(JsonFormatter().format(r) for r in caplog.records)
+
+
+def test_condition_sets_show_each_name_once_and_a_breaker_beside_its_probe_as_name_breaker() -> None:
+    settings = load_settings(environ={})
+    health = Health(settings.resilience.health_check, settings.health, Metrics(process=False))
+    health.states["database"] = DependencyState("database", ok=True, ever_ok=True, error=None)
+    health.probes["database"] = _never_probed
+    answers: dict[str, str | None] = {"database": None, "sites": "circuit breaker sites is open"}
+    health.condition_sets.append(lambda: answers)
+    ok, checks = health.ready()
+    assert ok is False
+    assert {name: check["error"] for name, check in checks.items()} == {
+        "database": None,  # the probe
+        "database_breaker": None,  # the breaker: the same dependency, another question
+        "sites": "breaker_open",
+    }
+    answers["sites"] = None  # the set is read at every answer, not copied once
+    assert health.ready()[0] is True
+
+
+async def _never_probed() -> None:
+    raise AssertionError("ready() must not probe")

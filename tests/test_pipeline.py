@@ -19,9 +19,9 @@ import pytest
 
 from actors.dead_letters import MemoryDeadLetters
 from leadlawk_daemon.clock import MonotonicClock
-from leadlawk_daemon.jobs.pipeline import Pipeline, QueueFull
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.pipeline import Pipeline, QueueFull
 from leadlawk_daemon.replicas.maps import serve_maps_replica
 from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
 from leadlawk_daemon.settings import Settings, load_settings

@@ -1,28 +1,32 @@
 """What the console reads from the running daemon, in one place.
 
 The health page shows what ``/health/ready`` and ``/metrics`` already compute: the dependency
-probes and readiness conditions (:meth:`Health.ready`), the breakers the pipeline owns, the
-PageSpeed quotas, and the actors' restarts and mailbox depths (the same numbers the
+probes and readiness conditions (:meth:`Health.ready`), every breaker of the dependency registry,
+the PageSpeed quotas, and the actors' restarts and mailbox depths (the same numbers the
 ``ActorStatsCollector`` exports). Nothing here keeps state of its own.
+
+The composition root (:mod:`leadlawk_daemon.assembly`) fills these in: the console knows the
+parts it reads, never the daemon that holds them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from actors.stats import ActorStats
+from leadlawk_daemon.dependencies import Dependency
 from leadlawk_daemon.event_bus import EventBus
+from leadlawk_daemon.health import Health
 from leadlawk_daemon.http_api import JobsApi
+from leadlawk_daemon.pagespeed.quota import DailyQuota
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store
 
-if TYPE_CHECKING:
-    from leadlawk_daemon.assembly import LeadLawkDaemon
-
-__all__ = ["ActorRow", "BreakerRow", "ConsoleSources", "HealthView", "QuotaRow"]
+__all__ = ["ActorRow", "BreakerRow", "ConsoleSources", "HealthView", "QuotaRow", "health_view"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,7 @@ class HealthView:
 
 @dataclass
 class ConsoleSources:
-    """The daemon's parts the console reads; built by :meth:`from_daemon`."""
+    """The daemon's parts the console reads; built by the composition root."""
 
     settings: Settings
     jobs: JobsApi
@@ -78,24 +82,6 @@ class ConsoleSources:
     store: Callable[[], Store | None]
     health: Callable[[], HealthView]
     notify: Callable[[], None]  # wake the pipeline (a replayed dead letter made a job runnable)
-
-    @classmethod
-    def from_daemon(cls, daemon: LeadLawkDaemon) -> ConsoleSources:
-        assert daemon.jobs is not None
-
-        def notify() -> None:
-            pipeline = daemon.pipeline_service.pipeline
-            if pipeline is not None:
-                pipeline.notify()
-
-        return cls(
-            settings=daemon.settings,
-            jobs=daemon.jobs,
-            bus=daemon.bus,
-            store=lambda: daemon.database.store,
-            health=lambda: _health_view(daemon),
-            notify=notify,
-        )
 
 
 def _breaker_row(name: str, breaker: CircuitBreaker, wall: float) -> BreakerRow:
@@ -105,23 +91,22 @@ def _breaker_row(name: str, breaker: CircuitBreaker, wall: float) -> BreakerRow:
     return BreakerRow(name, state.value, breaker.failures, next_trial)
 
 
-def _health_view(daemon: LeadLawkDaemon) -> HealthView:
-    ready, checks = daemon.health.ready()
-    live, reason = daemon.health.live()
+def health_view(
+    health: Health,
+    *,
+    wall: float,
+    dependencies: Iterable[Dependency],
+    daily: DailyQuota | None,
+    actor_stats: list[tuple[ActorStats, int, int]],
+) -> HealthView:
+    """The health page: ``daily`` is the running pipeline's PageSpeed quota, None while none runs."""
+    ready, checks = health.ready()
+    live, reason = health.live()
     view = HealthView(ready=ready, checks=dict(checks), live=live, live_reason=reason)
-    pipeline = daemon.pipeline_service.pipeline
-    if pipeline is None:
+    if daily is None:
         return view
     view.pipeline_running = True
-    wall = daemon.clock.wall()
-    breakers: Mapping[str, CircuitBreaker | None] = {
-        "google_maps": pipeline.maps_breaker,
-        "pagespeed": pipeline.pagespeed.breaker,
-        "database": pipeline.db_breaker,
-        "sites": pipeline.sites_breaker,
-    }
-    view.breakers = [_breaker_row(name, b, wall) for name, b in breakers.items() if b is not None]
-    daily = pipeline.pagespeed.daily
+    view.breakers = [_breaker_row(d.name, d.breaker, wall) for d in dependencies]
     view.quotas = [
         QuotaRow(
             "PageSpeed queries today", daily.used, daily.limit, timedelta(seconds=int(daily.seconds_until_reset()))
@@ -129,6 +114,6 @@ def _health_view(daemon: LeadLawkDaemon) -> HealthView:
     ]
     view.actors = [
         ActorRow(stats.name, stats.restarts, depth, capacity, stats.ok, stats.failed, stats.dead_lettered)
-        for stats, depth, capacity in daemon.actor_stats()
+        for stats, depth, capacity in actor_stats
     ]
     return view

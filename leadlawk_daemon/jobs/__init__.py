@@ -1,5 +1,5 @@
-"""The job pipeline: leased jobs driven through the scraper, enricher and writer actors.
+"""Jobs: the coordinator that leases them, the driver of one, and its state.
 
-Import :class:`~leadlawk_daemon.jobs.pipeline.Pipeline` from ``leadlawk_daemon.jobs.pipeline``
-(this package stays import-free: the actors import its message types).
+The pipeline that wires them to the actors is :mod:`leadlawk_daemon.pipeline`, part of the
+composition root (this package stays import-free: the actors import its message types).
 """

@@ -155,10 +155,14 @@ def maps_breaker(
     clock: Clock,
     metrics: Metrics | None = None,
     call_timeout: float | None = None,
+    on_change: Callable[[str, Any, Any], None] | None = None,
 ) -> CircuitBreaker:
-    """The Google Maps breaker: blocks and timeouts count; a crashed browser is not Google's doing."""
+    """The Google Maps breaker: blocks and timeouts count; a crashed browser is not Google's doing.
 
-    def on_change(name: str, old: Any, new: Any) -> None:
+    ``on_change`` replaces the default handler (log and gauge): the daemon's dependency registry's.
+    """
+
+    def logged(name: str, old: Any, new: Any) -> None:
         log.warning("circuit breaker changed", extra={"breaker": name, "from": str(old), "to": str(new)})
         if metrics is not None:
             metrics.breaker_state.labels(breaker=name).set(new.metric_value)
@@ -169,7 +173,7 @@ def maps_breaker(
         BREAKER_NAME,
         settings,
         clock=clock,
-        on_change=on_change,
+        on_change=on_change or logged,
         exclude=lambda exc: isinstance(exc, BrowserError) and not isinstance(exc, BrowserTimeoutError),
         call_timeout=call_timeout,
     )

@@ -233,11 +233,12 @@ class Enricher:
             self._metrics.pagespeed_latency_mean.labels(strategy).set(estimate.mean)
 
     def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
+        if self._on_breaker_change is not None:  # the daemon's dependency registry: gauge, log, event
+            self._on_breaker_change(name, old, new)
+            return
         if self._metrics is not None:
             self._metrics.breaker_state.labels(name).set(new.metric_value)
         log.warning("breaker changed", extra={"breaker": name, "from": old.value, "to": new.value})
-        if self._on_breaker_change is not None:
-            self._on_breaker_change(name, old, new)
 
     def _retrying(self, attempt: int, exc: BaseException, delay: float) -> None:
         if self._metrics is not None:

@@ -1,12 +1,16 @@
 """The job pipeline: the writer, enricher and scraper actors and the job coordinator, wired.
 
+Part of the composition root (beside :mod:`leadlawk_daemon.assembly`): ``jobs/`` holds the
+coordinator, the driver and the job's state; this module builds them and the actors they drive.
+
 ``async with Pipeline(...) as pipeline:`` then mount ``pipeline.children()`` (start order: writer,
 enricher, scraper, coordinator) under one ``one_for_one`` supervisor; they stop in the reverse
 order: stop leasing and hand jobs back, stop scraping, stop enriching, flush the writer.
 
 What must outlive actor restarts lives here: the actor cells (mailboxes, stats), the writer's
-pending rows, the Google Maps, PageSpeed and database breakers, the PageSpeed quota, and the
-states of the jobs this daemon holds. Each piece is handed its dependencies explicitly; no actor
+pending rows, the Google Maps, PageSpeed, database and sites breakers (registered in the daemon's
+:class:`~leadlawk_daemon.dependencies.Dependencies`), the PageSpeed quota, and the states of the
+jobs this daemon holds. Each piece is handed its dependencies explicitly; no actor
 or driver reaches back into the pipeline. A message an actor gives up on (its handler crashed on
 every attempt) goes to the owner of its job, which decides what that means and dead-letters it.
 """
@@ -14,7 +18,6 @@ every attempt) goes to the owner of its job, which decides what that means and d
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
@@ -29,6 +32,7 @@ from actors.stats import ActorStats, ActorStatsCollector
 from actors.write_buffer import WriteBuffer
 from actors.writer import Writer, WriterDeps
 from leadlawk_daemon.clock import Clock
+from leadlawk_daemon.dependencies import Dependencies, Dependency
 from leadlawk_daemon.intake.admission import Admission, QueueFull
 from leadlawk_daemon.intake.events import EventSink
 from leadlawk_daemon.jobs.coordinator import Coordinator
@@ -42,7 +46,7 @@ from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.client import PageSpeedClient
 from leadlawk_daemon.pagespeed.enrichment import Enricher as PageSpeedEnricher
 from leadlawk_daemon.quota import SharedQuotas
-from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
+from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.sites import EgressGuard, SiteClient
 from leadlawk_daemon.sites.demand import site_limit
@@ -50,8 +54,6 @@ from leadlawk_daemon.store.base import Store, StoreUnavailable
 from supervisors.spec import ChildSpec
 
 __all__ = ["DATABASE_BREAKER", "Pipeline", "QueueFull"]
-
-log = logging.getLogger("leadlawk.pipeline")
 
 DATABASE_BREAKER = "database"
 SITES_BREAKER = "sites"  # our egress to websites: many different sites unreachable in a row
@@ -79,6 +81,7 @@ class Pipeline:
         poll_interval: float | None = None,
         register_metrics: bool = True,
         shared: SharedQuotas | None = None,
+        dependencies: Dependencies | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -91,6 +94,8 @@ class Pipeline:
         self.retired: dict[str, JobState] = {}
         self.wake = asyncio.Event()
         self.dead_letters = dead_letters
+        # The daemon's registry outlives this pipeline; a pipeline run alone (tests, benches) has its own.
+        self.dependencies = dependencies if dependencies is not None else Dependencies(metrics, events)
 
         jobs, bulkhead = settings.jobs, settings.resilience.bulkhead
         self.max_concurrent_jobs = bulkhead.max_concurrent_jobs
@@ -100,25 +105,26 @@ class Pipeline:
         # Orphaned leases (a dead daemon's) expire after lease_ttl; looking every heartbeat is enough.
         self.poll_interval = poll_interval if poll_interval is not None else jobs.heartbeat
 
+        changed = self.dependencies.changed
         cb = settings.resilience.circuit_breaker
-        self.maps_breaker = maps_breaker(
-            cb, clock=clock, metrics=metrics, call_timeout=settings.maps.navigation_timeout * 4
-        )
-        self.db_breaker = CircuitBreaker(
+        self.maps_breaker = self.dependencies.add(Dependency(
+            "google_maps",
+            maps_breaker(cb, clock=clock, call_timeout=settings.maps.navigation_timeout * 4, on_change=changed),
+        ))
+        self.db_breaker = self.dependencies.add(Dependency(DATABASE_BREAKER, CircuitBreaker(
             DATABASE_BREAKER,
             failure_threshold=cb.failure_threshold,
             reset_timeout=min(cb.reset_timeout, RESUME_WITHIN / 2),
             call_timeout=settings.database.command_timeout,
             clock=clock,
-            on_change=self._breaker_changed,
+            on_change=changed,
             exclude=lambda exc: not isinstance(exc, StoreUnavailable | TimeoutError),
-        )
-        metrics.breaker_state.labels(breaker=DATABASE_BREAKER).set(0)
+        )))
         self._client = PageSpeedClient(settings.pagespeed.base_url, settings.pagespeed.api_key)
         self.pagespeed = PageSpeedEnricher.from_settings(
-            settings, self._client, clock=clock, metrics=metrics, on_breaker_change=self._breaker_changed,
-            shared=shared,
+            settings, self._client, clock=clock, metrics=metrics, on_breaker_change=changed, shared=shared,
         )
+        self.dependencies.add(Dependency("pagespeed", self.pagespeed.breaker))
         self.buffer = WriteBuffer(settings.database.max_pending, settings.database.batch_size)
 
         actors = settings.actors
@@ -218,15 +224,14 @@ class Pipeline:
 
         metrics.site_in_flight_limit.set_function(current_limit)
         sites = self.sites = SiteClient(settings.sites, clock=self.clock, limit=limit)
-        breaker = self.sites_breaker = CircuitBreaker(
+        breaker = self.sites_breaker = self.dependencies.add(Dependency(SITES_BREAKER, CircuitBreaker(
             SITES_BREAKER,
             failure_threshold=settings.sites.egress_failures,
             reset_timeout=settings.resilience.circuit_breaker.reset_timeout,
             call_timeout=None,  # a site's requests are each cut at sites.timeout
             clock=self.clock,
-            on_change=self._breaker_changed,
-        )
-        metrics.breaker_state.labels(breaker=SITES_BREAKER).set(0)
+            on_change=self.dependencies.changed,
+        )))
 
         def forget(streak: list[str]) -> None:
             for site in streak:  # their "unreachable" was ours, not theirs
@@ -313,17 +318,10 @@ class Pipeline:
 
     def outages(self) -> frozenset[str]:
         """The dependencies whose breakers are not closed: jobs that need them wait."""
-        breakers = {
-            "google_maps": self.maps_breaker,
-            "pagespeed": self.pagespeed.breaker,
-            DATABASE_BREAKER: self.db_breaker,
-        }
-        if self.sites_breaker is not None:
-            breakers[SITES_BREAKER] = self.sites_breaker
-        down = {name for name, breaker in breakers.items() if breaker.state is not BreakerState.CLOSED}
+        down = self.dependencies.outages()
         if self.pagespeed.throttled:
-            down.add("pagespeed")  # 429 on every attempt: its quota is taken, which is an outage for us
-        return frozenset(down)
+            down |= {"pagespeed"}  # 429 on every attempt: its quota is taken, which is an outage for us
+        return down
 
     def _give_up(self, actor: str) -> Callable[[WorkMessage, str, int], bool]:
         """What an actor does with a message it crashed on every time: its job's owner takes it."""
@@ -383,15 +381,14 @@ class Pipeline:
     # -- health and metrics ------------------------------------------------------------------------
 
     def readiness(self) -> dict[str, bool]:
-        """Dependency checks for ``/health/ready``: the browser is up and no breaker is open."""
+        """Dependency checks: the browser is up and no breaker of the registry's is open."""
+        conditions = self.dependencies.conditions()
+        return {"browser": self.browser_up(), **{name: reason is None for name, reason in conditions.items()}}
+
+    def browser_up(self) -> bool:
+        """``/health/ready``'s browser condition: the scraper holds a running browser."""
         scraper = self.scraper.current
-        browser_up = isinstance(scraper, Scraper) and scraper.pool is not None
-        return {
-            "browser": browser_up,
-            "google_maps": self.maps_breaker.state is not BreakerState.OPEN,
-            "pagespeed": self.pagespeed.breaker.state is not BreakerState.OPEN,
-            "database": self.db_breaker.state is not BreakerState.OPEN,
-        }
+        return isinstance(scraper, Scraper) and scraper.pool is not None
 
     async def browser_healthy(self) -> bool:
         """A deeper browser probe (the process answers), for the readiness checker's interval."""
@@ -400,9 +397,3 @@ class Pipeline:
 
     def _actor_stats(self) -> list[tuple[ActorStats, int, int]]:
         return [(c.stats, c.mailbox.depth, c.mailbox.capacity) for c in self.cells]
-
-    def _breaker_changed(self, name: str, old: BreakerState, new: BreakerState) -> None:
-        self.metrics.breaker_state.labels(breaker=name).set(new.metric_value)
-        if name == DATABASE_BREAKER:
-            log.warning("database breaker changed", extra={"from": old.value, "to": new.value})
-        self.events.publish("breaker.changed", breaker=name, old=old.value, new=new.value)
