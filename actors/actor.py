@@ -15,14 +15,13 @@ import logging
 from collections.abc import Callable, Hashable
 from typing import ClassVar, Generic, TypeVar
 
+from actors.clock import Clock, MonotonicClock
 from actors.dead_letters import DeadLetter, DeadLetterSink, MemoryDeadLetters, describe
 from actors.fair_mailbox import FairMailbox
+from actors.limits import ActorLimits
 from actors.mailbox import Envelope, Mailbox, MailboxFull
+from actors.racing import reap
 from actors.stats import ActorStats
-from leadlawk_daemon.clock import Clock, MonotonicClock
-from leadlawk_daemon.logs import redact
-from leadlawk_daemon.racing import reap
-from leadlawk_daemon.settings import ActorDefaults
 from supervisors.spec import ChildSpec, Restart, Started
 
 __all__ = ["Actor", "ActorCell", "ChaosCrash", "HandlerHung"]
@@ -31,6 +30,10 @@ log = logging.getLogger("leadlawk.actor")
 M = TypeVar("M")
 # How long a handler cut by the watchdog may take to unwind before the actor is restarted.
 _UNWIND_TIMEOUT = 1.0
+
+
+def _as_is(text: str) -> str:
+    return text
 
 
 class ChaosCrash(Exception):
@@ -48,7 +51,7 @@ class ActorCell(Generic[M]):
         self,
         name: str,
         factory: Callable[[ActorCell[M]], Actor[M]],
-        settings: ActorDefaults,
+        settings: ActorLimits,
         *,
         clock: Clock | None = None,
         dead_letters: DeadLetterSink | None = None,
@@ -56,9 +59,13 @@ class ActorCell(Generic[M]):
         dead_letter_kind: str = "message",
         on_give_up: Callable[[M, str, int], bool] | None = None,
         lane_of: Callable[[M], Hashable] | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
+        # Masks a crash's text before it reaches the dead letters and the give-up hook: what is a
+        # secret is the product's knowledge (leadlawk_daemon.logs.redact), not the runtime's.
+        self.redact: Callable[[str], str] = redact or _as_is
         self.clock: Clock = clock or MonotonicClock()
         # With ``lane_of`` (a message's job), one lane per job served round-robin (actors/fair_mailbox.py).
         self.mailbox: Mailbox[M] = (
@@ -94,6 +101,8 @@ class ActorCell(Generic[M]):
 
     async def tell(self, message: M, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Send ``message``, waiting while the mailbox is full (backpressure)."""
+        if self.mailbox.offer(message):
+            return  # the common case, without another coroutine
         try:
             await self.mailbox.put(message, timeout)
         except MailboxFull:
@@ -168,7 +177,8 @@ class Actor(Generic[M]):
             await self.on_stop()
 
     async def _work(self, slot: int) -> None:
-        mailbox, stats, cell, clock = self.mailbox, self.cell.stats, self.cell, self.clock
+        mailbox, stats, cell = self.mailbox, self.cell.stats, self.cell
+        now = self.clock.monotonic
         in_hand = self._in_hand
         me = asyncio.current_task()
         assert me is not None
@@ -187,7 +197,7 @@ class Actor(Generic[M]):
                 finally:
                     self._idle_workers.pop(slot, None)
             in_hand[slot] = envelope
-            started_at = envelope.taken_at = clock.monotonic()
+            started_at = envelope.taken_at = now()
             try:
                 if cell.chaos_crash or cell.chaos_hang is not None:
                     await self._chaos()
@@ -210,7 +220,7 @@ class Actor(Generic[M]):
             in_hand[slot] = None
             mailbox.done(envelope)
             stats.ok += 1
-            stats.observe(clock.monotonic() - started_at)
+            stats.observe(now() - started_at)
 
     def _settle_failure(self, slot: int, envelope: Envelope[M], exc: BaseException) -> None:
         """Put the message back, or dead-letter it on its last attempt. Synchronous on purpose:
@@ -222,7 +232,7 @@ class Actor(Generic[M]):
             exc = HandlerHung(f"handler of {self.name} exceeded {self.settings.handle_timeout:g}s")
         self._hung.discard(slot)
         envelope.failures += 1
-        envelope.last_error = redact(f"{type(exc).__name__}: {exc}")
+        envelope.last_error = self.cell.redact(f"{type(exc).__name__}: {exc}")
         self.cell.stats.failed += 1
         if envelope.failures >= self.settings.max_attempts:
             self.mailbox.done(envelope)

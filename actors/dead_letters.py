@@ -7,8 +7,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from leadlawk_daemon.logs import redact
-
 __all__ = ["DeadLetter", "DeadLetterSink", "MemoryDeadLetters", "describe"]
 
 log = logging.getLogger("leadlawk.dead_letters")
@@ -45,9 +43,11 @@ class MemoryDeadLetters:
         self.letters: collections.deque[DeadLetter] = collections.deque(maxlen=capacity)
 
     def dead_letter(self, letter: DeadLetter) -> None:
+        # The reason comes masked from the cell (ActorCell.redact), and the daemon's log
+        # formatters mask every field again.
         self.letters.append(letter)
         log.error(
             "dead letter",
-            extra={"source": letter.source, "kind": letter.kind, "reason": redact(letter.reason),
+            extra={"source": letter.source, "kind": letter.kind, "reason": letter.reason,
                    "attempts": letter.attempts},
         )

@@ -18,17 +18,18 @@ to its original place in its lane (by the order it was accepted in), and its lan
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
+from actors.clock import Clock
 from actors.lanes import Lanes
 from actors.mailbox import Envelope, Mailbox
-from leadlawk_daemon.clock import Clock
 
 __all__ = ["FairMailbox"]
 
 M = TypeVar("M")
+# Shares kept worked out, for up to this many lanes (jobs) at once; more are worked out per send.
+_SHARES_KEPT = 256
 
 
 class FairMailbox(Mailbox[M]):
@@ -48,14 +49,13 @@ class FairMailbox(Mailbox[M]):
         self._lane_of = lane_of
         self._lane_capacity = lane_capacity
         self._lanes: Lanes[Envelope[M]] = Lanes()  # the messages waiting, by lane
-        self._held: collections.Counter[Hashable] = collections.Counter()  # per lane: waiting + in hand
-        self._waiting = 0
+        self._take = self._lanes.pop
+        # Per lane: waiting + in hand. A lane is a key here only while it holds something, so the
+        # number of other lanes is the dict's size, not a scan of it.
+        self._held: dict[Hashable, int] = {}
         self._seq = 0
-        self._order: dict[int, int] = {}  # id(envelope) -> when it was accepted, for redelivery
-
-    @property
-    def waiting(self) -> int:
-        return self._waiting
+        # A lane's share beside ``others`` lanes, by ``others``: worked out once, as every send asks.
+        self._shares = [self._share_beside(others) for others in range(min(capacity, _SHARES_KEPT))]
 
     @property
     def lanes(self) -> dict[Hashable, int]:
@@ -64,46 +64,54 @@ class FairMailbox(Mailbox[M]):
 
     def lane_share(self, key: Hashable) -> int:
         """How many messages lane ``key`` may hold now."""
-        if self._lane_capacity is not None:
-            return self._lane_capacity
-        others = sum(1 for lane in self._held if lane != key)
-        return max(1, self.capacity // (others + 2))
+        others = len(self._held) - (key in self._held)
+        return self._shares[others] if others < len(self._shares) else self._share_beside(others)
+
+    def _share_beside(self, others: int) -> int:
+        return self._lane_capacity or max(1, self.capacity // (others + 2))
 
     def has_room(self, key: Hashable = None) -> bool:
-        return not self.full() and self._held[key] < self.lane_share(key)
+        return not self.full() and self._held.get(key, 0) < self.lane_share(key)
 
-    def _room_for(self, message: M) -> bool:
-        return self.has_room(self._lane_of(message))
-
-    def _enqueue(self, envelope: Envelope[M]) -> None:
-        key = self._lane_of(envelope.message)
+    def offer(self, message: M) -> bool:
+        if self._waiting + self._in_flight >= self.capacity:
+            return False
+        key = self._lane_of(message)  # once per message, kept on its envelope
+        held = self._held
+        count = held.get(key, 0)
+        others = len(held) - (count > 0)
+        shares = self._shares
+        if count >= (shares[others] if others < len(shares) else self._share_beside(others)):
+            return False
         self._seq += 1
-        self._order[id(envelope)] = self._seq
-        self._held[key] += 1
-        self._lanes.push(key, envelope)
+        held[key] = count + 1
+        self._lanes.push(key, Envelope(message, 0, None, 0.0, key, self._seq))
         self._waiting += 1
+        if self._getters:
+            self._wake(self._getters)
+        return True
 
     def _requeue(self, envelope: Envelope[M]) -> None:
-        mine = self._order[id(envelope)]
+        mine = envelope.seq
 
         def own_place(lane: Sequence[Envelope[M]]) -> int:
             # Messages put back together (a crash with several in hand) keep the order they were
             # accepted in. They are the lane's oldest, so the scan stays short.
-            return next((at for at, e in enumerate(lane) if self._order[id(e)] >= mine), len(lane))
+            return next((at for at, e in enumerate(lane) if e.seq >= mine), len(lane))
 
-        self._lanes.put_back(self._lane_of(envelope.message), envelope, own_place)  # delivered next
-        self._waiting += 1
+        self._lanes.put_back(envelope.lane, envelope, own_place)  # delivered next
 
-    def _dequeue(self) -> Envelope[M]:
-        self._waiting -= 1
-        return self._lanes.pop()
-
-    def _settled(self, envelope: Envelope[M]) -> None:
-        key = self._lane_of(envelope.message)
-        self._order.pop(id(envelope), None)
-        self._held[key] -= 1
-        if self._held[key] <= 0:
+    def done(self, envelope: Envelope[M]) -> None:
+        """The message in ``envelope`` is finished: its slot, and its lane's, is free."""
+        self._in_flight -= 1
+        key = envelope.lane
+        left = self._held[key] - 1
+        if left > 0:
+            self._held[key] = left
+        else:
             del self._held[key]
+        if self._putters:
+            self._freed()
 
     def _freed(self) -> None:
         # Every waiting sender looks again: the first in line may be a lane still over its share,

@@ -14,7 +14,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 
 __all__ = ["Envelope", "Mailbox", "MailboxFull"]
 
@@ -31,9 +31,16 @@ class Envelope(Generic[M]):
     failures: int = 0  # handlings that crashed
     last_error: str | None = None
     taken_at: float = field(default=0.0)
+    # The lane the message is queued in (a fair mailbox's job; None in a plain one), worked out
+    # once when it is accepted, and when it was accepted, for its place when it is put back.
+    lane: Hashable = None
+    seq: int = 0
 
 
 class Mailbox(Generic[M]):
+    """Every message pays for each call made here: the counters are plain fields and the queue
+    discipline is a few small hooks, so a send or a take is a handful of attribute reads."""
+
     def __init__(
         self, owner: str, capacity: int, put_timeout: float = 300.0, clock: Clock | None = None
     ) -> None:
@@ -44,6 +51,10 @@ class Mailbox(Generic[M]):
         self.put_timeout = put_timeout
         self._clock: Clock = clock or MonotonicClock()
         self._queue: collections.deque[Envelope[M]] = collections.deque()
+        # Takes the next message to deliver: the queue's own method, bound once, as every
+        # delivery calls it (a fair mailbox binds its lanes').
+        self._take: Callable[[], Envelope[M]] = self._queue.popleft
+        self._waiting = 0
         self._in_flight = 0
         self._getters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._putters: collections.deque[asyncio.Future[None]] = collections.deque()
@@ -52,89 +63,88 @@ class Mailbox(Generic[M]):
     # "depth <= capacity" true even when a crash puts the messages in hand back in the queue.
     @property
     def depth(self) -> int:
-        return self.waiting + self._in_flight
+        return self._waiting + self._in_flight
 
     @property
     def waiting(self) -> int:
-        return len(self._queue)
+        return self._waiting
 
     @property
     def in_flight(self) -> int:
         return self._in_flight
 
     def full(self) -> bool:
-        return self.depth >= self.capacity
+        return self._waiting + self._in_flight >= self.capacity
 
     def has_room(self, key: Hashable = None) -> bool:
         """Room for one more message sent under ``key`` (a plain mailbox has one lane: any key)."""
         return not self.full()
 
+    def offer(self, message: M) -> bool:
+        """Enqueue if there is room now; False (and nothing enqueued) if not. Never waits.
+
+        The queue discipline, which a subclass changes (actors/fair_mailbox.py) with
+        ``_take``, :meth:`_requeue`, :meth:`done` and :meth:`_freed`: one FIFO here.
+        """
+        if self._waiting + self._in_flight >= self.capacity:
+            return False
+        self._queue.append(Envelope(message))
+        self._waiting += 1
+        if self._getters:
+            self._wake(self._getters)
+        return True
+
     def put_nowait(self, message: M) -> None:
-        if not self._room_for(message):
+        if not self.offer(message):
             raise MailboxFull(f"mailbox of actor {self.owner} is full (capacity {self.capacity})")
-        self._enqueue(Envelope(message))
-        self._wake(self._getters)
 
     async def put(self, message: M, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Enqueue, waiting while the mailbox is full; :class:`MailboxFull` after ``timeout`` s."""
-        if not self._room_for(message):
-            await self._wait_for_room(message, self.put_timeout if timeout is None else timeout)
-        self._enqueue(Envelope(message))
-        self._wake(self._getters)
-
-    # The queue discipline, which a subclass may change (actors/fair_mailbox.py): one FIFO here.
-    def _room_for(self, message: M) -> bool:
-        return not self.full()
-
-    def _enqueue(self, envelope: Envelope[M]) -> None:
-        self._queue.append(envelope)
+        if self.offer(message):
+            return
+        timeout = self.put_timeout if timeout is None else timeout
+        deadline = self._clock.monotonic() + timeout
+        while not self.offer(message):
+            await self._wait_for_room(deadline, timeout)
 
     def _requeue(self, envelope: Envelope[M]) -> None:
         self._queue.appendleft(envelope)
 
-    def _dequeue(self) -> Envelope[M]:
-        return self._queue.popleft()
-
-    def _settled(self, envelope: Envelope[M]) -> None:
-        """``envelope`` left the mailbox for good (finished or dead-lettered)."""
-
     def _freed(self) -> None:
         self._wake(self._putters)
 
-    async def _wait_for_room(self, message: M, timeout: float) -> None:  # noqa: ASYNC109
-        loop = asyncio.get_running_loop()
-        deadline = self._clock.monotonic() + timeout
-        while not self._room_for(message):
-            remaining = deadline - self._clock.monotonic()
-            if remaining <= 0:
-                raise MailboxFull(
-                    f"mailbox of actor {self.owner} stayed full (capacity {self.capacity}) for {timeout:g}s"
-                )
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._putters.append(waiter)
-            timer = loop.create_task(self._clock.sleep(remaining))
-            timer.add_done_callback(_releaser(waiter))
-            try:
-                await waiter
-            except BaseException:
-                # Cancelled while waiting: pass our wake-up on, or a sender behind us could starve.
-                if waiter.done() and not waiter.cancelled() and not self.full():
-                    self._freed()
-                raise
-            finally:
-                timer.cancel()
-                if waiter in self._putters:
-                    self._putters.remove(waiter)
+    async def _wait_for_room(self, deadline: float, timeout: float) -> None:  # noqa: ASYNC109
+        """Wait until a slot is freed (or ``deadline`` passes): the sender then offers again."""
+        remaining = deadline - self._clock.monotonic()
+        if remaining <= 0:
+            raise MailboxFull(
+                f"mailbox of actor {self.owner} stayed full (capacity {self.capacity}) for {timeout:g}s"
+            )
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._putters.append(waiter)
+        # A timer, not a task: under steady backpressure every send waits here.
+        timer = self._clock.call_later(remaining, _releaser(waiter))
+        try:
+            await waiter
+        except BaseException:
+            # Cancelled while waiting: pass our wake-up on, or a sender behind us could starve.
+            if waiter.done() and not waiter.cancelled() and not self.full():
+                self._freed()
+            raise
+        finally:
+            timer.cancel()
+            if waiter in self._putters:
+                self._putters.remove(waiter)
 
     def get_nowait(self) -> Envelope[M] | None:
-        if not self.waiting:
+        if not self._waiting:
             return None
-        envelope = self._dequeue()
+        self._waiting -= 1
         self._in_flight += 1
-        return envelope
+        return self._take()
 
     async def get(self) -> Envelope[M]:
-        while not self.waiting:
+        while not self._waiting:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._getters.append(waiter)
             try:
@@ -142,23 +152,24 @@ class Mailbox(Generic[M]):
             except BaseException:
                 if waiter in self._getters:
                     self._getters.remove(waiter)
-                elif self.waiting:
+                elif self._waiting:
                     self._wake(self._getters)
                 raise
-        envelope = self._dequeue()
+        self._waiting -= 1
         self._in_flight += 1
-        return envelope
+        return self._take()
 
     def done(self, envelope: Envelope[M]) -> None:
         """The message in ``envelope`` is finished: its slot is free."""
         self._in_flight -= 1
-        self._settled(envelope)
-        self._freed()
+        if self._putters:
+            self._freed()
 
     def redeliver(self, envelope: Envelope[M]) -> None:
         """Put a message taken but not finished back at the front, to be delivered next."""
         self._in_flight -= 1
         self._requeue(envelope)
+        self._waiting += 1
         self._wake(self._getters)
 
     @staticmethod
@@ -170,8 +181,8 @@ class Mailbox(Generic[M]):
                 return
 
 
-def _releaser(waiter: asyncio.Future[None]) -> Callable[[object], None]:
-    def release(_: object) -> None:
+def _releaser(waiter: asyncio.Future[None]) -> Callable[[], None]:
+    def release() -> None:
         if not waiter.done():
             waiter.set_result(None)
 

@@ -31,14 +31,15 @@ import time
 from dataclasses import dataclass, replace
 
 from actors.actor import Actor, ActorCell
-from leadlawk_daemon.intake.events import EventSink
+from actors.scrape_request import scrape_request
+from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area_search import search_area
 from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, UnreachableError
 from leadlawk_daemon.maps.coverage import CoveragePlan
 from leadlawk_daemon.maps.parse_pool import ParsePool
-from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError, ScrapeOutcome, ScrapeRequest
+from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError, ScrapeRequest
 from leadlawk_daemon.messages import (
     AreaCellDone,
     JobHandle,
@@ -51,6 +52,7 @@ from leadlawk_daemon.messages import (
     WriterMessage,
 )
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.outcomes import ScrapeOutcome
 from leadlawk_daemon.quota.pace import Pacer
 from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
@@ -178,7 +180,7 @@ class Scraper(Actor[ScrapeJob]):
             self._view = view
             job.report(MapsViewSeen(view))
 
-        request = replace(ScrapeRequest.from_spec(job.spec), on_view=on_view)
+        request = replace(scrape_request(job.spec), on_view=on_view)
         tries = 0
         while True:
             try:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
 from actors.write_buffer import Committed, WriteBuffer
-from leadlawk_daemon.intake.events import EventSink
+from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.messages import WriterMessage
 from leadlawk_daemon.metrics import Metrics

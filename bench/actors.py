@@ -1,8 +1,11 @@
 """Actor runtime figures: pipeline throughput and crash-to-replacement latency, under uvloop.
 
 (a) messages per second through three actors in a row with bounded mailboxes and trivial
-    handlers, next to a baseline of three plain coroutines joined by asyncio.Queue (the same
-    bound, the same run), so the ratio shows what supervision and bookkeeping cost;
+    handlers, shaped as the daemon's pipeline (scraper → enricher → writer): the middle stage has
+    a fair mailbox (one lane per job, ``JOBS`` jobs, served in turn), as the enricher has; next to
+    a baseline of three plain coroutines joined by asyncio.Queue (the same bound, the same run),
+    so the ratio shows what supervision, bookkeeping and fairness cost. ``--all-fair`` gives
+    every stage a fair mailbox;
 (b) the time from an actor's crash to its replacement handling its next message, p50 and p99,
     with no restart backoff.
 
@@ -27,15 +30,23 @@ import uvloop
 
 from actors.actor import Actor, ActorCell
 from actors.dead_letters import MemoryDeadLetters
-from leadlawk_daemon.settings import ActorDefaults
+from actors.limits import Limits
 from supervisors.spec import ChildSpec
 from supervisors.supervisor import Supervisor
 
 CAPACITY = 1000
 
 
-def settings(max_attempts: int = 3) -> ActorDefaults:
-    return ActorDefaults(mailbox_capacity=CAPACITY, concurrency=1, max_attempts=max_attempts, handle_timeout=60)
+# The pipeline's messages come from this many jobs, each a lane of the fair mailbox.
+JOBS = 4
+
+
+def settings(max_attempts: int = 3) -> Limits:
+    return Limits(mailbox_capacity=CAPACITY, concurrency=1, max_attempts=max_attempts, handle_timeout=60)
+
+
+def job_of(message: int) -> int:
+    return message % JOBS
 
 
 class Forward(Actor[int]):
@@ -68,11 +79,13 @@ async def _running(children: list[ChildSpec]) -> tuple[Supervisor, asyncio.Task[
     return sup, task
 
 
-async def actor_pipeline(n: int) -> float:
+async def actor_pipeline(n: int, all_fair: bool = False) -> float:
     done = asyncio.Event()
-    sink: ActorCell[int] = ActorCell("s3", lambda c: Sink(c, n, done), settings())
-    middle: ActorCell[int] = ActorCell("s2", lambda c: Forward(c, sink), settings())
-    first: ActorCell[int] = ActorCell("s1", lambda c: Forward(c, middle), settings())
+    # As in the daemon: the scraper's and the writer's mailboxes are plain, the enricher's is fair.
+    outer = job_of if all_fair else None
+    sink: ActorCell[int] = ActorCell("s3", lambda c: Sink(c, n, done), settings(), lane_of=outer)
+    middle: ActorCell[int] = ActorCell("s2", lambda c: Forward(c, sink), settings(), lane_of=job_of)
+    first: ActorCell[int] = ActorCell("s1", lambda c: Forward(c, middle), settings(), lane_of=outer)
     sup, task = await _running([sink.child_spec(), middle.child_spec(), first.child_spec()])
     began = time.perf_counter()
     for i in range(n):
@@ -153,16 +166,18 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def main(messages: int, crashes: int) -> None:
-    await actor_pipeline(20_000)  # warm-up
+async def main(messages: int, crashes: int, all_fair: bool) -> None:
+    await actor_pipeline(20_000, all_fair)  # warm-up
     await queue_pipeline(20_000)
     actor_rates, queue_rates = [], []
     for _ in range(3):
-        actor_rates.append(await actor_pipeline(messages))
+        actor_rates.append(await actor_pipeline(messages, all_fair))
         queue_rates.append(await queue_pipeline(messages))
     actors_rate = statistics.median(actor_rates)
     queues_rate = statistics.median(queue_rates)
+    fair = "every stage" if all_fair else "the middle stage"
     print(f"three-stage actor pipeline:      {actors_rate:>12,.0f} messages/s (median of 3 x {messages:,})")
+    print(f"fair mailbox at:                 {fair:>12}")
     print(f"three-stage asyncio.Queue chain: {queues_rate:>12,.0f} messages/s (baseline, same run)")
     print(f"actors / baseline:               {actors_rate / queues_rate:>12.2f}")
     samples = await restart_latency(crashes)
@@ -172,6 +187,7 @@ async def main(messages: int, crashes: int) -> None:
         orjson.dumps(
             {
                 "bench": "actors",
+                "fair_mailboxes": 3 if all_fair else 1,
                 "pipeline_messages_per_s": round(actors_rate),
                 "baseline_queue_messages_per_s": round(queues_rate),
                 "ratio_to_baseline": round(actors_rate / queues_rate, 3),
@@ -191,5 +207,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--messages", type=int, default=300_000)
     parser.add_argument("--crashes", type=int, default=1000)
+    parser.add_argument("--all-fair", action="store_true", help="a fair mailbox at every stage, not only the middle")
     args = parser.parse_args()
-    uvloop.run(main(args.messages, args.crashes))
+    uvloop.run(main(args.messages, args.crashes, args.all_fair))

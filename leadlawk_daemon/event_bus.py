@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
-from leadlawk_daemon.intake.events import EventSink, EventType
+from leadlawk_daemon.events import EventSink, EventType
 
 __all__ = ["EventBus", "Subscription"]
 

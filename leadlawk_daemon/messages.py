@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.listing import Listing
-from leadlawk_daemon.maps.scraper import ScrapeOutcome
+from leadlawk_daemon.outcomes import ScrapeOutcome
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.sites.report import SiteReport
 

@@ -33,13 +33,14 @@ from actors.write_buffer import WriteBuffer
 from actors.writer import Writer, WriterDeps
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.dependencies import Dependencies, Dependency
+from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.intake.admission import Admission, QueueFull
-from leadlawk_daemon.intake.events import EventSink
 from leadlawk_daemon.jobs.coordinator import Coordinator
 from leadlawk_daemon.jobs.driver import DriverDeps, Timing
 from leadlawk_daemon.jobs.lifecycle import JobLifecycle
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.logs import redact
 from leadlawk_daemon.maps.scraper import maps_breaker
 from leadlawk_daemon.messages import EnrichLead, GaveUp, ReadSite, ScrapeJob, WorkMessage, WriterMessage
 from leadlawk_daemon.metrics import Metrics
@@ -137,6 +138,7 @@ class Pipeline:
             put_timeout=bulkhead.timeout,
             dead_letter_kind="lead",
             on_give_up=self._give_up("writer"),
+            redact=redact,
         )
         # Past the fair mailbox, workers wait for a call slot in their job's line (actors/fair_gate.py).
         # Twice the in-flight limit: a lead in a retry's backoff holds its place without a slot.
@@ -153,6 +155,7 @@ class Pipeline:
             put_timeout=bulkhead.timeout,
             dead_letter_kind="lead",
             on_give_up=self._give_up("enricher"),
+            redact=redact,
             lane_of=job_lane,  # one lane per job, served round-robin: a big job cannot starve a small one
         )
         # Site enrichment (sites.enabled): its client (and per-origin cache) outlives the actor.
@@ -178,6 +181,7 @@ class Pipeline:
             put_timeout=bulkhead.timeout,
             dead_letter_kind="job",
             on_give_up=self._give_up("scraper"),
+            redact=redact,
         )
         self.cells: tuple[ActorCell[Any], ...] = (
             self.writer, self.enricher, *((self.site,) if self.site is not None else ()), self.scraper
@@ -247,6 +251,7 @@ class Pipeline:
             put_timeout=settings.resilience.bulkhead.timeout,
             dead_letter_kind="lead",
             on_give_up=self._give_up("site"),
+            redact=redact,
             lane_of=job_lane,
         )
         cells.append(cell)

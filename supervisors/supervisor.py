@@ -25,8 +25,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
-from leadlawk_daemon.racing import reap
+from actors.clock import Clock, MonotonicClock
+from actors.racing import reap
 from supervisors.backoff import RestartBackoff
 from supervisors.events import EventKind, SupervisorEvent, SupervisorListener
 from supervisors.intensity import RestartIntensity

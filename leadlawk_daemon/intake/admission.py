@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 import orjson
 
-from leadlawk_daemon.intake.events import EventSink
+from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.jobspec import DEFAULT_MAX_AREA_KM2, JobSpec, JobSpecError, parse_job_spec
 from leadlawk_daemon.jobspec import ID_PATTERN as _ID
 from leadlawk_daemon.logs import redact

@@ -14,12 +14,13 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Protocol
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 
 from leadlawk_daemon.clock import Clock, MonotonicClock
+from leadlawk_daemon.events import EVENT_TYPES, EventSink, EventType
 from leadlawk_daemon.intake.reconnect import REDIS_ERRORS, Reconnect
 from leadlawk_daemon.intake.service import Service
 from leadlawk_daemon.logs import redact
@@ -36,40 +37,12 @@ __all__ = [
 
 log = logging.getLogger("leadlawk.events")
 
-EventType = Literal[
-    "job.accepted",
-    "job.started",
-    "job.progress",
-    "job.finished",
-    "job.rejected",
-    "lead.written",
-    "breaker.changed",
-    "actor.restarted",
-    # Google's limited view while a signed-in session is configured (docs/limited-view.md).
-    "maps.session_signed_out",
-]
-EVENT_TYPES: tuple[EventType, ...] = (
-    "job.accepted",
-    "job.started",
-    "job.progress",
-    "job.finished",
-    "job.rejected",
-    "lead.written",
-    "breaker.changed",
-    "actor.restarted",
-    "maps.session_signed_out",
-)
 # The events that end a job for someone following it.
 _FINAL = ("job.finished", "job.rejected")
 
 
 def events_channel(prefix: str) -> str:
     return f"{prefix}:events"
-
-
-class EventSink(Protocol):
-    def publish(self, type: EventType, /, **context: Any) -> None:
-        """Announce an event; never blocks, never raises."""
 
 
 def _redacted(value: Any) -> Any:

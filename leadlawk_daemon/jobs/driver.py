@@ -39,7 +39,7 @@ from actors.actor import ActorCell
 from actors.dead_letters import DeadLetter
 from actors.mailbox import Mailbox
 from leadlawk_daemon.clock import Clock
-from leadlawk_daemon.intake.events import EventSink
+from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.jobs.lifecycle import JobLifecycle
 from leadlawk_daemon.jobs.outage import call_through_outage
 from leadlawk_daemon.jobs.state import JobState

@@ -33,7 +33,6 @@ from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.maps.limited_view import MapsView, combine_views
-from leadlawk_daemon.maps.scraper import ScrapeOutcome
 from leadlawk_daemon.messages import (
     AreaCellDone,
     EnrichLead,
@@ -57,6 +56,7 @@ from leadlawk_daemon.messages import (
     WriteLeadStatus,
     WriteSite,
 )
+from leadlawk_daemon.outcomes import ScrapeOutcome
 from leadlawk_daemon.qualify import Filters
 from leadlawk_daemon.sites.report import SiteReport
 

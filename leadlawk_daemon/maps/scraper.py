@@ -21,15 +21,14 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from aiolimiter import AsyncLimiter
 from playwright.async_api import Page, Request, Response
 
 from leadlawk_daemon.clock import Clock
-from leadlawk_daemon.intake.events import EventSink
-from leadlawk_daemon.jobspec import JobSpec
+from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Viewport
 from leadlawk_daemon.maps.blocking import PROBE_JS, BlockedError, PageProbe, block_signal, html_block_signal
@@ -41,6 +40,7 @@ from leadlawk_daemon.maps.limited_view import limited_view_in
 from leadlawk_daemon.maps.parse_pool import ParsePool, parse_place_page
 from leadlawk_daemon.maps.session import SessionCookies
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.outcomes import EndReason, ScrapeOutcome
 from leadlawk_daemon.quota.pace import Pacer
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
 from leadlawk_daemon.resilience.worker_pool import TaskLost
@@ -52,7 +52,6 @@ __all__ = [
     "LimitedViewError",
     "MapsScraper",
     "ScrapeError",
-    "ScrapeOutcome",
     "ScrapeRequest",
     "maps_breaker",
     "search_url",
@@ -63,7 +62,6 @@ T = TypeVar("T")
 
 BREAKER_NAME = "google_maps"
 Emit = Callable[[Listing, int], Awaitable[None]]
-EndReason = Literal["limit", "end_of_list", "stopped_growing", "single_place"]
 
 _CONSENT_BUTTON = re.compile(r"^\s*(accept all|reject all)\s*$", re.IGNORECASE)
 # Consent answered this often and shown again: Google is looping us, which is a block.
@@ -107,41 +105,11 @@ class ScrapeRequest:
     # Told the view of each page read ("full" or "limited"): the job's owner keeps it.
     on_view: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
-    @classmethod
-    def from_spec(cls, spec: JobSpec) -> ScrapeRequest:
-        if spec.query is None:
-            raise ValueError(f"job {spec.id}: a batch is scraped through its children, not as one search")
-        needs: set[str] = set()
-        if spec.website != "any" or spec.pagespeed.enabled:
-            needs.add("website")
-        if spec.min_rating is not None:
-            needs.add("rating")
-        if spec.min_reviews is not None:
-            needs.add("review_count")
-        return cls(spec.query, spec.location, spec.limit, frozenset(needs), spec.id)
-
     @property
     def search_text(self) -> str:
         if self.viewport is not None:
             return self.query
         return f"{self.query} in {self.location}" if self.location else self.query
-
-
-@dataclass(frozen=True, slots=True)
-class ScrapeOutcome:
-    """How a search ended. ``found`` counts distinct businesses read (at most the limit), including
-    ``skipped`` ones emitted before a restart; ``feed_exhausted`` says the search has no more."""
-
-    found: int
-    emitted: int
-    skipped: int
-    malformed: int
-    details_fetched: int
-    scrolls: int
-    end_reason: EndReason
-    feed_exhausted: bool
-    seconds: float = 0.0
-    ranks: dict[str, int] = field(default_factory=dict, repr=False)
 
 
 def search_url(base_url: str, request: ScrapeRequest, language: str) -> str:
