@@ -145,7 +145,7 @@ class WriteBuffer:
 def _refused(message: WriterMessage, reason: str) -> None:
     if isinstance(message, WriteLeadStatus):
         # The row to mark is gone (its job was deleted, say): nothing is left to record it on.
-        message.job.report(RowsCommitted((), (), {}, (message.place_id,)))
+        message.job.report(RowsCommitted((), (), (message.place_id,)))
         return
     place_id = message.listing.place_id or "(no place id)"
     message.job.report(LeadFailed(place_id, "store", reason, message.to_dict()))
@@ -190,7 +190,6 @@ class _Stored:
                 RowsCommitted(
                     tuple(leads[job_id]),
                     tuple(enrichments[job_id]),
-                    {},  # verdicts are written by the job's owner, after the facts
                     tuple(statuses[job_id]),
                     tuple(sites[job_id]),
                 )

@@ -147,11 +147,10 @@ class LeadFailed:
 
 @dataclass(frozen=True, slots=True)
 class RowsCommitted:
-    """The writer made these rows durable. ``verdicts``: place id → qualified, as written."""
+    """The writer made these rows durable (facts only: a lead's verdict is its job's to write)."""
 
     leads: tuple[str, ...]
     enrichments: tuple[tuple[str, tuple[PageSpeedResult, ...]], ...]
-    verdicts: dict[str, bool]
     statuses: tuple[str, ...] = ()
     sites: tuple[str, ...] = ()  # leads whose site report is durable
 
