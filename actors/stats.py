@@ -40,7 +40,9 @@ class ActorStats:
     latency_sum: float = 0.0
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
 
-    def observe(self, seconds: float) -> None:
+    def handled(self, seconds: float) -> None:
+        """One message handled in ``seconds``: counted ok, and its latency observed."""
+        self.ok += 1
         # Most handlings in the runtime's hot path fit the first bucket: no search for those.
         self.latency_counts[0 if seconds <= _FIRST_BUCKET else bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
         self.latency_sum += seconds
