@@ -18,11 +18,11 @@ every attempt) goes to the owner of its job, which decides what that means and d
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from actors.actor import ActorCell
+from actors.actor import Actor, ActorCell
 from actors.dead_letters import DeadLetterSink
 from actors.enricher import Enricher, EnricherDeps
 from actors.fair_gate import FairGate
@@ -61,6 +61,9 @@ SITES_BREAKER = "sites"  # our egress to websites: many different sites unreacha
 # "Writing resumes within 5 s of the database's return": the database breaker's reset timeout
 # and the writer's retry backoff are capped below that, whatever resilience.* says.
 RESUME_WITHIN = 5.0
+
+
+M = TypeVar("M")
 
 
 def job_lane(message: EnrichLead | ReadSite) -> str:
@@ -128,34 +131,17 @@ class Pipeline:
         self.dependencies.add(Dependency("pagespeed", self.pagespeed.breaker))
         self.buffer = WriteBuffer(settings.database.max_pending, settings.database.batch_size)
 
-        actors = settings.actors
-        self.writer: ActorCell[WriterMessage] = ActorCell(
-            "writer",
-            lambda cell: Writer(cell, self._writer_deps()),
-            actors.for_actor("writer"),
-            clock=clock,
-            dead_letters=dead_letters,
-            put_timeout=bulkhead.timeout,
-            dead_letter_kind="lead",
-            on_give_up=self._give_up("writer"),
-            redact=redact,
+        self.writer: ActorCell[WriterMessage] = self._cell(
+            "writer", lambda cell: Writer(cell, self._writer_deps()), dead_letter_kind="lead"
         )
         # Past the fair mailbox, workers wait for a call slot in their job's line (actors/fair_gate.py).
         # Twice the in-flight limit: a lead in a retry's backoff holds its place without a slot.
         self.enrich_turns = FairGate(lambda: 2 * self.pagespeed.limits.limit)
-        enricher_settings = actors.for_actor("enricher").model_copy(
-            update={"concurrency": self.pagespeed.max_workers}
-        )
-        self.enricher: ActorCell[EnrichLead] = ActorCell(
+        self.enricher: ActorCell[EnrichLead] = self._cell(
             "enricher",
             lambda cell: Enricher(cell, EnricherDeps(self.pagespeed, self.writer, metrics, self.enrich_turns)),
-            enricher_settings,
-            clock=clock,
-            dead_letters=dead_letters,
-            put_timeout=bulkhead.timeout,
             dead_letter_kind="lead",
-            on_give_up=self._give_up("enricher"),
-            redact=redact,
+            concurrency=self.pagespeed.max_workers,
             lane_of=job_lane,  # one lane per job, served round-robin: a big job cannot starve a small one
         )
         # Site enrichment (sites.enabled): its client (and per-origin cache) outlives the actor.
@@ -163,25 +149,15 @@ class Pipeline:
         self.sites_breaker: CircuitBreaker | None = None
         self.site: ActorCell[ReadSite] | None = None
         if settings.sites.enabled:
-            self.site = self._site_cell(settings, metrics, dead_letters)
+            self.site = self._site_cell(settings, metrics)
         self.browser_host = BrowserHost(settings.browser, metrics)
-        scraper_settings = actors.for_actor("scraper").model_copy(update={"concurrency": settings.browser.pages})
-        self.scraper: ActorCell[ScrapeJob] = ActorCell(
-            "scraper",
-            lambda cell: Scraper(
-                cell,
-                ScraperDeps(
-                    self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics,
-                    events=events, politeness=shared.maps if shared is not None else None,
-                ),
-            ),
-            scraper_settings,
-            clock=clock,
-            dead_letters=dead_letters,
-            put_timeout=bulkhead.timeout,
-            dead_letter_kind="job",
-            on_give_up=self._give_up("scraper"),
-            redact=redact,
+        scraper_deps = ScraperDeps(
+            self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics,
+            events=events, politeness=shared.maps if shared is not None else None,
+        )
+        self.scraper: ActorCell[ScrapeJob] = self._cell(
+            "scraper", lambda cell: Scraper(cell, scraper_deps), dead_letter_kind="job",
+            concurrency=settings.browser.pages,
         )
         self.cells: tuple[ActorCell[Any], ...] = (
             self.writer, self.enricher, *((self.site,) if self.site is not None else ()), self.scraper
@@ -212,7 +188,7 @@ class Pipeline:
                 if self.sites is not None:
                     await self.sites.__aexit__(exc_type, exc, tb)
 
-    def _site_cell(self, settings: Settings, metrics: Metrics, dead_letters: DeadLetterSink) -> ActorCell[ReadSite]:
+    def _site_cell(self, settings: Settings, metrics: Metrics) -> ActorCell[ReadSite]:
         """The site actor beside the enricher: its own mailbox (the bulkhead) and egress breaker."""
         cells: list[ActorCell[ReadSite]] = []  # the limit's backlog reads the cell built below
         limit = site_limit(
@@ -242,17 +218,9 @@ class Pipeline:
                 sites.cache.forget(site)
 
         deps = SiteDeps(sites, EgressGuard(breaker, on_outage=forget), self.writer, metrics)
-        cell = ActorCell(
-            "site",
-            lambda cell: SiteReader(cell, deps),
-            settings.actors.for_actor("site").model_copy(update={"concurrency": settings.sites.max_in_flight}),
-            clock=self.clock,
-            dead_letters=dead_letters,
-            put_timeout=settings.resilience.bulkhead.timeout,
-            dead_letter_kind="lead",
-            on_give_up=self._give_up("site"),
-            redact=redact,
-            lane_of=job_lane,
+        cell: ActorCell[ReadSite] = self._cell(
+            "site", lambda cell: SiteReader(cell, deps), dead_letter_kind="lead",
+            concurrency=settings.sites.max_in_flight, lane_of=job_lane,
         )
         cells.append(cell)
         return cell
@@ -328,14 +296,42 @@ class Pipeline:
             down |= {"pagespeed"}  # 429 on every attempt: its quota is taken, which is an outage for us
         return down
 
-    def _give_up(self, actor: str) -> Callable[[WorkMessage, str, int], bool]:
+    def _cell(
+        self,
+        name: str,
+        actor: Callable[[ActorCell[M]], Actor[M]],
+        *,
+        dead_letter_kind: str,
+        concurrency: int | None = None,
+        lane_of: Callable[[M], Hashable] | None = None,
+    ) -> ActorCell[M]:
+        """An actor's cell, with what every cell of the pipeline shares: the bulkhead's send timeout,
+        the dead letters, a crash's text masked, and a message given up on handed to its job."""
+        limits = self.settings.actors.for_actor(name)
+        if concurrency is not None:
+            limits = limits.model_copy(update={"concurrency": concurrency})
+        return ActorCell(
+            name,
+            actor,
+            limits,
+            clock=self.clock,
+            dead_letters=self.dead_letters,
+            put_timeout=self.settings.resilience.bulkhead.timeout,
+            dead_letter_kind=dead_letter_kind,
+            on_give_up=self._give_up(name),
+            lane_of=lane_of,
+            redact=redact,
+        )
+
+    def _give_up(self, actor: str) -> Callable[[M, str, int], bool]:
         """What an actor does with a message it crashed on every time: its job's owner takes it."""
 
-        def give_up(message: WorkMessage, reason: str, attempts: int) -> bool:
+        def give_up(message: M, reason: str, attempts: int) -> bool:
             job = getattr(message, "job", None)
             if job is None:
                 return False
-            job.report(GaveUp(actor, message, reason, attempts))
+            # Every message an actor of the pipeline takes is a WorkMessage; only those carry a job.
+            job.report(GaveUp(actor, cast(WorkMessage, message), reason, attempts))
             return True
 
         return give_up
