@@ -23,6 +23,8 @@ import redis.asyncio as aioredis
 import uvloop
 
 from tests.databases import create_database, drop_database, throwaway_database
+from tests.support.ops_db import db  # noqa: F401  # shared fixtures: pytest finds them by name here
+from tests.support.replicas import MARKS, maps_replica, maps_url, pagespeed_url, sites_replica  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "maps"
@@ -57,6 +59,8 @@ def worker_id() -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    for mark, meaning in MARKS.items():
+        config.addinivalue_line("markers", f"{mark}: {meaning}")
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # A worker starts with COLUMNS=80 and LINES=24 in its environment (the size readline finds
         # without a terminal), and every CLI a test starts on a pseudo-terminal would inherit them:

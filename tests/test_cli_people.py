@@ -10,19 +10,13 @@ import sys
 from pathlib import Path
 
 import orjson
-import pytest
 
 from leadlawk_daemon.logs import TextFormatter, register_secret
 from tests.pty_session import PtyProcess, cli_env
-from tests.test_cli_control import cli, seed_ops_db
+from tests.test_cli_control import cli
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TEXT_LINE = r"^\d\d:\d\d:\d\d INFO +http listening host=\S+ port=\d+$"
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return seed_ops_db(tmp_path)
 
 
 def _pty(*args: str, db: str, extra: dict[str, str] | None = None) -> tuple[int, str]:

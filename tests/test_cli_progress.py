@@ -9,11 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from leadlawk_daemon.store import open_store
 from tests.pty_session import PtyProcess, cli_env
-from tests.test_cli_control import seed_ops_db
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 PLAIN = re.compile(r"^succeeded found +20  enriched +\d+  qualified +\d+  written +20 +\d+\.\ds$", re.MULTILINE)
@@ -22,11 +19,6 @@ PLAIN = re.compile(r"^succeeded found +20  enriched +\d+  qualified +\d+  writte
 def _seen(raw: str) -> str:
     """What the terminal showed, colours and cursor moves taken out."""
     return ANSI.sub("", raw)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> str:
-    return seed_ops_db(tmp_path)
 
 
 def test_demo_draws_a_progress_bar_on_a_terminal_and_plain_lines_into_a_pipe(tmp_path: Path) -> None:

@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 from leadlawk_daemon.intake.events import events_channel
 from tests.conftest import REDIS_TEST_URL
 from tests.daemon_process import ROOT
-from tests.test_cli_control import cli, seed_ops_db
+from tests.support.ops_db import seed_ops_db
+from tests.test_cli_control import cli
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -4,7 +4,6 @@ fact the job counts; our own egress failing is waited out, never recorded as dea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,11 +33,7 @@ from leadlawk_daemon.settings import SitesSettings, load_settings
 from leadlawk_daemon.sites import EgressGuard, SiteClient, SiteReport, SiteStatus
 from leadlawk_daemon.store import open_store
 
-
-@pytest.fixture
-async def replica() -> AsyncIterator[SitesReplica]:
-    async with serve_sites_replica(seed=4) as running:
-        yield running
+pytestmark = pytest.mark.sites_replica(seed=4)
 
 
 def _job(**site: object) -> JobState:
@@ -77,8 +72,10 @@ def _lead(n: int, website: str | None) -> Listing:
     return Listing(name=f"Lead {n}", place_id=f"ChIJ{n}", website=website)
 
 
-async def test_sites_read_are_written_reported_and_counted(replica: SitesReplica) -> None:
-    settings = load_settings().sites.model_copy(update={"proxy": replica.base_url, "ca_file": str(replica.ca_path)})
+async def test_sites_read_are_written_reported_and_counted(sites_replica: SitesReplica) -> None:
+    settings = load_settings().sites.model_copy(
+        update={"proxy": sites_replica.base_url, "ca_file": str(sites_replica.ca_path)}
+    )
     job, writer = _job(status=["dead"]), _writer()
     leads = [_lead(1, "http://t-ok-wix-a.example/"), _lead(2, "http://t-dns-b.example/"), _lead(3, None),
              _lead(4, "ftp://files.example/")]
@@ -141,8 +138,8 @@ async def test_our_egress_down_is_waited_out_not_recorded() -> None:
     assert not job.reading_site  # handed back, not lost
 
 
-async def test_a_stopped_job_hands_its_lead_back(replica: SitesReplica) -> None:
-    settings = load_settings().sites.model_copy(update={"proxy": replica.base_url})
+async def test_a_stopped_job_hands_its_lead_back(sites_replica: SitesReplica) -> None:
+    settings = load_settings().sites.model_copy(update={"proxy": sites_replica.base_url})
     job, writer = _job(), _writer()
     job.report(LeadScraped(_lead(1, "http://t-ok-a.example/"), 0))
     message = job.next_site_read()

@@ -7,23 +7,18 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 
 from leadlawk_daemon.clock import FakeClock
-from leadlawk_daemon.replicas.sites import SitesReplica, serve_sites_replica
+from leadlawk_daemon.replicas.sites import SitesReplica
 from leadlawk_daemon.resilience.inflight import MARGIN, InFlightLimit
 from leadlawk_daemon.settings import SitesSettings, load_settings
 from leadlawk_daemon.sites import SiteClient
 from leadlawk_daemon.sites.demand import SITE_FLOOR, SITE_READ, SiteDemand, site_limit
 from leadlawk_daemon.sites.report import SiteStatus
 
-
-@pytest.fixture
-async def replica() -> AsyncIterator[SitesReplica]:
-    async with serve_sites_replica(seed=4) as running:
-        yield running
+pytestmark = pytest.mark.sites_replica(seed=4)
 
 
 def _settings(**update: object) -> SitesSettings:
@@ -135,8 +130,8 @@ async def test_a_burst_of_timeouts_raises_the_limit_no_further_than_the_ceiling(
     assert limit.limit == 20
 
 
-async def test_the_client_reads_through_the_limit_and_a_cached_site_takes_no_slot(replica: SitesReplica) -> None:
-    settings = _settings(proxy=replica.base_url, ca_file=str(replica.ca_path), max_in_flight=8)
+async def test_the_client_reads_through_the_limit_and_a_cached_site_takes_no_slot(sites_replica: SitesReplica) -> None:
+    settings = _settings(proxy=sites_replica.base_url, ca_file=str(sites_replica.ca_path), max_in_flight=8)
     limit: InFlightLimit = site_limit(settings, clock=FakeClock(), backlog=lambda: 0)
     async with SiteClient(settings, limit=limit) as client:
         reports = await asyncio.gather(*(client.inspect(f"http://t-ok-{n}.example/") for n in range(6)))

@@ -11,7 +11,6 @@ import math
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -20,7 +19,7 @@ from multidict import CIMultiDictProxy
 
 from leadlawk_daemon.replicas import sites_hostile
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
-from leadlawk_daemon.replicas.sites import SitesReplica, serve_sites_replica
+from leadlawk_daemon.replicas.sites import SitesReplica
 from leadlawk_daemon.replicas.sites_content import answers, profile
 from leadlawk_daemon.replicas.sites_hostile import (
     CHAIN_HOSTS,
@@ -32,75 +31,73 @@ from leadlawk_daemon.replicas.sites_hostile import (
     hostile_shape,
 )
 
-
-@pytest.fixture
-async def replica() -> AsyncIterator[SitesReplica]:
-    async with serve_sites_replica(seed=5) as running:
-        yield running
+pytestmark = pytest.mark.sites_replica(seed=5)
 
 
-async def _call(replica: SitesReplica, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+async def _call(sites_replica: SitesReplica, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     async with aiohttp.ClientSession() as session, session.request(
-        method, replica.base_url + path, json=body
+        method, sites_replica.base_url + path, json=body
     ) as response:
         return response.status, await response.json(content_type=None)
 
 
-async def test_answers_route_is_the_ground_truth(replica: SitesReplica) -> None:
-    status, body = await _call(replica, "GET", "/_answers?site=acme.example&site=http://www.t-parked-x.example/")
+async def test_answers_route_is_the_ground_truth(sites_replica: SitesReplica) -> None:
+    status, body = await _call(sites_replica, "GET", "/_answers?site=acme.example&site=http://www.t-parked-x.example/")
     assert status == 200
     ordinary = [answers(profile("acme.example", 5)), answers(profile("t-parked-x.example", 5))]
     assert [{k: v for k, v in a.items() if k not in ("hostile", "expect")} for a in body["answers"]] == ordinary
     assert body["answers"][1]["status"] == "parked"
     assert body["answers"][1]["hostile"] is None
     assert body["answers"][1]["expect"] == {"status": "parked", "reason": "parking page"}
-    assert (await _call(replica, "GET", "/_answers"))[0] == 400
+    assert (await _call(sites_replica, "GET", "/_answers"))[0] == 400
 
 
-async def test_faults_are_validated_listed_and_cleared(replica: SitesReplica) -> None:
-    status, body = await _call(replica, "POST", "/_faults", {"hang": "sometimes", "nope": 1})
+async def test_faults_are_validated_listed_and_cleared(sites_replica: SitesReplica) -> None:
+    status, body = await _call(sites_replica, "POST", "/_faults", {"hang": "sometimes", "nope": 1})
     assert status == 400
     assert "unknown fault 'nope'" in body["error"]
     assert "hang:" in body["error"]
-    status, body = await _call(replica, "POST", "/_faults", {"server_error": 2, "hosts": ["a.example"]})
+    status, body = await _call(sites_replica, "POST", "/_faults", {"server_error": 2, "hosts": ["a.example"]})
     assert status == 200
     assert body["active"]["server_error"] == 2
     assert set(body["available"]) == {"latency_ms", "server_error", "hang", "redirect_loop", "endless_body",
                                       "unreachable", "hosts", "hostile", "chain_delay_ms"}
-    status, body = await _call(replica, "POST", "/_faults", {"hostile": 1.5})
+    status, body = await _call(sites_replica, "POST", "/_faults", {"hostile": 1.5})
     assert status == 400
     assert "hostile: expected a share of the sites from 0 to 1" in body["error"]
-    assert (await _call(replica, "POST", "/_faults", {}))[1]["active"] == {}
+    assert (await _call(sites_replica, "POST", "/_faults", {}))[1]["active"] == {}
 
 
-async def test_a_counted_fault_runs_out(replica: SitesReplica) -> None:
-    replica.faults.replace({"server_error": 1})
+async def test_a_counted_fault_runs_out(sites_replica: SitesReplica) -> None:
+    sites_replica.faults.replace({"server_error": 1})
     async with aiohttp.ClientSession() as session:
         statuses = []
         for _ in range(2):
-            async with session.get("http://t-ok-a.example/", proxy=replica.base_url, allow_redirects=False) as response:
+            async with session.get(
+                "http://t-ok-a.example/", proxy=sites_replica.base_url, allow_redirects=False
+            ) as response:
                 statuses.append(response.status)
     assert statuses[0] == 503
     assert statuses[1] in (200, 301)
 
 
-async def test_hosts_outside_example_get_the_proxys_502(replica: SitesReplica) -> None:
+async def test_hosts_outside_example_get_the_proxys_502(sites_replica: SitesReplica) -> None:
     async with aiohttp.ClientSession() as session:
-        async with session.get("http://www.google.com/", proxy=replica.base_url) as response:
+        async with session.get("http://www.google.com/", proxy=sites_replica.base_url) as response:
             assert response.status == 502
         with pytest.raises(aiohttp.ClientHttpProxyError) as raised:
-            await session.get("https://www.google.com/", proxy=replica.base_url)
+            await session.get("https://www.google.com/", proxy=sites_replica.base_url)
         assert raised.value.status == 502
 
 
-async def test_the_ca_is_served_and_stats_reset(replica: SitesReplica) -> None:
-    async with aiohttp.ClientSession() as session, session.get(replica.base_url + "/_ca") as response:
+async def test_the_ca_is_served_and_stats_reset(sites_replica: SitesReplica) -> None:
+    async with aiohttp.ClientSession() as session, session.get(sites_replica.base_url + "/_ca") as response:
         assert (await response.read()).startswith(b"-----BEGIN CERTIFICATE-----")
-    replica.requests["x.example"] = 3
-    replica.reached_forbidden["127.0.0.1"] = 1
-    assert (await _call(replica, "POST", "/_stats/reset"))[1] == {
+    sites_replica.requests["x.example"] = 3
+    sites_replica.reached_forbidden["127.0.0.1"] = 1
+    assert (await _call(sites_replica, "POST", "/_stats/reset"))[1] == {
         "requests": {}, "peak_in_flight": {}, "reached_forbidden": 0, "forbidden_targets": {}, "listener_requests": 0}
-    assert (await _call(replica, "GET", "/nowhere"))[0] == 404
+    assert (await _call(sites_replica, "GET", "/nowhere"))[0] == 404
 
 
 def test_sites_are_deterministic_and_varied() -> None:
@@ -151,10 +148,10 @@ def test_forbidden_targets_in_every_spelling(host: str, address: str | None) -> 
     assert forbidden_target(host) == address
 
 
-async def test_answers_name_each_hostile_shape_and_its_verdict(replica: SitesReplica) -> None:
+async def test_answers_name_each_hostile_shape_and_its_verdict(sites_replica: SitesReplica) -> None:
     hosts = _maps_hosts()[:60]
-    assert (await _call(replica, "POST", "/_faults", {"hostile": 0.5}))[0] == 200
-    _, body = await _call(replica, "GET", "/_answers?" + "&".join(f"site={h}" for h in hosts))
+    assert (await _call(sites_replica, "POST", "/_faults", {"hostile": 0.5}))[0] == 200
+    _, body = await _call(sites_replica, "GET", "/_answers?" + "&".join(f"site={h}" for h in hosts))
     named = {a["site"]: a for a in body["answers"]}
     for host in hosts:
         shape = hostile_shape(host, 5, 0.5)
@@ -162,7 +159,7 @@ async def test_answers_name_each_hostile_shape_and_its_verdict(replica: SitesRep
         if shape is not None:
             assert named[host]["expect"]["status"] == SHAPES[shape].status
             assert named[host]["status"] == SHAPES[shape].status
-    _, body = await _call(replica, "GET",
+    _, body = await _call(sites_replica, "GET",
                           "/_answers?site=t-hostile-manyemails-a.example&site=t-hostile-trickle-b.example")
     assert [a["expect"] for a in body["answers"]] == [
         {"status": "ok", "reason": None, "capped": {"emails": MANY}},
@@ -171,94 +168,97 @@ async def test_answers_name_each_hostile_shape_and_its_verdict(replica: SitesRep
 
 
 async def _get(
-    session: aiohttp.ClientSession, replica: SitesReplica, url: str, **kw: Any
+    session: aiohttp.ClientSession, sites_replica: SitesReplica, url: str, **kw: Any
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-    async with session.get(url, proxy=replica.base_url, allow_redirects=False, **kw) as response:
+    async with session.get(url, proxy=sites_replica.base_url, allow_redirects=False, **kw) as response:
         return response.status, response.headers, await response.read()
 
 
-async def test_the_proxy_never_forwards_to_loopback_or_metadata(replica: SitesReplica) -> None:
-    port = replica.listener_port
+async def test_the_proxy_never_forwards_to_loopback_or_metadata(sites_replica: SitesReplica) -> None:
+    port = sites_replica.listener_port
     relayed = [f"http://127.0.0.1:{port}/jobs", f"http://[::ffff:127.0.0.1]:{port}/", f"http://0x7f.1:{port}/",
                f"http://localhost:{port}/"]
     refused = ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/", f"http://127.0.0.1:{port + 1}/"]
     async with aiohttp.ClientSession() as session:
         for url in relayed:  # as a daemon without an egress policy would ask for them
-            status, _, body = await _get(session, replica, url)
+            status, _, body = await _get(session, sites_replica, url)
             assert (status, b'"jobs"' in body) == (200, True), url
         for url in refused:
-            assert (await _get(session, replica, url))[0] == 502, url
+            assert (await _get(session, sites_replica, url))[0] == 502, url
         with pytest.raises(aiohttp.ClientHttpProxyError) as raised:
-            await session.get("https://169.254.169.254/latest/meta-data/", proxy=replica.base_url)
+            await session.get("https://169.254.169.254/latest/meta-data/", proxy=sites_replica.base_url)
         assert raised.value.status == 502
-        async with session.get(replica.listener_url + "/jobs") as response:  # straight to the listener
+        async with session.get(sites_replica.listener_url + "/jobs") as response:  # straight to the listener
             assert response.status == 200
-    _, stats = await _call(replica, "GET", "/_stats")
+    _, stats = await _call(sites_replica, "GET", "/_stats")
     assert stats["reached_forbidden"] == len(relayed) + len(refused) + 1
     assert stats["forbidden_targets"]["169.254.169.254"] == 2
     assert stats["listener_requests"] == len(relayed) + 1
 
 
-async def test_hostile_pages_are_what_they_are_named(replica: SitesReplica, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_hostile_pages_are_what_they_are_named(
+    sites_replica: SitesReplica, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(sites_hostile, "BOMB_BLOCKS", 16)  # a whole bomb, small enough to check its trailer
-    replica.faults.replace({"chain_delay_ms": 1})
+    sites_replica.faults.replace({"chain_delay_ms": 1})
 
     def site(shape: str) -> str:
         return f"http://t-hostile-{shape.replace('_', '')}-a.example"
 
     async with aiohttp.ClientSession() as session:
-        _, _, quote = await _get(session, replica, site("quote_run") + "/")
+        _, _, quote = await _get(session, sites_replica, site("quote_run") + "/")
         assert b"'a" * PATTERN_RUN + b"@" in quote
         assert b"info@t-hostile-quoterun-a.example" in quote
-        _, _, spaces = await _get(session, replica, site("space_run") + "/")
+        _, _, spaces = await _get(session, sites_replica, site("space_run") + "/")
         assert spaces.count(b" " * SPACE_RUN + b"[at]") == 6
         assert 230 * 1024 < len(spaces) < 300 * 1024
-        _, _, emails = await _get(session, replica, site("many_emails") + "/")
+        _, _, emails = await _get(session, sites_replica, site("many_emails") + "/")
         assert len(set(re.findall(rb"staff\d+@t-hostile-manyemails-a\.example", emails))) == MANY
-        _, _, tels = await _get(session, replica, site("many_tels") + "/")
+        _, _, tels = await _get(session, sites_replica, site("many_tels") + "/")
         assert len(set(re.findall(rb'href="tel:(\+\d+)"', tels))) == MANY
-        status, headers, raw = await _get(session, replica, site("gzip_bomb") + "/", auto_decompress=False)
+        status, headers, raw = await _get(session, sites_replica, site("gzip_bomb") + "/", auto_decompress=False)
         assert headers["Content-Encoding"] == "gzip"
         expanded = gzip.decompress(raw)  # a valid stream: its CRC and length are checked here
         assert len(expanded) > 16 * 2**20
         assert len(expanded) / len(raw) > 400  # what travels expands hundreds of times
         for shape, content_type in (("charset_rot13", "text/html; charset=rot13"),
                                     ("charset_base64", "text/html; charset=base64"), ("charset_zlib", "text/html")):
-            _, headers, page = await _get(session, replica, site(shape) + "/")
+            _, headers, page = await _get(session, sites_replica, site(shape) + "/")
             assert headers["Content-Type"] == content_type
             assert (b'<meta charset="zlib">' in page) == (shape == "charset_zlib")
-        for shape, target in (("redirect_loopback", f"127.0.0.1:{replica.listener_port}/jobs"),
-                              ("redirect_mapped", f"[::ffff:127.0.0.1]:{replica.listener_port}/"),
-                              ("redirect_hex", f"0x7f.1:{replica.listener_port}/"),
-                              ("redirect_localhost", f"localhost:{replica.listener_port}/"),
+        for shape, target in (("redirect_loopback", f"127.0.0.1:{sites_replica.listener_port}/jobs"),
+                              ("redirect_mapped", f"[::ffff:127.0.0.1]:{sites_replica.listener_port}/"),
+                              ("redirect_hex", f"0x7f.1:{sites_replica.listener_port}/"),
+                              ("redirect_localhost", f"localhost:{sites_replica.listener_port}/"),
                               ("redirect_metadata", "169.254.169.254/latest/meta-data/")):
-            status, headers, _ = await _get(session, replica, site(shape) + "/")
+            status, headers, _ = await _get(session, sites_replica, site(shape) + "/")
             assert (status, headers["Location"]) == (302, f"http://{target}")
         hops, url = [], site("redirect_chain") + "/"
         while True:
             host = url.split("/")[2]
-            assert (await _get(session, replica, f"http://{host}/robots.txt"))[0] == 200  # each its own robots.txt
+            # each its own robots.txt
+            assert (await _get(session, sites_replica, f"http://{host}/robots.txt"))[0] == 200
             hops.append(host)
-            status, headers, _ = await _get(session, replica, url)
+            status, headers, _ = await _get(session, sites_replica, url)
             if status != 302:
                 break
             url = headers["Location"]
         assert (len(set(hops)), status) == (CHAIN_HOSTS, 200)
-        _, _, robots = await _get(session, replica, site("robots_backtrack") + "/robots.txt")
+        _, _, robots = await _get(session, sites_replica, site("robots_backtrack") + "/robots.txt")
         assert b"Disallow: /*a*a*a*a*a*a*a*a*a*a*a*a*b" in robots
-        status, headers, _ = await _get(session, replica, site("robots_backtrack") + "/")
+        status, headers, _ = await _get(session, sites_replica, site("robots_backtrack") + "/")
         long_path = headers["Location"]
         assert (status, len(long_path)) == (301, 42)
-        _, _, home = await _get(session, replica, site("robots_backtrack") + long_path)
+        _, _, home = await _get(session, sites_replica, site("robots_backtrack") + long_path)
         contact = re.search(rb'href="([^"]+)">Contact', home)
         assert contact is not None
-        _, _, page = await _get(session, replica, site("robots_backtrack") + contact.group(1).decode())
+        _, _, page = await _get(session, sites_replica, site("robots_backtrack") + contact.group(1).decode())
         assert b"office@t-hostile-robotsbacktrack-a.example" in page
 
 
-async def test_a_trickle_drips_and_the_replica_stays_responsive(replica: SitesReplica) -> None:
+async def test_a_trickle_drips_and_the_replica_stays_responsive(sites_replica: SitesReplica) -> None:
     async with aiohttp.ClientSession() as session, session.get(
-        "http://t-hostile-trickle-a.example/", proxy=replica.base_url
+        "http://t-hostile-trickle-a.example/", proxy=sites_replica.base_url
     ) as response:
         assert response.status == 200  # the head comes at once...
         began = time.monotonic()
@@ -270,5 +270,5 @@ async def test_a_trickle_drips_and_the_replica_stays_responsive(replica: SitesRe
                     got += await response.content.read(1)
         assert first == b"<"
         assert len(got) <= 1 + math.ceil(time.monotonic() - began)  # ...the body a byte a second
-        status, _ = await _call(replica, "GET", "/_stats")  # while it drips, the replica answers
+        status, _ = await _call(sites_replica, "GET", "/_stats")  # while it drips, the replica answers
         assert status == 200

@@ -1,0 +1,1 @@
+"""What several test modules share: fixtures (imported by ``tests/conftest.py``) and their helpers."""
