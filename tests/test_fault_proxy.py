@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from leadlawk_daemon.chaos import FaultProxy, ProxyMode
 from tests.conftest import REDIS_TEST_URL
+from tests.waiting import eventually
 
 # Far longer than any fault takes to show, so "fails fast" cannot be a client timing out.
 CLIENT_TIMEOUT = 10.0
@@ -60,14 +61,6 @@ async def _fails_within(call: Callable[[], Awaitable[object]], errors: tuple[typ
     with pytest.raises(errors):
         await call()
     return time.monotonic() - started
-
-
-async def _until(condition: Callable[[], bool], what: str, deadline: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline
-    while not condition():
-        assert loop.time() < end, f"still waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def _open_sockets() -> set[str]:
@@ -302,7 +295,7 @@ async def test_connections_over_the_limit_are_reset(http_proxy: FaultProxy) -> N
     async with FaultProxy("127.0.0.1", 0, *target, max_connections=2) as proxy:
         proxy.blackhole()  # hold the first two open
         held = [await asyncio.open_connection("127.0.0.1", proxy.port) for _ in range(2)]
-        await _until(lambda: proxy.open_connections == 2, "two held connections")
+        await eventually(lambda: proxy.open_connections == 2, what="two held connections")
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
         try:
             with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
@@ -359,7 +352,7 @@ async def test_exit_closes_every_connection_and_leaves_no_task_or_socket(pg_data
         assert await live.fetchval("SELECT 1") == 1
         proxy.blackhole()
         held_reader, held_writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-        await _until(lambda: proxy.open_connections == 2, "the held connection to be tracked")
+        await eventually(lambda: proxy.open_connections == 2, what="the held connection to be tracked")
     # Exit reset both: the held client sees its connection end, the asyncpg one is dead.
     assert proxy.open_connections == 0
     with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
@@ -370,4 +363,4 @@ async def test_exit_closes_every_connection_and_leaves_no_task_or_socket(pg_data
         await live.fetchval("SELECT 1", timeout=CLIENT_TIMEOUT)
     live.terminate()
     assert asyncio.all_tasks() - tasks_before == set()
-    await _until(lambda: _open_sockets() <= sockets_before, "every socket opened in the test closed")
+    await eventually(lambda: _open_sockets() <= sockets_before, what="every socket opened in the test closed")

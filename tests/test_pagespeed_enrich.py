@@ -23,6 +23,7 @@ from leadlawk_daemon.replicas.pagespeed import PageSpeedReplica, serve_pagespeed
 from leadlawk_daemon.resilience.breaker import BreakerState
 from leadlawk_daemon.resilience.retry import RetryPolicy
 from leadlawk_daemon.settings import CircuitBreakerSettings
+from tests.waiting import eventually
 
 SECRET = "AIzaSyD-TESTKEY-0123456789abcdefghij"
 
@@ -82,17 +83,10 @@ def lead(n: int, site: str | None = None) -> Listing:
     return Listing(name=f"Biz {n}", place_id=f"ChIJtest{n}", website=site or f"https://biz{n}.example.com/")
 
 
-async def until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    """Poll a condition with a deadline: the stand-in's counters have no event to await."""
-    async with asyncio.timeout(within):
-        while not condition():  # noqa: ASYNC110
-            await asyncio.sleep(0.002)
-
-
 async def drive(rig: Rig, task: asyncio.Task[EnrichmentOutcome]) -> EnrichmentOutcome:
     """Move the FakeClock to each pending deadline while no HTTP call is in flight."""
     while not task.done():
-        await until(lambda: task.done() or (rig.enricher.in_flight == 0 and rig.clock.sleepers > 0))
+        await eventually(lambda: task.done() or (rig.enricher.in_flight == 0 and rig.clock.sleepers > 0), 10)
         if task.done():
             break
         deadline = rig.clock.next_deadline()
@@ -179,7 +173,7 @@ async def test_a_hang_is_cut_by_the_timeout_and_retried(rig_factory: Callable[..
     rig: Rig = await rig_factory()  # type: ignore[misc]
     rig.replica.faults.replace({"hang": 1})
     task = asyncio.create_task(rig.enricher.enrich(lead(7)))
-    await until(lambda: rig.replica.stats["hangs"] == 1)
+    await eventually(lambda: rig.replica.stats["hangs"] == 1, 10)
     assert not task.done()
     await rig.clock.advance(59.9)
     await asyncio.sleep(0)
@@ -200,7 +194,7 @@ async def test_a_down_service_opens_the_breaker_and_its_leads_wait_without_faili
     # Both sites fail: PageSpeed is down. Move time through several reset timeouts: the leads wait
     # (an outage is nobody's failure), and only the breaker's single trials reach the service.
     for _ in range(40):
-        await until(lambda: rig.enricher.in_flight == 0 and rig.clock.sleepers > 0)
+        await eventually(lambda: rig.enricher.in_flight == 0 and rig.clock.sleepers > 0, 10)
         deadline = rig.clock.next_deadline()
         assert deadline is not None
         await rig.clock.advance(deadline - rig.clock.monotonic())
@@ -211,7 +205,7 @@ async def test_a_down_service_opens_the_breaker_and_its_leads_wait_without_faili
     assert not any(t.done() for t in waiting)
     before = rig.replica.stats["requests"]
     await rig.clock.advance(61.0)  # one reset timeout: one trial, which fails
-    await until(lambda: rig.replica.stats["requests"] == before + 1 and rig.enricher.in_flight == 0)
+    await eventually(lambda: rig.replica.stats["requests"] == before + 1 and rig.enricher.in_flight == 0, 10)
     assert rig.enricher.breaker.state is BreakerState.OPEN
     assert not any(t.done() for t in waiting)
     rig.replica.faults.clear()
@@ -253,7 +247,7 @@ async def test_daily_quota_exhaustion_pauses_until_the_reset_without_burning_ret
         assert (await drive(rig, asyncio.create_task(rig.enricher.enrich(lead(10 + n))))).status == "enriched"
     await rig.clock.advance(1.0)  # the pace's next turn is free: the next call goes at once
     paused = asyncio.create_task(rig.enricher.enrich(lead(12)))
-    await until(lambda: rig.replica.stats["status_429_day"] == 1 and rig.clock.sleepers == 1)
+    await eventually(lambda: rig.replica.stats["status_429_day"] == 1 and rig.clock.sleepers == 1, 10)
     to_reset = seconds_to_la_midnight(rig.clock)
     assert rig.clock.next_deadline() == pytest.approx(rig.clock.monotonic() + to_reset + 1.0)
     await rig.clock.advance(to_reset - 5.0)

@@ -4,7 +4,7 @@ nothing lost when the writer crashes between accepting rows and writing them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import ActorDefaults
 from leadlawk_daemon.store import Store, open_store
 from supervisors.supervisor import Supervisor
+from tests.waiting import eventually
 
 FLUSH_INTERVAL = 60.0
 
@@ -39,13 +40,6 @@ class Events:
 
     def written(self) -> int:
         return sum(c["count"] for t, c in self.items if t == "lead.written")
-
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        """Poll ``predicate`` (state of the buffer, the actor, the events) within a deadline."""
-        async with asyncio.timeout(10):
-            # Actor restarts and buffer sizes have no event to wait on: poll, within the deadline.
-            while not predicate():  # noqa: ASYNC110
-                await asyncio.sleep(0.001)
 
 
 class Harness:
@@ -90,13 +84,13 @@ async def harness(tmp_path: Path) -> AsyncIterator[Harness]:
 
 async def test_a_full_batch_is_written_at_once_and_a_partial_one_after_the_interval(harness: Harness) -> None:
     await harness.send(1, 4)
-    await harness.events.until(lambda: harness.events.written() == 3)
+    await eventually(lambda: harness.events.written() == 3, 10)
     assert len(await harness.store.job_place_ids("job1")) == 3
     assert len(harness.buffer) == 1  # the fourth waits for its batch to fill, or for time
     await harness.clock.advance(FLUSH_INTERVAL - 1)
     assert harness.events.written() == 3
     await harness.clock.advance(2)
-    await harness.events.until(lambda: harness.events.written() == 4)
+    await eventually(lambda: harness.events.written() == 4, 10)
     assert await harness.store.job_place_ids("job1") == {f"ChIJ{n:06d}" for n in range(1, 5)}
     assert not harness.run.unwritten
     assert harness.run.counters()["written"] == 4
@@ -104,13 +98,13 @@ async def test_a_full_batch_is_written_at_once_and_a_partial_one_after_the_inter
 
 async def test_a_writer_crash_loses_none_of_the_rows_it_accepted(harness: Harness) -> None:
     await harness.send(1, 2)
-    await harness.events.until(lambda: len(harness.buffer) == 2 and harness.cell.mailbox.depth == 0)
+    await eventually(lambda: len(harness.buffer) == 2 and harness.cell.mailbox.depth == 0, 10)
     harness.cell.inject_crash()
-    await harness.events.until(lambda: harness.cell.stats.restarts == 1 and harness.cell.current is not None)
+    await eventually(lambda: harness.cell.stats.restarts == 1 and harness.cell.current is not None, 10)
     await harness.send(3, 2)  # 4 pending: one batch of 3 goes at once, the last after the interval
-    await harness.events.until(lambda: harness.events.written() == 3)
+    await eventually(lambda: harness.events.written() == 3, 10)
     await harness.clock.advance(FLUSH_INTERVAL + 1)
-    await harness.events.until(lambda: harness.events.written() == 4)
+    await eventually(lambda: harness.events.written() == 4, 10)
     rows = await harness.store.lead_rows_for_export("job1")
     assert sorted(r["rank"] for r in rows) == [1, 2, 3, 4]
     assert not harness.run.unwritten

@@ -1,20 +1,59 @@
-"""Waiting in tests without fixed sleeps: poll a condition, with a deadline, and say what was awaited."""
+"""Waiting in tests without fixed sleeps: poll a condition, with a deadline, and say what was awaited.
+
+Every wait of the suite that has no event to await goes through :func:`eventually`; a test never
+sleeps to wait, and no test writes its own deadline loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import TypeVar, overload
+
+T = TypeVar("T")
 
 
-async def eventually(predicate: Callable[[], bool], within: float = 5.0, what: str = "condition") -> None:
-    """Return as soon as ``predicate()`` holds; fail after ``within`` seconds.
+@overload
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]],
+    within: float = ...,
+    what: str | Callable[[], str] = ...,
+    every: float = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    probe: Callable[[], T | None],
+    within: float = ...,
+    what: str | Callable[[], str] = ...,
+    every: float = ...,
+) -> T: ...
+
+
+async def eventually(
+    probe: Callable[[], object],
+    within: float = 5.0,
+    what: str | Callable[[], str] = "condition",
+    every: float = 0.005,
+) -> object:
+    """Return ``probe()``'s first truthy value (awaited, if it is awaitable); fail after ``within`` s.
 
     For state that has no event to wait on (another process's files, a counter in a library);
-    where an event exists, await it instead.
+    where an event exists, await it instead. ``what`` names what was awaited in the failure; a
+    callable is asked only then, so it can tell the last answer seen or a log's tail. A probe that
+    sees the wait can never succeed (the process it polls has exited) raises, and that ends it.
+    ``every`` is the poll interval: a probe that costs a request or a file read polls less often.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    while not predicate():
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
         if loop.time() > deadline:
-            raise AssertionError(f"{what} did not hold within {within:g}s")
-        await asyncio.sleep(0.005)
+            raise AssertionError(f"{what() if callable(what) else what} did not hold within {within:g}s")
+        await asyncio.sleep(every)
