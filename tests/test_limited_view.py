@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
@@ -26,64 +25,25 @@ from leadlawk_daemon.maps.scraper import LimitedViewError, MapsScraper, ScrapeRe
 from leadlawk_daemon.maps.session import write_session_file
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.qualify import HIDDEN_REVIEW_COUNT, Filters, qualify
-from leadlawk_daemon.replicas.maps import serve_maps_replica
+from tests.support.replicas import MapsReplica
 from tests.test_scraper import breaker, browser_settings, maps_settings
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.maps_replica(seed=5, max_results=30),
+]
 
 QUERY, LOCATION = "plumbers", "Omaha, NE"
 SEARCH = "/maps/search/plumbers%20in%20Omaha%2C%20NE"
 
 
-class Replica:
-    def __init__(self, base_url: str, http: aiohttp.ClientSession) -> None:
-        self.base_url = base_url
-        self.http = http
-
-    async def faults(self, **settings: Any) -> None:
-        async with self.http.post(f"{self.base_url}/_faults", json=settings) as resp:
-            assert resp.status == 200, await resp.text()
-
-    async def answers(self) -> dict[str, Any]:
-        params = {"q": QUERY, "location": LOCATION}
-        async with self.http.get(f"{self.base_url}/_answers", params=params) as resp:
-            resp.raise_for_status()
-            body: dict[str, Any] = await resp.json()
-            return body
-
-    async def page(self, path: str, cookies: dict[str, str] | None = None) -> str:
-        async with self.http.get(f"{self.base_url}{path}", cookies=cookies) as resp:
-            resp.raise_for_status()
-            return await resp.text()
-
-    async def new_session(self) -> dict[str, Any]:
-        async with self.http.post(f"{self.base_url}/_session") as resp:
-            resp.raise_for_status()
-            body: dict[str, Any] = await resp.json()
-            return body
-
-    async def expire_sessions(self) -> int:
-        async with self.http.post(f"{self.base_url}/_session/expire") as resp:
-            resp.raise_for_status()
-            expired: int = (await resp.json())["expired"]
-            return expired
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def replica() -> AsyncIterator[Replica]:
-    async with (
-        serve_maps_replica("127.0.0.1", 0, seed=5, max_results=30) as base_url,
-        aiohttp.ClientSession() as http,
-    ):
-        yield Replica(base_url, http)
-
-
 @pytest_asyncio.fixture(loop_scope="module", autouse=True)
-async def _clear_faults(replica: Replica) -> AsyncIterator[None]:
-    await replica.faults()
+async def _clear_faults(maps_replica: MapsReplica) -> AsyncIterator[None]:
+    await maps_replica.faults()
     yield
-    await replica.faults()
-    await replica.expire_sessions()
+    await maps_replica.faults()
+    await maps_replica.expire_sessions()
 
 
 # -- detection ------------------------------------------------------------------------------------
@@ -92,12 +52,12 @@ async def _clear_faults(replica: Replica) -> AsyncIterator[None]:
 @pytest.mark.parametrize("hl", ["en", "de"])
 @pytest.mark.parametrize("churn", [False, True])
 async def test_the_limited_view_is_recognised_on_results_and_place_pages(
-    replica: Replica, hl: str, churn: bool
+    maps_replica: MapsReplica, hl: str, churn: bool
 ) -> None:
-    await replica.faults(limited_view=0.3, class_churn=churn)
-    results = await replica.page(f"{SEARCH}?hl={hl}")
-    place_path = (await replica.answers())["answers"][0]["maps_url"].split("://", 1)[1].split("/", 1)[1]
-    place = await replica.page(f"/{place_path}")
+    await maps_replica.faults(limited_view=0.3, class_churn=churn)
+    results = await maps_replica.page(f"{SEARCH}?hl={hl}")
+    place_path = (await maps_replica.answer_sheet())["answers"][0]["maps_url"].split("://", 1)[1].split("/", 1)[1]
+    place = await maps_replica.page(f"/{place_path}")
     for html in (results, place):
         assert limited_view_in(html)
         # By its sentence alone (no help link, no alert role) ...
@@ -106,9 +66,9 @@ async def test_the_limited_view_is_recognised_on_results_and_place_pages(
         # ... and by its structure alone, whatever the language says.
         banner_words = re.compile(r"(limited view of Google Maps|Ansicht ist beschränkt)")
         assert limited_view_in(banner_words.sub("Xyz", html))
-    await replica.faults(class_churn=churn)
-    assert not limited_view_in(await replica.page(f"{SEARCH}?hl={hl}"))
-    assert not limited_view_in(await replica.page(f"/{place_path}"))
+    await maps_replica.faults(class_churn=churn)
+    assert not limited_view_in(await maps_replica.page(f"{SEARCH}?hl={hl}"))
+    assert not limited_view_in(await maps_replica.page(f"/{place_path}"))
 
 
 async def test_the_real_captures_are_full_views_and_a_business_named_like_the_banner_is_not_one(corpus: Path) -> None:
@@ -130,23 +90,25 @@ async def test_the_real_captures_are_full_views_and_a_business_named_like_the_ba
     assert combine_views({"full", "limited"}) == "mixed"
 
 
-async def test_answers_list_what_the_limited_view_hides_and_a_session_sees_everything(replica: Replica) -> None:
-    await replica.faults(limited_view=0.3)
-    body = await replica.answers()
+async def test_answers_list_what_the_limited_view_hides_and_a_session_sees_everything(
+    maps_replica: MapsReplica
+) -> None:
+    await maps_replica.faults(limited_view=0.3)
+    body = await maps_replica.answer_sheet()
     hidden = set(body["hidden_in_limited_view"])
     assert 0 < len(hidden) < len(body["answers"])
-    signed_out = await replica.page(f"{SEARCH}?hl=en")
-    session = await replica.new_session()
+    signed_out = await maps_replica.page(f"{SEARCH}?hl=en")
+    session = await maps_replica.new_session()
     cookie = session["storage_state"]["cookies"][0]
-    signed_in = await replica.page(f"{SEARCH}?hl=en", cookies={cookie["name"]: cookie["value"]})
+    signed_in = await maps_replica.page(f"{SEARCH}?hl=en", cookies={cookie["name"]: cookie["value"]})
     first_page = [a["place_id"] for a in body["answers"][:20]]  # the replica's page_size
     assert not any(place_id in signed_out for place_id in hidden)
     assert all(place_id in signed_in for place_id in first_page)
     assert not limited_view_in(signed_in)
     assert "Reviews" in signed_in
     assert "Reviews" not in signed_out
-    assert await replica.expire_sessions() == 1
-    assert limited_view_in(await replica.page(f"{SEARCH}?hl=en", cookies={cookie["name"]: cookie["value"]}))
+    assert await maps_replica.expire_sessions() == 1
+    assert limited_view_in(await maps_replica.page(f"{SEARCH}?hl=en", cookies={cookie["name"]: cookie["value"]}))
 
 
 # -- the scraper ----------------------------------------------------------------------------------
@@ -167,13 +129,13 @@ def _metric(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 async def _scrape(
-    replica: Replica, tmp_path: Path, *, session: dict[str, Any] | None = None, **settings: Any
+    maps_replica: MapsReplica, tmp_path: Path, *, session: dict[str, Any] | None = None, **settings: Any
 ) -> tuple[list[Listing], list[str], Metrics]:
     session_file = None
     if session is not None:
         session_file = tmp_path / "session.json"
         write_session_file(session_file, session["storage_state"]["cookies"])
-    maps = maps_settings(replica.base_url, session_file=str(session_file) if session_file else None, **settings)
+    maps = maps_settings(maps_replica.base_url, session_file=str(session_file) if session_file else None, **settings)
     metrics = Metrics(process=False)
     views: list[str] = []
     collected = Collected()
@@ -185,12 +147,12 @@ async def _scrape(
 
 
 async def test_a_signed_out_scrape_is_reported_limited_and_misses_what_google_hides(
-    replica: Replica, tmp_path: Path
+    maps_replica: MapsReplica, tmp_path: Path
 ) -> None:
-    await replica.faults(limited_view=0.3)
-    body = await replica.answers()
+    await maps_replica.faults(limited_view=0.3)
+    body = await maps_replica.answer_sheet()
     hidden = set(body["hidden_in_limited_view"])
-    listings, views, metrics = await _scrape(replica, tmp_path)
+    listings, views, metrics = await _scrape(maps_replica, tmp_path)
     assert views == ["limited"]
     assert {x.place_id for x in listings} == {a["place_id"] for a in body["answers"]} - hidden
     assert all(x.review_count is None for x in listings)
@@ -200,30 +162,30 @@ async def test_a_signed_out_scrape_is_reported_limited_and_misses_what_google_hi
 
 
 async def test_a_signed_in_session_sees_the_full_answer_set_with_review_counts_until_it_expires(
-    replica: Replica, tmp_path: Path
+    maps_replica: MapsReplica, tmp_path: Path
 ) -> None:
-    await replica.faults(limited_view=0.3)
-    body = await replica.answers()
-    session = await replica.new_session()
-    listings, views, metrics = await _scrape(replica, tmp_path, session=session)
+    await maps_replica.faults(limited_view=0.3)
+    body = await maps_replica.answer_sheet()
+    session = await maps_replica.new_session()
+    listings, views, metrics = await _scrape(maps_replica, tmp_path, session=session)
     assert views == ["full"]
     assert [x.place_id for x in listings] == [a["place_id"] for a in body["answers"]]
     assert [x.review_count for x in listings] == [a["review_count"] for a in body["answers"]]
     assert _metric(metrics, "leadlawk_maps_view_limited") == 0
 
-    await replica.expire_sessions()  # the account signed out, or its cookies lapsed
-    listings, views, metrics = await _scrape(replica, tmp_path, session=session)
+    await maps_replica.expire_sessions()  # the account signed out, or its cookies lapsed
+    listings, views, metrics = await _scrape(maps_replica, tmp_path, session=session)
     assert views == ["limited"]
     assert len(listings) == len(body["answers"]) - len(body["hidden_in_limited_view"])
     assert _metric(metrics, "leadlawk_maps_view_limited") == 1
 
 
 async def test_waiting_on_the_limited_view_is_an_outage_for_the_maps_breaker(
-    replica: Replica, tmp_path: Path
+    maps_replica: MapsReplica, tmp_path: Path
 ) -> None:
-    await replica.faults(limited_view=0.3)
+    await maps_replica.faults(limited_view=0.3)
     with pytest.raises(LimitedViewError, match="limited view"):
-        await _scrape(replica, tmp_path, on_limited_view="wait")
+        await _scrape(maps_replica, tmp_path, on_limited_view="wait")
 
 
 # -- qualification --------------------------------------------------------------------------------

@@ -22,17 +22,18 @@ from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pipeline import Pipeline, QueueFull
-from leadlawk_daemon.replicas.maps import serve_maps_replica
-from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
 from leadlawk_daemon.settings import Settings, load_settings
 from leadlawk_daemon.store import Store, open_store
 from supervisors.spec import Strategy
 from supervisors.supervisor import Supervisor
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.browser
-
 FEED = 40  # the replica's feed length: small, to keep a 2-core machine's tests short
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.maps_replica(seed=11, max_results=FEED),
+    pytest.mark.pagespeed_replica(seed=3),
+]
 
 
 @dataclass
@@ -103,13 +104,10 @@ class Replicas:
 
 
 @pytest.fixture
-async def replicas() -> AsyncIterator[Replicas]:
-    async with (
-        serve_maps_replica("127.0.0.1", 0, seed=11, max_results=FEED) as maps,
-        serve_pagespeed_replica("127.0.0.1", 0, seed=3) as pagespeed,
-        aiohttp.ClientSession() as session,
-    ):
-        yield Replicas(maps, pagespeed, session)
+async def replicas(maps_url: str, pagespeed_url: str) -> AsyncIterator[Replicas]:
+    """Both replicas (the shared fixtures, set by this module's marks) and a session to steer them."""
+    async with aiohttp.ClientSession() as session:
+        yield Replicas(maps_url, pagespeed_url, session)
 
 
 @dataclass

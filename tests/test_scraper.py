@@ -14,7 +14,6 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -25,11 +24,11 @@ from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import BrowserCrashedError, BrowserPool, UnreachableError
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeRequest
-from leadlawk_daemon.replicas.maps import serve_maps_replica
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import BrowserSettings, MapsSettings
+from tests.support.replicas import MapsReplica
 
-pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module"), pytest.mark.maps_replica(seed=7)]
 
 QUERY, LOCATION = "plumbers", "Omaha, NE"
 
@@ -59,30 +58,6 @@ def maps_settings(base_url: str, **overrides: Any) -> MapsSettings:
     return MapsSettings.model_validate(values | overrides)
 
 
-class Replica:
-    def __init__(self, base_url: str, session: aiohttp.ClientSession) -> None:
-        self.base_url = base_url
-        self.session = session
-
-    async def answers(self, query: str = QUERY, location: str = LOCATION) -> list[dict[str, Any]]:
-        params = {"q": query, "location": location}
-        async with self.session.get(f"{self.base_url}/_answers", params=params) as resp:
-            resp.raise_for_status()
-            body = await resp.json()
-        answers: list[dict[str, Any]] = body["answers"]
-        return answers
-
-    async def faults(self, **settings: Any) -> None:
-        async with self.session.post(f"{self.base_url}/_faults", json=settings) as resp:
-            assert resp.status == 200, await resp.text()
-
-    async def stats(self) -> dict[str, Any]:
-        async with self.session.get(f"{self.base_url}/_stats") as resp:
-            resp.raise_for_status()
-            body: dict[str, Any] = await resp.json()
-            return body
-
-
 class Collected:
     """The downstream end of the scraper: what was emitted, in order, with ranks."""
 
@@ -98,22 +73,16 @@ class Collected:
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def replica() -> AsyncIterator[Replica]:
-    async with serve_maps_replica("127.0.0.1", 0, seed=7) as base_url, aiohttp.ClientSession() as session:
-        yield Replica(base_url, session)
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def shared_pool() -> AsyncIterator[BrowserPool]:
     async with BrowserPool(browser_settings()) as pool:
         yield pool
 
 
 @pytest_asyncio.fixture(loop_scope="module", autouse=True)
-async def _clear_faults(replica: Replica) -> AsyncIterator[None]:
-    await replica.faults()
+async def _clear_faults(maps_replica: MapsReplica) -> AsyncIterator[None]:
+    await maps_replica.faults()
     yield
-    await replica.faults()
+    await maps_replica.faults()
 
 
 def breaker(clock: Any = None, threshold: int = 5) -> CircuitBreaker:
@@ -126,22 +95,22 @@ def breaker(clock: Any = None, threshold: int = 5) -> CircuitBreaker:
     )
 
 
-def scraper_for(pool: BrowserPool, replica: Replica, clock: Any = None, **maps: Any) -> MapsScraper:
+def scraper_for(pool: BrowserPool, maps_replica: MapsReplica, clock: Any = None, **maps: Any) -> MapsScraper:
     clock = clock or MonotonicClock()
-    return MapsScraper(pool, maps_settings(replica.base_url, **maps), breaker=breaker(clock), clock=clock)
+    return MapsScraper(pool, maps_settings(maps_replica.base_url, **maps), breaker=breaker(clock), clock=clock)
 
 
 async def test_limit_above_feed_size_yields_exactly_the_answer_set(
-    replica: Replica, shared_pool: BrowserPool
+    maps_replica: MapsReplica, shared_pool: BrowserPool
 ) -> None:
-    expected = [a["place_id"] for a in await replica.answers()]
+    expected = [a["place_id"] for a in await maps_replica.answers()]
     assert len(expected) == 120
     out = Collected()
     clock = MonotonicClock()
     # The production path: cards parsed in a worker process.
     async with ParsePool() as parsers:
         scraper = MapsScraper(
-            shared_pool, maps_settings(replica.base_url), breaker=breaker(clock), clock=clock, parsers=parsers
+            shared_pool, maps_settings(maps_replica.base_url), breaker=breaker(clock), clock=clock, parsers=parsers
         )
         outcome = await scraper.scrape(ScrapeRequest(QUERY, LOCATION, limit=500), out, set())
     assert out.place_ids == expected
@@ -151,24 +120,24 @@ async def test_limit_above_feed_size_yields_exactly_the_answer_set(
     assert outcome.end_reason == "end_of_list"
     assert outcome.malformed == 0
     # The fields the cards show are the replica's business, not just its id.
-    by_id = {a["place_id"]: a for a in await replica.answers()}
+    by_id = {a["place_id"]: a for a in await maps_replica.answers()}
     for listing, _ in out.items:
         assert listing.name == by_id[listing.place_id or ""]["name"]
 
 
-async def test_smaller_limit_yields_first_n_in_feed_order(replica: Replica, shared_pool: BrowserPool) -> None:
-    expected = [a["place_id"] for a in await replica.answers("dentists", LOCATION)]
+async def test_smaller_limit_yields_first_n_in_feed_order(maps_replica: MapsReplica, shared_pool: BrowserPool) -> None:
+    expected = [a["place_id"] for a in await maps_replica.answers("dentists", LOCATION)]
     out = Collected()
     request = ScrapeRequest("dentists", LOCATION, limit=25)
-    outcome = await scraper_for(shared_pool, replica).scrape(request, out, set())
+    outcome = await scraper_for(shared_pool, maps_replica).scrape(request, out, set())
     assert out.place_ids == expected[:25]
     assert outcome.end_reason == "limit"
     assert not outcome.feed_exhausted
     assert outcome.found == 25
 
 
-async def test_killed_browser_then_fresh_browser_finishes_the_job_exactly_once(replica: Replica) -> None:
-    expected = [a["place_id"] for a in await replica.answers("roofers", LOCATION)]
+async def test_killed_browser_then_fresh_browser_finishes_the_job_exactly_once(maps_replica: MapsReplica) -> None:
+    expected = [a["place_id"] for a in await maps_replica.answers("roofers", LOCATION)]
     request = ScrapeRequest("roofers", LOCATION, limit=500)
     out = Collected()
     emitted: set[str] = set()
@@ -183,11 +152,11 @@ async def test_killed_browser_then_fresh_browser_finishes_the_job_exactly_once(r
     async with BrowserPool(browser_settings(pages=1)) as pool:
         user_data_dirs.append(pool.user_data_dir or "")
         with pytest.raises(BrowserCrashedError):
-            await scraper_for(pool, replica).scrape(request, emit_then_kill, emitted)
+            await scraper_for(pool, maps_replica).scrape(request, emit_then_kill, emitted)
     assert 40 <= len(out.items) < 120
     # What the supervisor does: a fresh browser, the same job, what was already emitted.
     async with BrowserPool(browser_settings(pages=1)) as pool:
-        outcome = await scraper_for(pool, replica).scrape(request, out, set(emitted))
+        outcome = await scraper_for(pool, maps_replica).scrape(request, out, set(emitted))
     assert sorted(out.place_ids) == sorted(expected)
     assert len(out.place_ids) == len(set(out.place_ids)) == 120
     assert [rank for _, rank in out.items] == list(range(1, 121))
@@ -196,11 +165,13 @@ async def test_killed_browser_then_fresh_browser_finishes_the_job_exactly_once(r
     assert proctree.browser_processes(user_data_dirs[0]) == []
 
 
-async def test_google_hanging_while_the_browser_answers_is_an_outage_and_a_retry_recovers(replica: Replica) -> None:
-    await replica.faults(hang=True)
+async def test_google_hanging_while_the_browser_answers_is_an_outage_and_a_retry_recovers(
+    maps_replica: MapsReplica
+) -> None:
+    await maps_replica.faults(hang=True)
     request = ScrapeRequest("electricians", LOCATION, limit=10)
     async with BrowserPool(browser_settings(pages=1)) as pool:
-        scraper = scraper_for(pool, replica, navigation_timeout=1.5)
+        scraper = scraper_for(pool, maps_replica, navigation_timeout=1.5)
         loop = asyncio.get_running_loop()
         started = loop.time()
         # A page that never loads while the browser answers is Google unreachable, not a broken browser.
@@ -208,10 +179,10 @@ async def test_google_hanging_while_the_browser_answers_is_an_outage_and_a_retry
             await scraper.scrape(request, Collected(), set())
         assert loop.time() - started < 15, "the navigation timeout, not a test timeout, ended the hang"
         assert await pool.responsive()
-        await replica.faults()
+        await maps_replica.faults()
         out = Collected()
         await scraper.scrape(request, out, set())
-    assert out.place_ids == [a["place_id"] for a in await replica.answers("electricians", LOCATION)][:10]
+    assert out.place_ids == [a["place_id"] for a in await maps_replica.answers("electricians", LOCATION)][:10]
 
 
 async def test_a_refused_connection_or_an_unknown_host_is_an_outage_counted_by_the_breaker(
@@ -231,17 +202,17 @@ async def test_a_refused_connection_or_an_unknown_host_is_an_outage_counted_by_t
 
 
 async def test_sorry_opens_the_breaker_and_nothing_reaches_google_until_the_trial(
-    replica: Replica, shared_pool: BrowserPool
+    maps_replica: MapsReplica, shared_pool: BrowserPool
 ) -> None:
     clock = FakeClock()
     maps_breaker = breaker(clock, threshold=1)
-    scraper = MapsScraper(shared_pool, maps_settings(replica.base_url), breaker=maps_breaker, clock=clock)
+    scraper = MapsScraper(shared_pool, maps_settings(maps_replica.base_url), breaker=maps_breaker, clock=clock)
     request = ScrapeRequest("painters", LOCATION, limit=5)
-    await replica.faults(sorry=True)
+    await maps_replica.faults(sorry=True)
     with pytest.raises(BlockedError, match="/sorry/"):
         await scraper.scrape(request, Collected(), set())
     assert maps_breaker.state.value == BreakerState.OPEN.value
-    before = await replica.stats()
+    before = await maps_replica.stats()
 
     out = Collected()
     job = asyncio.create_task(scraper.scrape(request, out, set()))
@@ -250,37 +221,37 @@ async def test_sorry_opens_the_breaker_and_nothing_reaches_google_until_the_tria
         await clock.advance(59)
         await clock.wait_for_sleepers()
         assert not job.done()
-        assert _google_requests(await replica.stats()) == _google_requests(before), "none while open"
-        await replica.faults()
+        assert _google_requests(await maps_replica.stats()) == _google_requests(before), "none while open"
+        await maps_replica.faults()
         await clock.advance(1)
         outcome = await asyncio.wait_for(job, 30)
     finally:
         job.cancel()
     assert maps_breaker.state is BreakerState.CLOSED
     assert outcome.emitted == 5
-    assert out.place_ids == [a["place_id"] for a in await replica.answers("painters", LOCATION)][:5]
+    assert out.place_ids == [a["place_id"] for a in await maps_replica.answers("painters", LOCATION)][:5]
 
 
 async def test_sorry_trial_that_fails_opens_the_breaker_again(
-    replica: Replica, shared_pool: BrowserPool
+    maps_replica: MapsReplica, shared_pool: BrowserPool
 ) -> None:
     clock = FakeClock()
     maps_breaker = breaker(clock, threshold=1)
-    scraper = MapsScraper(shared_pool, maps_settings(replica.base_url), breaker=maps_breaker, clock=clock)
+    scraper = MapsScraper(shared_pool, maps_settings(maps_replica.base_url), breaker=maps_breaker, clock=clock)
     request = ScrapeRequest("painters", LOCATION, limit=5)
-    await replica.faults(sorry=True)
+    await maps_replica.faults(sorry=True)
     with pytest.raises(BlockedError):
         await scraper.scrape(request, Collected(), set())
     job = asyncio.create_task(scraper.scrape(request, Collected(), set()))
     try:
         await clock.wait_for_sleepers()
-        before = await replica.stats()
+        before = await maps_replica.stats()
         await clock.advance(60)
         with pytest.raises(BlockedError):
             await asyncio.wait_for(job, 30)
     finally:
         job.cancel()
-    after = await replica.stats()
+    after = await maps_replica.stats()
     assert _searches(after) - _searches(before) == 1, "exactly one trial"
     assert maps_breaker.state.value == BreakerState.OPEN.value
 
@@ -296,28 +267,28 @@ def _searches(stats: dict[str, Any]) -> int:
     return int(stats["requests"].get("search", 0))
 
 
-async def test_consent_page_is_passed_and_a_consent_loop_is_a_block(replica: Replica) -> None:
+async def test_consent_page_is_passed_and_a_consent_loop_is_a_block(maps_replica: MapsReplica) -> None:
     # A browser of its own: consent cookies must not come from another test.
     request = ScrapeRequest("bakers", LOCATION, limit=8)
     out = Collected()
     async with BrowserPool(browser_settings(pages=1)) as pool:
-        await replica.faults(consent="loop")
+        await maps_replica.faults(consent="loop")
         with pytest.raises(BlockedError, match="consent loop"):
-            await scraper_for(pool, replica).scrape(request, Collected(), set())
-        await replica.faults(consent=True)
-        await scraper_for(pool, replica).scrape(request, out, set())
-    assert out.place_ids == [a["place_id"] for a in await replica.answers("bakers", LOCATION)][:8]
-    assert (await replica.stats())["requests"].get("consent_save", 0) >= 3
+            await scraper_for(pool, maps_replica).scrape(request, Collected(), set())
+        await maps_replica.faults(consent=True)
+        await scraper_for(pool, maps_replica).scrape(request, out, set())
+    assert out.place_ids == [a["place_id"] for a in await maps_replica.answers("bakers", LOCATION)][:8]
+    assert (await maps_replica.stats())["requests"].get("consent_save", 0) >= 3
 
 
 async def test_malformed_cards_are_counted_and_the_rest_parsed(
-    replica: Replica, shared_pool: BrowserPool, caplog: pytest.LogCaptureFixture
+    maps_replica: MapsReplica, shared_pool: BrowserPool, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await replica.faults(malformed_cards=6)
-    expected = [a["place_id"] for a in await replica.answers("florists", LOCATION)]
+    await maps_replica.faults(malformed_cards=6)
+    expected = [a["place_id"] for a in await maps_replica.answers("florists", LOCATION)]
     out = Collected()
     with caplog.at_level(logging.WARNING, logger="leadlawk_daemon.maps.scraper"):
-        outcome = await scraper_for(shared_pool, replica).scrape(
+        outcome = await scraper_for(shared_pool, maps_replica).scrape(
             ScrapeRequest("florists", LOCATION, limit=500), out, set()
         )
     assert outcome.malformed == 6
@@ -327,33 +298,33 @@ async def test_malformed_cards_are_counted_and_the_rest_parsed(
     assert any(getattr(r, "malformed", None) == 6 for r in caplog.records)
 
 
-async def test_empty_feed_is_a_block(replica: Replica, shared_pool: BrowserPool) -> None:
-    await replica.faults(empty_feed=True)
+async def test_empty_feed_is_a_block(maps_replica: MapsReplica, shared_pool: BrowserPool) -> None:
+    await maps_replica.faults(empty_feed=True)
     with pytest.raises(BlockedError, match="empty"):
-        await scraper_for(shared_pool, replica, scroll_timeout=1.0).scrape(
+        await scraper_for(shared_pool, maps_replica, scroll_timeout=1.0).scrape(
             ScrapeRequest("tailors", LOCATION, limit=5), Collected(), set()
         )
 
 
 async def test_feed_that_stops_growing_ends_the_job_with_what_it_has(
-    replica: Replica, shared_pool: BrowserPool
+    maps_replica: MapsReplica, shared_pool: BrowserPool
 ) -> None:
-    await replica.faults(feed_stops_after=30)
+    await maps_replica.faults(feed_stops_after=30)
     out = Collected()
-    outcome = await scraper_for(shared_pool, replica, scroll_timeout=1.0).scrape(
+    outcome = await scraper_for(shared_pool, maps_replica, scroll_timeout=1.0).scrape(
         ScrapeRequest("movers", LOCATION, limit=100), out, set()
     )
-    assert out.place_ids == [a["place_id"] for a in await replica.answers("movers", LOCATION)][:30]
+    assert out.place_ids == [a["place_id"] for a in await maps_replica.answers("movers", LOCATION)][:30]
     assert outcome.end_reason == "stopped_growing"
     assert outcome.feed_exhausted
 
 
 async def test_compact_cards_get_their_website_from_the_place_page(
-    replica: Replica, shared_pool: BrowserPool
+    maps_replica: MapsReplica, shared_pool: BrowserPool
 ) -> None:
-    answers = await replica.answers("barbers", LOCATION)
+    answers = await maps_replica.answers("barbers", LOCATION)
     out = Collected()
-    outcome = await scraper_for(shared_pool, replica).scrape(
+    outcome = await scraper_for(shared_pool, maps_replica).scrape(
         ScrapeRequest("barbers", LOCATION, limit=500, needs=frozenset({"website"})), out, set()
     )
     compact = [a for a in answers if a["compact"]]
@@ -365,11 +336,11 @@ async def test_compact_cards_get_their_website_from_the_place_page(
     assert {a["place_id"]: a["website"] for a in answers} == websites
 
 
-async def test_single_place_search_yields_that_place(replica: Replica, shared_pool: BrowserPool) -> None:
-    answers = await replica.answers("place: Joe's Diner", LOCATION)
+async def test_single_place_search_yields_that_place(maps_replica: MapsReplica, shared_pool: BrowserPool) -> None:
+    answers = await maps_replica.answers("place: Joe's Diner", LOCATION)
     assert len(answers) == 1
     out = Collected()
-    outcome = await scraper_for(shared_pool, replica).scrape(
+    outcome = await scraper_for(shared_pool, maps_replica).scrape(
         ScrapeRequest("place: Joe's Diner", LOCATION, limit=10), out, set()
     )
     assert out.place_ids == [answers[0]["place_id"]]
