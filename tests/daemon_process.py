@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -16,6 +15,8 @@ from typing import Any, Self
 
 import aiohttp
 import orjson
+
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,13 +80,11 @@ class DaemonProcess:
 
     async def wait_exit(self, within: float) -> int:
         """The exit status, or an AssertionError if the process is still running after ``within`` s."""
-        assert self.proc is not None
-        deadline = time.monotonic() + within
-        while self.proc.poll() is None:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"daemon still running {within:g}s later; log:\n{self.log_text()[-3000:]}")
-            await asyncio.sleep(0.02)
-        return self.proc.returncode
+        proc = self.proc
+        assert proc is not None
+        await eventually(lambda: proc.poll() is not None, within,
+                         lambda: f"the daemon's exit (log:\n{self.log_text()[-3000:]})", every=0.02)
+        return proc.returncode
 
     async def get(self, path: str, timeout: float = 5.0) -> tuple[int, Any]:  # noqa: ASYNC109
         async with aiohttp.ClientSession() as http, http.get(
@@ -111,21 +110,23 @@ class DaemonProcess:
 
     async def wait_status(self, path: str, status: int = 200, within: float = 20.0) -> Any:
         """Poll ``path`` until it answers ``status``; its body. Fails with the last answer and the log."""
-        deadline = time.monotonic() + within
         last: object = None
-        while time.monotonic() < deadline:
+
+        async def answered() -> tuple[Any] | None:
+            nonlocal last
             if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited with {self.proc.returncode}; log:\n{self.log_text()[-3000:]}")
             try:
                 code, body = await self.get(path, timeout=2)
-                if code == status:
-                    return body
-                last = (code, body)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = exc
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{path} did not answer {status} within {within:g}s (last: {last}); log:\n"
-                             f"{self.log_text()[-3000:]}")
+                return None
+            last = (code, body)
+            return (body,) if code == status else None  # a 1-tuple: an empty body is an answer too
+
+        found = await eventually(answered, within, lambda: f"{path} answering {status} (last: {last}); log:\n"
+                                 f"{self.log_text()[-3000:]}", every=0.05)
+        return found[0]
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -142,10 +143,8 @@ class DaemonProcess:
         return lines
 
     async def wait_log(self, predicate: Any, within: float = 20.0) -> dict[str, Any]:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            for entry in self.log_lines():
-                if predicate(entry):
-                    return entry
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no matching log line within {within:g}s; log:\n{self.log_text()[-3000:]}")
+        def matching() -> dict[str, Any] | None:
+            return next((entry for entry in self.log_lines() if predicate(entry)), None)
+
+        return await eventually(matching, within, lambda: f"a matching log line (log:\n{self.log_text()[-3000:]})",
+                                every=0.05)

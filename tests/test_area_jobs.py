@@ -5,9 +5,7 @@ Real PostgreSQL and Chromium; Google is the Maps replica (its geography), served
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +16,22 @@ import pytest
 
 from leadlawk_daemon.maps.area import Circle
 from leadlawk_daemon.maps.coverage import CoveragePlan
-from leadlawk_daemon.replicas.maps import serve_maps_replica
-from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
 from tests.daemon_process import DaemonProcess
 from tests.test_daemon_jobs import stored, wait_job
-
-pytestmark = [pytest.mark.browser]
+from tests.waiting import eventually
 
 DOWNTOWN = {"center": [41.2565, -95.9345], "radius_km": 6}
 CIRCLE = Circle(41.2565, -95.9345, 6.0)
 
 
-@pytest.fixture
-async def replicas() -> AsyncIterator[tuple[str, str]]:
-    async with serve_maps_replica("127.0.0.1", 0, seed=3) as maps_url, serve_pagespeed_replica(
-        "127.0.0.1", 0
-    ) as psi_url:
-        yield maps_url, psi_url
+pytestmark = [pytest.mark.browser, pytest.mark.maps_replica(seed=3)]
 
 
-def env_for(maps_url: str, psi_url: str, pg: str, per_minute: int = 6000) -> dict[str, str]:
+def env_for(maps_url: str, pagespeed_url: str, pg: str, per_minute: int = 6000) -> dict[str, str]:
     return {
         "DATABASE_URL": pg,
         "LEADLAWK__MAPS__BASE_URL": maps_url,
-        "LEADLAWK__PAGESPEED__BASE_URL": psi_url,
+        "LEADLAWK__PAGESPEED__BASE_URL": pagespeed_url,
         "LEADLAWK__MAPS__NAVIGATIONS_PER_MINUTE": str(per_minute),
         "LEADLAWK__RESILIENCE__HEALTH_CHECK__INTERVAL": "500ms",
         "LEADLAWK__JOBS__HEARTBEAT": "1s",
@@ -90,23 +80,20 @@ async def persisted_progress(pg: str, job_id: str) -> dict[str, Any]:
 
 
 async def wait_cells(daemon: DaemonProcess, job_id: str, cells: int, within: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    async def searched() -> dict[str, Any] | None:
         code, job = await daemon.get(f"/jobs/{job_id}")
         area = (job.get("progress") or {}).get("area") if code == 200 else None
-        if area and area.get("cells_done", 0) >= cells:
-            return dict(area)
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not search {cells} cells within {within:g}s")
+        return dict(area) if area and area.get("cells_done", 0) >= cells else None
+
+    return await eventually(searched, within, f"job {job_id} searching {cells} cells", every=0.1)
 
 
 async def test_an_area_job_stores_exactly_the_in_area_ground_truth_once(
-    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str
 ) -> None:
-    maps_url, psi_url = replicas
     expected = await in_area_truth(maps_url)
     assert len(expected) > 120  # more than one search can hold
-    async with DaemonProcess(tmp_path, env=env_for(maps_url, psi_url, fresh_pg)) as daemon:
+    async with DaemonProcess(tmp_path, env=env_for(maps_url, pagespeed_url, fresh_pg)) as daemon:
         await daemon.wait_status("/health/ready", 200, within=60)
         assert (await daemon.post("/jobs", area_spec("area-1")))[0] == 202
         job = await wait_job(daemon, "area-1")
@@ -120,11 +107,10 @@ async def test_an_area_job_stores_exactly_the_in_area_ground_truth_once(
 
 
 async def test_an_area_job_killed_mid_area_resumes_without_revisiting_finished_cells(
-    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str
 ) -> None:
-    maps_url, psi_url = replicas
     expected = await in_area_truth(maps_url, "dentists")
-    env = env_for(maps_url, psi_url, fresh_pg, per_minute=240)  # a search every 0.25 s
+    env = env_for(maps_url, pagespeed_url, fresh_pg, per_minute=240)  # a search every 0.25 s
     daemon = DaemonProcess(tmp_path, env=env)
     async with daemon:
         await daemon.wait_status("/health/ready", 200, within=60)
@@ -148,10 +134,9 @@ async def test_an_area_job_killed_mid_area_resumes_without_revisiting_finished_c
 
 
 async def test_cancelling_an_area_job_stops_it_within_five_seconds(
-    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str
 ) -> None:
-    maps_url, psi_url = replicas
-    env = env_for(maps_url, psi_url, fresh_pg, per_minute=120)
+    env = env_for(maps_url, pagespeed_url, fresh_pg, per_minute=120)
     async with DaemonProcess(tmp_path, env=env) as daemon:
         await daemon.wait_status("/health/ready", 200, within=60)
         assert (await daemon.post("/jobs", area_spec("area-cancel", "dentists")))[0] == 202
@@ -166,10 +151,9 @@ async def test_cancelling_an_area_job_stops_it_within_five_seconds(
         assert progress["cells_pending"] > 0  # stopped mid-area, not run to its end
 
 
-async def test_an_area_job_honours_its_limit(tmp_path: Path, replicas: tuple[str, str], fresh_pg: str) -> None:
-    maps_url, psi_url = replicas
+async def test_an_area_job_honours_its_limit(tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str) -> None:
     expected = await in_area_truth(maps_url)
-    async with DaemonProcess(tmp_path, env=env_for(maps_url, psi_url, fresh_pg)) as daemon:
+    async with DaemonProcess(tmp_path, env=env_for(maps_url, pagespeed_url, fresh_pg)) as daemon:
         await daemon.wait_status("/health/ready", 200, within=60)
         assert (await daemon.post("/jobs", area_spec("area-limit", limit=130)))[0] == 202
         job = await wait_job(daemon, "area-limit")
@@ -181,15 +165,14 @@ async def test_an_area_job_honours_its_limit(tmp_path: Path, replicas: tuple[str
 
 
 async def test_an_area_job_without_an_area_covers_the_locations_own_map(
-    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str
 ) -> None:
-    maps_url, psi_url = replicas
     truth = await replica_get(maps_url, "/_answers", q="roofers", location="Lincoln, NE", coverage="area")
     expected = {a["place_id"] for a in truth["answers"]}
     assert len(expected) > 120
     spec = {"id": "area-all", "query": "roofers", "location": "Lincoln, NE", "coverage": "area", "limit": 10_000,
             "pagespeed": {"enabled": False}}
-    async with DaemonProcess(tmp_path, env=env_for(maps_url, psi_url, fresh_pg)) as daemon:
+    async with DaemonProcess(tmp_path, env=env_for(maps_url, pagespeed_url, fresh_pg)) as daemon:
         await daemon.wait_status("/health/ready", 200, within=60)
         assert (await daemon.post("/jobs", spec))[0] == 202
         job = await wait_job(daemon, "area-all")
@@ -198,11 +181,10 @@ async def test_an_area_job_without_an_area_covers_the_locations_own_map(
 
 
 async def test_an_area_job_waits_out_a_block_and_still_stores_exactly_the_ground_truth(
-    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str
 ) -> None:
-    maps_url, psi_url = replicas
     expected = await in_area_truth(maps_url)
-    async with DaemonProcess(tmp_path, env=env_for(maps_url, psi_url, fresh_pg)) as daemon:
+    async with DaemonProcess(tmp_path, env=env_for(maps_url, pagespeed_url, fresh_pg)) as daemon:
         await daemon.wait_status("/health/ready", 200, within=60)
         # The first searches meet Google's block page: an outage the job waits out, not a failure.
         async with aiohttp.ClientSession() as http, http.post(f"{maps_url}/_faults", json={"sorry": 3}) as response:

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,32 +27,21 @@ from tests.conftest import REDIS_TEST_URL
 from tests.daemon_process import ROOT, DaemonProcess
 from tests.waiting import eventually
 
-pytestmark = [pytest.mark.browser]
-
 MAX_RESULTS = 30
 
 
-@pytest.fixture
-async def replicas() -> AsyncIterator[tuple[str, str]]:
-    async with serve_maps_replica("127.0.0.1", 0, max_results=MAX_RESULTS) as maps_url, serve_pagespeed_replica(
-        "127.0.0.1", 0
-    ) as psi_url:
-        await _set_pagespeed_latency(psi_url, 20, 80)
-        yield maps_url, psi_url
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.maps_replica(max_results=MAX_RESULTS),
+    pytest.mark.pagespeed_replica(faults={"latency_ms": {"min": 20, "max": 80}}),
+]
 
 
-async def _set_pagespeed_latency(psi_url: str, low: int, high: int) -> None:
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{psi_url}/_faults", json={"latency_ms": {"min": low, "max": high}}
-    ) as response:
-        assert response.status == 200, await response.text()
-
-
-def daemon_env(maps_url: str, psi_url: str, pg: str, prefix: str | None, **extra: str) -> dict[str, str]:
+def daemon_env(maps_url: str, pagespeed_url: str, pg: str, prefix: str | None, **extra: str) -> dict[str, str]:
     env = {
         "DATABASE_URL": pg,
         "LEADLAWK__MAPS__BASE_URL": maps_url,
-        "LEADLAWK__PAGESPEED__BASE_URL": psi_url,
+        "LEADLAWK__PAGESPEED__BASE_URL": pagespeed_url,
         "LEADLAWK__MAPS__NAVIGATIONS_PER_MINUTE": "6000",
         "LEADLAWK__RESILIENCE__HEALTH_CHECK__INTERVAL": "500ms",
         "LEADLAWK__JOBS__HEARTBEAT": "1s",
@@ -79,13 +67,12 @@ async def answers(maps_url: str, query: str, location: str) -> list[dict[str, An
 
 
 async def wait_job(daemon: DaemonProcess, job_id: str, within: float = 90.0) -> dict[str, Any]:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    async def finished() -> dict[str, Any] | None:
         code, job = await daemon.get(f"/jobs/{job_id}")
-        if code == 200 and job["status"] in ("succeeded", "failed", "cancelled", "partial"):
-            return dict(job)
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"job {job_id} not finished within {within:g}s; log:\n{daemon.log_text()[-3000:]}")
+        return dict(job) if code == 200 and job["status"] in ("succeeded", "failed", "cancelled", "partial") else None
+
+    return await eventually(finished, within, lambda: f"job {job_id} finished (log:\n{daemon.log_text()[-3000:]})",
+                            every=0.2)
 
 
 async def stored(pg: str, job_id: str) -> tuple[list[str], list[tuple[str, int]]]:
@@ -109,10 +96,9 @@ async def assert_exact_answer_set(pg: str, maps_url: str, job_id: str, query: st
 
 
 async def test_jobs_over_pubsub_stream_and_http_each_yield_the_answer_set(
-    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str, redis_prefix: str, redis_client: aioredis.Redis
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str, redis_prefix: str, redis_client: aioredis.Redis
 ) -> None:
-    maps_url, psi_url = replicas
-    env = daemon_env(maps_url, psi_url, fresh_pg, redis_prefix)
+    env = daemon_env(maps_url, pagespeed_url, fresh_pg, redis_prefix)
     async with DaemonProcess(tmp_path, env=env) as daemon:
         await daemon.wait_status("/health/ready", 200, within=60)
         specs = {
@@ -142,21 +128,20 @@ async def test_jobs_over_pubsub_stream_and_http_each_yield_the_answer_set(
 
 
 async def test_cancel_stops_a_running_job_within_5_s(
-    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str
 ) -> None:
-    maps_url, psi_url = replicas
     # Slow the replica so that the job is surely still running when it is cancelled.
     async with aiohttp.ClientSession() as http, http.post(f"{maps_url}/_faults", json={"slow_ms": 400}) as r:
         assert r.status == 200
-    env = daemon_env(maps_url, psi_url, fresh_pg, None)
+    env = daemon_env(maps_url, pagespeed_url, fresh_pg, None)
     async with DaemonProcess(tmp_path, env=env) as daemon:
         await daemon.wait_status("/health/ready", 200, within=60)
         code, _ = await daemon.post("/jobs", {"id": "to-cancel", "query": "dentists", "location": "Omaha, NE"})
         assert code == 202
-        deadline = time.monotonic() + 30
-        while (await daemon.get("/jobs/to-cancel"))[1]["status"] != "running":
-            assert time.monotonic() < deadline, "job never started"
-            await asyncio.sleep(0.05)
+        async def running() -> bool:
+            return bool((await daemon.get("/jobs/to-cancel"))[1]["status"] == "running")
+
+        await eventually(running, 30, "the job running", every=0.05)
         asked = time.monotonic()
         code, _ = await daemon.post("/jobs/to-cancel/cancel")
         assert code == 202
@@ -171,10 +156,9 @@ async def test_cancel_stops_a_running_job_within_5_s(
 
 
 async def test_two_daemons_share_ten_jobs_each_run_exactly_once(
-    tmp_path: Path, replicas: tuple[str, str], fresh_pg: str, redis_prefix: str, redis_client: aioredis.Redis
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str, redis_prefix: str, redis_client: aioredis.Redis
 ) -> None:
-    maps_url, psi_url = replicas
-    env = daemon_env(maps_url, psi_url, fresh_pg, redis_prefix, LEADLAWK__BROWSER__PAGES="1")
+    env = daemon_env(maps_url, pagespeed_url, fresh_pg, redis_prefix, LEADLAWK__BROWSER__PAGES="1")
     first = DaemonProcess(tmp_path, env=env, name="first")
     second = DaemonProcess(tmp_path, env=env, name="second")
     async with first, second:
@@ -281,10 +265,16 @@ async def test_fuzzed_messages_never_hurt_the_daemon(tmp_path: Path, fresh_pg: s
                     value = await conn.fetchval("SELECT count(*) FROM dead_letters WHERE kind = 'message'")
                     return int(value)
 
-                deadline = time.monotonic() + 60
-                while await letters() < invalid_sent:
-                    assert time.monotonic() < deadline, f"{await letters()} of {invalid_sent} dead-lettered"
-                    await asyncio.sleep(0.2)
+                lettered = 0
+
+                async def all_lettered() -> bool:
+                    nonlocal lettered
+                    lettered = await letters()
+                    return lettered >= invalid_sent
+
+                await eventually(
+                    all_lettered, 60, lambda: f"all dead-lettered ({lettered} of {invalid_sent})", every=0.2
+                )
                 assert await letters() == invalid_sent
                 assert await conn.fetchval("SELECT count(*) FROM dead_letters WHERE reason = ''") == 0
             finally:

@@ -254,19 +254,21 @@ async def test_real_daemons_register_a_sigkilled_one_expires_a_sigtermed_one_lea
         assert one.proc is not None
         assert two.proc is not None
         pids = {one.proc.pid, two.proc.pid}
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 20
-        while set(await listed(one)) != pids:
-            assert loop.time() < deadline, "both daemons never listed"
-            await asyncio.sleep(0.1)
+
+        async def both_listed() -> bool:
+            return set(await listed(one)) == pids
+
+        await eventually(both_listed, 20, "both daemons listed", every=0.1)
         _, text = await one.get("/fleet")
         assert API_KEY not in orjson.dumps(text).decode()
 
         two.kill()  # SIGKILL: no deregistration
-        killed_at = loop.time()
-        while set(await listed(one)) != {one.proc.pid}:
-            assert loop.time() < killed_at + 1.5 + 3, "the killed daemon's entry did not lapse"
-            await asyncio.sleep(0.1)
+        survivor = {one.proc.pid}
+
+        async def killed_lapsed() -> bool:
+            return set(await listed(one)) == survivor
+
+        await eventually(killed_lapsed, 1.5 + 3, "the killed daemon's entry lapsed", every=0.1)
 
         one.signal(signal.SIGTERM)
         assert await one.wait_exit(within=12.0) == 0

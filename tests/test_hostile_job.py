@@ -12,12 +12,10 @@ responsive: ``leadlawk_event_loop_lag_seconds`` p99 under 50 ms and nothing at o
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,13 +26,11 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from leadlawk_daemon.replicas.maps import serve_maps_replica
-from leadlawk_daemon.replicas.sites import SitesReplica, serve_sites_replica
+from leadlawk_daemon.replicas.sites import SitesReplica
 from leadlawk_daemon.replicas.sites_hostile import SHAPES
 from leadlawk_daemon.sites.extract import site_key
 from tests.daemon_process import DaemonProcess
-
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
+from tests.waiting import eventually
 
 LEADS = 300
 HOSTILE = 0.2
@@ -49,12 +45,12 @@ SITE_BUDGET_S = 20
 LAG_P99_S, LAG_MAX_S = 0.05, 0.25
 
 
-@pytest.fixture
-async def replicas() -> AsyncIterator[tuple[str, SitesReplica]]:
-    async with serve_maps_replica("127.0.0.1", 0, max_results=LEADS) as maps_url, serve_sites_replica(
-        seed=SITES_SEED
-    ) as sites:
-        yield maps_url, sites
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.timeout(420),
+    pytest.mark.maps_replica(max_results=LEADS),
+    pytest.mark.sites_replica(seed=SITES_SEED),
+]
 
 
 async def _json(method: str, url: str, body: Any = None) -> tuple[int, Any]:
@@ -137,10 +133,10 @@ def _mismatch(shape: str, site: str, expect: dict[str, Any], row: dict[str, Any]
 
 
 async def test_a_300_lead_job_survives_the_hostile_web(
-    tmp_path: Path, replicas: tuple[str, SitesReplica], fresh_pg: str
+    tmp_path: Path, maps_url: str, sites_replica: SitesReplica, fresh_pg: str
 ) -> None:
-    maps_url, sites = replicas
-    status, _ = await _json("POST", sites.base_url + "/_faults", {"hostile": HOSTILE, "chain_delay_ms": CHAIN_DELAY_MS})
+    faults = {"hostile": HOSTILE, "chain_delay_ms": CHAIN_DELAY_MS}
+    status, _ = await _json("POST", sites_replica.base_url + "/_faults", faults)
     assert status == 200
     _, listing = await _json("GET", f"{maps_url}/_answers?q={QUERY}&location={LOCATION}")
     assert len(listing["answers"]) == LEADS
@@ -150,8 +146,8 @@ async def test_a_300_lead_job_survives_the_hostile_web(
         "LEADLAWK__MAPS__BASE_URL": maps_url,
         "LEADLAWK__MAPS__NAVIGATIONS_PER_MINUTE": "6000",
         "LEADLAWK__SITES__ENABLED": "true",
-        "LEADLAWK__SITES__PROXY": sites.base_url,
-        "LEADLAWK__SITES__CA_FILE": str(sites.ca_path),
+        "LEADLAWK__SITES__PROXY": sites_replica.base_url,
+        "LEADLAWK__SITES__CA_FILE": str(sites_replica.ca_path),
         "LEADLAWK__SITES__TIMEOUT": f"{TIMEOUT_S}s",
         "LEADLAWK__SITES__SITE_BUDGET": f"{SITE_BUDGET_S}s",
         # sites.allowed_networks stays empty: the replica's loopback listener must be refused.
@@ -164,14 +160,17 @@ async def test_a_300_lead_job_survives_the_hostile_web(
         status, accepted = await _json("POST", daemon.base + "/jobs", spec)
         assert status == 202, accepted
         job_id = accepted["id"]
-        began, breaker_seen, job = time.monotonic(), 0.0, None
-        while time.monotonic() - began < 360:
-            metrics = await _metrics(daemon)
-            breaker_seen = max(breaker_seen, _breaker(metrics))
+        breaker_seen, job = 0.0, None
+
+        async def finished() -> bool:
+            nonlocal breaker_seen, job
+            breaker_seen = max(breaker_seen, _breaker(await _metrics(daemon)))
             _, job = await daemon.get(f"/jobs/{job_id}")
-            if job["status"] in ("succeeded", "failed", "cancelled", "partial"):
-                break
-            await asyncio.sleep(1.0)  # a scrape a second: the breaker, once open, stays open 60 s
+            return job is not None and job["status"] in ("succeeded", "failed", "cancelled", "partial")
+
+        began = time.monotonic()
+        # Polled once a second (a scrape a second): the breaker, once open, stays open 60 s.
+        await eventually(finished, 360, lambda: f"job {job_id} finished (last: {job})", every=1.0)
         took = time.monotonic() - began
         after = await _metrics(daemon)
         breaker_seen = max(breaker_seen, _breaker(after))
@@ -189,11 +188,11 @@ async def test_a_300_lead_job_survives_the_hostile_web(
     unread = [lead for lead in leads if lead["website"] and lead["site"] not in rows]
     # What the replica says of each website the leads carry (some listings show none: not read).
     keys = sorted({site_key(urlsplit(lead["website"]).hostname or "") for lead in leads if lead["website"]})
-    _, truth = await _json("GET", sites.base_url + "/_answers?" + "&".join(f"site={k}" for k in keys))
+    _, truth = await _json("GET", sites_replica.base_url + "/_answers?" + "&".join(f"site={k}" for k in keys))
     hostile = {a["site"]: a for a in truth["answers"] if a["hostile"]}
     problems = [p for site, a in sorted(hostile.items())
                 if (p := _mismatch(a["hostile"], site, a["expect"], rows.get(site))) is not None]
-    _, stats = await _json("GET", sites.base_url + "/_stats")
+    _, stats = await _json("GET", sites_replica.base_url + "/_stats")
 
     statuses = Counter(row["status"] for row in rows.values())
     reasons = Counter(re.sub(r"\d+(\.\d+)?", "N", row["reason"] or "") for row in rows.values() if row["reason"])

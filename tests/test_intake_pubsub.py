@@ -3,7 +3,6 @@ durable stream in one atomic step, so it runs once and no daemon's death or Redi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -45,12 +44,12 @@ async def daemon(
 
 async def wait_for_subscribers(redis: aioredis.Redis, channel: str, count: int) -> None:
     """Poll PUBSUB NUMSUB until ``count`` clients listen: a message published earlier is lost."""
-    async with asyncio.timeout(10):
-        while True:
-            ((_, listening),) = await redis.pubsub_numsub(channel)
-            if int(listening) >= count:
-                return
-            await asyncio.sleep(0.01)
+
+    async def listening() -> bool:
+        ((_, subscribers),) = await redis.pubsub_numsub(channel)
+        return int(subscribers) >= count
+
+    await eventually(listening, 10, f"{count} subscribers on {channel}", every=0.01)
 
 
 async def test_a_published_job_is_persisted_handed_on_and_announced(

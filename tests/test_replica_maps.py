@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from leadlawk_daemon.maps import parser
 from leadlawk_daemon.replicas.maps import create_maps_app, run_maps_replica, serve_maps_replica
+from tests.waiting import eventually
 
 SEARCH = "/maps/search/plumbers+in+Omaha,+NE"
 ANSWERS = {"q": "plumbers", "location": "Omaha, NE"}
@@ -362,11 +363,12 @@ async def test_a_hung_response_ends_when_the_replica_shuts_down() -> None:
         async with serve_maps_replica() as base:
             await session.post(f"{base}/_faults", json={"hang": True})
             hung = asyncio.ensure_future(session.get(f"{base}{SEARCH}"))
-            stats: dict[str, Any] = {}
-            deadline = time.monotonic() + 10
-            while stats.get("requests", {}).get("search") != 1:
-                assert time.monotonic() < deadline, "the hung request never reached the replica"
-                stats = await (await session.get(f"{base}/_stats")).json()
+
+            async def reached() -> bool:
+                stats: dict[str, Any] = await (await session.get(f"{base}/_stats")).json()
+                return bool(stats.get("requests", {}).get("search") == 1)
+
+            await eventually(reached, 10, "the hung request reaching the replica")
             started = time.monotonic()
         (outcome,) = await asyncio.gather(hung, return_exceptions=True)
         # Either the 503 the released handler sends or the connection closing with the server.
@@ -463,13 +465,15 @@ async def test_wrapped_website_links_redirect_to_the_site(maps: Client) -> None:
 async def test_run_maps_replica_prints_its_url_and_serves(capsys: pytest.CaptureFixture[str]) -> None:
     task = asyncio.ensure_future(run_maps_replica("127.0.0.1", 0, 3))
     try:
-        deadline = time.monotonic() + 10
         printed = ""
-        while not printed.strip():
-            assert time.monotonic() < deadline, "no base URL printed"
+
+        def url_printed() -> bool:
+            nonlocal printed
             assert not task.done(), "the replica stopped before printing its URL"
-            await asyncio.sleep(0.01)
             printed += capsys.readouterr().out
+            return bool(printed.strip())
+
+        await eventually(url_printed, 10, "a base URL printed", every=0.01)
         base = printed.strip().splitlines()[-1]
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", base)
         async with aiohttp.ClientSession() as session:
