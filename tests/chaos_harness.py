@@ -28,7 +28,7 @@ import re
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
 from leadlawk_daemon.resilience.breaker import BreakerState
 from tests.daemon_process import DaemonProcess
 from tests.databases import throwaway_database
+from tests.waiting import eventually, poll
 
 __all__ = [
     "FEED",
@@ -301,64 +302,61 @@ class ChaosRig:
 
     async def wait_running(self, job_id: str, min_written: int = 1, within: float = 60.0) -> dict[str, Any]:
         """Wait until ``job_id`` runs and has written ``min_written`` rows; its row."""
-        deadline = time.monotonic() + within
         row: dict[str, Any] | None = None
-        while time.monotonic() < deadline:
+
+        async def running() -> dict[str, Any] | None:
+            nonlocal row
             row = (await self.job_rows([job_id])).get(job_id)
             if row is not None and row["status"] in TERMINAL:
                 raise AssertionError(f"job {job_id} ended ({row['status']}) before the fault could be injected")
-            if row is not None and row["status"] == "running" and row["lead_rows"] >= min_written:
-                return row
-            await _pause()
-        raise AssertionError(f"job {job_id} was not running with {min_written} rows within {within:g}s: {row}"
-                             f"\n{self.daemon.log_text()[-3000:]}")
+            return row if row is not None and row["status"] == "running" and row["lead_rows"] >= min_written else None
+
+        return await eventually(running, within, lambda: f"job {job_id} running with {min_written} rows ({row})"
+                                f"\n{self.daemon.log_text()[-3000:]}", every=PAUSE)
 
     async def wait_progress(
         self, since: float, token: int, within: float, scrape_only: bool = False
     ) -> float | None:
         """Seconds from ``since`` until the progress token passes ``token`` (or every job ended)."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
+        async def progressed() -> bool:
             rows = await _try(self.job_rows())
-            if rows is not None:
-                if rows and all(r["status"] in TERMINAL for r in rows.values()) and len(rows) == len(self.jobs):
-                    return time.monotonic() - since
-                now = await _try(self.progress_token(scrape_only))
-                if now is not None and now > token:
-                    return time.monotonic() - since
-            await _pause()
-        return None
+            if rows is None:
+                return False
+            if rows and all(r["status"] in TERMINAL for r in rows.values()) and len(rows) == len(self.jobs):
+                return True
+            now = await _try(self.progress_token(scrape_only))
+            return now is not None and bool(now > token)
+
+        return time.monotonic() - since if await poll(progressed, within, every=PAUSE) else None
 
     async def wait_ready(self, since: float, within: float) -> float | None:
         """Seconds from ``since`` until ``/health/ready`` answers 200; None if it never did."""
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                code, _ = await self.daemon.get("/health/ready", timeout=1.0)
-                if code == 200:
-                    return time.monotonic() - since
-            await _pause()
-        return None
+        return time.monotonic() - since if await poll(self._ready_answers(200), within, every=PAUSE) else None
 
     async def wait_not_ready(self, within: float) -> bool:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
+        return bool(await poll(self._ready_answers(503), within, every=PAUSE))
+
+    def _ready_answers(self, status: int) -> Callable[[], Awaitable[bool]]:
+        """A probe: does ``/health/ready`` answer ``status`` now (a daemon not listening does not)."""
+
+        async def answers() -> bool:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 code, _ = await self.daemon.get("/health/ready", timeout=1.0)
-                if code == 503:
-                    return True
-            await _pause()
-        return False
+                return bool(code == status)
+            return False
+
+        return answers
 
     async def wait_finished(self, within: float = 90.0) -> dict[str, dict[str, Any]]:
-        deadline = time.monotonic() + within
         rows: dict[str, dict[str, Any]] = {}
-        while time.monotonic() < deadline:
+
+        async def finished() -> dict[str, dict[str, Any]] | None:
+            nonlocal rows
             rows = await self.job_rows()
-            if len(rows) == len(self.jobs) and all(r["status"] in TERMINAL for r in rows.values()):
-                return rows
-            await _pause(0.1)
-        raise AssertionError(f"jobs not finished within {within:g}s: {rows}\n{self.daemon.log_text()[-4000:]}")
+            return rows if len(rows) == len(self.jobs) and all(r["status"] in TERMINAL for r in rows.values()) else None
+
+        return await eventually(finished, within, lambda: f"jobs finished ({rows})\n{self.daemon.log_text()[-4000:]}",
+                                every=0.1)
 
     async def metrics(self) -> dict[str, float]:
         """``/metrics`` as {'name{labels}': value}."""
@@ -479,8 +477,8 @@ def descendants(root: int, procs: Mapping[int, proctree.ProcessInfo]) -> set[int
     return out
 
 
-async def _pause(seconds: float = 0.05) -> None:
-    await asyncio.sleep(seconds)
+# How often a scenario polls the daemon (its HTTP API, its log, its database) while it waits.
+PAUSE = 0.05
 
 
 async def _try(awaitable: Any) -> Any:
@@ -636,12 +634,7 @@ async def browser_killed(rig: ChaosRig) -> ScenarioResult:
 async def _new_browser(rig: ChaosRig, old: Iterable[int], within: float) -> bool:
     """Wait for a Chromium of the daemon's that is not one of ``old``."""
     old_pids = set(old)
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if set(rig.browser_pids()) - old_pids:
-            return True
-        await _pause(0.05)
-    return False
+    return bool(await poll(lambda: set(rig.browser_pids()) - old_pids, within, every=PAUSE))
 
 
 async def browser_hung(rig: ChaosRig) -> ScenarioResult:
@@ -657,10 +650,7 @@ async def browser_hung(rig: ChaosRig) -> ScenarioResult:
     navigation_timeout = float(rig.env["LEADLAWK__MAPS__NAVIGATION_TIMEOUT"])
     detect_bound = navigation_timeout + 10.0
     try:
-        while set(stopped) & set(_alive(stopped)):
-            if time.monotonic() - began > detect_bound * 2:
-                break
-            await _pause(0.05)
+        await poll(lambda: not set(stopped) & set(_alive(stopped)), detect_bound * 2, every=PAUSE)
     finally:
         for pid in _alive(stopped):  # the daemon did not end the hang: end it, the test fails below
             with contextlib.suppress(ProcessLookupError):
@@ -717,11 +707,12 @@ async def memory_recycle(rig: ChaosRig) -> ScenarioResult:
     began = time.monotonic()
     for job in jobs:
         await rig.submit_http(job)
-    deadline = began + 60
-    while await rig.metric("leadlawk_browser_restarts_total") < 1:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no browser recycle within 60 s\n{rig.daemon.log_text()[-3000:]}")
-        await _pause(0.05)
+
+    async def recycled() -> bool:
+        return await rig.metric("leadlawk_browser_restarts_total") >= 1
+
+    await eventually(recycled, 60 - (time.monotonic() - began),
+                     lambda: f"a browser recycle\n{rig.daemon.log_text()[-3000:]}", every=PAUSE)
     fault_end = time.monotonic()
     token = await rig.progress_token(scrape_only=True)
     ready, progress = await _recovery(rig, fault_end, token, DEPENDENCY_BOUND, scrape_only=True)
@@ -774,11 +765,11 @@ async def maps_sorry(rig: ChaosRig, count: int = 8) -> ScenarioResult:
     job = JobExpectation("sorry", "plumbers", "Omaha, NE")
     await rig.submit_http(job)
     opened = await _wait_metric(rig, 'leadlawk_circuit_breaker_state{breaker="google_maps"}', 2.0, within=30.0)
-    deadline = time.monotonic() + 60
-    while (await _active_faults(rig, "maps")).get("sorry"):
-        if time.monotonic() > deadline:
-            raise AssertionError("the /sorry/ fault was never used up")
-        await _pause(0.05)
+
+    async def sorry_spent() -> bool:
+        return not (await _active_faults(rig, "maps")).get("sorry")
+
+    await eventually(sorry_spent, 60, "the /sorry/ fault used up", every=PAUSE)
     token = await rig.progress_token(scrape_only=True)
     used_up = time.monotonic()
     ready, progress = await _recovery(rig, used_up, token, DEPENDENCY_BOUND, scrape_only=True)
@@ -832,12 +823,8 @@ async def actor_crash(rig: ChaosRig) -> ScenarioResult:
         crashed = time.monotonic()
         # From the crash itself to the supervisor's restart, by the daemon's own log: a busy actor
         # raises only when its message in hand is done (actors/actor.py), which is not recovery time.
-        deadline = time.monotonic() + 30.0
-        while (back_s := _restart_seconds(rig.daemon.log_lines(), actor, crashes_before)) is None:
-            if time.monotonic() > deadline:
-                break
-            await _pause(0.05)
-        back[actor] = float("inf") if back_s is None else back_s
+        restarted = await poll(_restart_probe(rig, actor, crashes_before), 30.0, every=PAUSE)
+        back[actor] = float("inf") if restarted is None else restarted[0]
         ready, progress = await _recovery(rig, crashed, token, DEPENDENCY_BOUND)
         ready_after[actor] = None if ready is None else round(ready, 3)
         progress_after = progress if progress_after is None or progress is None else max(progress_after, progress)
@@ -877,6 +864,16 @@ def _restart_seconds(lines: list[dict[str, Any]], actor: str, skip: int) -> floa
     return None
 
 
+def _restart_probe(rig: ChaosRig, actor: str, skip: int) -> Callable[[], tuple[float] | None]:
+    """A probe for :func:`poll`: the restart's seconds once logged, in a 1-tuple (0.0 s is an answer)."""
+
+    def restarted() -> tuple[float] | None:
+        seconds = _restart_seconds(rig.daemon.log_lines(), actor, skip)
+        return None if seconds is None else (seconds,)
+
+    return restarted
+
+
 async def daemon_killed(rig: ChaosRig, sig: signal.Signals = signal.SIGKILL) -> ScenarioResult:
     """(g) The daemon SIGKILLed (or SIGTERMed) mid-job, with a second job waiting unacknowledged
     in the stream; a new daemon resumes both within 10 s."""
@@ -907,14 +904,13 @@ async def daemon_killed(rig: ChaosRig, sig: signal.Signals = signal.SIGKILL) -> 
 
 
 async def _wait_metric(rig: ChaosRig, key: str, value: float, *, within: float, at_least: bool = False) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    async def reached() -> bool:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, AssertionError):
             now = await rig.metric(key)
-            if now == value or (at_least and now >= value):
-                return True
-        await _pause(0.02)
-    return False
+            return now == value or (at_least and now >= value)
+        return False
+
+    return bool(await poll(reached, within, every=0.02))
 
 
 async def _wait_for_trial(rig: ChaosRig, breaker: str, *, since: float, within: float) -> float:
@@ -922,20 +918,22 @@ async def _wait_for_trial(rig: ChaosRig, breaker: str, *, since: float, within: 
     that closed ``breaker`` again; 0 if it began before. Read from the timestamps of the daemon's
     own log lines, so a checker slowed down by a loaded machine does not stretch the figure."""
     since_wall = time.time() - (time.monotonic() - since)
-    deadline = time.monotonic() + within
-    while True:
+    changes: list[dict[str, Any]] = []
+
+    def trial_began() -> tuple[float] | None:  # a 1-tuple: a trial at once is 0.0 s, an answer too
+        nonlocal changes
         changes = [
             e for e in rig.daemon.log_lines()
             if e.get("event") == "circuit breaker changed" and e.get("breaker") == breaker
         ]
         closing = [i for i, e in enumerate(changes) if e.get("to") == BreakerState.CLOSED and i > 0]
         if closing and changes[closing[-1] - 1].get("to") == BreakerState.HALF_OPEN:
-            began = datetime.fromisoformat(str(changes[closing[-1] - 1]["ts"])).timestamp()
-            return max(0.0, began - since_wall)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the {breaker} breaker did not close through a trial within {within:g}s: "
-                                 f"{changes[-5:]}")
-        await _pause(0.05)
+            return (datetime.fromisoformat(str(changes[closing[-1] - 1]["ts"])).timestamp(),)
+        return None
+
+    (began,) = await eventually(trial_began, within, lambda: f"the {breaker} breaker closing through a trial "
+                                f"({changes[-5:]})", every=PAUSE)
+    return max(0.0, began - since_wall)
 
 
 async def _active_faults(rig: ChaosRig, which: str) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import orjson
 
 from tests.chaos_harness import PACE_FAULTS, ChaosRig, JobExpectation, chaos_rig
+from tests.waiting import poll
 
 __all__ = ["CELLS", "QUICK_CELLS", "Cell", "run_cell"]
 
@@ -190,19 +191,21 @@ async def run_cell(cell: Cell, tmp: Path, **rig_options: Any) -> CellResult:
 async def _dns(rig: ChaosRig, cell: Cell, job: JobExpectation, problems: list[str]) -> list[str]:
     """The host does not resolve: the job waits (never fails); fixed and restarted, it completes."""
     name = WAITING_NAME[cell.dependency]
-    deadline = time.monotonic() + 60
     waited: list[str] = []
-    while time.monotonic() < deadline:
-        rows = await rig.job_rows([job.job_id])
-        row = rows.get(job.job_id)
+
+    async def settled() -> str | None:
+        nonlocal waited
+        row = (await rig.job_rows([job.job_id])).get(job.job_id)
         if row is not None and row["status"] == "failed":
             problems.append(f"job failed on an unresolvable host: {row['error']}")
-            return waited
+            return "failed"
         waited = await _waiting_on(rig, job.job_id)
-        if name in waited:
-            break
-        await asyncio.sleep(0.2)
-    else:
+        return "waiting" if name in waited else None
+
+    outcome = await poll(settled, 60, every=0.2)
+    if outcome == "failed":
+        return waited
+    if outcome is None:
         problems.append(f"the job never said it waited on {name}: {waited}")
     await asyncio.sleep(cell.seconds)  # several breaker resets: still waiting, still not failed
     row = (await rig.job_rows([job.job_id]))[job.job_id]

@@ -12,7 +12,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ import pytest
 from leadlawk_daemon.racing import first_of
 from tests.chaos_harness import ChaosRig, JobExpectation, chaos_rig, parse_metrics
 from tests.fault_matrix import CELLS, QUICK_CELLS, Cell, run_cell
+from tests.waiting import eventually
 
 pytestmark = [pytest.mark.chaos, pytest.mark.browser]
 
@@ -45,14 +45,15 @@ async def test_fault_matrix_cell(cell: Cell, tmp_path: Path, pg_database: str, r
 
 
 async def _wait(predicate_rows: object, rig: ChaosRig, job_id: str, within: float = 90.0) -> dict[str, object]:
-    deadline = time.monotonic() + within
     row: dict[str, object] | None = None
-    while time.monotonic() < deadline:
+
+    async def met() -> dict[str, object] | None:
+        nonlocal row
         row = (await rig.job_rows([job_id])).get(job_id)
-        if row is not None and callable(predicate_rows) and predicate_rows(row):
-            return row
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{job_id}: condition not met within {within:g}s: {row}\n{rig.daemon.log_text()[-3000:]}")
+        return row if row is not None and callable(predicate_rows) and predicate_rows(row) else None
+
+    return await eventually(met, within, lambda: f"{job_id}: the condition ({row})\n{rig.daemon.log_text()[-3000:]}",
+                            every=0.1)
 
 
 def _dlq(rig: ChaosRig, *args: str) -> subprocess.CompletedProcess[str]:
@@ -124,8 +125,9 @@ async def test_a_poison_job_that_kills_the_daemon_each_time_fails_after_max_atte
         rig.stop_daemon()
         kills = 1
         await rig.start_daemon()
-        deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:
+
+        async def failed_or_killed_again() -> bool:
+            nonlocal kills
             await first_of(
                 rig.daemon.wait_log(
                     lambda line: line.get("event") == "job started" and line.get("job_id") == job.job_id, within=60
@@ -133,11 +135,14 @@ async def test_a_poison_job_that_kills_the_daemon_each_time_fails_after_max_atte
                 _wait(lambda r: r["status"] == "failed", rig, job.job_id, within=60),
             )
             if (await rig.job_rows([job.job_id]))[job.job_id]["status"] == "failed":
-                break
+                return True
             # The job takes the daemon down every time this daemon runs it (out of memory, say).
             rig.stop_daemon()
             kills += 1
             await rig.start_daemon()
+            return False
+
+        await eventually(failed_or_killed_again, 150, "the poison job failed", every=0)
         row = (await rig.job_rows([job.job_id]))[job.job_id]
         assert row["status"] == "failed", (row, kills)
         assert "died 2 times" in str(row["error"]), row
