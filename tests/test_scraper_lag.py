@@ -16,7 +16,13 @@ TICK_S = 0.002
 
 
 class LagSampler:
-    """How late the loop wakes a task that asked to sleep ``TICK_S``: the loop's lag."""
+    """The longest the loop thread ran on its own CPU between two ticks ``TICK_S`` apart.
+
+    Its CPU time (``time.thread_time``), not the wall time between ticks: on a machine other work
+    keeps busy the loop is also late because the kernel did not run it, which is no hold of ours
+    (a fresh-clone run under three test workers and a bench measured 87 ms of wall-clock lateness
+    here with the parse in its worker). A parse on the loop holds it for the whole parse.
+    """
 
     def __init__(self) -> None:
         self.worst = 0.0
@@ -24,11 +30,10 @@ class LagSampler:
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
-        loop = asyncio.get_running_loop()
         while not self._stop.is_set():
-            due = loop.time() + TICK_S
+            cpu = time.thread_time()
             await asyncio.sleep(TICK_S)
-            self.worst = max(self.worst, loop.time() - due)
+            self.worst = max(self.worst, time.thread_time() - cpu)
             self.samples += 1
 
     def stop(self) -> None:
@@ -39,9 +44,9 @@ async def test_parsing_a_600_kb_place_page_keeps_the_loop_responsive(corpus: Pat
     page = corpus / "compact-business-listing-expanded-with-website.html"
     html = await asyncio.to_thread(page.read_text, encoding="utf-8")
     assert len(html) > 600_000
-    started = time.perf_counter()
+    started = time.thread_time()
     inline = parse_place_page(html, "")
-    parse_cost = time.perf_counter() - started
+    parse_cost = time.thread_time() - started
     # The work is heavy enough that doing it on the loop would break the budget.
     assert parse_cost > LAG_BUDGET_S, f"parse took only {parse_cost:.3f}s; the test would prove nothing"
 
@@ -56,4 +61,4 @@ async def test_parsing_a_600_kb_place_page_keeps_the_loop_responsive(corpus: Pat
     assert inline is not None
     assert inline.name == "UPPERCUTS barbershop"
     assert sampler.samples >= 10, "the sampler ran while the page was parsed"
-    assert sampler.worst < LAG_BUDGET_S, f"event loop lagged {sampler.worst * 1000:.1f} ms"
+    assert sampler.worst < LAG_BUDGET_S, f"the event loop held itself {sampler.worst * 1000:.1f} ms"

@@ -93,8 +93,8 @@ class LoopHolds:
     def stop(self) -> None:
         self._stop.set()
 
-    def check(self) -> None:
-        assert self.ticks >= 10, "the sampler ran while the work went on"
+    def check(self, min_ticks: int = 10) -> None:
+        assert self.ticks >= min_ticks, "the sampler ran while the work went on"
         assert self.worst < HOLD_BUDGET_S, (
             f"the loop held itself {self.worst * 1000:.1f} ms (late at worst {self.worst_late * 1000:.1f} ms)"
         )
@@ -294,7 +294,9 @@ async def test_the_256_kib_quote_page_never_holds_the_loop(hostile_site: str) ->
         assert report.reason == TOO_SLOW
     else:
         assert report.status is SiteStatus.OK
-    holds.check()
+    # The page is read in about 15 ms of CPU now that no pattern backtracks on it: under load only a
+    # few 2 ms ticks fit in the read (9 in a loaded fresh-clone run), and a few show it ran.
+    holds.check(min_ticks=3)
 
 
 # -- the Maps parser ---------------------------------------------------------------------------
