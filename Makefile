@@ -27,8 +27,10 @@ types:
 
 # A module that shares one daemon or browser across its tests keeps them on one worker (loadgroup,
 # the xdist_group marks tests/conftest.py applies); every other test goes wherever a worker is free.
+# Then the tests marked alone (they measure the loop's lag), one at a time on a quiet machine.
 test:
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not matrix"
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not matrix and not alone"
+	$(PYTEST) -m "alone and not matrix"
 
 # The unit tests alone (marked fast by tests/conftest.py): no daemon, browser, PostgreSQL or Redis.
 test-fast:

@@ -47,6 +47,10 @@ LAG_P99_S, LAG_MAX_S = 0.05, 0.25
 
 pytestmark = [
     pytest.mark.browser,
+    # It measures the daemon's event-loop lag, so it runs alone after the parallel phase of
+    # `make test`: beside two other workers' daemons and browsers on 2 cores, 6 of 437 samples
+    # passed 50 ms from the kernel not running the loop (a fresh-clone run), not from our code.
+    pytest.mark.alone,
     pytest.mark.timeout(420),
     pytest.mark.maps_replica(max_results=LEADS),
     pytest.mark.sites_replica(seed=SITES_SEED),
