@@ -31,6 +31,17 @@ class Listing:
     maps_url: str | None = None
     plus_code: str | None = None
     hours: tuple[tuple[str, str], ...] | None = field(default=None)
+    # The address in parts (docs/addresses.md): from Google's structured data where the page
+    # carries it (``address_source`` "google"), else parsed from ``address`` by the country's
+    # format ("parsed"). ``country_code`` is ISO 3166-1 alpha-2.
+    street: str | None = None
+    locality: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country_code: str | None = None
+    address_source: str | None = None
+    # "business", or "address": a result Google shows for a street address or a locality.
+    kind: str = "business"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
