@@ -19,7 +19,7 @@ Routes (its base URL replaces ``https://www.google.com`` through ``maps.base_url
 | `GET`/`POST /_faults` | the active faults / replace them (`{}` clears) |
 | `POST /_session` | a new signed-in session: `{"cookies": [...], "storage_state": {...}}` (a Playwright storage state for this replica's host); a request carrying its `SID` cookie sees the full view under `limited_view` |
 | `POST /_session/expire` | every session issued so far is signed out (a lost session): `{"expired": N}` |
-| `GET /_stats`, `POST /_stats/reset` | requests per route, `navigations` (search + place visits), and `viewports` (viewport searches per `@lat,lng,zoomz`) |
+| `GET /_stats`, `POST /_stats/reset` | requests per route, `navigations` (search + place visits), `viewports` (viewport searches per `@lat,lng,zoomz`), and `clients`: `{"127.0.0.11": {"navigations": n, "blocks": b}, …}` per client address (`blocks`: navigations sent to `/sorry/` and feed fetches answered 429 under `rate_limit`) |
 
 A search's text splits on its last " in " into query and location; its answer set is generated
 from (query, location, seed) and holds `max_results` businesses (120, where Google's feed ends),
@@ -45,6 +45,7 @@ problem named). "Counted" faults take `true` (every request) or N (the next N re
 | `malformed_cards` | fraction in (0, 1), or N ≥ 1 | that share of cards (chosen by place id) or that many (spread over the feed) are broken: no href, a garbage aria-label, or a place URL without ids; `/_answers` lists their place ids under `"malformed"` |
 | `empty_feed` | `true` | results pages show an empty feed, without cards or end marker (Google's soft block) |
 | `class_churn` | `true` | every obfuscated class name changes, as after a Google release |
+| `rate_limit` | `{"per_minute": N, "cooldown_s": S}`, optionally `"clients": {"127.0.0.12": {"per_minute": M, "cooldown_s": T}}` | per client address (`request.remote`): navigations counted in a sliding minute; the one past N starts a cool-down of S seconds in which that client's navigations go to `/sorry/` and its feed fetches answer 429 (as under `sorry`); then a fresh window. Cool-down visits do not extend it. `clients` overrides the limit for some addresses |
 | `limited_view` | `true` (a quarter hidden) or a share in (0, 1) | Google's signed-out limited view for requests without a live session cookie: the localised banner (`role="alert"`, a sign-in link, a help link with `p=limited_view`), ratings without review counts on cards and place pages, and that share of the answer set left out of the feed (chosen by place id); `/_answers` lists them under `"hidden_in_limited_view"` |
 """  # noqa: E501  (Markdown tables, copied to docs/replicas.md as they are)
 
@@ -103,6 +104,7 @@ from leadlawk_daemon.replicas.maps_markup import (
     results_page,
     sorry_page,
 )
+from leadlawk_daemon.replicas.maps_ratelimit import ClientLimiter, parse_rate_limit
 
 __all__ = ["MAPS_FAULTS", "MapsReplica", "create_maps_app", "run_maps_replica", "serve_maps_replica"]
 
@@ -135,6 +137,8 @@ MAPS_FAULTS: tuple[Fault, ...] = (
     Fault("class_churn", "true", "rename every obfuscated class, as after a Google release", flag),
     Fault("limited_view", "true | share", "Google's signed-out limited view: banner, no review counts, "
           "a share of the businesses hidden (signed-in sessions see everything)", _limited_share),
+    Fault("rate_limit", '{"per_minute": N, "cooldown_s": S[, "clients": {addr: {...}}]}',
+          "per client address: past N navigations a minute, /sorry/ for S seconds", parse_rate_limit),
 )
 
 _NAVIGATIONS = ("search", "place")
@@ -173,6 +177,8 @@ class MapsReplica:
         self._names: dict[tuple[str, str], list[str]] = {}
         # Signed-in sessions issued (``POST /_session``) and not expired.
         self.sessions: set[str] = set()
+        # Navigations and blocks per client address, and the ``rate_limit`` fault's cool-downs.
+        self.clients = ClientLimiter()
 
     # -- answer sets -------------------------------------------------------------------------
 
@@ -381,16 +387,34 @@ async def _faults_middleware(request: web.Request, handler: Handler) -> web.Stre
         raise web.HTTPServiceUnavailable(text="the replica is shutting down")
     if route in ("search", "place", "feed") and faults.take("server_error"):
         raise web.HTTPServiceUnavailable(text="Error 503 (Server Error)")
+    # Google turns an address away before anything else it would show it, consent included.
+    if _rate_limited(request, route):
+        return _sorry_answer(request, route)
     if route in _NAVIGATIONS and faults.get("consent") and not _has_consent(request):
         query = urlencode({"continue": str(request.rel_url), "hl": request.query.get("hl", "en")})
         raise web.HTTPFound(f"/consent?{query}")
     if route in ("search", "place", "feed") and faults.take("sorry"):
-        token = secrets.token_urlsafe(24)
-        target = "/sorry/index?" + urlencode({"continue": str(request.rel_url), "q": token})
-        if route == "feed":
-            return web.json_response({"error": "unusual traffic", "location": target}, status=429)
-        raise web.HTTPFound(target)
+        return _sorry_answer(request, route)
     return await handler(request)
+
+
+def _sorry_answer(request: web.Request, route: str) -> web.StreamResponse:
+    """The block: a navigation goes to ``/sorry/``; a feed fetch is answered 429."""
+    token = secrets.token_urlsafe(24)
+    target = "/sorry/index?" + urlencode({"continue": str(request.rel_url), "q": token})
+    if route == "feed":
+        return web.json_response({"error": "unusual traffic", "location": target}, status=429)
+    raise web.HTTPFound(target)
+
+
+def _rate_limited(request: web.Request, route: str) -> bool:
+    """Counts the client's navigation; whether the ``rate_limit`` fault blocks this request."""
+    replica = _replica(request)
+    client = request.remote or "unknown"
+    limit = replica.faults.get("rate_limit")
+    if route in _NAVIGATIONS:
+        return not replica.clients.navigate(client, limit)
+    return route == "feed" and replica.clients.blocked_fetch(client, limit)
 
 
 def _search_text(request: web.Request) -> str:
@@ -593,7 +617,8 @@ async def _sorry(request: web.Request) -> web.StreamResponse:
     if request.method == "POST":
         form = await request.post()
         continue_url = _safe_continue(str(form.get("continue", "")) or None)
-        if replica.faults.get("sorry") is None:
+        cooling = replica.clients.cooling_down(request.remote or "unknown", replica.faults.get("rate_limit"))
+        if replica.faults.get("sorry") is None and not cooling:
             raise web.HTTPFound(continue_url)
     token = request.query.get("q") or secrets.token_urlsafe(24)
     return web.Response(text=sorry_page(continue_url, token), status=429, content_type="text/html")
@@ -660,6 +685,7 @@ async def _stats(request: web.Request) -> web.StreamResponse:
             "requests": counts,
             "navigations": sum(counts.get(name, 0) for name in _NAVIGATIONS),
             "viewports": dict(replica.viewports),
+            "clients": replica.clients.report(),
         }
     )
 
@@ -668,7 +694,8 @@ async def _stats_reset(request: web.Request) -> web.StreamResponse:
     replica = _replica(request)
     replica.requests.clear()
     replica.viewports.clear()
-    return web.json_response({"requests": {}, "navigations": 0, "viewports": {}})
+    replica.clients.reset_stats()
+    return web.json_response({"requests": {}, "navigations": 0, "viewports": {}, "clients": {}})
 
 
 async def _session_new(request: web.Request) -> web.StreamResponse:
