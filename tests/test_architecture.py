@@ -49,7 +49,8 @@ DOMAIN_ACTORS = (
 )
 # Talk to the world: each knows its service and nothing of a job.
 ADAPTERS = tuple(
-    f"leadlawk_daemon.{name}" for name in ("maps", "pagespeed", "sites", "store", "intake", "quota", "resilience")
+    f"leadlawk_daemon.{name}"
+    for name in ("maps", "pagespeed", "sites", "emails", "store", "intake", "quota", "resilience")
 )
 # The vocabulary: what the layers say to each other, below every adapter. The last three are
 # plain data kept in an adapter's package (the geometry of an area, a PageSpeed result, a site

@@ -134,6 +134,25 @@ def _cms(rng: random.Random) -> str:
     return "handwritten"
 
 
+# Addresses at consumer and throwaway providers, for the email verdicts (replicas/dns.py serves
+# their domains). A stream of their own, so every other fact of a site is as it was before them.
+FREE_MAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "gmx.de")
+DISPOSABLE_DOMAINS = ("mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com")
+
+
+def _mailbox_emails(host: str, seed: int, slug: str) -> list[Email]:
+    rng = seeded_random(seed, host, "mailboxes")
+    roll = rng.random()
+    if roll < 0.15:
+        domain = rng.choice(FREE_MAIL_DOMAINS)
+    elif roll < 0.21:
+        domain = rng.choice(DISPOSABLE_DOMAINS)
+    else:
+        return []
+    local = slug.replace("-", ".")[:30].strip(".") + rng.choice(("", ".office", ".info", ".owner"))
+    return [Email(f"{local}@{domain}", "mailto", "home")]
+
+
 def profile(host: str, seed: int) -> SiteProfile:
     """What the site at ``host`` is, the same on every run for the same seed."""
     host = host.lower().rstrip(".")
@@ -159,6 +178,7 @@ def profile(host: str, seed: int) -> SiteProfile:
         domain = host if rng.random() < 0.8 else "mailbox.example"
         local = locals_[i] if domain == host else f"{slug[:20]}.{locals_[i]}"
         emails.append(Email(f"{local}@{domain}", rng.choice(STYLES), rng.choice(("home", "contact"))))
+    emails.extend(_mailbox_emails(host, seed, slug))
     decoys = []
     if rng.random() < 0.5:
         decoys.append((f"hero-banner@{rng.choice((2, 3))}x.{rng.choice(('png', 'jpg', 'webp'))}", "image_filename"))

@@ -19,7 +19,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 from urllib.parse import unquote
+
+from publicsuffixlist import PublicSuffixList
 
 __all__ = [
     "EmailFinds",
@@ -27,6 +30,7 @@ __all__ = [
     "JunkRule",
     "decode_cfemail",
     "deobfuscate",
+    "domain_under",
     "emails_in_text",
     "encode_cfemail",
     "junk_rule",
@@ -155,16 +159,26 @@ def normalize_email(raw: str) -> str | None:
     return email
 
 
+@cache
+def _suffixes() -> PublicSuffixList:
+    # The Public Suffix List as the publicsuffixlist package ships it (no download at run time),
+    # private suffixes included: ``acme.wixsite.com`` is one site, not wixsite.com. Read once per
+    # process (about 0.1 s), when a domain is first asked for.
+    return PublicSuffixList()
+
+
 def registrable_domain(host: str) -> str:
-    """A good-enough registrable domain without a suffix list: the last two labels (three for
-    ``co.uk``-style second-level suffixes), so ``www.shop.acme.com`` → ``acme.com``."""
-    labels = host.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and len(labels[-1]) == 2 and labels[-2] in {"co", "com", "org", "net", "ac", "gov", "edu"}:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
+    """The registrable domain of ``host`` by the Public Suffix List: ``www.shop.acme.com`` →
+    ``acme.com``, ``shop.acme.co.uk`` → ``acme.co.uk``, ``acme.wixsite.com`` → itself. A host
+    that is itself a public suffix (``com``) or has a single label is returned as it is."""
+    name = host.lower().rstrip(".")
+    if len(name) > 253:
+        return name
+    found = _suffixes().privatesuffix(name)
+    return found if isinstance(found, str) else name
 
 
-def _under(domain: str, parents: frozenset[str]) -> bool:
+def domain_under(domain: str, parents: frozenset[str]) -> bool:
     """Whether ``domain`` is one of ``parents`` or under one: a set lookup per label, not a scan."""
     while True:
         if domain in parents:
@@ -182,11 +196,11 @@ def junk_rule(email: str, source: EmailSource, site_domain: str | None) -> JunkR
         return JunkRule.IMAGE_FILENAME
     if _RETINA.search(email):
         return JunkRule.IMAGE_FILENAME
-    if _under(domain, _EXAMPLE_DOMAINS):
+    if domain_under(domain, _EXAMPLE_DOMAINS):
         return JunkRule.EXAMPLE_DOMAIN
     if domain in _PLACEHOLDER_DOMAINS or (local in _PLACEHOLDER_LOCALS and domain.split(".")[0] in _PLACEHOLDER_HOSTS):
         return JunkRule.PLACEHOLDER
-    if _under(domain, _PLATFORM_DOMAINS) or _HEX_LOCAL.match(local):
+    if domain_under(domain, _PLATFORM_DOMAINS) or _HEX_LOCAL.match(local):
         return JunkRule.PLATFORM_INTERNAL
     if source is EmailSource.SCRIPT and site_domain is not None and registrable_domain(domain) != site_domain:
         return JunkRule.THIRD_PARTY_WIDGET
