@@ -29,3 +29,6 @@ class ScrapeOutcome:
     feed_exhausted: bool
     seconds: float = 0.0
     ranks: dict[str, int] = field(default_factory=dict, repr=False)
+    # Results that were a street address or a locality, not a business (kind "address"): kept
+    # out of the leads, counted here (the job's progress shows them as addresses_skipped).
+    addresses: int = 0

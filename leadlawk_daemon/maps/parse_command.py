@@ -9,6 +9,7 @@ from typing import TextIO
 
 import orjson
 
+from leadlawk_daemon.maps.completion import complete_listing
 from leadlawk_daemon.maps.parser import UnrecognizedPage, detect
 
 __all__ = ["OUTPUT_FIELDS", "run_parse"]
@@ -16,6 +17,7 @@ __all__ = ["OUTPUT_FIELDS", "run_parse"]
 OUTPUT_FIELDS = (
     "place_id", "cid", "name", "category", "address", "phone", "website",
     "rating", "review_count", "latitude", "longitude", "maps_url",
+    "phone_e164", "street", "locality", "region", "postal_code", "country_code", "address_source", "kind",
 )
 
 
@@ -38,6 +40,9 @@ def run_parse(paths: Sequence[str], out: TextIO, err: TextIO | None = None) -> i
             status = 1
             continue
         for listing in found.listings:
+            # As a job would store it: address parts, country, E.164 phone and kind (no job's
+            # location to go by here: the page's own data and the address's format decide).
+            listing = complete_listing(listing)
             record = {name: getattr(listing, name) for name in OUTPUT_FIELDS}
             record["source"] = path
             out.write(orjson.dumps(record).decode() + "\n")

@@ -1,15 +1,23 @@
-"""Phone numbers as shown, and their E.164 form where the page makes it certain.
+"""Phone numbers as shown, and their E.164 form where the page or the lead's country makes it certain.
 
-A bare local number ("25 101555") is never given a guessed country: only an international form
-("+357 25 101555"), a ``tel:+…`` link, or the unmistakable North American "(402) 715-0110" shape
-decides the country.
+A bare local number ("25 101555") is never given a guessed country: an international form
+("+357 25 101555"), a ``tel:+…`` link, the lead's country (its address, or its job's location:
+then ``phonenumbers`` reads the national form by that country's numbering plan and keeps only a
+valid number), or the unmistakable North American "(402) 715-0110" shape decides it.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["looks_like_phone", "to_e164"]
+import phonenumbers
+
+__all__ = ["looks_like_phone", "national_e164", "to_e164"]
+
+# The countries of the North American Numbering Plan's "+1": the "(402) 715-0110" shape is theirs.
+_NANP_COUNTRIES = frozenset(
+    "US CA PR GU VI AS MP AG AI BB BM BS DM DO GD JM KN KY LC MS SX TC TT VC VG".split()  # noqa: SIM905
+)
 
 _DIGITS = re.compile(r"\d")
 # What a displayed phone number may consist of; anything else (letters, quotes) is not one.
@@ -37,9 +45,24 @@ def _international(text: str) -> str | None:
     return None
 
 
-def to_e164(shown: str | None, *alternatives: str | None) -> str | None:
+def national_e164(shown: str, country: str) -> str | None:
+    """E.164 for a number written as ``country`` writes its numbers; ``None`` when it is no valid
+    number there (a wrong country guessed never yields a plausible wrong number)."""
+    if not looks_like_phone(shown) and not shown.strip().lower().startswith("tel:"):
+        return None
+    try:
+        number = phonenumbers.parse(shown.strip().removeprefix("tel:"), country)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def to_e164(shown: str | None, *alternatives: str | None, country: str | None = None) -> str | None:
     """E.164 for a number shown as ``shown``, helped by other forms of it (``tel:`` links, the
-    international rendering); ``None`` when the country cannot be known."""
+    international rendering) and by the lead's ``country``; ``None`` when the country cannot be
+    known."""
     for candidate in (shown, *alternatives):
         if not candidate:
             continue
@@ -48,6 +71,12 @@ def to_e164(shown: str | None, *alternatives: str | None) -> str | None:
             text = text[4:]
         if (found := _international(text)) is not None:
             return found
+    if country is not None:
+        for candidate in (shown, *alternatives):
+            if candidate and (found := national_e164(candidate, country)) is not None:
+                return found
+        if country not in _NANP_COUNTRIES:
+            return None
     for candidate in (shown, *alternatives):
         if candidate and (nanp := _NANP.match(candidate.strip())):
             groups = [g for g in nanp.groups() if g]

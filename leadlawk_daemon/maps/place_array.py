@@ -11,7 +11,8 @@ import math
 from typing import Any
 
 from leadlawk_daemon.listing import Listing
-from leadlawk_daemon.maps.dom import squash
+from leadlawk_daemon.maps.address_parts import google_parts
+from leadlawk_daemon.maps.field_text import field_text
 from leadlawk_daemon.maps.phone import to_e164
 from leadlawk_daemon.maps.place_url import parse_place_url, unwrap_redirect
 
@@ -28,9 +29,7 @@ def at(value: Any, *path: int) -> Any:
 
 
 def _text(value: Any) -> str | None:
-    if isinstance(value, str) and (text := squash(value)):
-        return text
-    return None
+    return field_text(value) if isinstance(value, str) else None
 
 
 def _number(value: Any) -> float | None:
@@ -107,6 +106,7 @@ def listing_from_place_array(place: Any) -> Listing | None:
     rating, review_count = _rating(place)
     if maps_url is None and place_id is not None:
         maps_url = f"https://www.google.com/maps/place/?q=place_id:{place_id}"
+    parts = google_parts(place)
     return Listing(
         name=name,
         place_id=place_id if place_id and place_id.startswith("ChIJ") else None,
@@ -123,4 +123,11 @@ def listing_from_place_array(place: Any) -> Listing | None:
         maps_url=maps_url,
         plus_code=_text(at(place, 183, 2, 2, 0)) or _text(at(place, 183, 2, 1, 0)),
         hours=_hours(place),
+        street=parts.street if parts else None,
+        locality=parts.locality if parts else None,
+        region=parts.region if parts else None,
+        postal_code=parts.postal_code if parts else None,
+        country_code=parts.country_code if parts else None,
+        # Google's country alone is no parsed address: the parts then come from the address line.
+        address_source="google" if parts is not None and parts.located() else None,
     )

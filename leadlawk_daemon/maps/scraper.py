@@ -33,6 +33,8 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Viewport
 from leadlawk_daemon.maps.blocking import PROBE_JS, BlockedError, PageProbe, block_signal, html_block_signal
 from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeoutError, PageError, UnreachableError
+from leadlawk_daemon.maps.completion import complete_listing
+from leadlawk_daemon.maps.countries import country_of_location
 from leadlawk_daemon.maps.extent import page_viewport
 from leadlawk_daemon.maps.feed import FeedParse, parse_feed
 from leadlawk_daemon.maps.feed_page import FeedPage
@@ -104,6 +106,14 @@ class ScrapeRequest:
     viewport: Viewport | None = None
     # Told the view of each page read ("full" or "limited"): the job's owner keeps it.
     on_view: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    # Results that are a street address or a locality (kind "address") are emitted too.
+    keep_addresses: bool = False
+
+    @property
+    def country(self) -> str | None:
+        """The country the search's location names: what a lead's address and phone are read by
+        when its own page does not say."""
+        return country_of_location(self.location)
 
     @property
     def search_text(self) -> str:
@@ -251,7 +261,9 @@ class MapsScraper:
             async with self.pool.page() as page:
                 probe = await self._guarded(self._open_search, page, url, request)
                 if probe.place and not probe.feed:
-                    outcome = await self._single_place(page, probe.url, emit, already_emitted)
+                    outcome = await self._single_place(
+                        page, probe.url, emit, already_emitted, request.country, request.keep_addresses
+                    )
                 else:
                     outcome = await self._read_feed(page, request, emit, already_emitted)
         except BrowserTimeoutError as exc:
@@ -345,21 +357,27 @@ class MapsScraper:
     ) -> ScrapeOutcome:
         feed = self._feed_page(page)
         ranks: dict[str, int] = {}
+        addresses: set[str] = set()
         emitted = skipped = malformed = details = scrolls = idle = 0
         end_reason: EndReason | None = None
+        country = request.country
 
         async def take(parsed: FeedParse) -> None:
             nonlocal emitted, skipped, details
             for listing in parsed.listings:
                 place_id = listing.place_id
-                if place_id is None or place_id in ranks or len(ranks) >= request.limit:
+                if place_id is None or place_id in ranks or place_id in addresses or len(ranks) >= request.limit:
+                    continue
+                listing = complete_listing(listing, country)
+                if listing.kind == "address" and not request.keep_addresses:
+                    addresses.add(place_id)
                     continue
                 rank = ranks[place_id] = len(ranks) + 1
                 if place_id in already_emitted:
                     skipped += 1
                     continue
                 if any(_lacks(listing, name) for name in request.needs):
-                    listing = await self._with_details(page, listing, request)
+                    listing = complete_listing(await self._with_details(page, listing, request), country)
                     details += 1
                 await emit(listing, rank)
                 emitted += 1
@@ -406,6 +424,7 @@ class MapsScraper:
             end_reason=end_reason,
             feed_exhausted=end_reason != "limit",
             ranks=ranks,
+            addresses=len(addresses),
         )
 
     async def _feed_gone(self, page: Page) -> None:
@@ -418,7 +437,13 @@ class MapsScraper:
         raise UnreachableError(f"the results feed left the page: {probe.url}")
 
     async def _single_place(
-        self, page: Page, url: str, emit: Emit, already_emitted: Collection[str]
+        self,
+        page: Page,
+        url: str,
+        emit: Emit,
+        already_emitted: Collection[str],
+        country: str | None = None,
+        keep_addresses: bool = False,
     ) -> ScrapeOutcome:
         html = await self.pool.bounded(
             page.content(), self.settings.navigation_timeout, "reading the place page"
@@ -426,13 +451,17 @@ class MapsScraper:
         listing = await self.read_place_page(html, url)
         if listing is None or listing.place_id is None:
             raise ScrapeError(f"the search led to a place page that could not be read: {url}")
+        place_id = listing.place_id
+        listing = complete_listing(listing, country)
+        if listing.kind == "address" and not keep_addresses:
+            return ScrapeOutcome(0, 0, 0, 0, 0, 0, "single_place", True, addresses=1)
         emitted = skipped = 0
-        if listing.place_id in already_emitted:
+        if place_id in already_emitted:
             skipped = 1
         else:
             await emit(listing, 1)
             emitted = 1
-        return ScrapeOutcome(1, emitted, skipped, 0, 0, 0, "single_place", True, ranks={listing.place_id: 1})
+        return ScrapeOutcome(1, emitted, skipped, 0, 0, 0, "single_place", True, ranks={place_id: 1})
 
     async def _with_details(self, page: Page, listing: Listing, request: ScrapeRequest) -> Listing:
         if listing.maps_url is None:
