@@ -15,6 +15,7 @@ wrapped in ``/url?q=`` redirects; some places show a booking link that is not th
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import random
 import re
@@ -127,6 +128,9 @@ class Business:
     global_plus_code: str
     hours: tuple[tuple[str, str], ...] | None
     compact: bool
+    # Ground truth for company grouping: the place id of the first branch of this business's chain
+    # (its head), the same on every branch; None for an independent business.
+    chain: str | None = None
 
     def place_path(self) -> str:
         """``/maps/place/<name>/data=…`` as Google's card links spell it."""
@@ -159,6 +163,7 @@ class Business:
             "plus_code": self.plus_code,
             "hours": hours,
             "compact": self.compact,
+            "chain": self.chain,
         }
 
 
@@ -371,14 +376,57 @@ def generate_answer_set(query: str, location: str | None, seed: int, max_results
     single = query.casefold().startswith(PLACE_PREFIX)
     businesses: list[Business] = []
     taken: set[str] = set()
+    lines = _PhoneLines(key)
     for rank in range(size):
         chain_name: str | None = None
+        head: Business | None = None
         if single:
             chain_name = query[len(PLACE_PREFIX):].strip() or "Unnamed place"
         elif rank >= 5 and _rng(key, rank, "chain").random() < 0.04:
-            # A branch of a chain seen earlier in the feed: same name, another place.
-            chain_name = businesses[_rng(key, rank, "of").randrange(rank)].name
+            # A branch of a chain seen earlier in the feed: same name, another place, and the
+            # chain's one website and central phone (what groups it: docs/chains.md).
+            pick = _rng(key, rank, "of")
+            chains = [b for b in businesses if b.chain == b.place_id]
+            # Most branches join a chain already seen, so chains have several locations, not two.
+            heads = chains if chains and pick.random() < 0.6 else [
+                b for b in businesses if b.chain is None and (b.website or b.phone)
+            ]
+            if heads:
+                head = heads[pick.randrange(len(heads))]
+                chain_name = head.name
         business = _business(key, rank, query, locality, chain_name, taken)
+        if head is not None:
+            business = dataclasses.replace(
+                business, website=head.website, phone=head.phone, phone_e164=head.phone_e164, chain=head.place_id
+            )
+            businesses[head.rank] = dataclasses.replace(head, chain=head.place_id)
+        else:
+            business = lines.own(business)
         taken.add(business.name)
         businesses.append(business)
     return AnswerSet(query=query, location=locality, businesses=tuple(businesses))
+
+
+class _PhoneLines:
+    """One phone per business of an answer set: the fictional 555-0100 to 555-0199 has 100 lines,
+    so drawn at random two unrelated businesses would share one, which reads as a chain. A line
+    taken already is replaced by the next free one; with none left the business shows no phone."""
+
+    def __init__(self, key: str) -> None:
+        self._free = list(range(100))
+        _rng(key, "lines").shuffle(self._free)
+        self._taken: set[str] = set()
+
+    def own(self, business: Business) -> Business:
+        if business.phone_e164 is None:
+            return business
+        if business.phone_e164 not in self._taken:
+            self._taken.add(business.phone_e164)
+            return business
+        area = business.phone_e164[2:5]
+        while self._free:
+            line = f"01{self._free.pop():02d}"
+            if f"+1{area}555{line}" not in self._taken:
+                self._taken.add(f"+1{area}555{line}")
+                return dataclasses.replace(business, phone=f"({area}) 555-{line}", phone_e164=f"+1{area}555{line}")
+        return dataclasses.replace(business, phone=None, phone_e164=None)

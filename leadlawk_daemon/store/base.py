@@ -313,6 +313,15 @@ class Store(Protocol):
     async def job_place_ids(self, job_id: str) -> set[str]:
         """The leads already recorded for a job: what a resumed run need not redo."""
 
+    async def regroup_companies(self) -> int:
+        """Group every stored lead into companies again (docs/chains.md); returns how many leads'
+        company rows changed. Idempotent; concurrent calls take turns."""
+        ...
+
+    async def company_sizes(self, job_id: str) -> dict[str, int]:
+        """Each grouped lead of a job: place id → its company's branches found."""
+        ...
+
     async def lead_rows_for_export(
         self, job_id: str | None = None, qualified_only: bool = False
     ) -> list[dict[str, Any]]:

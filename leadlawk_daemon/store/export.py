@@ -17,9 +17,11 @@ import orjson
 
 from leadlawk_daemon.listing import LISTING_FIELDS
 from leadlawk_daemon.store.base import STRATEGIES
+from leadlawk_daemon.store.companies import COMPANY_EXPORT_COLUMNS
 from leadlawk_daemon.store.sites import SITE_EXPORT_COLUMNS, site_export_values
 
 __all__ = [
+    "COMPANY_EXPORT_COLUMNS",
     "FORMULA_PREFIXES",
     "LEAD_COLUMNS",
     "PAGESPEED_COLUMNS",
@@ -64,9 +66,12 @@ PAGESPEED_COLUMNS: tuple[str, ...] = (
 
 def export_columns(with_job: bool) -> tuple[str, ...]:
     """Column order of :func:`export_rows`: lead, then (per job) rank and verdict, then PageSpeed,
-    then the lead's site (its verdict, contacts and facts)."""
+    then its company (docs/chains.md), then the lead's site (its verdict, contacts and facts)."""
     spread = tuple(f"{s}_{c}" for s in STRATEGIES for c in PAGESPEED_COLUMNS)
-    return (*LEAD_COLUMNS_WITH_SEEN, *(JOB_COLUMNS if with_job else ()), *spread, *SITE_EXPORT_COLUMNS)
+    return (
+        *LEAD_COLUMNS_WITH_SEEN, *(JOB_COLUMNS if with_job else ()), *spread, *COMPANY_EXPORT_COLUMNS,
+        *SITE_EXPORT_COLUMNS,
+    )
 
 
 def spreadsheet_safe(value: Any) -> Any:
@@ -116,6 +121,8 @@ def export_rows(
                 for name in PAGESPEED_COLUMNS:
                     row[f"{strategy}_{name}"] = _plain(test[name])
         row.update(site_export_values(by_lead.get(lead["place_id"])))
+        for name in COMPANY_EXPORT_COLUMNS:
+            row[name] = lead.get(name)  # None: not grouped yet (docs/chains.md)
         out.append(row)
     return out
 

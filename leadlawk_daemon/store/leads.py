@@ -71,14 +71,16 @@ _LEAD_STATUS_SQL = (
 )
 
 _JOB_EXPORT_LEADS = (
-    "SELECT l.*, jl.job_id, jl.rank, jl.qualified, jl.reasons FROM job_leads jl "
-    "JOIN leads l USING (place_id) WHERE jl.job_id = $1 AND (NOT $2 OR jl.qualified) "
+    "SELECT l.*, jl.job_id, jl.rank, jl.qualified, jl.reasons, c.company_id, c.company_size FROM job_leads jl "
+    "JOIN leads l USING (place_id) LEFT JOIN lead_companies c USING (place_id) "
+    "WHERE jl.job_id = $1 AND (NOT $2 OR jl.qualified) "
     "ORDER BY jl.rank NULLS LAST, l.place_id"
 )
 _JOB_EXPORT_TESTS = "SELECT p.* FROM pagespeed_results p JOIN job_leads jl USING (place_id) WHERE jl.job_id = $1"
 _SITES = "SELECT ls.place_id, s.* FROM lead_sites ls JOIN sites s USING (site)"
 _EXPORT_LEADS = (
-    "SELECT l.* FROM leads l WHERE NOT $1 OR EXISTS "
+    "SELECT l.*, c.company_id, c.company_size FROM leads l LEFT JOIN lead_companies c USING (place_id) "
+    "WHERE NOT $1 OR EXISTS "
     "(SELECT 1 FROM job_leads jl WHERE jl.place_id = l.place_id AND jl.qualified) "
     "ORDER BY l.first_seen_at, l.place_id"
 )

@@ -1,22 +1,24 @@
 """The one :class:`~leadlawk_daemon.store.base.Store`: its parts, over whichever database it is given.
 
 Each part holds one concept and the SQL it owns (:mod:`.leads`, :mod:`.lifecycle`, :mod:`.job_reads`,
-:mod:`.dead_letters`); a backend (:mod:`.postgres`, :mod:`.sqlite`) supplies only a
+:mod:`.dead_letters`, :mod:`.schedules`); a backend (:mod:`.postgres`, :mod:`.sqlite`) supplies only a
 :class:`~.session.Database`: sessions, transactions, value types and bulk loading.
 """
 
 from __future__ import annotations
 
+from leadlawk_daemon.store.companies import CompanyGroups
 from leadlawk_daemon.store.dead_letters import DeadLetters
 from leadlawk_daemon.store.job_reads import JobReads
 from leadlawk_daemon.store.leads import LeadFacts
 from leadlawk_daemon.store.lifecycle import JobLifecycle
 from leadlawk_daemon.store.migrations import check_applied, load_migrations
+from leadlawk_daemon.store.schedules import ScheduleQueries
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(LeadFacts, JobLifecycle, JobReads, DeadLetters):
+class SqlStore(LeadFacts, JobLifecycle, JobReads, DeadLetters, CompanyGroups, ScheduleQueries):
     async def migrate(self) -> list[int]:
         """Apply pending migrations (serialised across processes); returns the versions applied now."""
         d = self.database.dialect

@@ -1,0 +1,69 @@
+"""Each lead's company in the store, on PostgreSQL and SQLite: grouped from the stored leads,
+exported with each lead, stable when grouped again, and a later join keeps the larger company's id
+with the other recorded as its alias."""
+
+from __future__ import annotations
+
+from leadlawk_daemon.listing import Listing
+from leadlawk_daemon.replicas.maps_business import generate_answer_set
+from leadlawk_daemon.store import JobLead, Store
+from leadlawk_daemon.store.sql_store import SqlStore
+from tests import test_store
+
+# The store tests' fixtures: the same throwaway databases, on both backends.
+db_url, clock, store = test_store.db_url, test_store.clock, test_store.store
+
+
+def _lead(place_id: str, website: str | None, phone: str | None, address: str | None) -> Listing:
+    return Listing(name=f"Business {place_id}", place_id=place_id, website=website, phone_e164=phone, address=address)
+
+
+async def test_the_replicas_chains_are_grouped_in_the_store_and_exported(store: Store) -> None:
+    businesses = generate_answer_set("roofers", "Lincoln, NE", 0, 120).businesses
+    await store.upsert_leads([_lead(b.place_id, b.website, b.phone_e164, b.full_address) for b in businesses])
+    assert await store.regroup_companies() == 120
+    rows = {r["place_id"]: r for r in await store.lead_rows_for_export()}
+    for b in businesses:
+        branches = [x for x in businesses if b.chain is not None and x.chain == b.chain]
+        assert rows[b.place_id]["company_size"] == max(1, len(branches)), b.name
+        if branches:
+            assert {rows[x.place_id]["company_id"] for x in branches} == {rows[b.place_id]["company_id"]}
+    independents = [b for b in businesses if b.chain is None]
+    assert len({rows[b.place_id]["company_id"] for b in independents}) == len(independents)
+    # Grouping again with nothing new changes nothing.
+    assert await store.regroup_companies() == 0
+
+
+async def test_a_later_job_joining_two_companies_keeps_the_larger_ones_id(store: Store) -> None:
+    await store.upsert_leads(
+        [
+            _lead("a1", "https://alpha.example/", None, "1 A St"),
+            _lead("a2", "https://alpha.example/west", None, "2 A St"),
+            _lead("b1", "https://beta.example/", "+14025550199", "1 B St"),
+        ]
+    )
+    await store.regroup_companies()
+    before = {r["place_id"]: r["company_id"] for r in await store.lead_rows_for_export()}
+    # A branch of alpha listing beta's central phone, at another address, joins the two.
+    await store.upsert_leads([_lead("x", "https://alpha.example/east", "+14025550199", "9 C St")])
+    assert await store.regroup_companies() == 4
+    after = {r["place_id"]: (r["company_id"], r["company_size"]) for r in await store.lead_rows_for_export()}
+    assert set(after.values()) == {(before["a1"], 4)}
+    assert isinstance(store, SqlStore)
+    assert await store.company_alias(before["b1"]) == before["a1"]
+    assert await store.company_alias(before["a1"]) is None
+
+
+async def test_a_jobs_company_sizes_are_read_back(store: Store) -> None:
+    await store.upsert_leads(
+        [
+            _lead("a1", "https://alpha.example/", None, None),
+            _lead("a2", "https://alpha.example/", None, None),
+            _lead("c", "https://gamma.example/", None, None),
+        ]
+    )
+    await store.create_job("j1", {"query": "x"})
+    await store.upsert_job_leads("j1", [JobLead("a1", 1), JobLead("c", 2)])
+    assert await store.company_sizes("j1") == {}  # not grouped yet
+    await store.regroup_companies()
+    assert await store.company_sizes("j1") == {"a1": 2, "c": 1}
