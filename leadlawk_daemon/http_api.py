@@ -290,7 +290,9 @@ def create_app(
         api = need_jobs()
         raw = await request.read()  # read whole by the guard
         try:
-            spec = parse_job_spec(raw, max_body, max_area_km2=settings.maps.max_area_km2)
+            spec = parse_job_spec(
+                raw, max_body, max_area_km2=settings.maps.max_area_km2, destinations=frozenset(settings.destinations)
+            )
         except JobSpecError as exc:
             status = 413 if getattr(exc, "too_large", False) else 400
             return _json({"error": "invalid job spec", "problems": exc.problems}, status)

@@ -17,7 +17,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -66,6 +66,10 @@ MAX_BATCH_CHILDREN = 1000
 # Far above any real business; keeps the value a 32-bit integer in every store.
 MAX_REVIEWS = 1_000_000_000
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+DESTINATION_PATTERN = ID_PATTERN  # settings.DESTINATION_NAME: the same shape
+MAX_NOTIFY = 16
+# max_branches: more than any chain a job could find (an area job finds at most AREA_LIMIT leads).
+MAX_BRANCHES = 10_000
 _ID_MAX = 64
 _STRATEGIES: tuple[Strategy, ...] = ("mobile", "desktop")
 _TOP_FIELDS = (
@@ -85,9 +89,15 @@ _TOP_FIELDS = (
     "area",
     "site",
     "priority",
+    "notify",
+    "independent_only",
+    "max_branches",
 )
 _PAGESPEED_FIELDS = ("enabled", "strategies", "max_score")
-_SITE_FIELDS = ("enabled", "require_email", "status", "built_with", "older_than_year", "no_https", "no_mobile_viewport")
+_SITE_FIELDS = ("enabled", "require_email", "status", "built_with", "older_than_year", "no_https", "no_mobile_viewport",
+                "email", "exclude_free_mail")
+# site.email (docs/email-verdicts.md): "any" address at all, or one at a domain that accepts mail.
+SITE_EMAIL_RULES = ("any", "deliverable")
 SITE_STATUSES = ("ok", "dead", "parked", "blocked", "unreadable", "blocked_by_policy")
 SITE_BUILDERS = ("wix", "squarespace", "godaddy", "wordpress", "weebly", "shopify", "other", "handwritten")
 _SHOWN = 60
@@ -126,17 +136,24 @@ class SiteSpec:
     older_than_year: int | None = None
     no_https: bool = False
     no_mobile_viewport: bool = False
+    # Email verdicts (docs/email-verdicts.md): "any" or "deliverable"; free-mail addresses not counted.
+    email: str | None = None
+    exclude_free_mail: bool = False
 
     @property
     def filtering(self) -> bool:
         return bool(self.require_email or self.status or self.built_with or self.older_than_year is not None
-                    or self.no_https or self.no_mobile_viewport)
+                    or self.no_https or self.no_mobile_viewport or self.email or self.exclude_free_mail)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"enabled": self.enabled}
         for name in ("require_email", "no_https", "no_mobile_viewport"):
             if getattr(self, name):
                 out[name] = True
+        if self.email is not None:
+            out["email"] = self.email
+        if self.exclude_free_mail:
+            out["exclude_free_mail"] = True
         if self.status:
             out["status"] = list(self.status)
         if self.built_with:
@@ -169,6 +186,12 @@ class JobSpec:
     area: Area | None = None
     site: SiteSpec = field(default_factory=SiteSpec)
     priority: int = DEFAULT_PRIORITY
+    # Destinations (by configured name) its digest goes to when it ends (docs/deliveries.md); a
+    # batch's digest is its parent's, so its children carry none.
+    notify: tuple[str, ...] = ()
+    # Chains (docs/chains.md): only leads whose company has one branch, or at most this many.
+    independent_only: bool = False
+    max_branches: int | None = None
     # Set on the children of a batch; not part of the spec a client writes.
     parent_id: str | None = None
 
@@ -192,6 +215,7 @@ class JobSpec:
                 queries=None,
                 locations=None,
                 parent_id=self.id,
+                notify=(),
             )
             for i, (q, loc) in enumerate(pairs)
         )
@@ -226,6 +250,12 @@ class JobSpec:
             out["site"] = self.site.to_dict()  # only when set: other jobs' stored specs are as they were
         if self.priority != DEFAULT_PRIORITY:
             out["priority"] = self.priority  # likewise: a default job's stored spec is as it always was
+        if self.notify:
+            out["notify"] = list(self.notify)
+        if self.independent_only:
+            out["independent_only"] = True  # only when set, as above
+        if self.max_branches is not None:
+            out["max_branches"] = self.max_branches
         return out
 
 
@@ -235,10 +265,15 @@ def new_job_id() -> str:
 
 
 def parse_job_spec(
-    raw: bytes | str | Mapping[str, Any], max_bytes: int, *, max_area_km2: float = DEFAULT_MAX_AREA_KM2
+    raw: bytes | str | Mapping[str, Any],
+    max_bytes: int,
+    *,
+    max_area_km2: float = DEFAULT_MAX_AREA_KM2,
+    destinations: Collection[str] | None = None,
 ) -> JobSpec:
     """Validate a submitted job spec (JSON text, UTF-8 bytes, or already-decoded JSON object).
-    ``max_area_km2`` bounds a ``coverage: "area"`` job's area (``maps.max_area_km2``).
+    ``max_area_km2`` bounds a ``coverage: "area"`` job's area (``maps.max_area_km2``);
+    ``destinations`` (the configured names, where the settings are known) bounds ``notify``.
 
     Raises :class:`JobSpecError` naming every problem; never anything else, whatever ``raw`` is.
     """
@@ -264,7 +299,7 @@ def parse_job_spec(
         raise JobSpecError([f"the job spec must be a JSON object (got {type(raw).__name__})"])
     if not isinstance(decoded, Mapping):
         raise JobSpecError([f"the job spec must be a JSON object (got {_json_type(decoded)})"])
-    return _validate(decoded, max_area_km2)
+    return _validate(decoded, max_area_km2, destinations)
 
 
 def _check_size(size: int, max_bytes: int) -> None:
@@ -391,7 +426,7 @@ class _Checker:
                 self.problems.append(f"{path}.{name}: unknown field" if path else f"{name}: unknown field")
 
 
-def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
+def _validate(obj: Mapping[Any, Any], max_area_km2: float, destinations: Collection[str] | None = None) -> JobSpec:
     c = _Checker()
     c.unknown("", obj, _TOP_FIELDS)
 
@@ -487,6 +522,17 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
         if obj.get("priority") is not None
         else DEFAULT_PRIORITY
     )
+    notify = _notify(c, obj["notify"], destinations) if obj.get("notify") is not None else ()
+    independent_only = False
+    if obj.get("independent_only") is not None:
+        if isinstance(obj["independent_only"], bool):
+            independent_only = obj["independent_only"]
+        else:
+            c.fail("independent_only", f"must be true or false, not {_json_type(obj['independent_only'])}",
+                   obj["independent_only"])
+    max_branches = (
+        c.integer("max_branches", obj["max_branches"], 1, MAX_BRANCHES) if obj.get("max_branches") is not None else None
+    )
 
     if c.problems:
         raise JobSpecError(c.problems)
@@ -513,7 +559,27 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float) -> JobSpec:
         area=area,
         site=site,
         priority=priority,
+        notify=notify,
+        independent_only=independent_only,
+        max_branches=max_branches,
     )
+
+
+def _notify(c: _Checker, value: Any, destinations: Collection[str] | None) -> tuple[str, ...]:
+    """``notify``: destination names, each once; configured ones when the configuration is known."""
+    if not isinstance(value, list | tuple) or len(value) > MAX_NOTIFY:
+        c.fail("notify", f"must be an array of at most {MAX_NOTIFY} destination names", value)
+        return ()
+    names: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not DESTINATION_PATTERN.match(item):
+            c.fail(f"notify[{i}]", "must be a destination name (1-64 letters, digits, '_', '.' or '-')", item)
+        elif destinations is not None and item not in destinations:
+            known = ", ".join(sorted(destinations)) or "none"
+            c.fail(f"notify[{i}]", f"no destination of that name is configured (configured: {known})", item)
+        elif item not in names:
+            names.append(item)
+    return tuple(names)
 
 
 def _choices(c: _Checker, path: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
@@ -537,7 +603,7 @@ def _site(c: _Checker, value: Any) -> SiteSpec | None:
     before = len(c.problems)
     flags: dict[str, bool] = {}
     for name, default in (("enabled", True), ("require_email", False), ("no_https", False),
-                          ("no_mobile_viewport", False)):
+                          ("no_mobile_viewport", False), ("exclude_free_mail", False)):
         flag = value.get(name, default)
         if not isinstance(flag, bool):
             c.fail(f"site.{name}", f"must be true or false, not {_json_type(flag)}", flag)
@@ -548,9 +614,12 @@ def _site(c: _Checker, value: Any) -> SiteSpec | None:
         c.integer("site.older_than_year", value["older_than_year"], 1990, 2100)
         if value.get("older_than_year") is not None else None
     )
+    email = value.get("email")
+    if email is not None and email not in SITE_EMAIL_RULES:
+        c.fail("site.email", f"must be one of {', '.join(repr(r) for r in SITE_EMAIL_RULES)}", email)
     if len(c.problems) > before:
         return None
-    return SiteSpec(status=status, built_with=built, older_than_year=year, **flags)
+    return SiteSpec(status=status, built_with=built, older_than_year=year, email=email, **flags)
 
 
 def _pagespeed(c: _Checker, value: Any) -> PageSpeedSpec | None:

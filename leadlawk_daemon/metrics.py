@@ -110,6 +110,45 @@ class Metrics:
         self.browser_memory = Gauge(
             "leadlawk_browser_memory_bytes", "Proportional set size of the browser's processes", registry=r
         )
+        # The egress pool (docs/egress-pool.md), labelled by the exit's name, never its URL.
+        self.egress_state = Gauge(
+            "leadlawk_egress_state", "Each Maps exit: 0 closed, 1 half-open, 2 open (cooling down)", ["egress"],
+            registry=r,
+        )
+        self.egress_navigations = Counter(
+            "leadlawk_egress_navigations", "Google Maps requests through each exit", ["egress"], registry=r
+        )
+        self.egress_blocks = Counter(
+            "leadlawk_egress_blocks", "Blocks and proxy failures that opened or kept open an exit", ["egress"],
+            registry=r,
+        )
+        # Deliveries (docs/deliveries.md): outcome delivered, retried (the destination down), dead
+        # (refused: dead-lettered), skipped (nothing new and the schedule's deliver_empty false).
+        self.deliveries = Counter(
+            "leadlawk_deliveries", "Delivery attempts by destination and outcome", ["destination", "outcome"],
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "leadlawk_delivery_latency_seconds",
+            "From a delivery made (its job finished) to its destination having it",
+            ["destination"],
+            buckets=_WAIT_BUCKETS,
+            registry=r,
+        )
+        # Schedules (docs/schedules.md): each due time's outcome, and how late a fire's job was queued.
+        self.schedule_fires = Counter(
+            "leadlawk_schedule_fires", "Due times of schedules by outcome (fired, skipped_overlap, missed, queued)",
+            ["outcome"], registry=r,
+        )
+        self.schedule_fire_lag = Histogram(
+            "leadlawk_schedule_fire_lag_seconds", "From a schedule's due time to its job queued (or its fire queued)",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0), registry=r,
+        )
+        self.schedule_overdue = Gauge(
+            "leadlawk_schedule_overdue_seconds",
+            "How far past its due time the most overdue schedule is, as this daemon's firing loop last saw",
+            registry=r,
+        )
         self.asyncio_tasks = Gauge("leadlawk_asyncio_tasks", "asyncio tasks alive in the daemon's loop", registry=r)
         self.asyncio_tasks.set_function(_tasks_alive)
 

@@ -6,6 +6,7 @@ file that documents every key is also the one that sets it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ __all__ = [
     "default_config_path",
     "load_settings",
     "masked",
+    "parse_dns_server",
     "parse_duration",
 ]
 
@@ -215,6 +217,37 @@ class BrowserSettings(_Section):
     nice: int = Field(default=5, ge=0, le=19)
 
 
+# A credential written into a committed config is refused: a proxy URL's password must be a
+# ``${ENV_NAME}`` reference (expanded when the exit is built, never stored) or come from a
+# ``credentials_file`` (docs/egress-pool.md).
+_EGRESS_URL = re.compile(r"^(?:direct|(?:https?|socks5)://[^\s/?#]+/?)$")
+_LITERAL_PASSWORD = re.compile(r"^[a-z0-9]+://[^:@/]*:(?!\$\{[A-Za-z_][A-Za-z0-9_]*\}@)[^@/]*@")
+
+
+def _check_egress_url(value: Any) -> Any:
+    if isinstance(value, str):
+        if not _EGRESS_URL.match(value):
+            raise ValueError("an exit is direct or a proxy URL: http://, https:// or socks5://host:port")
+        if _LITERAL_PASSWORD.match(value):
+            raise ValueError(
+                "a proxy password must not be written in the config: use ${ENV_NAME} or credentials_file"
+            )
+    return value
+
+
+EgressUrl = Annotated[str, BeforeValidator(_check_egress_url)]
+
+
+class EgressExitSettings(_Section):
+    """One exit of ``maps.egress`` in its long form (a plain string is the URL alone)."""
+
+    url: EgressUrl
+    # The label in logs, metrics, /fleet and the console; default: a hash of the URL without credentials.
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,40}$")
+    # A file holding ``user:password`` (one line, mode 0600), read when the exit is built.
+    credentials_file: str | None = None
+
+
 class MapsSettings(_Section):
     base_url: str = Field(pattern=r"^https?://")
     language: str = Field(pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
@@ -235,9 +268,25 @@ class MapsSettings(_Section):
     session_file: str | None = None
     on_limited_view: Literal["continue", "wait"] = "continue"
     min_reviews_when_hidden: Literal["reject", "accept"] = "reject"
+    # Google's consent page, known by its forms in any language (docs/consent.md): answered with
+    # reject-all (accept-all where the page has none), or with accept-all.
+    consent: Literal["reject", "accept"] = "reject"
     # Who shares navigations_per_minute (docs/scaling-out.md): this process, the daemons of this
     # host (one egress IP address), or every daemon on the Redis.
-    politeness_scope: Literal["process", "host", "fleet"] = "host"
+    politeness_scope: Literal["process", "host", "fleet", "egress", "auto"] = "auto"
+    # The exits Google Maps is reached through (docs/egress-pool.md): direct, or proxies.
+    egress: tuple[EgressUrl | EgressExitSettings, ...] = Field(default=("direct",), min_length=1, max_length=64)
+    # How many searches one exit serves at once; a blocked exit's first cool-down and the longest.
+    egress_max_in_flight: int = Field(default=2, ge=1, le=64)
+    egress_cooldown: PositiveDuration = 30.0
+    egress_max_cooldown: PositiveDuration = 900.0
+
+    @property
+    def scope(self) -> str:
+        """``politeness_scope`` with ``auto`` resolved: host with one exit, egress with more."""
+        if self.politeness_scope == "auto":
+            return "egress" if len(self.egress) > 1 else "host"
+        return self.politeness_scope
 
 
 class PageSpeedSettings(_Section):
@@ -290,6 +339,105 @@ class SitesSettings(_Section):
     parse_workers: int = Field(ge=1, le=64)
 
 
+# Destinations (docs/deliveries.md): where a finished job's digest goes, by name. A secret is never
+# in the configuration, only the name of the environment variable that holds it.
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
+DESTINATION_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+
+
+class WebhookDestination(_Section):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://", max_length=2000)
+    secret_env: str = Field(pattern=_ENV_NAME)  # the HMAC-SHA256 key's variable
+    page_size: int | None = Field(default=None, ge=1, le=10_000)  # None: deliveries.page_size
+
+
+class EmailDestination(_Section):
+    type: Literal["email"]
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = Field(default=None, pattern=_ENV_NAME)
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    to: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...] = Field(min_length=1, max_length=50)
+    attach: Literal["csv", "xlsx"] = "csv"
+    top: int = Field(default=10, ge=0, le=100)  # leads listed in the body; the attachment has all
+
+
+class FileDestination(_Section):
+    type: Literal["file"]
+    directory: str = Field(min_length=1)
+    format: Literal["csv", "jsonl", "xlsx"] = "csv"
+
+
+Destination = Annotated[WebhookDestination | EmailDestination | FileDestination, Field(discriminator="type")]
+
+
+class DeliveriesSettings(_Section):
+    page_size: int = Field(ge=1, le=10_000)
+    timeout: PositiveDuration
+    retry_base: PositiveDuration
+    retry_max: PositiveDuration
+    sweep_interval: PositiveDuration
+    claim_ttl: PositiveDuration
+    concurrency: int = Field(ge=1, le=64)
+
+
+class SchedulesSettings(_Section):
+    """The firing loop every daemon runs (docs/schedules.md)."""
+
+    enabled: bool
+    poll_interval: PositiveDuration
+    grace: PositiveDuration
+    batch: int = Field(ge=1, le=10_000)
+    parallel: int = Field(ge=1, le=64)
+    claim_ttl: PositiveDuration
+
+
+def parse_dns_server(text: str) -> tuple[str, int]:
+    """``"192.0.2.53"``, ``"192.0.2.53:5353"``, ``"::1"`` or ``"[::1]:5353"`` as (address, port).
+
+    An address, never a name: a resolver named by a name would need a resolver first."""
+    host, port = text.strip(), 53
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"not a DNS server address: {text!r}")
+        port = int(rest[1:]) if rest else 53
+    elif host.count(":") == 1:
+        host, _, number = host.partition(":")
+        port = int(number)
+    ipaddress.ip_address(host)  # ValueError for a name
+    if not 0 < port < 65536:
+        raise ValueError(f"port out of range in {text!r}")
+    return host, port
+
+
+def _check_dns_server(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            parse_dns_server(value)
+        except ValueError:
+            raise ValueError(
+                f"a DNS server is an IP address with an optional port (192.0.2.53:5353, [::1]:53), not {value!r}"
+            ) from None
+    return value
+
+
+class EmailsSettings(_Section):
+    """Email verdicts (docs/email-verdicts.md): each site email's domain checked over DNS."""
+
+    enabled: bool
+    # The only servers asked (none: the system's /etc/resolv.conf): addresses, never names.
+    dns_servers: tuple[Annotated[str, BeforeValidator(_check_dns_server)], ...] = Field(max_length=16)
+    timeout: PositiveDuration
+    cache_ttl: Duration
+    cache_size: int = Field(ge=1, le=10_000_000)
+    max_in_flight: int = Field(ge=1, le=10_000)
+    dns_failures: int = Field(ge=1, le=10_000)
+
+
 class Settings(_Section):
     server: ServerSettings
     logging: LoggingSettings
@@ -307,6 +455,10 @@ class Settings(_Section):
     resources: ResourcesSettings
     chaos: ChaosSettings
     sites: SitesSettings
+    emails: EmailsSettings
+    destinations: dict[Annotated[str, Field(pattern=DESTINATION_NAME)], Destination]
+    deliveries: DeliveriesSettings
+    schedules: SchedulesSettings
 
 
 class ConfigError(Exception):
@@ -446,6 +598,7 @@ def load_settings(
         problems.extend(_problems(exc))
         raise ConfigError(problems) from None
     problems.extend(_cross_checks(settings))
+    problems.extend(_destination_secrets(settings, env))
     if problems:
         raise ConfigError(problems)
     return settings
@@ -493,6 +646,21 @@ def _cross_checks(s: Settings) -> list[str]:
     if s.sites.site_budget <= s.sites.timeout:
         problems.append(f"sites.site_budget: must be more than sites.timeout ({s.sites.timeout:g}s) "
                         f"(got {s.sites.site_budget:g}s)")
+    if s.deliveries.retry_base > s.deliveries.retry_max:
+        problems.append(
+            f"deliveries.retry_base: must not exceed deliveries.retry_max (got {s.deliveries.retry_base:g}s)"
+        )
+    return problems
+
+
+def _destination_secrets(s: Settings, env: Mapping[str, str]) -> list[str]:
+    """A destination whose secret's variable is unset would fail every delivery: said at start."""
+    problems = []
+    for name, destination in s.destinations.items():
+        for key in ("secret_env", "password_env"):
+            variable = getattr(destination, key, None)
+            if variable is not None and not env.get(variable):
+                problems.append(f"destinations.{name}.{key}: the environment variable {variable} is not set")
     return problems
 
 

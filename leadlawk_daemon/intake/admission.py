@@ -48,7 +48,7 @@ __all__ = [
 
 log = logging.getLogger("leadlawk.intake")
 
-Source = Literal["pubsub", "stream", "http", "cli"]
+Source = Literal["pubsub", "stream", "http", "cli", "schedule"]
 # A dead letter keeps enough of a huge payload to recognise it, not all of it.
 MAX_PAYLOAD_CHARS = 65_536
 
@@ -147,8 +147,10 @@ class Admission:
         queue_size: int | None = None,
         metrics: Metrics | None = None,
         max_area_km2: float = DEFAULT_MAX_AREA_KM2,
+        destinations: frozenset[str] | None = None,
     ) -> None:
         self._jobs = jobs
+        self._destinations = destinations
         self._dead_letters = dead_letters
         self._events = events
         self._max_bytes = max_bytes
@@ -174,6 +176,7 @@ class Admission:
             queue_size=settings.resilience.bulkhead.queue_size,
             metrics=metrics,
             max_area_km2=settings.maps.max_area_km2,
+            destinations=frozenset(settings.destinations),
         )
 
     async def admit(
@@ -193,7 +196,9 @@ class Admission:
         ``context`` goes into the events and the log lines.
         """
         try:
-            spec = parse_job_spec(raw, self._max_bytes, max_area_km2=self._max_area_km2)
+            spec = parse_job_spec(
+                raw, self._max_bytes, max_area_km2=self._max_area_km2, destinations=self._destinations
+            )
         except JobSpecError as exc:
             claimed = None if exc.too_large else _claimed_id(raw)
             if claimed is not None and "job_id" not in context:

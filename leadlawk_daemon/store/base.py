@@ -43,7 +43,8 @@ JOB_STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
 TERMINAL_STATUSES: frozenset[JobStatus] = frozenset({"succeeded", "failed", "cancelled", "partial"})
 JOB_COUNTERS: tuple[str, ...] = ("found", "qualified", "enriched", "written", "failed")
 
-DeadLetterKind = Literal["message", "job", "lead"]
+# "delivery": a digest a destination refused (docs/deliveries.md), replayed by sending it again.
+DeadLetterKind = Literal["message", "job", "lead", "delivery"]
 DEAD_LETTER_KINDS: tuple[DeadLetterKind, ...] = get_args(DeadLetterKind)
 
 Strategy = Literal["mobile", "desktop"]

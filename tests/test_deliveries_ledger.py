@@ -1,0 +1,124 @@
+"""Deliveries made from finished jobs, on both backends: what is new to a schedule, once; the outbox."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from leadlawk_daemon.clock import FakeClock
+from leadlawk_daemon.deliveries.ledger import delivery_id
+from leadlawk_daemon.deliveries.service import DeliveryService
+from leadlawk_daemon.dependencies import Dependencies
+from leadlawk_daemon.event_bus import EventBus
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.settings import Settings
+from leadlawk_daemon.store import Store, open_store
+from tests.support.deliveries import ENV, Quiet, delivery_settings, finished_job, fired_by, listing
+from tests.test_store import db_url  # noqa: F401  # the two backends, each test its own database
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:  # noqa: F811
+    async with open_store(db_url, clock=FakeClock(), migrate=True) as opened:
+        yield opened
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    hook = {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret_env": "HOOK_SECRET"}
+    drop = {"type": "file", "directory": str(tmp_path)}
+    return delivery_settings(tmp_path, {"hook": hook, "drop": drop})
+
+
+def service(settings: Settings, store: Store) -> DeliveryService:
+    metrics, sink = Metrics(process=False), Quiet()
+    return DeliveryService(
+        settings, store, EventBus(sink), metrics, FakeClock(), Dependencies(metrics, sink), secrets=ENV
+    )
+
+
+async def test_an_ad_hoc_job_delivers_its_qualified_leads_once_per_destination(
+    store: Store, settings: Settings
+) -> None:
+    progress = {"maps_view": "mixed", "filters_not_applied": {"count": 2, "reason": "review count hidden"}}
+    await finished_job(store, "adhoc-1", [3, 1, 2], unqualified=[9], notify=["hook", "drop"], progress=progress)
+    made = await service(settings, store).make("adhoc-1")
+    assert sorted(d.destination for d in made) == ["drop", "hook"]
+    for d in made:
+        assert d.id == delivery_id("adhoc-1", d.destination)
+        assert d.status == "pending"
+        assert d.schedule_id is None
+        assert d.leads == tuple(listing(n).place_id for n in (3, 1, 2))  # rank order, qualified only
+        assert d.summary["found"] == 4
+        assert d.summary["qualified"] == 3
+        assert d.summary["new"] == 3
+        assert d.summary["maps_view"] == "mixed"
+        assert d.summary["filters_not_applied"]["count"] == 2
+    # The outbox: made once, whoever asks again (the sweep, another daemon).
+    assert await service(settings, store).make("adhoc-1") == []
+
+
+async def test_the_sweep_finds_finished_jobs_whose_deliveries_were_never_made(store: Store, settings: Settings) -> None:
+    await finished_job(store, "crashed-before-digest", [1], notify=["hook"])
+    await finished_job(store, "no-notify", [2], notify=[])
+    await store.create_job("still-queued", {"id": "still-queued", "query": "x", "notify": ["hook"]})
+    ledger = service(settings, store).ledger
+    assert await ledger.unmade() == ["crashed-before-digest"]
+    await service(settings, store).make("crashed-before-digest")
+    assert await ledger.unmade() == []
+
+
+async def test_a_lead_is_new_to_a_schedule_once_whatever_order_its_runs_finish_in(
+    store: Store, settings: Settings
+) -> None:
+    # Four runs of one schedule return overlapping, shuffled subsets of the same 30 places, as Google
+    # does (gosom #295); they finish in an order other than the one they fired in.
+    rng = random.Random(7)
+    runs = {f"run-{i}": rng.sample(range(30), 18) for i in range(4)}
+    for minute, (job_id, places) in enumerate(runs.items()):
+        await finished_job(store, job_id, places, notify=["hook"])
+        await fired_by(store, "nightly", job_id, due_minute=minute)
+    # An ad-hoc job found some of them first: they are still new to the schedule.
+    await finished_job(store, "adhoc", list(range(10)), notify=["hook"])
+    await service(settings, store).make("adhoc")
+    delivered: list[str] = []
+    for job_id in ["run-2", "run-0", "run-3", "run-1"]:
+        (made,) = await service(settings, store).make(job_id)
+        assert made.schedule_id == "nightly"
+        assert made.summary["new"] == len(made.leads)
+        delivered += made.leads
+    assert len(delivered) == len(set(delivered)), "a lead was delivered twice to one schedule"
+    everything = {listing(n).place_id for places in runs.values() for n in places}
+    assert set(delivered) == everything, "a lead found by a run was never delivered"
+    assert await service(settings, store).ledger.ledger("nightly") == everything
+
+
+async def test_nothing_new_still_delivers_the_summary_unless_deliver_empty_is_false(
+    store: Store, settings: Settings
+) -> None:
+    for minute, (job_id, schedule, empty) in enumerate(
+        [("a1", "loud", True), ("a2", "loud", True), ("b1", "quiet", False), ("b2", "quiet", False)]
+    ):
+        await finished_job(store, job_id, [1, 2], notify=["hook"])
+        await fired_by(store, schedule, job_id, due_minute=minute, deliver_empty=empty)
+    made = {job_id: (await service(settings, store).make(job_id))[0] for job_id in ("a1", "a2", "b1", "b2")}
+    assert made["a2"].leads == ()
+    assert made["a2"].status == "pending"
+    assert made["a2"].summary["new"] == 0
+    assert made["b2"].leads == ()
+    assert made["b2"].status == "delivered"
+    assert "skipped" in made["b2"].summary
+    assert made["b1"].status == "pending"
+    assert len(made["b1"].leads) == 2
+
+
+async def test_concurrent_makers_of_one_job_make_one_delivery(store: Store, settings: Settings) -> None:
+    await finished_job(store, "raced", [1, 2, 3], notify=["hook"])
+    await fired_by(store, "s", "raced")
+    results = await asyncio.gather(*(service(settings, store).make("raced") for _ in range(4)))
+    assert sorted(len(r) for r in results) == [0, 0, 0, 1]
+    assert len(await service(settings, store).ledger.list()) == 1
