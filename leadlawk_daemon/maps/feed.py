@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.dom import Document, Element, parse_html, squash
+from leadlawk_daemon.maps.field_text import field_text
 from leadlawk_daemon.maps.lines import Line, text_lines
 from leadlawk_daemon.maps.links import website_of
 from leadlawk_daemon.maps.phone import looks_like_phone, to_e164
@@ -155,7 +156,7 @@ def _read_card(card: _Card) -> Listing | None:
     lines = text_lines(elements)
     container_label = card.container.get("aria-label") if card.container is not None else None
     label = squash(anchor.get("aria-label") or container_label or "")
-    name = _name(label, lines, elements, ref.name)
+    name = field_text(_name(label, lines, elements, ref.name))
     if not name:
         return None
     rating, review_count = _rating(elements)
@@ -168,9 +169,9 @@ def _read_card(card: _Card) -> Listing | None:
         name=name,
         place_id=ref.place_id,
         cid=ref.cid,
-        category=category,
-        address=address,
-        phone=phone,
+        category=field_text(category),
+        address=field_text(address),
+        phone=field_text(phone),
         phone_e164=to_e164(phone, tel),
         website=website_of(links, allow_unmarked=True),
         rating=rating,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from leadlawk_daemon.maps.dom import Element, squash
+from leadlawk_daemon.maps.field_text import field_text
 
 __all__ = ["Line", "text_lines"]
 
@@ -39,8 +40,10 @@ def _segments(element: Element) -> list[str]:
     for child in element.children:
         text = squash(child) if isinstance(child, str) else ("" if child.hidden else child.visible_text())
         text = text.strip(" ·")
-        if text and not _SEPARATOR.match(text):
-            segments.append(text)
+        # An icon glyph ("", a private-use code point) or punctuation alone is no segment: it
+        # would otherwise be read as the card's address or category.
+        if text and not _SEPARATOR.match(text) and (kept := field_text(text)) is not None:
+            segments.append(kept)
     return segments
 
 

@@ -12,9 +12,11 @@ import re
 
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.dom import Element, parse_html, squash
+from leadlawk_daemon.maps.field_text import field_text
 from leadlawk_daemon.maps.lines import text_lines
 from leadlawk_daemon.maps.links import website_of
 from leadlawk_daemon.maps.phone import to_e164
+from leadlawk_daemon.maps.place_ids import ids_from_elements, merge_refs
 from leadlawk_daemon.maps.place_url import PlaceRef, is_place_url, parse_place_url
 from leadlawk_daemon.maps.ratings import (
     parse_count,
@@ -80,13 +82,14 @@ def _first(elements: list[Element], item_id: str) -> Element | None:
 
 
 def _labelled_value(element: Element | None) -> str | None:
-    """A row's shown value; its label after "Address: " when the row shows no text."""
+    """A row's shown value (never its icon glyph alone); its label after "Address: " when the row
+    shows no text."""
     if element is None:
         return None
-    if text := element.visible_text():
+    if text := field_text(element.visible_text()):
         return text
     label = squash(element.get("aria-label") or "")
-    return squash(label.split(":", 1)[1]) if ":" in label else (label or None)
+    return field_text(label.split(":", 1)[1]) if ":" in label else field_text(label)
 
 
 def _name(main: Element | None, elements: list[Element], ref: PlaceRef | None) -> str | None:
@@ -198,11 +201,11 @@ def parse_place_panel(html: str, url: str | None = None) -> Listing | None:
     """The business of a place page's panel; ``url`` is the page's address (the panel markup
     usually lacks the place id and coordinates). ``None`` when the markup holds no panel."""
     doc = parse_html(html)
-    ref = parse_place_url(url) if url and is_place_url(url) else _page_ref(doc.elements)
+    ref = merge_refs(parse_place_url(url) if url and is_place_url(url) else None, _page_ref(doc.elements))
     main = next((e for e in doc.elements if e.get("role") == "main"), None)
     scope = doc.within(main) if main is not None else doc.elements[1:]
     elements = _own(scope, _foreign_ranges(scope, ref.place_id if ref else None))
-    name = _name(main, elements, ref)
+    name = field_text(_name(main, elements, ref))
     if not name:
         return None
     rating, review_count, rating_at = _rating(elements)
@@ -214,7 +217,7 @@ def parse_place_panel(html: str, url: str | None = None) -> Listing | None:
         name=name,
         place_id=ref.place_id if ref else None,
         cid=ref.cid if ref else None,
-        category=_category(elements, name, rating_at),
+        category=field_text(_category(elements, name, rating_at)),
         address=_labelled_value(_first(elements, "address")),
         phone=phone,
         phone_e164=to_e164(phone, tel, *tel_links),
@@ -227,8 +230,24 @@ def parse_place_panel(html: str, url: str | None = None) -> Listing | None:
         plus_code=_labelled_value(_first(elements, "oloc")),
         hours=_hours(elements),
     )
-    if "APP_INITIALIZATION_STATE" in html and (state := parse_place_state(html)) is not None:
-        same = state.place_id == listing.place_id if listing.place_id and state.place_id else state.name == name
-        if same:
-            listing = listing.merged(state)
+    state = parse_place_state(html) if "APP_INITIALIZATION_STATE" in html else None
+    if state is not None and _same_place(listing, state):
+        listing = listing.merged(state)
+    if listing.place_id is None or listing.cid is None or listing.latitude is None:
+        # Neither the URL nor the page state said: the page's data attributes and own links may.
+        found = ids_from_elements(doc.elements, elements)
+        listing = listing.merged(
+            Listing(name=name, place_id=found.place_id, cid=found.cid, latitude=found.latitude,
+                    longitude=found.longitude)
+        )
     return listing
+
+
+def _same_place(listing: Listing, state: Listing) -> bool:
+    """Whether the page state's place is the panel's: by id when both have one, else by name as
+    a person reads it (case and spacing aside, "UPPERCUTS barbershop" in "UPPERCUTS Barbershop -
+    Papillion")."""
+    if listing.place_id and state.place_id:
+        return listing.place_id == state.place_id
+    ours, theirs = " ".join(listing.name.casefold().split()), " ".join(state.name.casefold().split())
+    return ours == theirs or (min(len(ours), len(theirs)) >= 4 and (ours in theirs or theirs in ours))

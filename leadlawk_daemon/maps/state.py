@@ -16,6 +16,8 @@ _ASSIGNMENT = re.compile(r"APP_INITIALIZATION_STATE\s*=\s*")
 # The place payload is a string nested a few levels down ([3][6] today); a bounded walk finds it
 # wherever Google moves it next.
 _MAX_DEPTH = 4
+# How many of a payload's elements are looked at for a place array Google moved (it has ~30).
+_MAX_SLOTS = 64
 
 
 def _guarded_strings(value: Any, depth: int = 0) -> list[str]:
@@ -55,9 +57,26 @@ def find_state_payloads(text: str) -> list[Any]:
     return payloads
 
 
+def _identified(place: Any) -> bool:
+    """A place array names its place by an id (``[78]`` ChIJ…, ``[10]`` 0x…:0x…) or coordinates."""
+    place_id, cid = at(place, 78), at(place, 10)
+    return (
+        (isinstance(place_id, str) and place_id.startswith("ChIJ"))
+        or (isinstance(cid, str) and cid.startswith("0x"))
+        or isinstance(at(place, 9, 2), float)
+    )
+
+
 def _from_payload(payload: Any) -> Listing | None:
-    # The place array is element [6] of the payload; a bare place array is accepted too.
-    return listing_from_place_array(at(payload, 6)) or listing_from_place_array(payload)
+    # The place array is element [6] of the payload; a bare place array is accepted too; and,
+    # should Google move it, any element of the payload that is a place array with ids.
+    found = listing_from_place_array(at(payload, 6)) or listing_from_place_array(payload)
+    if found is not None or not isinstance(payload, list):
+        return found
+    for item in payload[:_MAX_SLOTS]:
+        if _identified(item) and (listing := listing_from_place_array(item)) is not None:
+            return listing
+    return None
 
 
 def parse_place_state(text: str) -> Listing | None:
