@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from leadlawk_daemon.store.base import DEFAULT_MAX_ATTEMPTS, JOB_COUNTERS, TERMINAL_STATUSES, Job, JobStatus
 from leadlawk_daemon.store.batch import aggregate_status
 from leadlawk_daemon.store.common import StoreCommon, check_job_id, priority_of
 from leadlawk_daemon.store.dialect import Dialect
-from leadlawk_daemon.store.session import RowRefused
+from leadlawk_daemon.store.session import RowRefused, Session
 
-__all__ = ["JOB_COLUMNS", "LEAF", "JobLifecycle"]
+__all__ = ["JOB_COLUMNS", "LEAF", "JobLifecycle", "insert_jobs"]
 
 JOB_COLUMNS = (
     "id, parent_id, spec, status, found, qualified, enriched, written, failed, error, created_at, "
@@ -118,6 +119,33 @@ _REFRESH_PARENT_SQL = (
 )
 
 
+async def insert_jobs(
+    session: Session,
+    job_id: str,
+    spec: Mapping[str, Any],
+    children: Sequence[tuple[str, Mapping[str, Any]]],
+    parent_id: str | None,
+    now: datetime,
+) -> bool:
+    """A queued job (a batch: with its children) inside the caller's transaction; ``False``, and
+    nothing written, when the id exists. The one INSERT of a job, shared with a schedule's fire
+    (:mod:`.schedules`), which records the fire in the same transaction."""
+    try:
+        created = await session.execute(
+            f"{_INSERT_JOB} ON CONFLICT (id) DO NOTHING", job_id, parent_id, dict(spec), now, priority_of(spec)
+        )
+        if not created:
+            return False
+        if children:
+            await session.execute_many(
+                _INSERT_JOB,
+                [(child_id, job_id, dict(child), now, priority_of(child)) for child_id, child in children],
+            )
+    except RowRefused as exc:
+        raise ValueError(f"job {job_id!r} cannot be created (is parent {parent_id!r} stored?): {exc}") from exc
+    return True
+
+
 class JobLifecycle(StoreCommon):
     async def create_job(self, job_id: str, spec: Mapping[str, Any], parent_id: str | None = None) -> bool:
         # A single job is a batch without children: one code path persists both.
@@ -131,27 +159,8 @@ class JobLifecycle(StoreCommon):
         parent_id: str | None = None,
     ) -> bool:
         check_job_id(job_id)
-        now = self._now()
-        try:
-            async with self.database.writing() as session:
-                created = await session.execute(
-                    f"{_INSERT_JOB} ON CONFLICT (id) DO NOTHING",
-                    job_id,
-                    parent_id,
-                    dict(spec),
-                    now,
-                    priority_of(spec),
-                )
-                if not created:
-                    return False
-                if children:
-                    await session.execute_many(
-                        _INSERT_JOB,
-                        [(child_id, job_id, dict(child), now, priority_of(child)) for child_id, child in children],
-                    )
-        except RowRefused as exc:
-            raise ValueError(f"job {job_id!r} cannot be created (is parent {parent_id!r} stored?): {exc}") from exc
-        return True
+        async with self.database.writing() as session:
+            return await insert_jobs(session, job_id, spec, children, parent_id, self._now())
 
     async def lease_next_job(self, owner: str, ttl_s: float, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Job | None:
         d = self.database.dialect

@@ -54,9 +54,10 @@ SQLITE = Dialect(
 _UNAVAILABLE_HINTS = ("locked", "busy", "unable to open", "disk i/o", "readonly", "no such file")
 _TIMES = frozenset(
     {"created_at", "started_at", "finished_at", "lease_expires_at", "replayed_at", "first_seen_at",
-     "last_seen_at", "tested_at"}
+     "last_seen_at", "tested_at", "db_now", "updated_at", "next_due_at", "due_at", "fired_at",
+     "claim_expires_at"}
 )  # fmt: skip
-_JSONS = frozenset({"spec", "progress", "hours", "reasons", "field_data"})
+_JSONS = frozenset({"spec", "progress", "hours", "reasons", "field_data", "deliver"})
 
 
 def _ts(value: datetime) -> str:
