@@ -13,8 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from leadlawk_daemon.maps.consent import CONSENT_SELECTOR
+
 __all__ = [
     "CAPTCHA_SELECTOR",
+    "CONSENT_LOOP",
     "CONSENT_SELECTOR",
     "PROBE_JS",
     "BlockedError",
@@ -24,7 +27,9 @@ __all__ = [
 ]
 
 CAPTCHA_SELECTOR = 'form#captcha-form, #captcha-form, .g-recaptcha, #recaptcha, form[action*="/sorry/"]'
-CONSENT_SELECTOR = 'form[action*="consent"]'
+# The reason of the block when Google serves its consent page again after it was answered (the
+# answer not kept: Google distrusts this exit). The egress pool opens that exit on it, as on /sorry/.
+CONSENT_LOOP = "a consent loop"
 _CAPTCHA_MARKUP = re.compile(
     r"""id=["']?captcha-form|class=["'][^"']*\bg-recaptcha\b|action=["'][^"']*/sorry/""", re.IGNORECASE
 )

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
@@ -31,9 +30,17 @@ from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Viewport
-from leadlawk_daemon.maps.blocking import PROBE_JS, BlockedError, PageProbe, block_signal, html_block_signal
+from leadlawk_daemon.maps.blocking import (
+    CONSENT_LOOP,
+    PROBE_JS,
+    BlockedError,
+    PageProbe,
+    block_signal,
+    html_block_signal,
+)
 from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeoutError, PageError, UnreachableError
 from leadlawk_daemon.maps.completion import complete_listing
+from leadlawk_daemon.maps.consent import answer_selectors, html_is_consent
 from leadlawk_daemon.maps.countries import country_of_location
 from leadlawk_daemon.maps.extent import page_viewport
 from leadlawk_daemon.maps.feed import FeedParse, parse_feed
@@ -65,7 +72,6 @@ T = TypeVar("T")
 BREAKER_NAME = "google_maps"
 Emit = Callable[[Listing, int], Awaitable[None]]
 
-_CONSENT_BUTTON = re.compile(r"^\s*(accept all|reject all)\s*$", re.IGNORECASE)
 # Consent answered this often and shown again: Google is looping us, which is a block.
 _MAX_CONSENT_PASSES = 2
 _READY_JS = """() => !!document.querySelector('div[role="feed"]')
@@ -306,7 +312,7 @@ class MapsScraper:
         passes = 0
         while probe.consent and block_signal(probe) is None:
             if passes >= _MAX_CONSENT_PASSES:
-                raise BlockedError("a consent loop", probe.url)
+                raise BlockedError(CONSENT_LOOP, probe.url)
             passes += 1
             await self._answer_consent(page)
             probe = await self._probe(page)
@@ -339,16 +345,22 @@ class MapsScraper:
         return probe
 
     async def _answer_consent(self, page: Page) -> None:
-        # By its English name first; in another language, any button of the consent form will do.
-        button = page.get_by_role("button", name=_CONSENT_BUTTON).or_(
-            page.locator('form[action*="consent"] :is(button, input[type="submit"])')
-        )
+        # By the form's hidden answer field, in whatever language its buttons speak (maps/consent.py).
         timeout = self.settings.navigation_timeout
+        button = None
+        for selector in answer_selectors(self.settings.consent):
+            candidate = page.locator(selector).first
+            if await self.pool.bounded(candidate.count(), timeout, "reading the consent page"):
+                button = candidate
+                break
+        if button is None:
+            # Google's page changed shape: no exit gets past it, so Maps waits (an outage), not the job.
+            raise BlockedError("a consent page without a reject-all or accept-all form", page.url)
         await self._polite()
 
         async def click_and_follow() -> None:
             async with page.expect_navigation(timeout=timeout * 1000, wait_until="domcontentloaded"):
-                await button.first.click(timeout=timeout * 1000)
+                await button.click(timeout=timeout * 1000)
 
         await self.pool.bounded(click_and_follow(), timeout + 5, "answering the consent page")
 
@@ -484,6 +496,9 @@ class MapsScraper:
         final_url, status, html = await self.pool.bounded(fetch(), timeout + 5, "fetching a place page")
         if (reason := html_block_signal(final_url, html)) is not None:
             raise BlockedError(reason, final_url)
+        if await asyncio.to_thread(html_is_consent, final_url, html):
+            # The search page got past consent with this browser's cookies: asked again, the answer did not hold.
+            raise BlockedError(CONSENT_LOOP, final_url)
         if status >= 500:
             raise UnreachableError(f"fetching a place page: HTTP {status} from {final_url}")
         if status >= 400:

@@ -11,7 +11,7 @@ Routes (its base URL replaces ``https://www.google.com`` through ``maps.base_url
 | `GET /maps/_feed?q=…&location=…&offset=N&hl=…[&at=lat,lng,zoom]` | the next cards, as the page's scroll script fetches them: `{"html", "next_offset", "end"}` |
 | `GET /maps/place/{name}/data=…` | a place page: the panel and the embedded `APP_INITIALIZATION_STATE` |
 | `GET /url?q=…` | Google's outbound redirect (some website links are wrapped in it) |
-| `GET /consent`, `POST /consent/save` | the consent interstitial and its "Accept all" / "Reject all" forms |
+| `GET /consent`, `POST /consent/save` | the consent interstitial (in the language of `hl`) and its reject-all / accept-all forms; `GET /consent/d` ("more options") leads back to it |
 | `GET`/`POST /sorry/index` | the block page with its captcha form (HTTP 429) |
 | `GET /_answers?q=…&location=…&hl=…` | `{"answers": […]}`: the search's answer set, in feed order |
 | `GET /_answers?…&coverage=area[&bbox=s,w,n,e]` | every business in the location's map (or the box), best-ranked first, with `area`, `extent` and `count` |
@@ -36,7 +36,7 @@ problem named). "Counted" faults take `true` (every request) or N (the next N re
 
 | fault | setting | effect |
 | --- | --- | --- |
-| `consent` | `true` or `"loop"` | a search or place visit without a `SOCS`/`CONSENT` cookie redirects to `/consent`; "Accept all" sets the cookies and returns to `continue`. `"loop"`: accepting sets no cookie, so the consent page comes back |
+| `consent` | `true`, `"loop"` or `"accept_only"` | a search or place visit without a `SOCS`/`CONSENT` cookie redirects to `/consent`, Google's interstitial in the language of `hl` (en, de, fr, es, it, nl, pl, pt; else English): a reject-all and an accept-all form posting to `/consent/save` with Google's hidden fields (`set_eom` true / false), "more options" a link; either answer sets the cookies and returns to `continue`; `/_stats` counts the answers per language (`consent_answers`). `"loop"`: no cookie is set, so the page comes back. `"accept_only"`: the page has the accept-all form alone |
 | `sorry` | counted | search and place visits redirect (302) to `/sorry/index?continue=…`: HTTP 429, "unusual traffic", `form#captcha-form`; feed fetches answer 429 and the page's script goes to `/sorry/` |
 | `slow_ms` | 0-600000 | every response except `/_*` is delayed by this many milliseconds |
 | `hang` | counted | search, place and feed responses never finish: the handler waits until the client disconnects or the replica shuts down |
@@ -83,6 +83,7 @@ from leadlawk_daemon.replicas.maps_business import (
     search_key,
     split_search,
 )
+from leadlawk_daemon.replicas.maps_consent import answer_of, consent_page, consent_words
 from leadlawk_daemon.replicas.maps_geography import (
     Geography,
     extent,
@@ -96,7 +97,6 @@ from leadlawk_daemon.replicas.maps_location import Locality, resolve_location
 from leadlawk_daemon.replicas.maps_markup import (
     MALFORMED_KINDS,
     churn_classes,
-    consent_page,
     end_marker,
     feed_card,
     locality_page,
@@ -122,8 +122,8 @@ def _limited_share(value: Any) -> float | None:
 
 
 MAPS_FAULTS: tuple[Fault, ...] = (
-    Fault("consent", 'true | "loop"', "redirect visits without a consent cookie to the consent page",
-          choice_or_flag("loop")),
+    Fault("consent", 'true | "loop" | "accept_only"', "redirect visits without a consent cookie to the consent "
+          "page, in the language of hl", choice_or_flag("loop", "accept_only")),
     Fault("sorry", "true | N", "redirect search and place visits to the /sorry/ block page (429)", counted),
     Fault("slow_ms", "milliseconds", "delay every response but /_*", milliseconds),
     Fault("hang", "true | N", "search, place and feed responses never finish", counted),
@@ -179,6 +179,8 @@ class MapsReplica:
         self.sessions: set[str] = set()
         # Navigations and blocks per client address, and the ``rate_limit`` fault's cool-downs.
         self.clients = ClientLimiter()
+        # Consent forms posted, per language and answer: {"de": {"reject": 1}}.
+        self.consent_answers: Counter[tuple[str, str]] = Counter()
 
     # -- answer sets -------------------------------------------------------------------------
 
@@ -593,18 +595,27 @@ async def _outbound(request: web.Request) -> web.StreamResponse:
 
 
 async def _consent(request: web.Request) -> web.StreamResponse:
-    locale = locale_for(request.query.get("hl"))
-    html = consent_page(_safe_continue(request.query.get("continue")), locale)
+    reject_form = _replica(request).faults.get("consent") != "accept_only"
+    html = consent_page(_safe_continue(request.query.get("continue")), request.query.get("hl"), reject_form)
     return web.Response(text=html, content_type="text/html")
+
+
+async def _consent_more(request: web.Request) -> web.StreamResponse:
+    # "More options" leads to per-category switches on Google; here, back to the two forms.
+    raise web.HTTPFound("/consent?" + urlencode({k: v for k, v in request.query.items() if k in ("continue", "hl")}))
 
 
 async def _consent_save(request: web.Request) -> web.StreamResponse:
     replica = _replica(request)
     form = await request.post()
+    answer = answer_of(str(form.get("set_eom", "false")))
+    if answer is None:
+        raise web.HTTPBadRequest(text="set_eom must be true (reject all) or false (accept all)")
+    replica.consent_answers[consent_words(str(form.get("hl", ""))).code, answer] += 1
     target = _safe_continue(str(form.get("continue", "")) or None)
     response = web.HTTPSeeOther(target)
     if replica.faults.get("consent") != "loop":
-        accepted = str(form.get("set_eom", "false")) == "false"
+        accepted = answer == "accept"
         socs = "CAISHAgCEhJnd3NfMjAyNDA1MDctMF9SQzEaAmVuIAEaBgiA_LyxBg" if accepted else "CAESEwgDEgk"
         response.set_cookie("SOCS", socs, path="/", max_age=400 * 86400, samesite="Lax")
         response.set_cookie("CONSENT", "YES+" if accepted else "PENDING+987", path="/", samesite="Lax")
@@ -686,8 +697,16 @@ async def _stats(request: web.Request) -> web.StreamResponse:
             "navigations": sum(counts.get(name, 0) for name in _NAVIGATIONS),
             "viewports": dict(replica.viewports),
             "clients": replica.clients.report(),
+            "consent_answers": _consent_answers(replica),
         }
     )
+
+
+def _consent_answers(replica: MapsReplica) -> dict[str, dict[str, int]]:
+    answers: dict[str, dict[str, int]] = {}
+    for (language, answer), count in sorted(replica.consent_answers.items()):
+        answers.setdefault(language, {})[answer] = count
+    return answers
 
 
 async def _stats_reset(request: web.Request) -> web.StreamResponse:
@@ -695,7 +714,10 @@ async def _stats_reset(request: web.Request) -> web.StreamResponse:
     replica.requests.clear()
     replica.viewports.clear()
     replica.clients.reset_stats()
-    return web.json_response({"requests": {}, "navigations": 0, "viewports": {}, "clients": {}})
+    replica.consent_answers.clear()
+    return web.json_response(
+        {"requests": {}, "navigations": 0, "viewports": {}, "clients": {}, "consent_answers": {}}
+    )
 
 
 async def _session_new(request: web.Request) -> web.StreamResponse:
@@ -739,6 +761,7 @@ def create_maps_app(
     router.add_get("/maps/place/{name}/{data:.*}", _place, name="place")
     router.add_get("/url", _outbound, name="outbound")
     router.add_get("/consent", _consent, name="consent")
+    router.add_get("/consent/d", _consent_more, name="consent_more")
     router.add_post("/consent/save", _consent_save, name="consent_save")
     router.add_route("*", "/sorry/index", _sorry, name="sorry")
     router.add_get("/_answers", _answers, name="answers")
