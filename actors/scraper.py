@@ -24,6 +24,7 @@ scrape within a moment, without failing the actor.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import random
@@ -38,6 +39,9 @@ from leadlawk_daemon.maps.area_search import search_area
 from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, UnreachableError
 from leadlawk_daemon.maps.coverage import CoveragePlan
+from leadlawk_daemon.maps.egress_exits import DIRECT
+from leadlawk_daemon.maps.egress_pool import EgressPool, ExitHealth, ExitUnavailable, Guard
+from leadlawk_daemon.maps.egress_scraper import RoutedScraper
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError, ScrapeRequest
 from leadlawk_daemon.messages import (
@@ -66,7 +70,12 @@ log = logging.getLogger("leadlawk.scraper")
 
 
 class BrowserHost:
-    """The scraper's browser and parse workers, kept across scraper restarts that were not theirs."""
+    """The scraper's browser and parse workers, kept across scraper restarts that were not theirs.
+
+    With an egress pool, one browser per exit (:meth:`browser_for`), launched when the exit is
+    first leased and pinned to it (its proxy), so that each exit keeps its own cookies, consent
+    answer and session; ``pool`` is then the first exit's.
+    """
 
     def __init__(self, settings: BrowserSettings, metrics: Metrics) -> None:
         self.settings = settings
@@ -75,6 +84,8 @@ class BrowserHost:
         self.parsers: ParsePool | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._broken = False
+        self._exits: dict[str, BrowserPool] = {}
+        self._launching = asyncio.Lock()
 
     async def acquire(self) -> tuple[BrowserPool, ParsePool]:
         """The live browser and parse workers; fresh ones if there are none or they broke."""
@@ -84,12 +95,29 @@ class BrowserHost:
         stack = contextlib.AsyncExitStack()
         try:
             pool = await stack.enter_async_context(BrowserPool(self.settings, metrics=self.metrics))
+            self._exits[DIRECT] = pool
             parsers = await stack.enter_async_context(ParsePool())
         except BaseException:
             await stack.aclose()
             raise
         self._stack, self.pool, self.parsers, self._broken = stack, pool, parsers, False
         return pool, parsers
+
+    async def browser_for(self, health: ExitHealth) -> BrowserPool:
+        """The browser pinned to ``health``'s exit; the direct exit uses the host's own browser."""
+        if self._stack is None or self._broken:
+            await self.acquire()
+        if health.exit.direct:
+            return self._exits[DIRECT]
+        async with self._launching:
+            pool = self._exits.get(health.name)
+            if pool is None and self._stack is not None:
+                browser = BrowserPool(
+                    self.settings, metrics=self.metrics, proxy=health.exit.playwright_proxy(), label=health.name
+                )
+                pool = self._exits[health.name] = await self._stack.enter_async_context(browser)
+            assert pool is not None
+            return pool
 
     def invalidate(self) -> None:
         """The browser or a parse worker failed: the next :meth:`acquire` replaces them."""
@@ -98,6 +126,7 @@ class BrowserHost:
     async def aclose(self) -> None:
         stack, self._stack = self._stack, None
         self.pool = self.parsers = None
+        self._exits.clear()
         if stack is not None:
             await stack.aclose()
 
@@ -115,6 +144,9 @@ class ScraperDeps:
     # The politeness budget shared over Redis (maps.politeness_scope host or fleet); None: the
     # scraper's own limiter (scope process, or no Redis).
     politeness: Pacer | None = None
+    # The exits Google Maps is reached through (docs/egress-pool.md); None: the host's own address
+    # alone, with no exit breaker (the scraper as it was before the pool).
+    egress: EgressPool | None = None
 
 
 # Between two tries of a search that met an outage, before the breaker has opened (once it is
@@ -127,7 +159,7 @@ class Scraper(Actor[ScrapeJob]):
         super().__init__(cell)
         self.deps = deps
         self.pool: BrowserPool | None = None
-        self._scraper: MapsScraper | None = None
+        self._scraper: MapsScraper | RoutedScraper | None = None
         self._rng = random.Random()
         # The view of the last Google page read for the search in hand: the leads emitted after it
         # were read in it.
@@ -135,16 +167,26 @@ class Scraper(Actor[ScrapeJob]):
 
     async def on_start(self) -> None:
         self.pool, parsers = await self.deps.host.acquire()
-        self._scraper = MapsScraper(
-            self.pool,
-            self.deps.maps,
-            breaker=self.deps.breaker,
-            clock=self.clock,
-            metrics=self.deps.metrics,
-            parsers=parsers,
-            events=self.deps.events,
-            limiter=self.deps.politeness,
-        )
+        deps = self.deps
+
+        def make(browser: BrowserPool, breaker: Guard, limiter: Pacer | None) -> MapsScraper:
+            return MapsScraper(
+                browser,
+                deps.maps,
+                breaker=breaker,
+                clock=self.clock,
+                metrics=deps.metrics,
+                parsers=parsers,
+                events=deps.events,
+                limiter=limiter,
+            )
+
+        if deps.egress is None:
+            self._scraper = make(self.pool, deps.breaker, deps.politeness)
+        else:
+            self._scraper = RoutedScraper(
+                deps.egress, deps.host.browser_for, deps.breaker, deps.maps, make, shared_pacer=deps.politeness
+            )
 
     async def on_stop(self) -> None:
         self.pool = None  # the host keeps the browser for the next instance, or replaces it
@@ -190,6 +232,9 @@ class Scraper(Actor[ScrapeJob]):
                 return await scraper.scrape(
                     request, lambda listing, rank: self._emit(job, listing, rank), job.known_place_ids()
                 )
+            except ExitUnavailable as moved:
+                # One exit failed while others are healthy: the search goes again, through another.
+                log.info("search moves to another exit", extra={"job_id": job.job_id, "reason": moved.reason})
             except (BlockedError, UnreachableError) as exc:
                 # Google's outage, not the job's: counted by the breaker, which makes the next try
                 # wait for its trial once it has opened.
@@ -202,7 +247,9 @@ class Scraper(Actor[ScrapeJob]):
                     )
                 await self.clock.sleep(delay)
 
-    async def _search_area(self, job: JobHandle, scraper: MapsScraper, request: ScrapeRequest) -> ScrapeOutcome:
+    async def _search_area(
+        self, job: JobHandle, scraper: MapsScraper | RoutedScraper, request: ScrapeRequest
+    ) -> ScrapeOutcome:
         """Every business in the job's area: cell after cell, carrying on from the job's plan (a
         restart or a retry after an outage searches no finished cell again)."""
         spec, maps = job.spec, self.deps.maps
@@ -242,7 +289,8 @@ class Scraper(Actor[ScrapeJob]):
                 )
             )
 
-        await search_area(scraper, plan, request, emit, cell_done=cell_done)
+        width = scraper.width if isinstance(scraper, RoutedScraper) else 1
+        await search_area(scraper, plan, request, emit, cell_done=cell_done, width=width)
         if plan.cells_saturated:
             log.warning(
                 "area cells still capped at the minimum size; businesses there may be missing",

@@ -70,6 +70,14 @@ def _replica(args: argparse.Namespace) -> int:
         from leadlawk_daemon.replicas.maps import run_maps_replica
 
         coro = run_maps_replica(args.host, args.port, args.seed)
+    elif args.which == "proxy":
+        from leadlawk_daemon.replicas.proxy import run_proxy_replica
+
+        coro = run_proxy_replica(args.count, args.host, args.port)
+    elif args.which == "inbox":
+        from leadlawk_daemon.replicas.inbox import run_inbox_replica
+
+        coro = run_inbox_replica(args.host, args.port, args.smtp_port, args.secret)
     elif args.which == "sites":
         from leadlawk_daemon.replicas.sites import run_sites_replica
 
@@ -127,6 +135,8 @@ def _control(args: argparse.Namespace) -> int:
                 max_bytes=settings.server.max_body_bytes,
                 **_area_options(args, settings),
                 site=_site_filters(args),
+                independent_only=args.independent_only,
+                max_branches=args.max_branches,
             )
             return asyncio.run(control.submit_job(settings, spec, wait=args.wait, out=out))
         if args.command == "jobs":
@@ -139,7 +149,7 @@ def _control(args: argparse.Namespace) -> int:
             return asyncio.run(
                 control.export_leads(
                     settings, job_id=args.job, qualified=args.qualified, fmt=args.format, output=args.output, out=out,
-                    new_since=args.new_since,
+                    new_since=args.new_since, crm=args.crm,
                 )
             )
         if args.command == "dlq":
@@ -156,6 +166,30 @@ def _control(args: argparse.Namespace) -> int:
     except control.ControlError as exc:
         raise Failure(str(exc)) from None
     raise UsageError(f"unknown command {args.command}")
+
+
+def _deliveries(args: argparse.Namespace) -> int:
+    """``deliveries list|show ID|replay ID``: finished jobs' digests and how their sending stands."""
+    from leadlawk_daemon.control import ControlError
+    from leadlawk_daemon.deliveries import command
+    from leadlawk_daemon.store import open_store_from_settings
+
+    settings = _settings(args)
+    if args.action != "list" and not args.id:
+        raise UsageError(f"deliveries {args.action} needs an ID")
+
+    async def run() -> int:
+        async with open_store_from_settings(settings.database, migrate=True) as store:
+            if args.action == "list":
+                return await command.list_deliveries(store, args.status, sys.stdout, as_json=args.json)
+            if args.action == "show":
+                return await command.show_delivery(store, args.id, sys.stdout)
+            return await command.replay_delivery(store, args.id, sys.stdout)
+
+    try:
+        return asyncio.run(run())
+    except ControlError as exc:
+        raise Failure(str(exc)) from None
 
 
 def _fleet(args: argparse.Namespace) -> int:
@@ -235,6 +269,7 @@ def _collect(args: argparse.Namespace) -> int:
             min_reviews=args.min_reviews, website=args.website, pagespeed=not args.no_pagespeed,
             strategies=args.strategy, max_score=args.max_score, max_runtime_s=args.max_runtime, job_id=args.id,
             max_bytes=settings.server.max_body_bytes, **_area_options(args, settings), site=_site_filters(args),
+            independent_only=args.independent_only, max_branches=args.max_branches,
             priority=args.priority,
         )
         job, rows = asyncio.run(collect.collect(settings, spec, output=args.output, progress=sys.stderr))
@@ -272,6 +307,9 @@ def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--older-than", type=int, metavar="YEAR", help="qualify only sites last updated before YEAR")
     command.add_argument("--no-https", action="store_true", help="qualify only sites without https")
     command.add_argument("--no-viewport", action="store_true", help="qualify only sites without a mobile viewport")
+    command.add_argument("--independent-only", action="store_true",
+                         help="qualify only businesses that are no chain's branch (docs/chains.md)")
+    command.add_argument("--max-branches", type=int, metavar="N", help="qualify only companies of at most N branches")
 
 
 def _site_filters(args: argparse.Namespace) -> dict[str, object] | None:
@@ -316,10 +354,13 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument("targets", nargs="+", metavar="FILE|URL")
 
     replica = add("replica", _replica, "run an offline replica of Google Maps, PageSpeed Insights or the websites")
-    replica.add_argument("which", choices=["maps", "pagespeed", "sites"])
+    replica.add_argument("which", choices=["maps", "pagespeed", "sites", "proxy", "inbox"])
     replica.add_argument("--host", default="127.0.0.1")
     replica.add_argument("--port", type=int, default=0)
     replica.add_argument("--seed", type=int, default=0)
+    replica.add_argument("--count", type=int, default=4, help="proxy: how many local proxies (exits)")
+    replica.add_argument("--smtp-port", type=int, default=0, help="inbox: its SMTP server's port (0: any free one)")
+    replica.add_argument("--secret", default="inbox-replica-secret", help="inbox: the webhook secret it verifies with")
 
     add("migrate", _migrate, "bring the database schema up to date")
 
@@ -353,6 +394,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--new-since", metavar="JOB|DATE",
                         help="only businesses first seen after this job started, or this ISO date/datetime (UTC)")
+    export.add_argument("--crm", choices=["hubspot", "pipedrive", "salesforce"],
+                        help="the CSV that CRM's importer takes: its columns, records and formats (docs/crm-export.md)")
     export.add_argument("-o", "--output", help="file to write (default: stdout)")
 
     fleet = add("fleet", _fleet, "the daemons sharing this Redis: jobs held, breakers, quota share (as GET /fleet)")
@@ -362,7 +405,13 @@ def _parser() -> argparse.ArgumentParser:
     dlq.add_argument("action", choices=["list", "show", "replay"])
     dlq.add_argument("id", nargs="?", type=int)
     dlq.add_argument("--all", action="store_true", help="list: include replayed ones; replay: every pending one")
-    dlq.add_argument("--kind", choices=["message", "job", "lead"], help="list: only this kind")
+    dlq.add_argument("--kind", choices=["message", "job", "lead", "delivery"], help="list: only this kind")
+
+    deliveries = add("deliveries", _deliveries, "finished jobs' digests to destinations: list, show, replay")
+    deliveries.add_argument("action", choices=["list", "show", "replay"])
+    deliveries.add_argument("id", nargs="?")
+    deliveries.add_argument("--status", help="list: only deliveries with this status (pending, delivered, dead)")
+    deliveries.add_argument("--json", action="store_true", help="list: JSON")
     return parser
 
 

@@ -23,6 +23,8 @@ EventType = Literal[
     "actor.restarted",
     # Google's limited view while a signed-in session is configured (docs/limited-view.md).
     "maps.session_signed_out",
+    # One Maps exit's state changed (docs/egress-pool.md): its name, never its URL.
+    "egress.changed",
 ]
 # Every type, in the order declared: the list is written once, in the Literal.
 EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)

@@ -33,6 +33,7 @@ from actors.write_buffer import WriteBuffer
 from actors.writer import Writer, WriterDeps
 from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.dependencies import Dependencies, Dependency
+from leadlawk_daemon.emails import DNS_BREAKER, DnsUnavailable, EmailVerifier, MailDomainResolver
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.intake.admission import Admission, QueueFull
 from leadlawk_daemon.jobs.coordinator import Coordinator
@@ -41,6 +42,7 @@ from leadlawk_daemon.jobs.lifecycle import JobLifecycle
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.logs import redact
+from leadlawk_daemon.maps.egress import egress_pool
 from leadlawk_daemon.maps.scraper import maps_breaker
 from leadlawk_daemon.messages import EnrichLead, GaveUp, ReadSite, ScrapeJob, WorkMessage, WriterMessage
 from leadlawk_daemon.metrics import Metrics
@@ -151,9 +153,10 @@ class Pipeline:
         if settings.sites.enabled:
             self.site = self._site_cell(settings, metrics)
         self.browser_host = BrowserHost(settings.browser, metrics)
+        self.egress = egress_pool(settings.maps, clock=clock, metrics=metrics, events=events, shared=shared)
         scraper_deps = ScraperDeps(
             self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics,
-            events=events, politeness=shared.maps if shared is not None else None,
+            events=events, politeness=shared.maps if shared is not None else None, egress=self.egress,
         )
         self.scraper: ActorCell[ScrapeJob] = self._cell(
             "scraper", lambda cell: Scraper(cell, scraper_deps), dead_letter_kind="job",
@@ -217,13 +220,33 @@ class Pipeline:
             for site in streak:  # their "unreachable" was ours, not theirs
                 sites.cache.forget(site)
 
-        deps = SiteDeps(sites, EgressGuard(breaker, on_outage=forget), self.writer, metrics)
+        emails = self._email_verifier(settings) if settings.emails.enabled else None
+        deps = SiteDeps(sites, EgressGuard(breaker, on_outage=forget), self.writer, metrics, emails=emails)
         cell: ActorCell[ReadSite] = self._cell(
             "site", lambda cell: SiteReader(cell, deps), dead_letter_kind="lead",
             concurrency=settings.sites.max_in_flight, lane_of=job_lane,
         )
         cells.append(cell)
         return cell
+
+    def _email_verifier(self, settings: Settings) -> EmailVerifier:
+        """Email verdicts in the site actor: DNS through the ``dns`` breaker (open: an outage, leads
+        wait). Its cache, like the site client's, outlives the actor."""
+        conf = settings.emails
+        resolver = MailDomainResolver(
+            conf.dns_servers, timeout=conf.timeout, cache_ttl=conf.cache_ttl, cache_size=conf.cache_size,
+            max_in_flight=conf.max_in_flight, clock=self.clock,
+        )
+        breaker = self.dependencies.add(Dependency(DNS_BREAKER, CircuitBreaker(
+            DNS_BREAKER,
+            failure_threshold=conf.dns_failures,
+            reset_timeout=settings.resilience.circuit_breaker.reset_timeout,
+            call_timeout=None,  # each lookup is cut at emails.timeout
+            clock=self.clock,
+            on_change=self.dependencies.changed,
+            exclude=lambda exc: not isinstance(exc, DnsUnavailable | TimeoutError),
+        )))
+        return EmailVerifier(resolver, breaker)
 
     def children(self) -> list[ChildSpec]:
         """Start order for one ``rest_for_one`` supervisor: writer, enricher, scraper, coordinator."""

@@ -421,7 +421,9 @@ async def test_the_daemon_shares_its_quotas_and_reports_them_in_its_fleet_entry(
 def test_a_politeness_scope_that_is_not_one_of_the_three_is_refused_naming_the_key() -> None:
     from leadlawk_daemon.settings import ConfigError
 
-    assert load_settings(environ={}).maps.politeness_scope == "host"
+    # auto: host with the one default exit (direct), egress with more (docs/egress-pool.md).
+    assert load_settings(environ={}).maps.politeness_scope == "auto"
+    assert load_settings(environ={}).maps.scope == "host"
     assert load_settings(environ={}).redis.quota_timeout == 0.5
     with pytest.raises(ConfigError) as refused:
         load_settings(environ={"LEADLAWK__MAPS__POLITENESS_SCOPE": "everywhere"})

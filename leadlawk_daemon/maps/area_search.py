@@ -7,19 +7,37 @@ gets the plan to persist: a crash then repeats at most the cell that was in flig
 
 Place ids the plan already holds are passed to the scraper as already emitted: a neighbour's
 duplicate is skipped before any place page is fetched for it (``request.needs``).
+
+With ``width`` above one (an egress pool of several exits, docs/egress-pool.md) the next ``width``
+pending cells are searched at once, each through its own exit, and still recorded in the plan's
+order, so ranks, splits and the saved plan are what a one-by-one search makes. A cell whose exit
+failed while another is usable (:class:`ExitUnavailable`) is searched again at once; its partial
+list is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
+from typing import Protocol
 
 from leadlawk_daemon.listing import Listing
-from leadlawk_daemon.maps.coverage import CoveragePlan
-from leadlawk_daemon.maps.scraper import Emit, MapsScraper, ScrapeRequest
+from leadlawk_daemon.maps.coverage import Cell, CoveragePlan
+from leadlawk_daemon.maps.egress_pool import ExitUnavailable
+from leadlawk_daemon.maps.scraper import Emit, ScrapeRequest
+from leadlawk_daemon.outcomes import ScrapeOutcome
 
-__all__ = ["CellDone", "search_area"]
+__all__ = ["CellDone", "Searcher", "search_area"]
+
+
+class Searcher(Protocol):
+    """A MapsScraper, or the egress pool's RoutedScraper."""
+
+    async def scrape(self, request: ScrapeRequest, emit: Emit, already_emitted: Collection[str]) -> ScrapeOutcome: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -37,38 +55,71 @@ class _Gathered:
         self.listings.append(listing)
 
 
+async def _search_cell(
+    scraper: Searcher, plan: CoveragePlan, request: ScrapeRequest, cell: Cell
+) -> tuple[_Gathered, ScrapeOutcome]:
+    cell_request = replace(request, limit=plan.cap, viewport=plan.viewport(cell))
+    while True:
+        gathered = _Gathered()
+        try:
+            return gathered, await scraper.scrape(cell_request, gathered, plan.seen)
+        except ExitUnavailable as moved:
+            log.info("area cell moves to another exit", extra={"cell": cell.key, "reason": moved.reason})
+
+
 async def search_area(
-    scraper: MapsScraper,
+    scraper: Searcher,
     plan: CoveragePlan,
     request: ScrapeRequest,
     emit: Emit,
     *,
     cell_done: CellDone | None = None,
+    width: int = 1,
 ) -> CoveragePlan:
     """Search ``plan``'s pending cells for ``request.query`` until it is finished; returns it."""
-    while (cell := plan.next_cell()) is not None:
-        gathered = _Gathered()
-        cell_request = replace(request, limit=plan.cap, viewport=plan.viewport(cell))
-        outcome = await scraper.scrape(cell_request, gathered, plan.seen)
-        listed = gathered.listings
-        first_rank = len(plan.seen) + 1
-        kept = plan.record(cell, listed, capped=outcome.found >= plan.cap)
-        for offset, listing in enumerate(kept):
-            await emit(listing, first_rank + offset)
-        progress = plan.progress()
-        log.info(
-            "area cell searched",
-            extra={
-                "job_id": request.job_id,
-                "cell": cell.key,
-                "depth": cell.depth,
-                "listed": len(listed),
-                "kept": len(kept),
-                "cells_done": progress.cells_done,
-                "cells_pending": progress.cells_pending,
-                "found": progress.found,
-            },
-        )
-        if cell_done is not None:
-            await cell_done(plan, kept)
+    searching: dict[Cell, asyncio.Future[tuple[_Gathered, ScrapeOutcome]]] = {}
+    try:
+        while (cell := plan.next_cell()) is not None:
+            for ahead in itertools.islice(plan.pending, max(1, width)):
+                if ahead not in searching:
+                    searching[ahead] = asyncio.ensure_future(_search_cell(scraper, plan, request, ahead))
+            gathered, outcome = await searching.pop(cell)
+            await _recorded(plan, request, emit, cell, gathered, outcome, cell_done)
+    finally:
+        # The limit was reached (or the search failed) with cells still in flight: theirs is lost.
+        for future in searching.values():
+            future.cancel()
+        await asyncio.gather(*searching.values(), return_exceptions=True)
     return plan
+
+
+async def _recorded(
+    plan: CoveragePlan,
+    request: ScrapeRequest,
+    emit: Emit,
+    cell: Cell,
+    gathered: _Gathered,
+    outcome: ScrapeOutcome,
+    cell_done: CellDone | None,
+) -> None:
+    listed = gathered.listings
+    first_rank = len(plan.seen) + 1
+    kept = plan.record(cell, listed, capped=outcome.found >= plan.cap)
+    for offset, listing in enumerate(kept):
+        await emit(listing, first_rank + offset)
+    progress = plan.progress()
+    log.info(
+        "area cell searched",
+        extra={
+            "job_id": request.job_id,
+            "cell": cell.key,
+            "depth": cell.depth,
+            "listed": len(listed),
+            "kept": len(kept),
+            "cells_done": progress.cells_done,
+            "cells_pending": progress.cells_pending,
+            "found": progress.found,
+        },
+    )
+    if cell_done is not None:
+        await cell_done(plan, kept)

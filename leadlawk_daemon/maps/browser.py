@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TypeVar
 
-from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import BrowserContext, Page, Playwright, ProxySettings, async_playwright
 from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
@@ -174,8 +174,14 @@ class BrowserPool:
         operation_timeout: float = 30.0,
         locale: str | None = None,
         environ: Mapping[str, str] | None = None,
+        proxy: ProxySettings | None = None,
+        label: str | None = None,
     ) -> None:
         self.settings = settings
+        # The egress exit this browser is pinned to (docs/egress-pool.md): every request it makes,
+        # loopback included, goes through ``proxy``; ``label`` is the exit's name for the logs.
+        self.proxy = proxy
+        self.label = label
         self.metrics = metrics
         self.operation_timeout = operation_timeout
         self.locale = locale
@@ -235,6 +241,7 @@ class BrowserPool:
                     handle_sigint=False,
                     handle_sigterm=False,
                     handle_sighup=False,
+                    proxy=self.proxy,
                 )
         except (TimeoutError, PlaywrightError) as exc:
             await self._kill_tree(user_data_dir)
@@ -257,7 +264,9 @@ class BrowserPool:
             instance.pages_opened += 1
             self.stats.pages_opened += 1
             self._idle.append(_Slot(page, instance))
-        log.info("browser launched", extra={"executable": executable, "instance": instance.number})
+        log.info(
+            "browser launched", extra={"executable": executable, "instance": instance.number, "egress": self.label}
+        )
         return instance
 
     # -- pages ---------------------------------------------------------------------------------

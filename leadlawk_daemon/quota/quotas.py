@@ -38,12 +38,32 @@ def pagespeed_share(quota: float, peers: int) -> float:
     return float(whole) if whole >= 1 else quota / max(1, peers)
 
 
+def maps_pacer(link: QuotaLink, key: str, per_minute: float) -> SharedPacer:
+    """The Maps politeness budget under ``key``: ``per_minute`` navigations, one interval apart."""
+    interval = MAPS_WINDOW / per_minute
+
+    def local_maps(n: int) -> Pacer:
+        # One navigation per n intervals: the budget's n-th part, spaced as before.
+        return AsyncLimiter(1, interval * n)
+
+    return SharedPacer(
+        link,
+        key,
+        per_window=max(1, math.floor(per_minute)),
+        window=MAPS_WINDOW,
+        interval=interval,
+        local=local_maps,
+        share=lambda n: per_minute / n,
+    )
+
+
 def maps_scope_key(scope: str, hostname: str) -> str | None:
     """The Maps politeness budget's name in Redis for ``scope``; None for ``process`` (not shared)."""
     if scope == "host":
         return f"maps:host:{hashlib.sha256(hostname.encode()).hexdigest()[:16]}"
     if scope == "fleet":
         return "maps:fleet"
+    # process: not shared; egress: one budget per exit (SharedQuotas.maps_exit), none for the host.
     return None
 
 
@@ -55,6 +75,8 @@ class SharedQuotas:
         self.pagespeed = pagespeed
         self.daily = daily
         self.maps = maps
+        self.maps_exits: dict[str, SharedPacer] = {}
+        self.maps_per_minute = 30.0
 
     @classmethod
     def from_settings(
@@ -92,25 +114,23 @@ class SharedQuotas:
             link, key_id, ps.queries_per_day, ps.quota_reset_tz, clock, members=lambda: pagespeed.members
         )
         maps = None
-        scope = maps_scope_key(settings.maps.politeness_scope, hostname or socket.gethostname())
+        per_minute = settings.maps.navigations_per_minute
+        scope = maps_scope_key(settings.maps.scope, hostname or socket.gethostname())
         if scope is not None:
-            per_minute = settings.maps.navigations_per_minute
-            interval = MAPS_WINDOW / per_minute
+            maps = maps_pacer(link, scope, per_minute)
+        quotas = cls(link, pagespeed, daily, maps)
+        quotas.maps_per_minute = per_minute
+        return quotas
 
-            def local_maps(n: int) -> Pacer:
-                # One navigation per n intervals: the budget's n-th part, spaced as before.
-                return AsyncLimiter(1, interval * n)
-
-            maps = SharedPacer(
-                link,
-                scope,
-                per_window=max(1, math.floor(per_minute)),
-                window=MAPS_WINDOW,
-                interval=interval,
-                local=local_maps,
-                share=lambda n: per_minute / n,
+    def maps_exit(self, exit_hash: str) -> SharedPacer:
+        """One Maps exit's own budget (``politeness_scope: egress``), shared by every daemon on this
+        Redis that goes out through the same exit: ``<prefix>:quota:maps:egress:<exit hash>:*``."""
+        pacer = self.maps_exits.get(exit_hash)
+        if pacer is None:
+            pacer = self.maps_exits[exit_hash] = maps_pacer(
+                self.link, f"maps:egress:{exit_hash}", self.maps_per_minute
             )
-        return cls(link, pagespeed, daily, maps)
+        return pacer
 
     async def aclose(self) -> None:
         await self.link.aclose()
@@ -124,6 +144,8 @@ class SharedQuotas:
         }
         if self.maps is not None:
             report["maps_politeness"] = self.maps.report()
+        for exit_hash, pacer in self.maps_exits.items():
+            report[f"maps_egress_{exit_hash[:8]}"] = pacer.report()
         return report
 
 
