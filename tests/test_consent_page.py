@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from leadlawk_daemon.maps.consent import html_is_consent, is_consent_url
+from leadlawk_daemon.maps.consent import answer_allowed, html_is_consent, is_consent_url
 from leadlawk_daemon.replicas.maps import create_maps_app
 from leadlawk_daemon.replicas.maps_consent import CONSENT_LANGUAGES, ConsentWords, consent_page
 
@@ -214,3 +214,29 @@ def test_the_daemon_knows_the_page_by_its_structure(url: str, html: str, expecte
 
 def test_a_broken_url_is_not_consent() -> None:
     assert not is_consent_url("http://[::1")
+
+
+REPLICA = "http://127.0.0.1:8123"
+
+
+@pytest.mark.parametrize(
+    ("action", "page_url", "allowed"),
+    [
+        ("https://consent.google.com/save", "https://consent.google.com/ml?hl=de", True),
+        ("https://consent.google.de/save", "https://www.google.com/maps/search/x", True),
+        ("https://consent.google.co.uk/save", "https://www.google.co.uk/maps", True),
+        (f"{REPLICA}/consent/save", f"{REPLICA}/consent?hl=pl", True),
+        ("https://evil.example/save", "https://evil.example/consent", True),  # its own origin: harmless
+        # A page dressed as the consent page never makes the browser post elsewhere.
+        ("http://127.0.0.1:8080/jobs", "https://consent.google.com/ml", False),
+        ("http://consent.google.com/save", "https://www.google.com/maps", False),
+        ("https://consent.google.com.evil.example/save", "https://www.google.com/maps", False),
+        ("https://consent.google.com:8443/save", "https://www.google.com/maps", False),
+        ("http://169.254.169.254/latest", f"{REPLICA}/consent", False),
+        ("http://[::1", f"{REPLICA}/consent", False),
+    ],
+)
+def test_an_answer_is_posted_only_to_google_or_the_page_itself(action: str, page_url: str, allowed: bool) -> None:
+    assert answer_allowed(action, page_url, REPLICA if page_url.startswith(REPLICA) else "https://www.google.com") is (
+        allowed
+    )

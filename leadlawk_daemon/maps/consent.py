@@ -19,7 +19,15 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-__all__ = ["CONSENT_SELECTOR", "ConsentAnswer", "answer_selectors", "html_is_consent", "is_consent_url"]
+__all__ = [
+    "ACTION_JS",
+    "CONSENT_SELECTOR",
+    "ConsentAnswer",
+    "answer_allowed",
+    "answer_selectors",
+    "html_is_consent",
+    "is_consent_url",
+]
 
 ConsentAnswer = Literal["reject", "accept"]
 
@@ -32,6 +40,9 @@ CONSENT_SELECTOR = (
 _SET_EOM = {"reject": "true", "accept": "false"}
 _SET_EOM_MARKUP = re.compile(r"""name\s*=\s*["']?set_eom\b""", re.IGNORECASE)
 _CONSENT_ACTION = re.compile(r"""action\s*=\s*["']?https?://consent\.google\.""", re.IGNORECASE)
+_CONSENT_HOST = re.compile(r"consent\.google\.[a-z]{2,3}(?:\.[a-z]{2})?")
+# Where the button found would send the answer: its form's action, resolved by the browser.
+ACTION_JS = "button => (button.form && button.form.action) || ''"
 
 
 def is_consent_url(url: str) -> bool:
@@ -46,6 +57,24 @@ def is_consent_url(url: str) -> bool:
 def html_is_consent(url: str, html: str) -> bool:
     """The same judgement for a page fetched without rendering (each test linear in ``html``)."""
     return is_consent_url(url) or bool(_SET_EOM_MARKUP.search(html) or _CONSENT_ACTION.search(html))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".casefold()
+
+
+def answer_allowed(action: str, page_url: str, base_url: str) -> bool:
+    """Whether answering may post to ``action``: Google's consent host over HTTPS, or the origin of
+    the page or of ``maps.base_url``. The page is outside data: a form dressed as the consent
+    page and posting elsewhere (the daemon's own API, a private address) is never submitted."""
+    try:
+        parts = urlsplit(action)
+        if parts.scheme == "https" and _CONSENT_HOST.fullmatch(parts.hostname or "") and parts.port is None:
+            return True
+        return _origin(action) in (_origin(page_url), _origin(base_url))
+    except ValueError:
+        return False
 
 
 def _answer_selector(set_eom: str) -> str:

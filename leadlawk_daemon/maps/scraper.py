@@ -40,7 +40,7 @@ from leadlawk_daemon.maps.blocking import (
 )
 from leadlawk_daemon.maps.browser import BrowserError, BrowserPool, BrowserTimeoutError, PageError, UnreachableError
 from leadlawk_daemon.maps.completion import complete_listing
-from leadlawk_daemon.maps.consent import answer_selectors, html_is_consent
+from leadlawk_daemon.maps.consent import ACTION_JS, answer_allowed, answer_selectors, html_is_consent
 from leadlawk_daemon.maps.countries import country_of_location
 from leadlawk_daemon.maps.extent import page_viewport
 from leadlawk_daemon.maps.feed import FeedParse, parse_feed
@@ -350,12 +350,15 @@ class MapsScraper:
         button = None
         for selector in answer_selectors(self.settings.consent):
             candidate = page.locator(selector).first
-            if await self.pool.bounded(candidate.count(), timeout, "reading the consent page"):
+            if not await self.pool.bounded(candidate.count(), timeout, "reading the consent page"):
+                continue
+            action = await self.pool.bounded(candidate.evaluate(ACTION_JS), timeout, "reading the consent page")
+            if answer_allowed(str(action), page.url, self.settings.base_url):
                 button = candidate
                 break
         if button is None:
             # Google's page changed shape: no exit gets past it, so Maps waits (an outage), not the job.
-            raise BlockedError("a consent page without a reject-all or accept-all form", page.url)
+            raise BlockedError("a consent page without a reject-all or accept-all form to answer", page.url)
         await self._polite()
 
         async def click_and_follow() -> None:
