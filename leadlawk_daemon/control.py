@@ -108,6 +108,8 @@ def spec_from_options(
     max_area_km2: float = DEFAULT_MAX_AREA_KM2,
     site: Mapping[str, Any] | None = None,
     priority: int | None = None,
+    independent_only: bool = False,
+    max_branches: int | None = None,
 ) -> JobSpec:
     raw: dict[str, Any] = {"query": query}
     optional = {
@@ -122,6 +124,8 @@ def spec_from_options(
         "area": area,
         "site": dict(site) if site else None,
         "priority": priority,
+        "independent_only": independent_only or None,
+        "max_branches": max_branches,
     }
     raw |= {key: value for key, value in optional.items() if value is not None}
     psi: dict[str, Any] = {"enabled": pagespeed}
@@ -363,7 +367,10 @@ async def export_leads(
     output: str | None,
     out: TextIO,
     new_since: str | None = None,
+    crm: str | None = None,
 ) -> int:
+    if crm is not None:
+        return await export_crm(settings, crm, job_id=job_id, qualified=qualified, fmt=fmt, output=output, out=out)
     if fmt is None:
         fmt = format_of(output) if output else "csv"
     if fmt not in ("csv", "jsonl", "xlsx"):
@@ -384,6 +391,38 @@ async def export_leads(
         sys.stderr.write(f"wrote {len(rows)} lead(s) to {output}\n")
     else:
         out.write(render_rows(rows, fmt, with_job=job_id is not None))
+    return 0
+
+
+async def export_crm(
+    settings: Settings,
+    crm: str,
+    *,
+    job_id: str | None,
+    qualified: bool,
+    fmt: str | None,
+    output: str | None,
+    out: TextIO,
+) -> int:
+    """``export --crm``: the import file of that CRM (docs/crm-export.md), leads grouped into their
+    companies first so a chain is one company where the CRM keeps one."""
+    from leadlawk_daemon.crm import CRM_FORMATS, render_crm_csv
+
+    if crm not in CRM_FORMATS:
+        raise ControlError(f"--crm must be one of {', '.join(CRM_FORMATS)} (got {crm!r})")
+    if fmt not in (None, "csv"):
+        raise ControlError(f"--crm writes the CSV file the CRM's importer takes (not --format {fmt})")
+    async with _store(settings) as store:
+        if job_id is not None and await store.get_job(job_id) is None:
+            raise ControlError(f"no job {job_id!r}")
+        await store.regroup_companies()
+        rows = await store.lead_rows_for_export(job_id=job_id, qualified_only=qualified)
+    text = render_crm_csv(CRM_FORMATS[crm], rows)
+    if output:
+        await asyncio.to_thread(Path(output).write_text, text, encoding="utf-8", newline="")
+        sys.stderr.write(f"wrote {text.count(chr(13) + chr(10)) - 1} {crm} record(s) to {output}\n")
+    else:
+        out.write(text)
     return 0
 
 
@@ -522,4 +561,8 @@ async def _replay(store: Store, settings: Settings, letter: DeadLetter) -> str |
             state = "unknown" if job is None else job.status
             return f"job {job_id} cannot be requeued (it is {state})"
         return None
+    if letter.kind == "delivery":
+        from leadlawk_daemon.deliveries.command import delivery_letter_replay
+
+        return await delivery_letter_replay(store, letter.payload)
     return f"unknown dead-letter kind {letter.kind!r}"

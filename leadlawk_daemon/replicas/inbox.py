@@ -6,8 +6,8 @@ sender, recipients, subject and attachments. ``GET /_received`` lists what arriv
 adds bodies and attachments, base64), ``DELETE /_received`` forgets it.
 
 Faults (``POST /_faults``, :mod:`.faults`' conventions): ``down`` (connections closed unanswered;
-SMTP answers 421), ``slow`` (every answer delayed, ms), ``5xx``, ``429`` and ``410`` (the next N
-webhook requests, or ``true`` for all; SMTP answers 451, 452 and 550 for them).
+SMTP answers 421), ``slow`` (every answer delayed, ms), ``5xx``, ``429``, ``410`` and ``400`` (the
+next N webhook requests, or ``true`` for all; SMTP answers 451, 452, 550 and 554 for them).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ INBOX_FAULTS = (
     Fault("5xx", "true|N", "answer 503 (SMTP: 451)", counted),
     Fault("429", "true|N", "answer 429 Too Many Requests (SMTP: 452)", counted),
     Fault("410", "true|N", "answer 410 Gone (SMTP: 550)", counted),
+    Fault("400", "true|N", "answer 400 Bad Request (SMTP: 554)", counted),
 )
 
 
@@ -64,7 +65,7 @@ class Inbox:
 
     def refusal(self) -> int | None:
         """The status a faulted request gets, None to answer normally (counted faults consumed)."""
-        for name, status in (("5xx", 503), ("429", 429), ("410", 410)):
+        for name, status in (("5xx", 503), ("429", 429), ("410", 410), ("400", 400)):
             if self.faults.take(name):
                 return status
         return None
@@ -148,7 +149,12 @@ class _MailHandler:
         inbox = self.inbox
         if inbox.faults.get("down"):
             return "421 inbox replica down"
-        for name, reply in (("5xx", "451 try again later"), ("429", "452 too many"), ("410", "550 no such mailbox")):
+        for name, reply in (
+            ("5xx", "451 try again later"),
+            ("429", "452 too many"),
+            ("410", "550 no such mailbox"),
+            ("400", "554 refused"),
+        ):
             if inbox.faults.take(name):
                 return reply
         raw = envelope.original_content or envelope.content or b""

@@ -1,0 +1,232 @@
+"""Digests sent to the inbox replica: a webhook down for five minutes, a refusal dead-lettered and
+replayed, an email read back with its attachment, a file drop never seen half-written.
+
+Time is injected: the service, its breakers and backoff and the inbox's signature check run on one
+FakeClock, moved on only while the service waits (its loops all asleep), so five minutes of
+outage take well under a second of the test's own time; requests, the store and SMTP are real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import io
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from leadlawk_daemon.clock import FakeClock
+from leadlawk_daemon.control import ControlError
+from leadlawk_daemon.deliveries.command import replay_delivery
+from leadlawk_daemon.deliveries.filedrop import write_atomically
+from leadlawk_daemon.deliveries.ledger import Delivery, delivery_id, ledger_of
+from leadlawk_daemon.deliveries.service import DeliveryService, destination_breaker
+from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.replicas.inbox import Inbox, serve_inbox
+from leadlawk_daemon.settings import Settings
+from leadlawk_daemon.store import Store, open_store
+from tests.support.deliveries import SECRET, delivery_settings, finished_job, listing, running_service
+
+# The service's loops that sleep on the clock while it has nothing to do: the sweep and the sender.
+IDLE_SLEEPERS = 2
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def inbox(clock: FakeClock) -> AsyncIterator[tuple[Inbox, str, int]]:
+    async with serve_inbox(inbox=Inbox(secret=SECRET.encode(), clock=clock)) as served:
+        yield served
+
+
+@pytest.fixture
+async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+    async with open_store(f"sqlite:///{tmp_path / 'd.db'}", clock=clock, migrate=True) as opened:
+        yield opened
+
+
+async def run_for(clock: FakeClock, seconds: float, step: float = 5.0) -> None:
+    """Move the clock ``seconds`` on, ``step`` at a time, each step once the service waits."""
+    end = clock.monotonic() + seconds
+    while clock.monotonic() < end:
+        await clock.wait_for_sleepers(IDLE_SLEEPERS)
+        await clock.advance(step)
+
+
+async def until_status(service: DeliveryService, clock: FakeClock, one: str, status: str) -> Delivery:
+    for _ in range(200):
+        delivery = await service.ledger.get(one)
+        assert delivery is not None
+        if delivery.status == status:
+            return delivery
+        await run_for(clock, 1.0, 1.0)
+    raise AssertionError(f"delivery {one} never became {status}: {delivery}")
+
+
+def hook_settings(tmp_path: Path, url: str, **deliveries: object) -> Settings:
+    hook = {"type": "webhook", "url": f"{url}/hooks/sales", "secret_env": "HOOK_SECRET"}
+    return delivery_settings(tmp_path, {"sales": hook}, **deliveries)
+
+
+async def test_a_webhook_down_for_five_minutes_gets_the_delivery_once_signed_when_it_is_back(
+    tmp_path: Path, store: Store, clock: FakeClock, inbox: tuple[Inbox, str, int]
+) -> None:
+    box, url, _ = inbox
+    box.faults.replace({"down": True})
+    metrics = Metrics(process=False)
+    async with running_service(hook_settings(tmp_path, url), store, clock, metrics) as service:
+        await finished_job(store, "night-1", [1, 2, 3], notify=["sales"])
+        await service.make("night-1")
+        one = delivery_id("night-1", "sales")
+        await run_for(clock, 300.0)  # five minutes of a receiver that closes every connection
+        during = await service.ledger.get(one)
+        assert during is not None
+        assert during.status == "pending"  # waiting, not failed: an outage is nobody's failure
+        assert during.attempts >= 4
+        assert box.delivered() == {}
+        assert (
+            metrics.registry.get_sample_value(
+                "leadlawk_deliveries_total", {"destination": "sales", "outcome": "retried"}
+            )
+            == during.attempts
+        )
+        # The destination is a dependency: its breaker opened (and is not closed while it is down).
+        assert service.dependencies[destination_breaker("sales")].down
+        assert service.note() is not None
+
+        box.faults.clear()
+        done = await until_status(service, clock, one, "delivered")
+    hooks = [h for h in box.webhooks if h["status"] == 200]
+    assert len(hooks) == 1, "the delivery arrived more than once"
+    assert hooks[0]["delivery_id"] == one
+    assert hooks[0]["signature_valid"]
+    body = hooks[0]["body"]
+    assert (body["page"], body["pages"]) == (1, 1)
+    assert [lead["place_id"] for lead in body["leads"]] == [listing(n).place_id for n in (1, 2, 3)]
+    assert body["summary"]["new"] == 3
+    assert body["summary"]["found"] == 3
+    assert done.delivered_at is not None
+    assert not service.dependencies[destination_breaker("sales")].down
+
+
+async def test_a_refused_delivery_is_dead_lettered_and_a_replay_delivers_it(
+    tmp_path: Path, store: Store, clock: FakeClock, inbox: tuple[Inbox, str, int]
+) -> None:
+    box, url, _ = inbox
+    box.faults.replace({"400": 1})
+    settings = hook_settings(tmp_path, url)
+    async with running_service(settings, store, clock) as service:
+        await finished_job(store, "refused", [4, 5], notify=["sales"])
+        await service.make("refused")
+        one = delivery_id("refused", "sales")
+        dead = await until_status(service, clock, one, "dead")
+        assert dead.last_error == "answered 400"
+        (letter,) = await store.list_dead_letters(kind="delivery")
+        assert one in letter.payload
+        assert "answered 400" in letter.reason
+        assert box.delivered() == {}
+        # `leadlawk deliveries replay ID` (here on the same store) sends it again.
+        out = io.StringIO()
+        assert await replay_delivery(store, one, out) == 0
+        assert "replayed" in out.getvalue()
+        service.wake()
+        await until_status(service, clock, one, "delivered")
+        with pytest.raises(ControlError, match="no delivery"):
+            await replay_delivery(store, "d-unknown", out)
+    assert box.delivered() == {one: {1}}
+
+
+async def test_a_large_digest_is_paged_each_page_signed(
+    tmp_path: Path, store: Store, clock: FakeClock, inbox: tuple[Inbox, str, int]
+) -> None:
+    box, url, _ = inbox
+    async with running_service(hook_settings(tmp_path, url, page_size=4), store, clock) as service:
+        await finished_job(store, "big", list(range(10)), notify=["sales"])
+        await service.make("big")
+        await until_status(service, clock, delivery_id("big", "sales"), "delivered")
+    pages = sorted((h["body"]["page"], h["body"]["pages"], len(h["body"]["leads"])) for h in box.webhooks)
+    assert pages == [(1, 3, 4), (2, 3, 4), (3, 3, 2)]
+    assert all(h["signature_valid"] for h in box.webhooks)
+
+
+async def test_an_email_digest_arrives_with_its_attachment(
+    tmp_path: Path, store: Store, clock: FakeClock, inbox: tuple[Inbox, str, int]
+) -> None:
+    box, _, smtp_port = inbox
+    mail = {
+        "type": "email", "host": "127.0.0.1", "port": smtp_port, "security": "none",
+        "sender": "leads@leadlawk.test", "to": ["sales@example.test"], "attach": "xlsx", "top": 2,
+    }  # fmt: skip
+    settings = delivery_settings(tmp_path, {"mail": mail})
+    async with running_service(settings, store, clock) as service:
+        await finished_job(store, "mailed", [7, 8, 9], notify=["mail"])
+        await service.make("mailed")
+        await until_status(service, clock, delivery_id("mailed", "mail"), "delivered")
+    (message,) = box.emails
+    assert message["to"] == ["sales@example.test"]
+    assert message["delivery_id"] == delivery_id("mailed", "mail")
+    assert "Business 7" in message["raw"]
+    assert "and 1 more in the attachment" in message["raw"]
+    (attachment,) = message["attachments_data"]
+    assert attachment["filename"] == "leads-mailed.xlsx"
+    sheet = openpyxl.load_workbook(io.BytesIO(base64.b64decode(attachment["data"]))).active
+    assert sheet is not None
+    names = [row[1] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert names == ["Business 7", "Business 8", "Business 9"]
+
+
+async def test_a_file_drop_is_never_seen_half_written(tmp_path: Path) -> None:
+    # A reader polling the directory the whole time, as a sync tool would, while large digests are
+    # written into it: every file it can open is whole (its last row there, the row count right).
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    rows = 4000
+    text = "place_id,name\n" + "".join(f"ChIJ{i},Business {i}\n" for i in range(rows))
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            for path in drop.glob("leads-*.csv"):  # the sender's temporary files are dot files
+                try:
+                    content = path.read_text(encoding="utf-8")
+                except FileNotFoundError:
+                    continue
+                seen.append(len(list(csv.reader(io.StringIO(content)))) - 1)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for n in range(40):
+            await asyncio.to_thread(write_atomically, drop, f"leads-{n % 3}.csv", text.encode())
+    finally:
+        stop.set()
+        thread.join()
+    assert seen, "the reader never saw a file"
+    assert set(seen) == {rows}
+    assert sorted(p.name for p in drop.iterdir()) == ["leads-0.csv", "leads-1.csv", "leads-2.csv"]
+
+
+async def test_the_file_destination_writes_the_digest_in_its_format(
+    tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    settings = delivery_settings(tmp_path, {"drop": {"type": "file", "directory": str(drop), "format": "csv"}})
+    async with running_service(settings, store, clock) as service:
+        await finished_job(store, "filed", [1, 2], notify=["drop"])
+        await service.make("filed")
+        one = delivery_id("filed", "drop")
+        await until_status(service, clock, one, "delivered")
+    (written,) = drop.iterdir()
+    assert written.name == f"leads-{one}.csv"
+    read = list(csv.DictReader(io.StringIO(written.read_text(encoding="utf-8"))))
+    assert [r["name"] for r in read] == ["Business 1", "Business 2"]
+    assert ledger_of(store) is not None
