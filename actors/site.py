@@ -28,20 +28,24 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from actors.actor import Actor, ActorCell
+from leadlawk_daemon.emails import DnsOutage, EmailVerifier
 from leadlawk_daemon.messages import JobHandle, LeadSiteRead, ReadSite, SiteReturned, WriterMessage, WriteSite
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.resilience.worker_pool import PoolUnavailable
 from leadlawk_daemon.sites import EgressGuard, EgressOutage, ProxyUnreachable, SiteClient, SiteReport, SiteStatus
 from leadlawk_daemon.sites.extract import site_key
+from supervisors.backoff import Backoff, Jitter
 
 __all__ = ["SiteDeps", "SiteReader", "not_a_website"]
 
 log = logging.getLogger("leadlawk.site")
+# Between tries while DNS does not answer and its breaker is still closed (once open, its trial time).
+_DNS_BACKOFF = Backoff(0.25, 10.0, jitter=Jitter.FULL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,8 @@ class SiteDeps:
     writer: ActorCell[WriterMessage]
     metrics: Metrics | None = None
     proxy_retry: float = 5.0  # seconds between tries while the configured proxy refuses us
+    # Email verdicts (docs/email-verdicts.md): None when emails.enabled is false.
+    emails: EmailVerifier | None = None
 
 
 def not_a_website(url: str, reason: str) -> SiteReport:
@@ -80,6 +86,12 @@ class SiteReader(Actor[ReadSite]):
         if report is None:
             job.report(SiteReturned(listing, "its job stopped"))  # read again if the job resumes
             return
+        if report.emails and self.deps.emails is not None:
+            judged = await self._judge(job, report, self.deps.emails)
+            if judged is None:
+                job.report(SiteReturned(listing, "its job stopped"))
+                return
+            report = judged
         await self.deps.writer.tell(WriteSite(job, listing, report))
         job.report(LeadSiteRead(place_id, report))
         if self.deps.metrics is not None:
@@ -101,4 +113,27 @@ class SiteReader(Actor[ReadSite]):
                     return None
                 continue
             return None if isinstance(result, Stopped) else result
+        return None
+
+    async def _judge(self, job: JobHandle, report: SiteReport, verifier: EmailVerifier) -> SiteReport | None:
+        """``report`` with its addresses' verdicts; None when the job stopped first.
+
+        Judged before the report is written, so the lead's verdict is computed from complete facts.
+        DNS not answering is an outage: waited out, spending no attempt, writing nothing (the lead
+        is not marked ``unknown``); the job waits on ``dns`` through the breaker's state."""
+        waits = _DNS_BACKOFF.sequence()
+        while job.active:
+            try:
+                check = await unless_set(job.stopped, verifier.check(report.emails, report.site))
+            except DnsOutage as exc:
+                log.warning("DNS not answering; waiting", extra={"job_id": job.job_id, "error": str(exc)})
+                wait = max(exc.retry_after, waits.next())
+                if isinstance(await unless_set(job.stopped, self.clock.sleep(max(wait, 0.05))), Stopped):
+                    return None
+                continue
+            if isinstance(check, Stopped):
+                return None
+            primary = check.primary.email if check.primary is not None else None
+            # A copy: the client's cache holds the report, shared by a chain's branches.
+            return replace(report, email_verdicts=[v.to_dict() for v in check.verdicts], primary_email=primary)
         return None

@@ -99,7 +99,31 @@ def _site_spec(raw: Mapping[str, Any]) -> SiteSpec:
         older_than_year=year if isinstance(year, int) else None,
         no_https=raw.get("no_https") is True,
         no_mobile_viewport=raw.get("no_mobile_viewport") is True,
+        email=raw["email"] if raw.get("email") in ("any", "deliverable") else None,
+        exclude_free_mail=raw.get("exclude_free_mail") is True,
     )
+
+
+def _email_reasons(site: SiteReport, wanted: SiteSpec) -> list[str]:
+    """The email-verdict filters (docs/email-verdicts.md): ``email: "deliverable"`` wants an address
+    at a domain that accepts mail; ``exclude_free_mail`` counts no free-mail address for it, and
+    alone refuses a lead whose addresses are all free mail."""
+    if not (wanted.email == "deliverable" or wanted.exclude_free_mail):
+        return []
+    if site.emails and not site.email_verdicts:
+        return ["its email addresses were not judged (emails.enabled is false)"]
+    verdicts = site.email_verdicts
+    free = sorted({str(v.get("email", "")).rpartition("@")[2] for v in verdicts if v.get("free_mail")})
+    if wanted.email == "deliverable":
+        deliverable = [v for v in verdicts if v.get("status") == "deliverable_domain"]
+        if not deliverable:
+            return ["no email address at a domain that accepts mail"]
+        if wanted.exclude_free_mail and all(v.get("free_mail") for v in deliverable):
+            return [f"no deliverable email address but free mail ({', '.join(free)})"]
+        return []
+    if verdicts and all(v.get("free_mail") for v in verdicts):
+        return [f"its email is free mail ({', '.join(free)})"]
+    return []
 
 
 def site_reasons(listing: Listing, site: SiteReport | None, wanted: SiteSpec) -> list[str]:
@@ -111,8 +135,9 @@ def site_reasons(listing: Listing, site: SiteReport | None, wanted: SiteSpec) ->
     if site is None:
         return ["website not read yet (site filters set)"]
     reasons: list[str] = []
-    if wanted.require_email and not site.emails:
+    if (wanted.require_email or wanted.email == "any") and not site.emails:
         reasons.append("no email address found on the website")
+    reasons += _email_reasons(site, wanted)
     if wanted.status and site.status.value not in wanted.status:
         reasons.append(f"site is {site.status.value}, wanted {' or '.join(wanted.status)}")
     if wanted.built_with and site.cms not in wanted.built_with:

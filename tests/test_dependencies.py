@@ -21,7 +21,7 @@ from leadlawk_daemon.resilience.breaker import BreakerOpenError, BreakerState, C
 from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store import Store
 
-EVERY_BREAKER = {"google_maps", "pagespeed", "database", "sites"}
+EVERY_BREAKER = {"google_maps", "pagespeed", "database", "sites", "dns"}
 
 
 async def _fails() -> None:

@@ -22,7 +22,6 @@ query, and at most ``max_in_flight`` queries are out at once.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections import OrderedDict
 from collections.abc import Sequence
 from enum import StrEnum
@@ -35,8 +34,9 @@ import dns.resolver
 from dns.rdtypes.ANY.MX import MX
 
 from actors.clock import Clock, MonotonicClock
+from leadlawk_daemon.settings import parse_dns_server
 
-__all__ = ["DnsUnavailable", "MailDomain", "MailDomainResolver", "parse_server"]
+__all__ = ["DnsUnavailable", "MailDomain", "MailDomainResolver"]
 
 
 class MailDomain(StrEnum):
@@ -46,26 +46,6 @@ class MailDomain(StrEnum):
 
 class DnsUnavailable(Exception):
     """No configured server answered for a domain: our DNS is failing, the domain said nothing."""
-
-
-def parse_server(text: str) -> tuple[str, int]:
-    """``"192.0.2.53"``, ``"192.0.2.53:5353"``, ``"::1"`` or ``"[::1]:5353"`` as (address, port).
-
-    An address, never a name: a resolver named by a name would need a resolver first."""
-    host, port = text.strip(), 53
-    if host.startswith("["):
-        host, _, rest = host[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                raise ValueError(f"not a DNS server address: {text!r}")
-            port = int(rest[1:])
-    elif host.count(":") == 1:
-        host, _, number = host.partition(":")
-        port = int(number)
-    ipaddress.ip_address(host)  # raises ValueError for a name
-    if not 0 < port < 65536:
-        raise ValueError(f"port out of range in {text!r}")
-    return host, port
 
 
 class MailDomainResolver:
@@ -81,7 +61,7 @@ class MailDomainResolver:
     ) -> None:
         if servers:
             self._resolver = dns.asyncresolver.Resolver(configure=False)
-            self._resolver.nameservers = [dns.nameserver.Do53Nameserver(*parse_server(s)) for s in servers]
+            self._resolver.nameservers = [dns.nameserver.Do53Nameserver(*parse_dns_server(s)) for s in servers]
         else:
             self._resolver = dns.asyncresolver.Resolver()  # the system's servers, read once here
         self._resolver.retry_servfail = False  # a server failing is our outage: say so, do not spin

@@ -70,7 +70,8 @@ def judge(address: str, website_host: str | None, domain_says: MailDomain | None
     local = address.rpartition("@")[0]
     if domain is None:
         return EmailVerdict(address, EmailStatus.NO_MAIL_DOMAIN, is_role(local), False, False)
-    if is_disposable(domain):
+    disposable = is_disposable(domain)
+    if disposable:
         status = EmailStatus.DISPOSABLE
     elif domain_says is None:
         status = EmailStatus.UNKNOWN
@@ -81,7 +82,7 @@ def judge(address: str, website_host: str | None, domain_says: MailDomain | None
         email=address,
         status=status,
         role=is_role(local),
-        free_mail=is_free_mail(domain),
+        free_mail=is_free_mail(domain) and not disposable,  # some lists hold both: disposable says more
         matches_website=site is not None and registrable_domain(domain) == site,
     )
 

@@ -22,7 +22,7 @@ DNS_BREAKER = "dns"
 
 
 class DnsOutage(Exception):
-    """Our DNS is not answering (or its breaker is open): ask again after ``retry_after`` seconds."""
+    """Our DNS is not answering (or its breaker is open): ask again, not before ``retry_after`` seconds."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -36,10 +36,9 @@ class EmailCheck:
 
 
 class EmailVerifier:
-    def __init__(self, resolver: MailDomainResolver, breaker: CircuitBreaker, *, retry_after: float = 1.0) -> None:
+    def __init__(self, resolver: MailDomainResolver, breaker: CircuitBreaker) -> None:
         self.resolver = resolver
         self.breaker = breaker
-        self.retry_after = retry_after  # before the breaker opens, the wait after one failed lookup
 
     async def check(self, emails: Sequence[str], website_host: str | None) -> EmailCheck:
         """Every address's verdict and the primary one; raises :class:`DnsOutage`."""
@@ -57,4 +56,4 @@ class EmailVerifier:
         except BreakerOpenError as exc:
             raise DnsOutage(f"DNS is not answering: breaker {self.breaker.name} open", exc.retry_after) from None
         except DnsUnavailable as exc:
-            raise DnsOutage(str(exc), self.retry_after) from None
+            raise DnsOutage(str(exc), 0.0) from None  # the caller's backoff decides the wait

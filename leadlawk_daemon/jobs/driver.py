@@ -234,6 +234,7 @@ class JobDriver:
             needs.append("pagespeed")
         if state.needs_site:
             needs.append("sites")  # our egress to websites (many sites unreachable at once)
+            needs.append("dns")  # the DNS servers the site emails are judged by (docs/email-verdicts.md)
         if not state.all_written:
             needs.append("database")
         waiting = [name for name in needs if name in down]

@@ -222,4 +222,6 @@ def _site_of_row(row: Mapping[str, Any]) -> SiteReport | None:
         last_modified=last_modified[:10] if isinstance(last_modified, str) else None,
         emails=emails.split("; ") if emails else [],
         contact_form=row.get("site_contact_form"),
+        email_verdicts=list(row.get("site_email_verdicts") or []),
+        primary_email=row.get("primary_email"),
     )

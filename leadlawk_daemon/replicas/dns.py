@@ -101,7 +101,7 @@ class DnsReplica:
             "email": email,
             "status": status,
             "role": local.replace("-", ".").rsplit(".", 1)[-1] in _ROLE_WORDS,
-            "free_mail": domain in FREE_MAIL_DOMAINS,
+            "free_mail": domain in FREE_MAIL_DOMAINS,  # a disposable provider is not also free mail
             "matches_website": bool(site) and domain == site,
         }
 

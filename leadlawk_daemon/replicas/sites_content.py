@@ -137,7 +137,7 @@ def _cms(rng: random.Random) -> str:
 # Addresses at consumer and throwaway providers, for the email verdicts (replicas/dns.py serves
 # their domains). A stream of their own, so every other fact of a site is as it was before them.
 FREE_MAIL_DOMAINS = ("gmail.com", "yahoo.com", "outlook.com", "hotmail.com", "icloud.com", "gmx.de")
-DISPOSABLE_DOMAINS = ("mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com")
+DISPOSABLE_DOMAINS = ("mailinator.com", "guerrillamail.com", "10minutemail.com", "yopmail.com", "trashmail.com")
 
 
 def _mailbox_emails(host: str, seed: int, slug: str) -> list[Email]:

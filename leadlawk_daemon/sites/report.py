@@ -59,6 +59,10 @@ class SiteReport:
     # Contacts past the per-page cap: kind ("emails", "phones", …) → how many were found in all
     # on the page that passed it. Empty when nothing was capped.
     capped: dict[str, int] = field(default_factory=dict)
+    # Each address's verdict (docs/email-verdicts.md), in the order of ``emails``: email, status,
+    # role, free_mail, matches_website. Empty until the addresses were judged (or none were found).
+    email_verdicts: list[dict[str, Any]] = field(default_factory=list)
+    primary_email: str | None = None  # the address to write to first: always a deliverable domain
     fetched_at: float | None = None
     unreachable: bool = False  # nothing answered at all: the egress breaker's evidence
 
