@@ -19,7 +19,7 @@ Routes (its base URL replaces ``https://www.google.com`` through ``maps.base_url
 | `GET`/`POST /_faults` | the active faults / replace them (`{}` clears) |
 | `POST /_session` | a new signed-in session: `{"cookies": [...], "storage_state": {...}}` (a Playwright storage state for this replica's host); a request carrying its `SID` cookie sees the full view under `limited_view` |
 | `POST /_session/expire` | every session issued so far is signed out (a lost session): `{"expired": N}` |
-| `GET /_stats`, `POST /_stats/reset` | requests per route, `navigations` (search + place visits), `viewports` (viewport searches per `@lat,lng,zoomz`), and `clients`: `{"127.0.0.11": {"navigations": n, "blocks": b}, …}` per client address (`blocks`: navigations sent to `/sorry/` and feed fetches answered 429 under `rate_limit`) |
+| `GET /_stats`, `POST /_stats/reset` | requests per route, `navigations` (search + place visits), `viewports` (viewport searches per `@lat,lng,zoomz`), and `clients`: `{"127.0.0.11": {"navigations": n, "blocks": b}, …}` per client address (`blocks`: navigations sent to `/sorry/` and feed fetches answered 429, by `rate_limit` or `sorry`) |
 
 A search's text splits on its last " in " into query and location; its answer set is generated
 from (query, location, seed) and holds `max_results` businesses (120, where Google's feed ends),
@@ -105,6 +105,7 @@ from leadlawk_daemon.replicas.maps_markup import (
     sorry_page,
 )
 from leadlawk_daemon.replicas.maps_ratelimit import ClientLimiter, parse_rate_limit
+from leadlawk_daemon.replicas.maps_sampling import PARTIAL_FAULT, PartialAnswers
 
 __all__ = ["MAPS_FAULTS", "MapsReplica", "create_maps_app", "run_maps_replica", "serve_maps_replica"]
 
@@ -139,6 +140,7 @@ MAPS_FAULTS: tuple[Fault, ...] = (
           "a share of the businesses hidden (signed-in sessions see everything)", _limited_share),
     Fault("rate_limit", '{"per_minute": N, "cooldown_s": S[, "clients": {addr: {...}}]}',
           "per client address: past N navigations a minute, /sorry/ for S seconds", parse_rate_limit),
+    PARTIAL_FAULT,
 )
 
 _NAVIGATIONS = ("search", "place")
@@ -170,6 +172,7 @@ class MapsReplica:
         self.max_results = max_results
         self.page_size = page_size
         self.faults = FaultSwitchboard(MAPS_FAULTS)
+        self.sampling = PartialAnswers()  # the partial fault's runs (maps_sampling.py)
         self.requests: Counter[str] = Counter()
         self.closing = asyncio.Event()
         self._sets: OrderedDict[str, AnswerSet] = OrderedDict()
@@ -396,6 +399,7 @@ async def _faults_middleware(request: web.Request, handler: Handler) -> web.Stre
         query = urlencode({"continue": str(request.rel_url), "hl": request.query.get("hl", "en")})
         raise web.HTTPFound(f"/consent?{query}")
     if route in ("search", "place", "feed") and faults.take("sorry"):
+        replica.clients.note_block(request.remote or "unknown")
         return _sorry_answer(request, route)
     return await handler(request)
 
@@ -450,7 +454,7 @@ async def _search(request: web.Request) -> web.StreamResponse:
     if single is not None and not replica.faults.get("empty_feed"):
         raise web.HTTPFound(f"{single.place_path()}?authuser=0&hl={locale.code}&rclk=1")
     limited = replica.limited_for(request)
-    answer_set = replica.view_of(answer_set, limited)
+    answer_set = replica.view_of(replica.sampling.search(replica.faults.get("partial"), answer_set), limited)
     base = _base_url(request)
     shown = min(replica.page_size, replica.visible_count(answer_set))
     ended = shown >= len(answer_set.businesses) and replica.feed_complete(answer_set)
@@ -538,7 +542,8 @@ async def _feed(request: web.Request) -> web.StreamResponse:
     if viewport is not None:
         answer_set = replica.viewport_set(query, request.query.get("location"), viewport)
     else:
-        answer_set = replica.answer_set(query, request.query.get("location"))
+        full = replica.answer_set(query, request.query.get("location"))
+        answer_set = replica.sampling.feed(replica.faults.get("partial"), full)
     answer_set = replica.view_of(answer_set, replica.limited_for(request))
     visible = replica.visible_count(answer_set)
     stop = min(offset + replica.page_size, visible)
