@@ -78,6 +78,10 @@ def _replica(args: argparse.Namespace) -> int:
         from leadlawk_daemon.replicas.inbox import run_inbox_replica
 
         coro = run_inbox_replica(args.host, args.port, args.smtp_port, args.secret)
+    elif args.which == "dns":
+        from leadlawk_daemon.replicas.dns import run_dns_replica
+
+        coro = run_dns_replica(args.host, args.port, args.seed)
     elif args.which == "sites":
         from leadlawk_daemon.replicas.sites import run_sites_replica
 
@@ -354,7 +358,7 @@ def _parser() -> argparse.ArgumentParser:
     site.add_argument("targets", nargs="+", metavar="FILE|URL")
 
     replica = add("replica", _replica, "run an offline replica of Google Maps, PageSpeed Insights or the websites")
-    replica.add_argument("which", choices=["maps", "pagespeed", "sites", "proxy", "inbox"])
+    replica.add_argument("which", choices=["maps", "pagespeed", "sites", "proxy", "inbox", "dns"])
     replica.add_argument("--host", default="127.0.0.1")
     replica.add_argument("--port", type=int, default=0)
     replica.add_argument("--seed", type=int, default=0)

@@ -23,6 +23,7 @@ from leadlawk_daemon.store.base import TERMINAL_STATUSES, Job
 from leadlawk_daemon.terminal import JobProgressBar, is_terminal
 
 if TYPE_CHECKING:  # the demo's replicas are imported only when the demo runs
+    from leadlawk_daemon.replicas.dns import DnsReplica
     from leadlawk_daemon.replicas.sites import SitesReplica
 
 __all__ = ["DEMO_SPEC", "collect", "demo"]
@@ -132,7 +133,7 @@ def summary(job: Job, rows: list[dict[str, Any]], out: TextIO) -> None:
 def table(rows: list[dict[str, Any]], out: TextIO) -> None:
     """A readable table of leads: the demo's answer."""
     columns = [("#", 3), ("business", 30), ("rating", 6), ("reviews", 7), ("phone", 14), ("website", 30),
-               ("mobile", 6), ("site", 14), ("email", 30), ("qualified", 9)]
+               ("mobile", 6), ("site", 14), ("email", 30), ("verdict", 24), ("qualified", 9)]
     out.write("  ".join(name.ljust(width) for name, width in columns) + "\n")
     out.write("  ".join("-" * width for _, width in columns) + "\n")
     for row in sorted(rows, key=lambda r: r.get("rank") or 0):
@@ -147,7 +148,8 @@ def table(rows: list[dict[str, Any]], out: TextIO) -> None:
             str(row.get("website") or "(none)"),
             "broken" if broken else ("" if perf is None else f"{perf:.0f}"),
             _site_verdict(row),
-            str(row.get("site_emails") or "").split(";")[0],
+            str(row.get("primary_email") or row.get("site_emails") or "").split(";")[0],
+            _email_verdict(row),
             "yes" if row.get("qualified") else "no",
         ]
         out.write("  ".join(_fit(cell, width) for cell, (_, width) in zip(cells, columns, strict=True)) + "\n")
@@ -167,12 +169,26 @@ def _site_verdict(row: dict[str, Any]) -> str:
     return f"ok {row.get('site_cms') or ''}".strip()
 
 
+def _email_verdict(row: dict[str, Any]) -> str:
+    """The primary address's verdict (docs/email-verdicts.md), ``deliverable role`` or ``deliverable
+    free``; without one, what the site's first address got (``no_mail_domain``, ``disposable``)."""
+    verdicts = row.get("site_email_verdicts") or []
+    primary = next((v for v in verdicts if v.get("email") == row.get("primary_email")), None)
+    if primary is None:
+        return str(verdicts[0].get("status") or "") if verdicts else ""
+    flags = ["role"] if primary.get("role") else []
+    flags += ["free"] if primary.get("free_mail") else []
+    flags += [] if primary.get("matches_website") else ["elsewhere"]  # not on the website's domain
+    return " ".join(["deliverable", *flags])
+
+
 def _fit(text: str, width: int) -> str:
     return (text[: width - 1] + "…") if len(text) > width else text.ljust(width)
 
 
 @contextlib.asynccontextmanager
-async def _replicas() -> AsyncIterator[tuple[str, str, SitesReplica]]:
+async def _replicas() -> AsyncIterator[tuple[str, str, SitesReplica, DnsReplica]]:
+    from leadlawk_daemon.replicas.dns import serve_dns_replica
     from leadlawk_daemon.replicas.maps import serve_maps_replica
     from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
     from leadlawk_daemon.replicas.sites import serve_sites_replica
@@ -181,12 +197,14 @@ async def _replicas() -> AsyncIterator[tuple[str, str, SitesReplica]]:
         serve_maps_replica("127.0.0.1", 0) as maps_url,
         serve_pagespeed_replica("127.0.0.1", 0) as psi_url,
         serve_sites_replica("127.0.0.1", 0) as sites,
+        serve_dns_replica("127.0.0.1", 0) as dns,
     ):
-        yield maps_url, psi_url, sites
+        yield maps_url, psi_url, sites, dns
 
 
 def demo_environment(
-    maps_url: str, psi_url: str, base: Mapping[str, str], sites: SitesReplica | None = None
+    maps_url: str, psi_url: str, base: Mapping[str, str], sites: SitesReplica | None = None,
+    dns: DnsReplica | None = None,
 ) -> dict[str, str]:
     """The configuration of a demo run: the replicas, the SQLite default, no Redis, loopback HTTP;
     with ``sites``, site enrichment through the websites replica (its proxy and its CA)."""
@@ -206,6 +224,8 @@ def demo_environment(
             "LEADLAWK__SITES__PROXY": sites.base_url,
             "LEADLAWK__SITES__CA_FILE": str(sites.ca_path),
         }
+    if dns is not None:  # the site emails' domains are asked of the DNS replica, and only of it
+        env["LEADLAWK__EMAILS__DNS_SERVERS"] = f'["{dns.server}"]'
     return env
 
 
@@ -213,10 +233,10 @@ async def demo(out: TextIO, progress: TextIO) -> int:
     from leadlawk_daemon.jobspec import parse_job_spec
 
     began = time.monotonic()
-    async with _replicas() as (maps_url, psi_url, sites):
+    async with _replicas() as (maps_url, psi_url, sites, dns):
         progress.write(f"offline Google Maps replica at {maps_url}, PageSpeed stand-in at {psi_url}, "
-                       f"websites replica (proxy) at {sites.base_url}\n")
-        settings = load_settings(environ=demo_environment(maps_url, psi_url, os.environ, sites))
+                       f"websites replica (proxy) at {sites.base_url}, DNS replica at {dns.server}\n")
+        settings = load_settings(environ=demo_environment(maps_url, psi_url, os.environ, sites, dns))
         spec = parse_job_spec(DEMO_SPEC, settings.server.max_body_bytes)
         progress.write(f'collecting "{spec.query}" in "{spec.location}" (limit {spec.limit}) into '
                        f"{settings.database.url}\n")
