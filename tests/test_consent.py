@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from leadlawk_daemon.maps.blocking import CONSENT_LOOP, BlockedError
+from leadlawk_daemon.maps.blocking import CONSENT_LOOP, PROBE_JS, BlockedError, PageProbe
 from leadlawk_daemon.maps.browser import BrowserPool
+from leadlawk_daemon.maps.consent import ACTION_JS, answer_selectors
 from leadlawk_daemon.maps.scraper import ScrapeRequest
 from leadlawk_daemon.replicas.maps_consent import CONSENT_LANGUAGES
 from tests.support.replicas import MapsReplica
@@ -101,3 +102,38 @@ async def test_an_answer_google_does_not_keep_is_a_consent_loop_block(
     assert raised.value.reason == CONSENT_LOOP
     # Answered twice (the reject-all form both times), served a third time: no more answers.
     assert await consent_answers(maps_replica) == {"pl": {"reject": 2}}
+
+
+# Google's own shape, as served on consent.google.com (German): forms posting to its /save.
+GOOGLE_DE = """<!DOCTYPE html><html lang="de"><body><h1>Bevor Sie zu Google weitergehen</h1>
+<form action="https://consent.google.com/save" method="POST"><input type="hidden" name="gl" value="DE">
+<input type="hidden" name="hl" value="de"><input type="hidden" name="set_eom" value="true">
+<button aria-label="Alle ablehnen"><span>Alle ablehnen</span></button></form>
+<form action="https://consent.google.com/save" method="POST"><input type="hidden" name="gl" value="DE">
+<input type="hidden" name="hl" value="de"><input type="hidden" name="set_eom" value="false">
+<input type="hidden" name="set_sc" value="true"><input type="hidden" name="set_aps" value="true">
+<button aria-label="Alle akzeptieren"><span>Alle akzeptieren</span></button></form>
+<a href="https://consent.google.com/d?hl=de">Weitere Optionen</a></body></html>"""
+
+
+@pytest.mark.parametrize(
+    ("html", "consent"),
+    [
+        (GOOGLE_DE, True),
+        ("<form><button>Reject all</button></form><p>Alle ablehnen</p>", False),  # words alone are not it
+    ],
+)
+async def test_the_rendered_page_is_known_by_its_forms(html: str, consent: bool, pool: BrowserPool) -> None:
+    async with pool.page() as page:
+        await page.set_content(html)
+        assert PageProbe.from_js(await page.evaluate(PROBE_JS)).consent is consent
+
+
+@pytest.mark.parametrize(("answer", "label"), [("reject", "Alle ablehnen"), ("accept", "Alle akzeptieren")])
+async def test_the_answer_is_chosen_by_the_hidden_field(answer: Any, label: str, pool: BrowserPool) -> None:
+    async with pool.page() as page:
+        await page.set_content(GOOGLE_DE)
+        button = page.locator(answer_selectors(answer)[0])
+        assert await button.count() == 1
+        assert await button.get_attribute("aria-label") == label
+        assert await button.evaluate(ACTION_JS) == "https://consent.google.com/save"
