@@ -5,6 +5,7 @@
     ├── database
     ├── events          (Redis pub/sub publisher; only with REDIS_URL)
     ├── pipeline        (one_for_one: dead letters, writer, enricher, scraper, coordinator)
+    ├── schedules       (the firing loop: due schedules fired once across the daemons; schedules.enabled)
     └── intake          (Redis stream + pub/sub; only with REDIS_URL)
 """
 
@@ -21,7 +22,7 @@ from leadlawk_daemon.dependencies import Dependencies
 from leadlawk_daemon.event_bus import EventBus
 from leadlawk_daemon.health import limited_view_note
 from leadlawk_daemon.http_api import ChaosTarget, HttpServer, JobRefused
-from leadlawk_daemon.intake.admission import Admission, Admitted, Source
+from leadlawk_daemon.intake.admission import Admission, Admitted, JobStore, Source
 from leadlawk_daemon.intake.events import EventPublisher, EventType
 from leadlawk_daemon.intake.pubsub import PubSubIntake
 from leadlawk_daemon.intake.stream import StreamIntake
@@ -29,9 +30,12 @@ from leadlawk_daemon.jobs.lifecycle import JobLifecycle
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.pipeline import Pipeline
 from leadlawk_daemon.quota import SharedQuotas, shared_quotas_note
+from leadlawk_daemon.schedules.book import ScheduleBook
+from leadlawk_daemon.schedules.firing import FiringLimits, ScheduleFiring
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store
-from leadlawk_daemon.store.base import JOB_STATUSES
+from leadlawk_daemon.store.base import JOB_STATUSES, StoreUnavailable
+from leadlawk_daemon.store.sql_store import SqlStore
 from supervisors.events import EventKind, SupervisorEvent
 from supervisors.spec import ChildSpec, Started, Strategy
 from supervisors.supervisor import Supervisor
@@ -206,6 +210,7 @@ class LeadLawkDaemon(Daemon):
         self.pipeline_service = PipelineService(self)
         self.intake = IntakeService(self) if self.redis is not None else None
         self.jobs = DaemonJobs(self)
+        self.schedule_firing: ScheduleFiring | None = None
         self._admission: Admission | None = None
         self._admission_store: Store | None = None
         self.chaos_targets = self._chaos_targets
@@ -251,9 +256,58 @@ class LeadLawkDaemon(Daemon):
             pipeline.notify()
         return admitted
 
+    # -- schedules (docs/schedules.md) -----------------------------------------------------------
+
+    def schedule_store(self) -> SqlStore | None:
+        store = self.database.store
+        return store if isinstance(store, SqlStore) else None
+
+    def fire_admission(self, jobs: JobStore) -> Admission:
+        """The admission a schedule's fire goes through: the daemon's, over the fire's own job store
+        (the fire and its job in one transaction) and with no queue bound: a schedule is the
+        operator's standing order, and a due time refused for a full queue would be a missed one."""
+        settings, store = self.settings, self.database.store
+        if store is None:
+            raise StoreUnavailable("the database is not open")
+        return Admission(
+            jobs, store, self.events, max_bytes=settings.server.max_body_bytes, queue_size=None,
+            metrics=self.metrics, max_area_km2=settings.maps.max_area_km2,
+            destinations=frozenset(settings.destinations),
+        )
+
+    def schedule_book(self) -> ScheduleBook | None:
+        store = self.schedule_store()
+        if store is None:
+            return None
+        settings = self.settings
+        return ScheduleBook(
+            store, self.fire_admission, max_bytes=settings.server.max_body_bytes,
+            max_area_km2=settings.maps.max_area_km2, destinations=frozenset(settings.destinations),
+        )
+
+    def _make_schedule_firing(self) -> ScheduleFiring:
+        s = self.settings.schedules
+        self.schedule_firing = ScheduleFiring(
+            self.schedule_store, self.fire_admission, owner=self.owner, clock=self.clock, metrics=self.metrics,
+            limits=FiringLimits(s.poll_interval, s.batch, s.parallel, s.claim_ttl, s.grace),
+            on_job=self._notify_pipeline,
+        )
+        return self.schedule_firing
+
+    def _notify_pipeline(self) -> None:
+        pipeline = self.pipeline_service.pipeline
+        if pipeline is not None:
+            pipeline.notify()
+
+    def _schedules_changed(self) -> None:
+        if self.schedule_firing is not None:
+            self.schedule_firing.wake()
+        self._notify_pipeline()
+
     def _make_http(self) -> HttpServer:
         from leadlawk_daemon.console import mount_console
         from leadlawk_daemon.console.sources import ConsoleSources, HealthView, health_view
+        from leadlawk_daemon.schedules.http import mount_schedules
 
         def health() -> HealthView:
             pipeline = self.pipeline_service.pipeline
@@ -274,6 +328,7 @@ class LeadLawkDaemon(Daemon):
             health=health, notify=notify,
         )
         mount_console(server.app, sources)
+        mount_schedules(server.app, self.schedule_book, self._schedules_changed)
         return server
 
     def make_supervisor(self, name: str, children: list[ChildSpec], strategy: Strategy) -> Supervisor:
@@ -285,6 +340,8 @@ class LeadLawkDaemon(Daemon):
             publisher = self.publisher
             children.append(self._child("events", lambda: publisher))
         children.append(self._child("pipeline", lambda: self.pipeline_service, supervisor=True))
+        if self.settings.schedules.enabled:
+            children.append(self._child("schedules", self._make_schedule_firing))
         if self.intake is not None:
             children.append(self._child("intake", lambda: self.intake, supervisor=True))
         return children
