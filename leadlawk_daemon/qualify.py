@@ -18,6 +18,9 @@ Choices, documented in docs/decisions.md ("Qualification"):
   was not read yet, or that has no website, does not meet a site filter; an unknown fact (no
   copyright year, a dead site's viewport) does not meet the filter that asks for it.
   ``older_than_year`` compares the newest of the copyright year and ``Last-Modified``'s year.
+- ``independent_only`` and ``max_branches`` read the lead's company size (docs/chains.md), known
+  once the job's leads are grouped when it ends: until then a lead does not meet them ("company not
+  grouped yet"), and the job's final verdicts judge every lead by its company.
 """
 
 from __future__ import annotations
@@ -31,10 +34,20 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.sites.report import SiteReport
 
-__all__ = ["HIDDEN_REVIEW_COUNT", "Filters", "Qualification", "qualify", "site_reasons"]
+__all__ = [
+    "HIDDEN_REVIEW_COUNT",
+    "NOT_GROUPED",
+    "Filters",
+    "Qualification",
+    "company_reasons",
+    "qualify",
+    "site_reasons",
+]
 
 # The reason a minimum review count could not be applied, word for word (collect and submit count it).
 HIDDEN_REVIEW_COUNT = "review_count hidden by Google's limited view"
+# The reason a chain filter could not be applied yet: the lead's company is known when the job ends.
+NOT_GROUPED = "company not grouped yet (chain filters apply when the job ends)"
 
 WebsiteRule = Literal["any", "required", "none"]
 
@@ -47,6 +60,13 @@ class Filters:
     max_score: int | None = None
     site: SiteSpec = field(default_factory=SiteSpec)
     min_reviews_when_hidden: Literal["reject", "accept"] = "reject"
+    independent_only: bool = False
+    max_branches: int | None = None
+
+    @property
+    def chains(self) -> bool:
+        """Whether a chain filter is set: the lead's company size decides."""
+        return self.independent_only or self.max_branches is not None
 
     def __post_init__(self) -> None:
         if self.website not in ("any", "required", "none"):
@@ -75,6 +95,8 @@ class Filters:
             site=_site_spec(site) if isinstance(site, Mapping) else SiteSpec(),
             min_reviews_when_hidden="accept" if spec.get("min_reviews_when_hidden", when_hidden) == "accept"
             else "reject",
+            independent_only=spec.get("independent_only") is True,
+            max_branches=spec.get("max_branches"),
         )
 
 
@@ -156,6 +178,21 @@ def site_reasons(listing: Listing, site: SiteReport | None, wanted: SiteSpec) ->
     return reasons
 
 
+def company_reasons(company_size: int | None, filters: Filters) -> list[str]:
+    """Why the lead's company does not meet the chain filters (``company_size``: its branches found;
+    ``None``: not grouped yet)."""
+    if not filters.chains:
+        return []
+    if company_size is None:
+        return [NOT_GROUPED]
+    reasons = []
+    if filters.independent_only and company_size > 1:
+        reasons.append(f"part of a chain of {company_size} branches (independent only)")
+    if filters.max_branches is not None and company_size > filters.max_branches:
+        reasons.append(f"chain of {company_size} branches, more than {filters.max_branches}")
+    return reasons
+
+
 def _year(iso_date: str | None) -> int | None:
     if iso_date and len(iso_date) >= 4 and iso_date[:4].isdigit():
         return int(iso_date[:4])
@@ -169,9 +206,11 @@ def qualify(
     site: SiteReport | None = None,
     *,
     limited_view: bool = False,
+    company_size: int | None = None,
 ) -> Qualification:
     """``site``: the lead's site report, when its website was read (``filters.site``);
-    ``limited_view``: the lead was read in Google's limited view (what it lacks may be hidden)."""
+    ``limited_view``: the lead was read in Google's limited view (what it lacks may be hidden);
+    ``company_size``: its company's branches found, once grouped (the chain filters)."""
     reasons: list[str] = []
     if filters.min_rating is not None:
         if listing.rating is None:
@@ -201,4 +240,5 @@ def qualify(
         elif mobile.performance > filters.max_score:
             reasons.append(f"mobile performance {mobile.performance} above {filters.max_score}")
     reasons.extend(site_reasons(listing, site, filters.site))
+    reasons.extend(company_reasons(company_size, filters))
     return Qualification(not reasons, tuple(reasons))

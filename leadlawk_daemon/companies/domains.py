@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from leadlawk_daemon.sites.emails import registrable_domain
+from leadlawk_daemon.sites.emails import domain_under, registrable_domain
 
 __all__ = ["SHARED_HOSTS", "company_domain"]
 
@@ -70,12 +70,6 @@ def company_domain(website: str | None) -> str | None:
     if not website:
         return None
     host = _host(website)
-    if host is None or "." not in host or _on_shared_host(host):
+    if host is None or "." not in host or domain_under(host, SHARED_HOSTS):
         return None
     return registrable_domain(host)
-
-
-def _on_shared_host(host: str) -> bool:
-    # The host and each parent of it, one set lookup each: linear in the host's length.
-    labels = host.split(".")
-    return any(".".join(labels[i:]) in SHARED_HOSTS for i in range(len(labels) - 1))

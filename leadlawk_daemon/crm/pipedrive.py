@@ -13,17 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from leadlawk_daemon.crm.format import CrmFormat, Record
-from leadlawk_daemon.crm.values import Row, email, full_address, phone, street, text
+from leadlawk_daemon.crm.values import Row, email, full_address, notes, phone, street, text
 
 __all__ = ["PIPEDRIVE"]
-
-
-def _note(row: Row) -> str | None:
-    parts = [text(row, "category"), text(row, "website"), text(row, "maps_url")]
-    size = row.get("company_size")
-    if isinstance(size, int) and size > 1:
-        parts.append(f"one of {size} locations")
-    return "; ".join(p for p in parts if p) or None
 
 
 def _record(rows: Sequence[Row]) -> Record:
@@ -38,7 +30,7 @@ def _record(rows: Sequence[Row]) -> Record:
         "Person - Name": f"{name} ({where})" if name and where and (row.get("company_size") or 1) > 1 else name,
         "Person - Phone": phone(row),
         "Person - Email": email(row),
-        "Note - Content": _note(row),
+        "Note - Content": notes(row, "category", "website", "maps_url"),
     }
 
 

@@ -14,19 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from leadlawk_daemon.crm.format import CrmFormat, Record
-from leadlawk_daemon.crm.values import Row, country_name, email, phone, region_name, street, text
+from leadlawk_daemon.crm.values import Row, country_name, email, notes, phone, region_name, street, text
 
 __all__ = ["NOT_PROVIDED", "SALESFORCE"]
 
 NOT_PROVIDED = "[not provided]"
-
-
-def _description(row: Row) -> str | None:
-    parts = [text(row, "category"), text(row, "maps_url")]
-    size = row.get("company_size")
-    if isinstance(size, int) and size > 1:
-        parts.append(f"one of {size} locations (company {row.get('company_id')})")
-    return "; ".join(p for p in parts if p) or None
 
 
 def _record(rows: Sequence[Row]) -> Record:
@@ -42,7 +34,7 @@ def _record(rows: Sequence[Row]) -> Record:
         "State/Province": region_name(row),
         "Postal Code": text(row, "postal_code"),
         "Country": country_name(row, "iso"),
-        "Description": _description(row),
+        "Description": notes(row, "category", "maps_url"),
     }
 
 

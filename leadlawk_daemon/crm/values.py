@@ -23,6 +23,7 @@ __all__ = [
     "email",
     "full_address",
     "is_e164",
+    "notes",
     "phone",
     "region_name",
     "site_domain",
@@ -121,6 +122,15 @@ def site_domain(row: Row) -> str | None:
         return domain
     host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", website.casefold()).split("/", 1)[0].split("?", 1)[0]
     return host.removeprefix("www.") or None
+
+
+def notes(row: Row, *names: str) -> str | None:
+    """What the CRM has no field for, as one text: these columns of the row, then its chain."""
+    parts = [text(row, name) for name in names]
+    size = row.get("company_size")
+    if isinstance(size, int) and size > 1:
+        parts.append(f"one of {size} locations (company {row.get('company_id')})")
+    return "; ".join(p for p in parts if p) or None
 
 
 def by_company(rows: Iterable[Row]) -> list[Sequence[Row]]:

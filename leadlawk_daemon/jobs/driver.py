@@ -377,6 +377,7 @@ class JobDriver:
         else:
             # The job ends: facts still awaited will not come, and every durable lead is judged on
             # what is stored of it (a replay judges it again if it adds a fact).
+            await self._group_companies()
             final = state.verdicts.due(final=True)
             if await self._call(write_verdicts, deps.store, state.job_id, final) is not None:
                 state.verdicts_written(final)
@@ -405,6 +406,23 @@ class JobDriver:
             log.warning("job finished elsewhere; not announced here", extra={"job_id": state.job_id})
             return
         log.info("job finished", extra={"job_id": state.job_id, "status": status, "error": state.error, **counters})
+
+    async def _group_companies(self) -> None:
+        """Every stored lead's company, now that this job's leads are written (docs/chains.md); the
+        chain filters judge this job's leads by it. A database outage waits like any other write."""
+        state, deps = self.state, self.deps
+        try:
+            grouped = await self._call(deps.store.regroup_companies)
+        except Exception:
+            # A bug in the grouping is no lead's fault and no outage: the job ends as it would have,
+            # and a lead the chain filters ask about keeps the reason that it is not grouped.
+            log.exception("companies not grouped", extra={"job_id": state.job_id})
+            return
+        if grouped is None or not state.verdicts.filters_chains:
+            return
+        sizes = await self._call(deps.store.company_sizes, state.job_id)
+        if sizes is not None:
+            state.verdicts.companies_grouped(sizes)
 
     async def _drain_outbox(self) -> None:
         state = self.state

@@ -56,6 +56,20 @@ class VerdictBook:
         self._filters = filters
         self._limited_view = limited_view
         self._leads: dict[str, _Lead] = {}
+        self._company_sizes: dict[str, int] = {}
+
+    @property
+    def filters_chains(self) -> bool:
+        """Whether the job's filters read each lead's company (docs/chains.md)."""
+        return self._filters.chains
+
+    def companies_grouped(self, sizes: Mapping[str, int]) -> None:
+        """The job's leads are grouped into companies (place id → branches found): a lead whose
+        company size changed is due a verdict again, judged by it."""
+        for place_id, size in sizes.items():
+            if self._company_sizes.get(place_id) != size:
+                self._company_sizes[place_id] = size
+                self._changed(place_id, lambda lead: None)
 
     def expect(self, place_id: str, listing: Listing, awaited: Iterable[FactKind]) -> None:
         """A lead handed to the writer, and the facts of it the job still asks for."""
@@ -125,7 +139,14 @@ class VerdictBook:
                 lead.judged = max(lead.judged, verdict.version)
 
     def _judge(self, place_id: str, lead: _Lead) -> Qualification:
-        return qualify(lead.listing, lead.results, self._filters, lead.site, limited_view=self._limited_view(place_id))
+        return qualify(
+            lead.listing,
+            lead.results,
+            self._filters,
+            lead.site,
+            limited_view=self._limited_view(place_id),
+            company_size=self._company_sizes.get(place_id),
+        )
 
     def _changed(self, place_id: str, update: Callable[[_Lead], None]) -> None:
         lead = self._leads.get(place_id)
