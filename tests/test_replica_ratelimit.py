@@ -150,6 +150,19 @@ async def test_a_client_over_its_limit_gets_the_sorry_page_while_others_go_on(re
             assert (await response.json())["clients"] == {}
 
 
+async def test_blocks_by_the_sorry_fault_are_counted_for_the_client_too(replica: str) -> None:
+    async with session_from("127.0.0.13") as client:
+        async with client.post(f"{replica}/_faults", json={"sorry": 1}) as response:
+            assert response.status == 200
+        async with client.get(f"{replica}{SEARCH}") as blocked:
+            assert blocked.status == 429
+        async with client.get(f"{replica}{SEARCH}") as served:
+            assert served.status == 200
+        async with client.get(f"{replica}/_stats") as response:
+            clients = (await response.json())["clients"]
+        assert clients == {"127.0.0.13": {"navigations": 2, "blocks": 1}}
+
+
 async def test_a_bad_rate_limit_changes_nothing(replica: str) -> None:
     async with aiohttp.ClientSession() as client:
         async with client.post(f"{replica}/_faults", json={"rate_limit": {"per_minute": 2}}) as response:

@@ -11,8 +11,9 @@ it, so a client that backs off and one that keeps knocking come back at the same
 test can say exactly when.
 
 ``clients`` overrides the limit for some addresses (one exit rate-limited hard while the others
-are not). Navigations and blocks are counted per client whether the fault is on or not, for
-``GET /_stats``. Time comes from an injected clock, so the unit tests need no waiting.
+are not). Navigations are counted per client whether the fault is on or not, and blocks whatever
+blocked them (this fault or ``sorry``), for ``GET /_stats``. Time comes from an injected clock,
+so the unit tests need no waiting.
 """
 
 from __future__ import annotations
@@ -195,8 +196,12 @@ class ClientLimiter:
         """Whether a feed fetch of ``client`` is refused (it is cooling down); counted as a block."""
         if not self.cooling_down(client, setting):
             return False
-        self._stats(client).blocks += 1
+        self.note_block(client)
         return True
+
+    def note_block(self, client: str) -> None:
+        """A block answered to ``client`` for another reason (the ``sorry`` fault)."""
+        self._stats(client).blocks += 1
 
     def report(self) -> dict[str, dict[str, int]]:
         return {client: {"navigations": s.navigations, "blocks": s.blocks} for client, s in self.stats.items()}
