@@ -18,6 +18,8 @@ from typing import Any
 from actors.stats import ActorStats, ActorStatsCollector
 from leadlawk_daemon.daemon import Daemon
 from leadlawk_daemon.dead_letter_writer import DeadLetterWriter
+from leadlawk_daemon.deliveries.http import DeliveriesSource, mount_deliveries
+from leadlawk_daemon.deliveries.service import DeliveryService
 from leadlawk_daemon.dependencies import Dependencies
 from leadlawk_daemon.event_bus import EventBus
 from leadlawk_daemon.health import limited_view_note
@@ -58,6 +60,7 @@ class PipelineService:
     def __init__(self, daemon: LeadLawkDaemon) -> None:
         self.daemon = daemon
         self.pipeline: Pipeline | None = None
+        self.deliveries: DeliveryService | None = None
         self._supervisor: Supervisor | None = None
 
     def request_stop(self, deadline: float | None = None) -> None:
@@ -75,7 +78,17 @@ class PipelineService:
             register_metrics=False, shared=d.quotas, dependencies=d.dependencies,
         ) as pipeline:
             self.pipeline = pipeline
-            children = [ChildSpec("dead-letters", lambda: d.dead_letters, shutdown_timeout=2.0), *pipeline.children()]
+
+            def deliveries() -> DeliveryService:
+                # Finished jobs' digests (docs/deliveries.md): they need the store, not the browser, so
+                # they start before the actors (and are stopped after them; the sweep makes what a stop missed).
+                self.deliveries = DeliveryService(d.settings, store, d.bus, d.metrics, d.clock, d.dependencies)
+                return self.deliveries
+
+            children = [
+                ChildSpec("dead-letters", lambda: d.dead_letters, shutdown_timeout=2.0),
+                ChildSpec("deliveries", deliveries, shutdown_timeout=3.0), *pipeline.children(),
+            ]
             # one_for_one: what the actors share (mailboxes, the write buffer, job runs, breakers) lives
             # on the pipeline and their cells, not in the actors, so a crashed writer need not cost a
             # browser relaunch and every job's lease. Start and stop order stay as listed.
@@ -84,6 +97,7 @@ class PipelineService:
                 await self._supervisor.run(started)
             finally:
                 self.pipeline = None
+                self.deliveries = None
                 self._supervisor = None
                 d.dead_letters.store = None
                 d.dependencies.clear()
@@ -220,6 +234,10 @@ class LeadLawkDaemon(Daemon):
         if self.intake is not None:
             self.health.conditions["intake"] = self.intake.readiness
         self.health.notes["google_maps_view"] = lambda: limited_view_note(self.metrics)
+        self.health.notes["egress"] = self._egress_note
+        self.health.details["egress"] = self._egress_report
+        self.fleet.egress = self._egress_report
+        self.health.notes["destinations"] = self._destinations_note
         self.fleet.jobs_held = self._jobs_held
         self.fleet.breakers = self.dependencies.states
         # PageSpeed's quotas and the Maps politeness budget, shared with the daemons on this Redis;
@@ -329,6 +347,7 @@ class LeadLawkDaemon(Daemon):
         )
         mount_console(server.app, sources)
         mount_schedules(server.app, self.schedule_book, self._schedules_changed)
+        mount_deliveries(server.app, DeliveriesSource(store=lambda: self.database.store, wake=self._wake_deliveries))
         return server
 
     def make_supervisor(self, name: str, children: list[ChildSpec], strategy: Strategy) -> Supervisor:
@@ -369,11 +388,29 @@ class LeadLawkDaemon(Daemon):
         pipeline = self.pipeline_service.pipeline
         return [] if pipeline is None else list(pipeline.runs)
 
+    def _destinations_note(self) -> str | None:
+        """Degraded, still ready: a destination down delays deliveries, never jobs."""
+        service = self.pipeline_service.deliveries
+        return None if service is None else service.note()
+
+    def _wake_deliveries(self) -> None:
+        service = self.pipeline_service.deliveries
+        if service is not None:
+            service.wake()
+
     def _browser_condition(self) -> str | None:
         pipeline = self.pipeline_service.pipeline
         if pipeline is None:
             return "pipeline not running"
         return None if pipeline.browser_up() else "browser not running"
+
+    def _egress_report(self) -> list[dict[str, Any]]:
+        pipeline = self.pipeline_service.pipeline
+        return [] if pipeline is None else pipeline.egress.report()
+
+    def _egress_note(self) -> str | None:
+        pipeline = self.pipeline_service.pipeline
+        return None if pipeline is None else pipeline.egress.note()
 
 
 def build_daemon(settings: Settings) -> Daemon:
