@@ -16,7 +16,8 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.store import open_store
 from leadlawk_daemon.store.base import JobLead
 from leadlawk_daemon.store.export import FORMULA_PREFIXES, first_seen_after, parse_since
-from tests.test_cli_control import cli, hostile_db
+from tests.support.cli import run_cli as cli
+from tests.test_cli_control import hostile_db
 
 HOUR = 3600.0
 
@@ -39,18 +40,31 @@ def _seed_two_jobs(url: str, start: float) -> None:
         async with open_store(url, migrate=True, clock=clock) as store:
             await store.create_job("job-a", {"id": "job-a", "query": "plumbers"})
             clock._now += 60
-            await store.upsert_leads([
-                Listing(name="Ana's Plumbing", place_id="ChIJaaaa", rating=4.7, review_count=98,
-                        website="https://ana.example/", maps_url="https://www.google.com/maps/place/?q=place_id:a"),
-                Listing(name="Hansen Plumbing", place_id="ChIJbbbb", rating=3.1),
-            ])
-            await store.upsert_job_leads("job-a", [JobLead("ChIJaaaa", 1, True, []),
-                                                   JobLead("ChIJbbbb", 2, False, ["rating 3.1 below 4.0"])])
+            await store.upsert_leads(
+                [
+                    Listing(
+                        name="Ana's Plumbing",
+                        place_id="ChIJaaaa",
+                        rating=4.7,
+                        review_count=98,
+                        website="https://ana.example/",
+                        maps_url="https://www.google.com/maps/place/?q=place_id:a",
+                    ),
+                    Listing(name="Hansen Plumbing", place_id="ChIJbbbb", rating=3.1),
+                ]
+            )
+            await store.upsert_job_leads(
+                "job-a", [JobLead("ChIJaaaa", 1, True, []), JobLead("ChIJbbbb", 2, False, ["rating 3.1 below 4.0"])]
+            )
             clock._now += HOUR
             await store.create_job("job-b", {"id": "job-b", "query": "plumbers"})
             clock._now += 60
-            await store.upsert_leads([Listing(name="Hansen Plumbing", place_id="ChIJbbbb", rating=3.2),
-                                      Listing(name="Zed Pipes", place_id="ChIJzzzz", review_count=3)])
+            await store.upsert_leads(
+                [
+                    Listing(name="Hansen Plumbing", place_id="ChIJbbbb", rating=3.2),
+                    Listing(name="Zed Pipes", place_id="ChIJzzzz", review_count=3),
+                ]
+            )
             await store.upsert_job_leads("job-b", [JobLead("ChIJbbbb", 1, False, []), JobLead("ChIJzzzz", 2, True, [])])
 
     asyncio.run(seed())
@@ -88,7 +102,7 @@ def test_an_xlsx_export_never_holds_a_live_formula_from_scraped_text(tmp_path: P
     assert cli("export", "--job", "job-h", "--format", "xlsx", "-o", str(out), db=url).returncode == 0
     _, rows, sheet = _sheet(out)
     eq = rows["ChIJeq"]
-    assert eq["name"].value == "'=HYPERLINK(\"http://evil.example\",\"Call us\")"
+    assert eq["name"].value == '\'=HYPERLINK("http://evil.example","Call us")'
     assert eq["phone"].value == "'+1-555-0100"
     assert eq["category"].value == "'@SUM(A1:A9)"
     assert rows["ChIJtab"]["name"].value == "'\tTabbed Roofing"
@@ -156,7 +170,13 @@ def test_collect_and_export_choose_the_file_format_by_one_rule(tmp_path: Path) -
     from leadlawk_daemon.control import format_of, write_export
 
     assert [format_of(name) for name in ("a.xlsx", "A.XLSX", "a.jsonl", "a.ndjson", "a.json", "a.csv", "a.txt")] == [
-        "xlsx", "xlsx", "jsonl", "jsonl", "jsonl", "csv", "csv",
+        "xlsx",
+        "xlsx",
+        "jsonl",
+        "jsonl",
+        "jsonl",
+        "csv",
+        "csv",
     ]
     rows: list[dict[str, Any]] = [{"place_id": "ChIJx", "name": "=1+1", "rating": 4.5}]
     asyncio.run(write_export(rows, str(tmp_path / "c.xlsx"), with_job=False))  # what `collect -o c.xlsx` calls
