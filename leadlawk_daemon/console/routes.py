@@ -259,6 +259,23 @@ async def job_export(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def job_crm_export(request: web.Request) -> web.StreamResponse:
+    """The same leads as a CRM's import file (docs/crm-export.md), as ``leadlawk export --crm``."""
+    from leadlawk_daemon.crm import CRM_FORMATS, render_crm_csv
+
+    job_id, crm = request.match_info["id"], request.match_info["crm"]
+    if crm not in CRM_FORMATS:
+        raise web.HTTPNotFound()
+    if await _sources(request).jobs.get(job_id) is None:
+        raise web.HTTPNotFound(text=f"no job {job_id!r}")
+    lead_filter = LeadFilter.from_query(request.query)
+    rows = await _store(request).lead_rows_for_export(job_id=job_id, qualified_only=lead_filter.qualified == "yes")
+    body = render_crm_csv(CRM_FORMATS[crm], [row for row in rows if lead_filter.keeps(row)])
+    response = web.Response(body=body.encode(), content_type="text/csv", charset="utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{crm}-{job_id}.csv"'
+    return response
+
+
 def _xlsx_bytes(rows: list[dict[str, Any]]) -> bytes:
     with tempfile.TemporaryDirectory(prefix="leadlawk-console-") as folder:
         path = Path(folder) / "leads.xlsx"
@@ -485,6 +502,7 @@ def mount_console(app: web.Application, sources: ConsoleSources) -> None:
     router.add_get("/", jobs_index)
     router.add_get("/console/jobs/{id}", job_detail)
     router.add_get("/console/jobs/{id}/leads.{fmt}", job_export)
+    router.add_get("/console/jobs/{id}/crm/{crm}.csv", job_crm_export)
     router.add_get("/console/events", events)
     router.add_get("/console/health", health_page)
     router.add_get("/console/dead-letters", dead_letters)
