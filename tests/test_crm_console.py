@@ -7,6 +7,7 @@ import csv
 import io
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -21,6 +22,8 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store import JobLead, Store, open_store
+
+Client = TestClient[Any, Any]
 
 
 class _Jobs:
@@ -43,7 +46,7 @@ class _Sink:
 
 
 @pytest.fixture
-async def console(tmp_path: Path) -> AsyncIterator[tuple[TestClient, Store]]:
+async def console(tmp_path: Path) -> AsyncIterator[tuple[Client, Store]]:
     async with open_store(f"sqlite:///{tmp_path / 'c.db'}", migrate=True) as store:
         await store.create_job("job-c", {"id": "job-c", "query": "plumbers"})
         await store.upsert_leads([
@@ -69,7 +72,7 @@ async def console(tmp_path: Path) -> AsyncIterator[tuple[TestClient, Store]]:
             yield client, store
 
 
-async def test_the_job_page_offers_each_crms_file_and_each_is_the_export(console: tuple[TestClient, Store]) -> None:
+async def test_the_job_page_offers_each_crms_file_and_each_is_the_export(console: tuple[Client, Store]) -> None:
     client, store = console
     page = await (await client.get("/console/jobs/job-c")).text()
     for crm in CRM_FORMATS:
