@@ -12,13 +12,16 @@ import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
 from leadlawk_daemon.logs import configure_logging, register_secret
 from leadlawk_daemon.settings import ConfigError, Settings, load_settings, masked
 from leadlawk_daemon.sites.report import SiteStatus
+
+if TYPE_CHECKING:
+    from leadlawk_daemon.jobspec import JobSpec
 
 __all__ = ["main"]
 
@@ -123,25 +126,7 @@ def _control(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         if args.command == "submit":
-            spec = control.spec_from_options(
-                args.query,
-                location=args.location,
-                limit=args.limit,
-                min_rating=args.min_rating,
-                min_reviews=args.min_reviews,
-                website=args.website,
-                pagespeed=not args.no_pagespeed,
-                strategies=args.strategy,
-                max_score=args.max_score,
-                max_runtime_s=args.max_runtime,
-                priority=args.priority,
-                job_id=args.id,
-                max_bytes=settings.server.max_body_bytes,
-                **_area_options(args, settings),
-                site=_site_filters(args),
-                independent_only=args.independent_only,
-                max_branches=args.max_branches,
-            )
+            spec = _spec_from_args(args, settings, job_id=args.id)
             return asyncio.run(control.submit_job(settings, spec, wait=args.wait, out=out))
         if args.command == "jobs":
             return asyncio.run(control.list_jobs(settings, args.status, out))
@@ -193,6 +178,62 @@ def _deliveries(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(run())
     except ControlError as exc:
+        raise Failure(str(exc)) from None
+
+
+def _spec_from_args(args: argparse.Namespace, settings: Settings, *, job_id: str | None) -> JobSpec:
+    """The job spec of ``submit``'s options (:func:`_job_options`): ``submit`` and ``schedule add``.
+    Raises ``control.ControlError`` naming every problem."""
+    from leadlawk_daemon import control
+
+    return control.spec_from_options(
+        args.query,
+        location=args.location,
+        limit=args.limit,
+        min_rating=args.min_rating,
+        min_reviews=args.min_reviews,
+        website=args.website,
+        pagespeed=not args.no_pagespeed,
+        strategies=args.strategy,
+        max_score=args.max_score,
+        max_runtime_s=args.max_runtime,
+        priority=args.priority,
+        job_id=job_id,
+        max_bytes=settings.server.max_body_bytes,
+        **_area_options(args, settings),
+        site=_site_filters(args),
+        independent_only=args.independent_only,
+        max_branches=args.max_branches,
+    )
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    """``schedule add|list|show|pause|resume|remove|run-now`` (docs/schedules.md)."""
+    from leadlawk_daemon import control
+    from leadlawk_daemon.schedules import command
+
+    settings = _settings(args)
+    out = sys.stdout
+    try:
+        if args.action == "add":
+            try:
+                spec = _spec_from_args(args, settings, job_id=None)
+            except control.ControlError as exc:
+                raise Failure(str(exc)) from None
+            definition = command.definition_from(
+                spec.to_dict(), schedule_id=args.id, name=args.name, cron=args.cron, tz=args.tz,
+                deliver=args.deliver, catch_up=args.catch_up, overlap=args.overlap,
+                deliver_empty=not args.no_deliver_empty, paused=args.paused,
+            )  # fmt: skip
+            return asyncio.run(command.add(settings, definition, out))
+        if args.action == "list":
+            return asyncio.run(command.list_schedules(settings, out, as_json=args.json))
+        if args.action == "show":
+            return asyncio.run(command.show(settings, args.id, out))
+        if args.action == "run-now":
+            return asyncio.run(command.run_now(settings, args.id, out))
+        return asyncio.run(command.change(settings, args.action, args.id, out))
+    except command.ScheduleCommandError as exc:
         raise Failure(str(exc)) from None
 
 
@@ -376,6 +417,38 @@ def _parser() -> argparse.ArgumentParser:
     submit = add("submit", _control, "submit a job (Redis stream, or the local daemon over HTTP)")
     _job_options(submit)
     submit.add_argument("--wait", action="store_true", help="follow the job's progress to its end")
+
+    schedule = add("schedule", _schedule, "recurring jobs: add, list, show, pause, resume, remove, run-now")
+    schedule_actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")
+    schedule_add = schedule_actions.add_parser(
+        "add", help="a job fired at cron times (submit's options, and when)",
+        description="a job fired at cron times: submit's options, --cron and --tz; --id is the schedule's id",
+    )  # fmt: skip
+    _job_options(schedule_add)
+    schedule_add.add_argument("--cron", required=True, help='5 fields: minute hour day month weekday, e.g. "0 2 * * *"')
+    schedule_add.add_argument("--tz", default="UTC", help="the IANA zone the cron times are in, e.g. America/Chicago")
+    schedule_add.add_argument("--deliver", action="append", metavar="NAME", help="a destination (repeatable)")
+    schedule_add.add_argument(
+        "--catch-up",
+        choices=["latest", "none"],
+        default="latest",
+        help="after downtime: fire once for the latest missed time (default), or not at all",
+    )
+    schedule_add.add_argument(
+        "--overlap",
+        choices=["skip", "queue"],
+        default="skip",
+        help="while the previous fire's job runs: skip this time (default), or run it after",
+    )
+    schedule_add.add_argument("--name", help="a name (default: the query and location)")
+    schedule_add.add_argument("--no-deliver-empty", action="store_true", help="no digest when nothing is new")
+    schedule_add.add_argument("--paused", action="store_true", help="added paused (resume it to start)")
+    schedule_list = schedule_actions.add_parser("list", help="every schedule, its next fire and last five fires")
+    schedule_list.add_argument("--json", action="store_true", help="as GET /schedules")
+    for action, text in (("show", "one schedule and its last fires, as JSON"), ("pause", "stop firing it"),
+                         ("resume", "fire it again, from the next cron time"), ("remove", "delete it (its jobs stay)"),
+                         ("run-now", "fire it once now, outside its cron times")):  # fmt: skip
+        schedule_actions.add_parser(action, help=text).add_argument("id")
 
     collect_cmd = add("collect", _collect, "collect one job in-process, start to finish, and write CSV or JSONL")
     _job_options(collect_cmd)
