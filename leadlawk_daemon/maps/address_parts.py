@@ -15,6 +15,7 @@ from typing import Any
 
 from leadlawk_daemon.maps.countries import is_country_code
 from leadlawk_daemon.maps.field_text import field_text
+from leadlawk_daemon.maps.positional import at
 
 __all__ = ["AddressParts", "google_parts"]
 
@@ -37,32 +38,24 @@ class AddressParts:
         return self.located() or self.country_code is not None
 
 
-def _at(value: Any, *path: int) -> Any:
-    for index in path:
-        if not isinstance(value, list) or not -len(value) <= index < len(value):
-            return None
-        value = value[index]
-    return value
-
-
 def _text(value: Any) -> str | None:
     return field_text(value) if isinstance(value, str) else None
 
 
 def google_parts(place: Any) -> AddressParts | None:
     """The parts in a place array, ``None`` when it carries none (then the address is parsed)."""
-    parts = _at(place, 183, 1)
-    country = _text(_at(parts, 6)) or _text(_at(place, 243))
+    parts = at(place, 183, 1)
+    country = _text(at(parts, 6)) or _text(at(place, 243))
     country = country.upper() if country is not None and is_country_code(country.upper()) else None
     if not isinstance(parts, list):
         return AddressParts(country_code=country) if country else None
     # [2] is the street line as written (with the house number where [1] may lack it).
-    street = _text(_at(parts, 2)) or _text(_at(parts, 1))
+    street = _text(at(parts, 2)) or _text(at(parts, 1))
     found = AddressParts(
         street=street,
-        locality=_text(_at(parts, 3)),
-        region=_text(_at(parts, 5)),
-        postal_code=_text(_at(parts, 4)),
+        locality=_text(at(parts, 3)),
+        region=_text(at(parts, 5)),
+        postal_code=_text(at(parts, 4)),
         country_code=country,
     )
     return found if found.any() else None

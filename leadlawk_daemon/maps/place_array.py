@@ -15,17 +15,9 @@ from leadlawk_daemon.maps.address_parts import google_parts
 from leadlawk_daemon.maps.field_text import field_text
 from leadlawk_daemon.maps.phone import to_e164
 from leadlawk_daemon.maps.place_url import parse_place_url, unwrap_redirect
+from leadlawk_daemon.maps.positional import at
 
-__all__ = ["listing_from_place_array"]
-
-
-def at(value: Any, *path: int) -> Any:
-    """``value[p0][p1]…``, or ``None`` as soon as a step is missing or not a list."""
-    for index in path:
-        if not isinstance(value, list) or not -len(value) <= index < len(value):
-            return None
-        value = value[index]
-    return value
+__all__ = ["at", "listing_from_place_array"]
 
 
 def _text(value: Any) -> str | None:

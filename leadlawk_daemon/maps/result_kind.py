@@ -47,6 +47,7 @@ _PLACE_TYPES = frozenset(
 _TYPE_IN = re.compile(r"^(\w+)\s+in\s+\S")
 # A house number before or after the street's words: "5024 S 110th St", "Hauptstraße 5",
 # "R. Cecília Meireles, 1234". Bounded: the name is short, and each token is read once.
+_POSTAL_CODE = re.compile(r"\d{3}")
 _HOUSE_NUMBER = re.compile(r"^\d+[A-Za-z]?(?:[-/]\d+)?$")
 
 
@@ -67,8 +68,9 @@ def _place_type(category: str) -> bool:
 
 
 def _locality_shaped(listing: Listing, category: str) -> bool:
-    """A category that is the place's locality ("Omaha, NE", "Papillion") rather than a trade."""
-    if "," in category:
+    """A category that is the place's locality ("Omaha, NE", "10117 Berlin", "Papillion") rather
+    than a trade: a trade's name has no comma and no postal code."""
+    if "," in category or _POSTAL_CODE.search(category):
         return True
     return category in (listing.locality, listing.region) or (
         listing.address is not None and category in listing.address

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from leadlawk_daemon.replicas.maps_abroad import PlaceAddress, foreign_address, foreign_phone
 from leadlawk_daemon.replicas.maps_locale import Locale
 from leadlawk_daemon.replicas.maps_location import Locality, resolve_location
 from leadlawk_daemon.replicas.plus_codes import encode_plus_code, short_plus_code
@@ -128,6 +129,8 @@ class Business:
     global_plus_code: str
     hours: tuple[tuple[str, str], ...] | None
     compact: bool
+    # The address as Google's place data splits it (docs/addresses.md); None without an address.
+    place_address: PlaceAddress | None = None
     # Ground truth for company grouping: the place id of the first branch of this business's chain
     # (its head), the same on every branch; None for an independent business.
     chain: str | None = None
@@ -164,7 +167,19 @@ class Business:
             "hours": hours,
             "compact": self.compact,
             "chain": self.chain,
+            # The address parts Google's place data carries for it (docs/addresses.md).
+            **_parts_answer(self.place_address),
         }
+
+
+def _parts_answer(address: PlaceAddress | None) -> dict[str, Any]:
+    return {
+        "street": address.street if address else None,
+        "locality": address.locality if address else None,
+        "region": address.region if address else None,
+        "postal_code": address.postal_code if address else None,
+        "country_code": address.country_code if address else None,
+    }
 
 
 def place_data_segment(business: Business) -> str:
@@ -320,6 +335,19 @@ def _business(
         line = f"01{rng.randrange(0, 100):02d}"
         area = locality.area_code
         phone, phone_e164 = f"({area}) 555-{line}", f"+1{area}555{line}"
+    place_address: PlaceAddress | None = None
+    if locality.country != "US":
+        # Written as the country writes them, from a draw of their own: US answer sets are unchanged.
+        abroad = _rng(key, rank, "abroad")
+        if street is not None:
+            place_address = foreign_address(
+                abroad, locality.country, locality.city, locality.state_name or None, locality.zip_prefix
+            )
+            street, full = place_address.street, place_address.formatted
+        if phone is not None:
+            phone, phone_e164 = foreign_phone(abroad, locality.country, locality.area_code) or (None, None)
+    elif street is not None and full is not None:
+        place_address = PlaceAddress(street, locality.city, locality.state, zip_code, "US", None, full)
     website = None
     if rng.random() >= 1 / 3:
         website = f"http://{_slug(name)}.example/"
@@ -356,6 +384,7 @@ def _business(
         global_plus_code=encode_plus_code(latitude, longitude),
         hours=_hours(rng),
         compact=rng.random() < 0.1,
+        place_address=place_address,
     )
 
 

@@ -1,14 +1,18 @@
-"""Where a replica search takes place: a US city and state, its centre, area code and ZIP prefix.
+"""Where a replica search takes place: a city and its state or region, its centre, area code and
+postal code prefix, and its country.
 
 ``"Omaha, NE"`` resolves to Omaha's real centre; an unknown city in a known state gets a centre
-near that state's, derived from its name; anything else falls back to a state chosen by hashing
-the text. Everything here is deterministic and offline.
+near that state's, derived from its name; ``"Berlin, Germany"`` (or a city of any country of
+:mod:`~leadlawk_daemon.replicas.maps_abroad`) resolves to that country's city; anything else
+falls back to a US state chosen by hashing the text. Everything here is deterministic and offline.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+
+from leadlawk_daemon.replicas.maps_abroad import ABROAD, abroad_city, abroad_country
 
 __all__ = ["DEFAULT_LOCATION", "Locality", "known_localities", "resolve_location"]
 
@@ -74,9 +78,14 @@ class Locality:
     zip_prefix: str
     latitude: float
     longitude: float
+    # ISO 3166-1 alpha-2; outside the US, ``state`` is what an address shows of the region ("SP",
+    # or "" where it shows none) and ``state_name`` the region as Google's data names it.
+    country: str = "US"
 
     @property
     def label(self) -> str:
+        if self.country != "US":
+            return f"{self.city}, {ABROAD[self.country].name}"
         return f"{self.city}, {self.state}"
 
 
@@ -96,9 +105,28 @@ def _state_of(token: str) -> str | None:
     return _STATE_BY_NAME.get(token.casefold())
 
 
+def _abroad(parts: list[str]) -> Locality | None:
+    country = abroad_country(parts[-1]) if len(parts) >= 2 else None
+    if country is None:
+        return None
+    city = " ".join(parts[0].split())
+    known = abroad_city(country, city)
+    lat, lng = known.latitude, known.longitude
+    if known.name.casefold() != city.casefold():
+        h = _digest(f"{city.casefold()}|{country.code}")
+        lat += ((h & 0xFFFF) / 0xFFFF - 0.5) * 1.0
+        lng += (((h >> 16) & 0xFFFF) / 0xFFFF - 0.5) * 1.2
+    else:
+        city = known.name
+    return Locality(city=city, state=known.region_short, state_name=known.region or "", area_code=known.area,
+                    zip_prefix=known.postal, latitude=round(lat, 4), longitude=round(lng, 4), country=country.code)
+
+
 def resolve_location(location: str | None) -> Locality:
     text = " ".join((location or DEFAULT_LOCATION).split()) or DEFAULT_LOCATION
     parts = [p.strip() for p in text.split(",") if p.strip()]
+    if (abroad := _abroad(parts)) is not None:
+        return abroad
     state = _state_of(parts[-1]) if len(parts) >= 2 else None
     city_text = parts[0] if parts else text
     if state is None:

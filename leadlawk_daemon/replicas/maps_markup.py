@@ -17,13 +17,13 @@ from html import escape
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from leadlawk_daemon.replicas.maps_abroad import ABROAD, phone_forms
 from leadlawk_daemon.replicas.maps_business import Business
 from leadlawk_daemon.replicas.maps_locale import Locale
 
 __all__ = [
     "MALFORMED_KINDS",
     "churn_classes",
-    "consent_page",
     "end_marker",
     "feed_card",
     "limited_banner",
@@ -464,7 +464,9 @@ def place_state_payload(business: Business, base_url: str, locale: Locale) -> li
     loc = business.locality
     city_line = f"{loc.city}, {loc.state} {business.full_address.rsplit(' ', 1)[-1]}" \
         if business.full_address is not None else f"{loc.city}, {loc.state}"
-    if business.address is not None:
+    if business.place_address is not None:
+        p[2] = business.place_address.lines()
+    elif business.address is not None:
         p[2] = [business.address, city_line]
     if business.rating is not None and business.review_count is not None:
         reviews_url = f"{base_url}/maps/reviews?placeid={business.place_id}&hl={locale.code}"
@@ -481,7 +483,7 @@ def place_state_payload(business: Business, base_url: str, locale: Locale) -> li
     p[13] = list(business.categories)
     p[18] = f"{business.name}, {business.full_address}" if business.full_address else business.name
     p[27] = f"{base_url}/maps/place/{quote(business.name)}/data=!4m2!3m1!1s{business.cid}!10m1!1e1"
-    p[30] = "America/Chicago"
+    p[30] = ABROAD[loc.country].timezone if loc.country in ABROAD else "America/Chicago"
     if business.hours is not None:
         p[34] = [None, [
             [locale.day(day), [locale.hours_text(text)], None, None, None, 1, [], 0]
@@ -492,15 +494,19 @@ def place_state_payload(business: Business, base_url: str, locale: Locale) -> li
     p[78] = business.place_id
     p[89] = business.kg_id
     if business.phone is not None and business.phone_e164 is not None:
-        national = business.phone_e164[2:]
-        international = f"+1 {national[:3]}-{national[3:6]}-{national[6:]}"
+        national, international = phone_forms(business.phone, business.phone_e164)
         p[178] = [[business.phone, [[business.phone, 1], [international, 2]], None, national, None,
                    [f"tel:{business.phone_e164}", None, None, None]]]
     address_parts: list[Any] = [[1, [[business.full_address or city_line]]]]
     plus = None
     if business.plus_code is not None:
         plus = [None, [business.global_plus_code], [business.plus_code], 2]
-    p[183] = [address_parts, [None, business.address, business.address, loc.city, None, None, "US"], plus]
+    # [183][1]: the address in parts, as Google's data splits it; [243] the country again.
+    row = business.place_address.state_row() if business.place_address is not None else [
+        None, business.address, business.address, loc.city, None, None, loc.country
+    ]
+    p[183] = [address_parts, row, plus]
+    p[243] = loc.country
     p[227] = [[business.cid, None, None, business.kg_id, business.place_id]]
     payload: list[Any] = [None] * 32
     payload[4] = _viewport(business.latitude, business.longitude)
@@ -536,31 +542,6 @@ def locality_page(
         f"window.APP_INITIALIZATION_STATE={_init_state(latitude, longitude, payload, camera)};window.APP_FLAGS=[];",
     )
     return _page(f"{label} - Google Maps", locale.code, body, scripts)
-
-
-def consent_page(continue_url: str, locale: Locale) -> str:
-    """The consent interstitial: two forms, as consent.google.com serves them."""
-
-    def form(button: str, value: str) -> str:
-        return (
-            f'<form action="/consent/save" method="POST">'
-            f'<input type="hidden" name="continue" value="{_a(continue_url)}">'
-            f'<input type="hidden" name="hl" value="{_a(locale.code)}">'
-            f'<input type="hidden" name="set_eom" value="{value}">'
-            f'<button class="VfPpkd-LgbsSe VfPpkd-LgbsSe-OWXEXe-k8QpJ nCP5yc AjY5Oe DuMIQc" '
-            f'aria-label="{_a(button)}" type="submit"><span class="VfPpkd-vQzf8d">{_t(button)}</span>'
-            "</button></form>"
-        )
-
-    body = (
-        f'<div class="KxvlWc"><h1 class="I90TVb" id="S3BnEe">{_t(locale.consent_title)}</h1>'
-        "<p>We use cookies and data to deliver and maintain Google services.</p>"
-        f'<div class="VtwTSb">{form(locale.reject_all, "true")}{form(locale.accept_all, "false")}</div></div>'
-    )
-    return (
-        f'<!DOCTYPE html><html lang="{_a(locale.code)}"><head><meta charset="utf-8">'
-        f"<title>{_t(locale.consent_title)}</title></head><body>{body}</body></html>"
-    )
 
 
 def sorry_page(continue_url: str, token: str) -> str:
