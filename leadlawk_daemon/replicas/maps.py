@@ -37,6 +37,7 @@ problem named). "Counted" faults take `true` (every request) or N (the next N re
 | fault | setting | effect |
 | --- | --- | --- |
 | `consent` | `true`, `"loop"` or `"accept_only"` | a search or place visit without a `SOCS`/`CONSENT` cookie redirects to `/consent`, Google's interstitial in the language of `hl` (en, de, fr, es, it, nl, pl, pt; else English): a reject-all and an accept-all form posting to `/consent/save` with Google's hidden fields (`set_eom` true / false), "more options" a link; either answer sets the cookies and returns to `continue`; `/_stats` counts the answers per language (`consent_answers`). `"loop"`: no cookie is set, so the page comes back. `"accept_only"`: the page has the accept-all form alone |
+| `consent_loop_clients` | `["127.0.0.12", …]` | as `"loop"`, for the consent answers of these client addresses alone (one exit looped while the others get through) |
 | `sorry` | counted | search and place visits redirect (302) to `/sorry/index?continue=…`: HTTP 429, "unusual traffic", `form#captcha-form`; feed fetches answer 429 and the page's script goes to `/sorry/` |
 | `slow_ms` | 0-600000 | every response except `/_*` is delayed by this many milliseconds |
 | `hang` | counted | search, place and feed responses never finish: the handler waits until the client disconnects or the replica shuts down |
@@ -83,7 +84,7 @@ from leadlawk_daemon.replicas.maps_business import (
     search_key,
     split_search,
 )
-from leadlawk_daemon.replicas.maps_consent import answer_of, consent_page, consent_words
+from leadlawk_daemon.replicas.maps_consent import answer_of, consent_page, consent_words, parse_loop_clients
 from leadlawk_daemon.replicas.maps_geography import (
     Geography,
     extent,
@@ -138,6 +139,8 @@ MAPS_FAULTS: tuple[Fault, ...] = (
     Fault("class_churn", "true", "rename every obfuscated class, as after a Google release", flag),
     Fault("limited_view", "true | share", "Google's signed-out limited view: banner, no review counts, "
           "a share of the businesses hidden (signed-in sessions see everything)", _limited_share),
+    Fault("consent_loop_clients", "[addr, …]", "the consent answers of these client addresses set no cookie "
+          "(a consent loop for them alone)", parse_loop_clients),
     Fault("rate_limit", '{"per_minute": N, "cooldown_s": S[, "clients": {addr: {...}}]}',
           "per client address: past N navigations a minute, /sorry/ for S seconds", parse_rate_limit),
     PARTIAL_FAULT,
@@ -619,7 +622,8 @@ async def _consent_save(request: web.Request) -> web.StreamResponse:
     replica.consent_answers[consent_words(str(form.get("hl", ""))).code, answer] += 1
     target = _safe_continue(str(form.get("continue", "")) or None)
     response = web.HTTPSeeOther(target)
-    if replica.faults.get("consent") != "loop":
+    looped = replica.faults.get("consent_loop_clients") or ()
+    if replica.faults.get("consent") != "loop" and request.remote not in looped:
         accepted = answer == "accept"
         socs = "CAISHAgCEhJnd3NfMjAyNDA1MDctMF9SQzEaAmVuIAEaBgiA_LyxBg" if accepted else "CAESEwgDEgk"
         response.set_cookie("SOCS", socs, path="/", max_age=400 * 86400, samesite="Lax")

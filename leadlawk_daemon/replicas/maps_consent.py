@@ -14,12 +14,21 @@ Languages: English, German, French, Spanish, Italian, Dutch, Polish and Portugue
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from html import escape
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode
 
-__all__ = ["CONSENT_LANGUAGES", "ConsentAnswer", "ConsentWords", "answer_of", "consent_page", "consent_words"]
+__all__ = [
+    "CONSENT_LANGUAGES",
+    "ConsentAnswer",
+    "ConsentWords",
+    "answer_of",
+    "consent_page",
+    "consent_words",
+    "parse_loop_clients",
+]
 
 ConsentAnswer = Literal["reject", "accept"]
 
@@ -207,6 +216,22 @@ def _a(value: object) -> str:
 
 def _t(value: object) -> str:
     return escape(str(value), quote=False)
+
+
+_MAX_LOOP_CLIENTS = 256
+
+
+def parse_loop_clients(value: Any) -> list[str] | None:
+    """The ``consent_loop_clients`` fault: the client addresses whose answers are not kept (a
+    consent loop for one exit while the others get through); ``[]``/``null`` is off."""
+    if not isinstance(value, list) or len(value) > _MAX_LOOP_CLIENTS:
+        raise ValueError(f"expected a list of at most {_MAX_LOOP_CLIENTS} IP addresses, got {value!r}")
+    for address in value:
+        try:
+            ipaddress.ip_address(address)
+        except (TypeError, ValueError):
+            raise ValueError(f"{address!r} is not an IP address") from None
+    return list(value) or None
 
 
 def answer_of(set_eom: str | None) -> ConsentAnswer | None:
