@@ -56,6 +56,9 @@ EXPORTED = {
     # Google Maps pages by the view Google showed, and whether the last one was its limited view.
     "leadlawk_maps_view_total",
     "leadlawk_maps_view_limited",
+    # Deliveries by destination and outcome, and how long a digest waited (docs/deliveries.md).
+    "leadlawk_deliveries_total",
+    "leadlawk_delivery_latency_seconds",
     # The fleet registry's gauges, each with the daemon's fleet id as `instance` (fleet/metrics.py).
     "leadlawk_daemon_info",
     "leadlawk_jobs_held",
