@@ -41,7 +41,7 @@ def test_the_documented_snippet_accepts_our_signature_and_refuses_tampering_and_
     assert not verify_leadlawk(SECRET, "garbage", body)
 
 
-@given(st.binary(max_size=2000), st.integers(min_value=0, max_value=2**40))
+@given(st.binary(max_size=2000), st.integers(min_value=0, max_value=2**36))
 def test_our_verifier_agrees_with_the_signer(body: bytes, at: int) -> None:
     header = sign(SECRET, body, at)
     assert verify(header, body, SECRET, now=at)
