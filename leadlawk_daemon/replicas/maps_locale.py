@@ -35,9 +35,6 @@ class Locale:
     open_24: str
     people_also: str
     book_online: str
-    accept_all: str
-    reject_all: str
-    consent_title: str
     days: tuple[str, ...]
     # The banner of Google's signed-out "limited view" (since February 2026).
     limited_view: str = "You're seeing a limited view of Google Maps"
@@ -70,7 +67,6 @@ LOCALES: dict[str, Locale] = {
         website="Website", directions="Directions", address="Address", phone="Phone",
         plus_code="Plus code", open="Open", closed="Closed", closes="Closes", opens="Opens",
         open_24="Open 24 hours", people_also="People also search for", book_online="Book online",
-        accept_all="Accept all", reject_all="Reject all", consent_title="Before you continue to Google",
         days=_ENGLISH_DAYS,
     ),
     "de": Locale(
@@ -80,8 +76,7 @@ LOCALES: dict[str, Locale] = {
         website="Website", directions="Route", address="Adresse", phone="Telefon",
         plus_code="Plus Code", open="Geöffnet", closed="Geschlossen", closes="Schließt um",
         opens="Öffnet um", open_24="24 Stunden geöffnet", people_also="Ähnliche Suchanfragen",
-        book_online="Online buchen", accept_all="Alle akzeptieren", reject_all="Alle ablehnen",
-        consent_title="Bevor Sie zu Google weitergehen",
+        book_online="Online buchen",
         limited_view="Die Ansicht ist beschränkt und du siehst nur einen Teil der Google Maps-Daten",
         days=("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
     ),
@@ -92,7 +87,6 @@ LOCALES: dict[str, Locale] = {
         website="Site Web", directions="Itinéraire", address="Adresse", phone="Téléphone",
         plus_code="Plus Code", open="Ouvert", closed="Fermé", closes="Ferme à", opens="Ouvre à",
         open_24="Ouvert 24h/24", people_also="Autres recherches", book_online="Réserver en ligne",
-        accept_all="Tout accepter", reject_all="Tout refuser", consent_title="Avant d'accéder à Google",
         limited_view="Vous voyez une version limitée de Google Maps",
         days=("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche"),
     ),
@@ -103,8 +97,7 @@ LOCALES: dict[str, Locale] = {
         website="Sitio web", directions="Cómo llegar", address="Dirección", phone="Teléfono",
         plus_code="Plus Code", open="Abierto", closed="Cerrado", closes="Cierra a las",
         opens="Abre a las", open_24="Abierto 24 horas", people_also="También se buscó",
-        book_online="Reservar online", accept_all="Aceptar todo", reject_all="Rechazar todo",
-        consent_title="Antes de ir a Google",
+        book_online="Reservar online",
         limited_view="Estás viendo una vista limitada de Google Maps",
         days=("lunes", "martes", "miércoles", "jueves", "viernes", "sábado", "domingo"),
     ),
