@@ -30,6 +30,7 @@ from leadlawk_daemon.console.csrf import CSRF_FIELD, Csrf
 from leadlawk_daemon.console.forms import SITE_BUILDERS, SITE_STATUSES, FormResult, spec_from_form
 from leadlawk_daemon.console.leads import SORTS, LeadFilter, filter_leads, page_of
 from leadlawk_daemon.console.login import ConsoleLogin, LoginAttempts, is_console_path
+from leadlawk_daemon.console.schedules import schedule_rows
 from leadlawk_daemon.console.sources import ConsoleSources
 from leadlawk_daemon.fleet.registry import FleetUnavailable
 from leadlawk_daemon.http_api import (
@@ -402,6 +403,12 @@ async def replay_dead_letter(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(f"/console/dead-letters?failed={letter.id}")
 
 
+async def schedules_page(request: web.Request) -> web.Response:
+    """Every schedule with its next fire time and its last five runs (docs/schedules.md)."""
+    rows = await schedule_rows(_store(request))
+    return _render(request, "schedules.html", {"title": "Schedules", "rows": rows})
+
+
 async def fleet_page(request: web.Request) -> web.Response:
     """``GET /fleet``'s table, read from the same registry."""
     view = request.app.get(FLEET_KEY)
@@ -508,6 +515,7 @@ def mount_console(app: web.Application, sources: ConsoleSources) -> None:
     router.add_get("/console/dead-letters", dead_letters)
     router.add_get("/console/dead-letters/{id}", dead_letter)
     router.add_get("/console/fleet", fleet_page)
+    router.add_get("/console/schedules", schedules_page)
     # The forms' targets (HTML form bodies, not JSON; CSRF-checked by _checked_form).
     declare_form_routes(
         app,
