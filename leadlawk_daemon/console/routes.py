@@ -409,6 +409,33 @@ async def schedules_page(request: web.Request) -> web.Response:
     return _render(request, "schedules.html", {"title": "Schedules", "rows": rows})
 
 
+async def deliveries_page(request: web.Request) -> web.Response:
+    """Finished jobs' digests to destinations, newest first, with a replay for each (docs/deliveries.md)."""
+    from leadlawk_daemon.deliveries.ledger import DELIVERY_STATUSES, ledger_of
+
+    status = request.query.get("status")
+    chosen = status if status in DELIVERY_STATUSES else None
+    found = await ledger_of(_store(request)).list(status=chosen, limit=1000)
+    return _render(request, "deliveries.html", {
+        "title": "Deliveries", "page": page_of(found, request.query.get("page")), "status": chosen,
+        "statuses": DELIVERY_STATUSES, "replayed": request.query.get("replayed"),
+    })
+
+
+async def replay_delivery(request: web.Request) -> web.StreamResponse:
+    from leadlawk_daemon.deliveries.ledger import ledger_of
+
+    await _checked_form(request)
+    one = request.match_info["id"]
+    ledger = ledger_of(_store(request))
+    if await ledger.get(one) is None:
+        raise web.HTTPNotFound(text="no such delivery")
+    await ledger.replay(one)
+    _sources(request).notify()
+    log.info("delivery replayed from the console", extra={"delivery_id": one})
+    raise web.HTTPSeeOther(f"/console/deliveries?replayed={one}")
+
+
 async def fleet_page(request: web.Request) -> web.Response:
     """``GET /fleet``'s table, read from the same registry."""
     view = request.app.get(FLEET_KEY)
@@ -515,6 +542,7 @@ def mount_console(app: web.Application, sources: ConsoleSources) -> None:
     router.add_get("/console/dead-letters", dead_letters)
     router.add_get("/console/dead-letters/{id}", dead_letter)
     router.add_get("/console/fleet", fleet_page)
+    router.add_get("/console/deliveries", deliveries_page)
     router.add_get("/console/schedules", schedules_page)
     # The forms' targets (HTML form bodies, not JSON; CSRF-checked by _checked_form).
     declare_form_routes(
@@ -522,6 +550,7 @@ def mount_console(app: web.Application, sources: ConsoleSources) -> None:
         router.add_post("/console/jobs", submit_job),
         router.add_post("/console/jobs/{id}/cancel", cancel_job),
         router.add_post("/console/dead-letters/{id}/replay", replay_dead_letter),
+        router.add_post("/console/deliveries/{id}/replay", replay_delivery),
         router.add_post("/console/logout", logout),
     )
     # Public: the sign-in form (nothing behind it without the token) and the CSS and script.
