@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
 from actors.fair_gate import FairGate
+from actors.racing import Stopped, unless_set
 from leadlawk_daemon.messages import (
     EnrichLead,
     EnrichmentReturned,
@@ -35,7 +36,6 @@ from leadlawk_daemon.messages import (
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.enrichment import Enricher as PageSpeedEnricher
 from leadlawk_daemon.pagespeed.enrichment import EnrichmentOutcome
-from leadlawk_daemon.racing import Stopped, unless_set
 
 __all__ = ["Enricher", "EnricherDeps"]
 

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, replace
 
 from actors.actor import Actor, ActorCell
+from actors.racing import Stopped, unless_set
 from actors.scrape_request import scrape_request
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.listing import Listing
@@ -58,7 +59,6 @@ from leadlawk_daemon.messages import (
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.outcomes import ScrapeOutcome
 from leadlawk_daemon.quota.pace import Pacer
-from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.resilience.worker_pool import PoolUnavailable
 from leadlawk_daemon.settings import BrowserSettings, MapsSettings

@@ -32,10 +32,10 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from actors.actor import Actor, ActorCell
+from actors.racing import Stopped, unless_set
 from leadlawk_daemon.emails import DnsOutage, EmailVerifier
 from leadlawk_daemon.messages import JobHandle, LeadSiteRead, ReadSite, SiteReturned, WriterMessage, WriteSite
 from leadlawk_daemon.metrics import Metrics
-from leadlawk_daemon.racing import Stopped, unless_set
 from leadlawk_daemon.resilience.worker_pool import PoolUnavailable
 from leadlawk_daemon.sites import EgressGuard, EgressOutage, ProxyUnreachable, SiteClient, SiteReport, SiteStatus
 from leadlawk_daemon.sites.extract import site_key

@@ -21,12 +21,12 @@ import time
 from dataclasses import dataclass
 
 from actors.actor import Actor, ActorCell
+from actors.racing import first_of
 from actors.write_buffer import Committed, WriteBuffer
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.messages import WriterMessage
 from leadlawk_daemon.metrics import Metrics
-from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
 from leadlawk_daemon.store.base import Store, StoreUnavailable
 from supervisors.backoff import Backoff, Jitter

@@ -34,7 +34,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from leadlawk_daemon.clock import MonotonicClock
+from actors.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Bbox, Viewport
 from leadlawk_daemon.maps.area_search import search_area

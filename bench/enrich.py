@@ -62,7 +62,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from leadlawk_daemon.clock import MonotonicClock
+from actors.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.pagespeed.client import PageSpeedClient, PageSpeedError
 from leadlawk_daemon.pagespeed.enrichment import Enricher

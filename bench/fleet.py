@@ -53,9 +53,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SELF = str(Path(__file__).resolve())
 sys.path.insert(0, str(ROOT))
 
+from actors.clock import MonotonicClock
 from bench.enrich import BROKEN, GOOGLE_QUOTA, GOOGLE_WINDOW, StandIn, backlog, daemon_enricher, stand_in
 from leadlawk_daemon.chaos import FaultProxy
-from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.pagespeed.client import PageSpeedClient
 from leadlawk_daemon.quota import SharedQuotas
 from leadlawk_daemon.settings import load_settings

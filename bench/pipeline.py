@@ -31,8 +31,8 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from actors.clock import MonotonicClock
 from actors.dead_letters import MemoryDeadLetters
-from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pipeline import Pipeline

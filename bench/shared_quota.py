@@ -37,7 +37,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from leadlawk_daemon.clock import MonotonicClock
+from actors.clock import MonotonicClock
 from leadlawk_daemon.pagespeed.quota import WindowPacer
 from leadlawk_daemon.quota.link import QuotaLink
 from leadlawk_daemon.quota.pace import SharedPacer

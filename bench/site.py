@@ -37,8 +37,8 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from actors.clock import MonotonicClock
 from bench.pipeline import rss_mb
-from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
 from leadlawk_daemon.replicas.sites_content import answers, profile
 from leadlawk_daemon.settings import load_settings

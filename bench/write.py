@@ -39,7 +39,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from leadlawk_daemon.clock import MonotonicClock
+from actors.clock import MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS, Listing
 from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store.base import utc_from_epoch

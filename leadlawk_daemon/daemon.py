@@ -29,7 +29,7 @@ from types import FrameType
 
 import redis.asyncio as aioredis
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.database import DatabaseService
 from leadlawk_daemon.fleet.metrics import FleetCollector
 from leadlawk_daemon.fleet.registry import FleetRegistry, Identity

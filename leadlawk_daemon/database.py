@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.settings import DatabaseSettings
 from leadlawk_daemon.store import MigrationError, Store, open_store_from_settings

@@ -12,8 +12,8 @@ import asyncio
 import collections
 import logging
 
+from actors.clock import Clock, MonotonicClock
 from actors.dead_letters import DeadLetter, describe
-from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.store import Store

@@ -23,11 +23,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
+from actors.racing import first_of
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.loop_stall import LoopStallWatch
 from leadlawk_daemon.metrics import Metrics
-from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.settings import HealthCheckSettings, HealthSettings
 from supervisors.spec import Started
 
@@ -134,6 +134,8 @@ class Health:
     condition_sets: list[Callable[[], Mapping[str, str | None]]] = field(default_factory=list)
     # Degraded, not down (Google's limited view): shown in the detail, readiness unaffected.
     notes: dict[str, Callable[[], str | None]] = field(default_factory=dict)
+    # Plain data beside the checks in /health/ready's answer (the egress pool's exits, by name).
+    details: dict[str, Callable[[], Any]] = field(default_factory=dict)
     root_failed: str | None = None
     stopping: bool = False
     last_lag: float = 0.0
@@ -175,6 +177,10 @@ class Health:
         if self.stopping:
             checks["shutdown"] = {"ok": False, "latency_ms": None, "error": "shutting_down"}
         return ok, checks
+
+    def detail(self) -> dict[str, Any]:
+        """Each of :attr:`details` as it stands now."""
+        return {name: read() for name, read in self.details.items()}
 
     def _conditions(self) -> list[tuple[str, str | None]]:
         answers = [(name, condition()) for name, condition in self.conditions.items()]

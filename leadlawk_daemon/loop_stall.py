@@ -31,7 +31,7 @@ from types import FrameType, TracebackType
 
 import uvloop
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 
 __all__ = ["LoopStallWatch"]
 

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, TypeVar, cast
 
 from actors.actor import Actor, ActorCell
+from actors.clock import Clock
 from actors.dead_letters import DeadLetterSink
 from actors.enricher import Enricher, EnricherDeps
 from actors.fair_gate import FairGate
@@ -31,9 +32,8 @@ from actors.site import SiteDeps, SiteReader
 from actors.stats import ActorStats, ActorStatsCollector
 from actors.write_buffer import WriteBuffer
 from actors.writer import Writer, WriterDeps
-from leadlawk_daemon.clock import Clock
 from leadlawk_daemon.dependencies import Dependencies, Dependency
-from leadlawk_daemon.emails import DNS_BREAKER, DnsUnavailable, EmailVerifier, MailDomainResolver
+from leadlawk_daemon.emails import DNS_BREAKER, EmailVerifier, MailDomainResolver, dns_breaker
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.intake.admission import Admission, QueueFull
 from leadlawk_daemon.jobs.coordinator import Coordinator
@@ -237,16 +237,11 @@ class Pipeline:
             conf.dns_servers, timeout=conf.timeout, cache_ttl=conf.cache_ttl, cache_size=conf.cache_size,
             max_in_flight=conf.max_in_flight, clock=self.clock,
         )
-        breaker = self.dependencies.add(Dependency(DNS_BREAKER, CircuitBreaker(
-            DNS_BREAKER,
-            failure_threshold=conf.dns_failures,
-            reset_timeout=settings.resilience.circuit_breaker.reset_timeout,
-            call_timeout=None,  # each lookup is cut at emails.timeout
-            clock=self.clock,
-            on_change=self.dependencies.changed,
-            exclude=lambda exc: not isinstance(exc, DnsUnavailable | TimeoutError),
+        breaker = self.dependencies.add(Dependency(DNS_BREAKER, dns_breaker(
+            conf.dns_failures, settings.resilience.circuit_breaker.reset_timeout, self.clock,
+            self.dependencies.changed,
         )))
-        return EmailVerifier(resolver, breaker)
+        return EmailVerifier(resolver, breaker, clock=self.clock)
 
     def children(self) -> list[ChildSpec]:
         """Start order for one ``rest_for_one`` supervisor: writer, enricher, scraper, coordinator."""

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from actors.actor import Actor, ActorCell, ChaosCrash
+from actors.clock import FakeClock
 from actors.dead_letters import MemoryDeadLetters
 from actors.mailbox import Mailbox, MailboxFull
-from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.settings import ActorDefaults
 from supervisors.supervisor import Supervisor
 from tests.waiting import eventually

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from leadlawk_daemon.clock import MonotonicClock
+from actors.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Bbox, Circle
 from leadlawk_daemon.maps.area_search import search_area

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.clock import FakeClock
 from actors.dead_letters import DeadLetter
-from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.database import DatabaseService
 from leadlawk_daemon.dead_letter_writer import DeadLetterWriter
 from leadlawk_daemon.metrics import Metrics

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from aiobreaker import CircuitBreaker as LibraryBreaker
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
 
 

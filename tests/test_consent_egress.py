@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from leadlawk_daemon.clock import MonotonicClock
+from actors.clock import MonotonicClock
 from leadlawk_daemon.maps.blocking import CONSENT_LOOP
 from leadlawk_daemon.maps.browser import BrowserPool
 from leadlawk_daemon.maps.egress import egress_pool

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.deliveries.ledger import delivery_id
 from leadlawk_daemon.deliveries.service import DeliveryService
 from leadlawk_daemon.dependencies import Dependencies

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.deliveries.service import DeliveryService
 from leadlawk_daemon.dependencies import Dependencies
 from leadlawk_daemon.event_bus import EventBus

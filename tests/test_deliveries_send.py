@@ -19,7 +19,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.control import ControlError
 from leadlawk_daemon.deliveries.command import replay_delivery
 from leadlawk_daemon.deliveries.filedrop import write_atomically

@@ -29,7 +29,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import ConfigError, SitesSettings, load_settings
 from leadlawk_daemon.sites import EgressGuard, SiteClient, SiteReport, SiteStatus

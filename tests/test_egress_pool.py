@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import UnreachableError
 from leadlawk_daemon.maps.egress_exits import EgressConfigError, resolve_exits

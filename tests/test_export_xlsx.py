@@ -11,7 +11,7 @@ from typing import Any
 
 from openpyxl import load_workbook
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.store import open_store
 from leadlawk_daemon.store.base import JobLead

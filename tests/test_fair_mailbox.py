@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 
 from actors.actor import Actor, ActorCell
+from actors.clock import FakeClock
 from actors.fair_gate import FairGate
 from actors.fair_mailbox import FairMailbox
 from actors.mailbox import Mailbox, MailboxFull
-from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.settings import ActorDefaults
 from tests.waiting import eventually
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from leadlawk_daemon.racing import first_of
+from actors.racing import first_of
 from tests.chaos_harness import ChaosRig, JobExpectation, chaos_rig, parse_metrics
 from tests.fault_matrix import CELLS, QUICK_CELLS, Cell, run_cell
 from tests.waiting import eventually

@@ -11,7 +11,7 @@ import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.intake.admission import Admission
 from leadlawk_daemon.intake.events import EventPublisher
 from leadlawk_daemon.intake.pubsub import PubSubIntake, claim_key, jobs_channel

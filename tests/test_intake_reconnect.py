@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.intake.admission import Admission
 from leadlawk_daemon.intake.events import EventPublisher
 from leadlawk_daemon.intake.reconnect import Reconnect

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.intake.admission import Admission
 from leadlawk_daemon.intake.events import EventPublisher, events_channel
 from leadlawk_daemon.intake.stream import StreamIntake, stream_key

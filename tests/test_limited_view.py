@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from prometheus_client import CollectorRegistry
 
-from leadlawk_daemon.clock import MonotonicClock
+from actors.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.browser import BrowserPool
 from leadlawk_daemon.maps.limited_view import combine_views, limited_view_in

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.loop_stall import LoopStallWatch
 from tests.waiting import eventually
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import JsonFormatter
 from leadlawk_daemon.metrics import Metrics

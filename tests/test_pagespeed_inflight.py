@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pagespeed.client import PageSpeedClient

@@ -17,8 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from actors.clock import MonotonicClock
 from actors.dead_letters import MemoryDeadLetters
-from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.pipeline import Pipeline, QueueFull

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from leadlawk_daemon.racing import STOPPED, first_of, unless_set
+from actors.racing import STOPPED, first_of, unless_set
 
 
 async def test_the_work_wins_and_its_result_comes_back() -> None:

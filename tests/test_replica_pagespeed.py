@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.pagespeed.client import API_PATH
 from leadlawk_daemon.replicas.pagespeed import PageSpeedReplica, serve_pagespeed_replica
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.resilience.retry import Retrier, RetryExhaustedError, RetryPolicy
 from leadlawk_daemon.settings import load_settings
 

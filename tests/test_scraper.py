@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from leadlawk_daemon.clock import FakeClock, MonotonicClock
+from actors.clock import FakeClock, MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps import proctree
 from leadlawk_daemon.maps.blocking import BlockedError

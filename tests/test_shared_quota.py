@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import redis.asyncio as aioredis
 
+from actors.clock import FakeClock
 from leadlawk_daemon.chaos import FaultProxy
-from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.pagespeed.quota import WindowPacer
 from leadlawk_daemon.quota import SharedQuotas, quota_id
 from leadlawk_daemon.quota.pace import SharedPacer

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from actors.actor import Actor, ActorCell
+from actors.clock import FakeClock
 from actors.site import SiteDeps, SiteReader
 from actors.write_buffer import WriteBuffer
-from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobs.verdicts import write_verdicts
 from leadlawk_daemon.jobspec import parse_job_spec

@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.replicas.sites import SitesReplica, serve_sites_replica
 from leadlawk_daemon.replicas.sites_content import answers
 from leadlawk_daemon.resilience.breaker import CircuitBreaker

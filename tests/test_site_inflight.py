@@ -10,7 +10,7 @@ import random
 
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.replicas.sites import SitesReplica
 from leadlawk_daemon.resilience.inflight import MARGIN, InFlightLimit
 from leadlawk_daemon.settings import SitesSettings, load_settings

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import register_secret
 from leadlawk_daemon.pagespeed.result import FieldData, PageSpeedResult

@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from actors.clock import MonotonicClock
 from leadlawk_daemon.chaos.proxy import FaultProxy
-from leadlawk_daemon.clock import MonotonicClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.store import StoreUnavailable, open_store

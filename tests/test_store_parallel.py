@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.store import open_store
 from tests import test_store

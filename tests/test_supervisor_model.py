@@ -9,7 +9,7 @@ import uvloop
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from supervisors.spec import Restart, Strategy
 from supervisors.supervisor import Supervisor, SupervisorGaveUp
 from tests.supervision_harness import Journal, SupervisionModel, controlled_specs

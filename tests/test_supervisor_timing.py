@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from supervisors.backoff import RestartBackoff
 from supervisors.events import EventKind, SupervisorEvent
 from supervisors.spec import Child, ChildSpec, Restart, Started, Strategy

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from actors.clock import FakeClock
 from actors.write_buffer import WriteBuffer
-from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobs.verdicts import facts_of_row, write_verdicts
 from leadlawk_daemon.jobspec import parse_job_spec

@@ -22,7 +22,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from leadlawk_daemon.clock import FakeClock
+from actors.clock import FakeClock
 from leadlawk_daemon.maps.browser import BrowserPool
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError

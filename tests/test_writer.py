@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from actors.actor import ActorCell
+from actors.clock import FakeClock
 from actors.write_buffer import WriteBuffer
 from actors.writer import Writer, WriterDeps
-from leadlawk_daemon.clock import FakeClock
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import parse_job_spec
 from leadlawk_daemon.listing import Listing

@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 
 import orjson
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.store.base import Store, StoreError, utc_from_epoch
 from leadlawk_daemon.store.common import StoreCommon
 from leadlawk_daemon.store.session import Database, Session

@@ -28,7 +28,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
+from actors.racing import first_of
 from leadlawk_daemon.deliveries.destinations import Sender, build_sender
 from leadlawk_daemon.deliveries.digest import Digest, digest_rows, job_summary
 from leadlawk_daemon.deliveries.errors import DeliveryRejected, DestinationDown
@@ -37,7 +38,6 @@ from leadlawk_daemon.dependencies import Dependencies, Dependency
 from leadlawk_daemon.event_bus import EventBus, Subscription
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.metrics import Metrics
-from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.resilience.breaker import BreakerOpenError, BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.sites.policy import EgressPolicy

@@ -11,8 +11,9 @@ What a domain says, RFC 5321 section 5.1 and RFC 7505:
 
 * MX records, or none but an A or AAAA record (the implicit MX): ``deliverable_domain``;
 * NXDOMAIN, a null MX (one ``MX 0 .``), or a name with neither MX nor address: ``no_mail_domain``;
-* no answer in time, SERVFAIL, REFUSED, no server reachable: :class:`DnsUnavailable`. That is
-  a fact about our DNS, not the domain; callers wait it out (docs/email-verdicts.md).
+* no answer in time, SERVFAIL, REFUSED, no server reachable: :class:`DnsUnavailable`. Whose
+  failure that is (ours, or the domain's own DNS) :meth:`MailDomainResolver.answers` tells: the
+  verifier asks it (docs/email-verdicts.md).
 
 Answers are cached per domain for ``emails.cache_ttl`` (the least recently used past
 ``cache_size`` go first); failures are never cached. Concurrent lookups of one domain share one
@@ -111,6 +112,17 @@ class MailDomainResolver:
             return answer
         finally:
             del self._pending[domain]
+
+    async def answers(self) -> bool:
+        """Whether our servers answer at all: the root zone's NS records, which every recursive
+        resolver holds. A domain whose lookup fails while this holds has a DNS problem of its own."""
+        self.queries += 1
+        try:
+            async with self._slots:
+                await self._resolver.resolve(".", "NS", raise_on_no_answer=False, search=False, lifetime=self.timeout)
+        except (dns.exception.DNSException, OSError):
+            return False
+        return True
 
     def _remember(self, domain: str, answer: MailDomain) -> None:
         self._cache[domain] = (answer, self._clock.monotonic() + self.cache_ttl)

@@ -1,24 +1,52 @@
 """A website's addresses, each judged, through the ``dns`` breaker: the site actor's one call.
 
-A DNS server that does not answer is an outage (docs/failure-model.md): the lookup's failure
-counts against the ``dns`` breaker and the call raises :class:`DnsOutage`, never a verdict of
-``unknown``; the caller keeps the site report back and asks again later. A domain answered once
-is cached (:class:`MailDomainResolver`), and a cache hit never touches the breaker.
+Who failed when a lookup fails is decided here, as the egress guard does for websites:
+
+* **our DNS** (the configured servers time out, refuse, or fail): an outage
+  (docs/failure-model.md). The failure counts against the ``dns`` breaker and the call raises
+  :class:`DnsOutage`; nothing is judged ``unknown``; the caller keeps the site report back and
+  asks again later, and the job waits on ``dns`` while the breaker is open;
+* **the domain's own DNS** (its lookup fails while our servers answer the root zone's NS
+  question): a fact about that domain. It is asked again ``domain_attempts`` times, with backoff;
+  then its addresses are judged ``unknown`` ("its DNS did not answer"), recorded like a dead site.
+  It never counts against the breaker: one broken domain is not an outage.
+
+A domain answered once is cached (:class:`MailDomainResolver`), and a cache hit never touches the
+breaker.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.emails.resolver import DnsUnavailable, MailDomain, MailDomainResolver
 from leadlawk_daemon.emails.verdict import EmailVerdict, judge, needs_lookup, primary_email
-from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker
+from leadlawk_daemon.resilience.breaker import BreakerOpenError, CircuitBreaker, OnChange
+from supervisors.backoff import Backoff, Jitter
 
-__all__ = ["DNS_BREAKER", "DnsOutage", "EmailCheck", "EmailVerifier"]
+__all__ = ["DNS_BREAKER", "DnsOutage", "DomainUnanswered", "EmailCheck", "EmailVerifier", "dns_breaker"]
 
 DNS_BREAKER = "dns"
+_DOMAIN_BACKOFF = Backoff(0.5, 5.0, jitter=Jitter.FULL)
+
+
+def dns_breaker(
+    failure_threshold: int, reset_timeout: float, clock: Clock, on_change: OnChange | None = None
+) -> CircuitBreaker:
+    """The ``dns`` breaker: only our DNS failing counts (a timeout, no server answering the root)."""
+    return CircuitBreaker(
+        DNS_BREAKER,
+        failure_threshold=failure_threshold,
+        reset_timeout=reset_timeout,
+        call_timeout=None,  # each lookup is cut at emails.timeout
+        clock=clock,
+        on_change=on_change,
+        exclude=lambda exc: not isinstance(exc, DnsUnavailable | TimeoutError),
+    )
 
 
 class DnsOutage(Exception):
@@ -29,6 +57,10 @@ class DnsOutage(Exception):
         self.retry_after = retry_after
 
 
+class DomainUnanswered(Exception):
+    """One domain's lookup failed while our DNS answered: the domain's fact, never the breaker's."""
+
+
 @dataclass(frozen=True, slots=True)
 class EmailCheck:
     verdicts: tuple[EmailVerdict, ...]
@@ -36,9 +68,20 @@ class EmailCheck:
 
 
 class EmailVerifier:
-    def __init__(self, resolver: MailDomainResolver, breaker: CircuitBreaker) -> None:
+    def __init__(
+        self,
+        resolver: MailDomainResolver,
+        breaker: CircuitBreaker,
+        *,
+        domain_attempts: int = 3,
+        clock: Clock | None = None,
+    ) -> None:
         self.resolver = resolver
         self.breaker = breaker
+        self.domain_attempts = domain_attempts
+        self._clock: Clock = clock if clock is not None else MonotonicClock()
+        # Domains whose own DNS failed lately, and how often (bounded: the oldest go first).
+        self._unanswered: OrderedDict[str, int] = OrderedDict()
 
     async def check(self, emails: Sequence[str], website_host: str | None) -> EmailCheck:
         """Every address's verdict and the primary one; raises :class:`DnsOutage`."""
@@ -47,13 +90,36 @@ class EmailVerifier:
         verdicts = tuple(judge(e, website_host, answers.get(needs_lookup(e) or "")) for e in emails)
         return EmailCheck(verdicts, primary_email(verdicts))
 
-    async def _domain(self, domain: str) -> MailDomain:
-        known = self.resolver.cached(domain)
-        if known is not None:
-            return known
+    async def _domain(self, domain: str) -> MailDomain | None:
+        """What ``domain`` says; None when its own DNS did not answer ``domain_attempts`` times."""
+        waits = _DOMAIN_BACKOFF.sequence()
+        while True:
+            known = self.resolver.cached(domain)
+            if known is not None:
+                return known
+            try:
+                answer = await self.breaker.call(self._lookup, domain)
+            except BreakerOpenError as exc:
+                raise DnsOutage(f"DNS is not answering: breaker {self.breaker.name} open", exc.retry_after) from None
+            except DnsUnavailable as exc:
+                raise DnsOutage(str(exc), 0.0) from None  # the caller's backoff decides the wait
+            except DomainUnanswered:
+                failures = self._unanswered.pop(domain, 0) + 1
+                self._unanswered[domain] = failures
+                while len(self._unanswered) > 10_000:
+                    self._unanswered.popitem(last=False)
+                if failures >= self.domain_attempts:
+                    return None
+                await waits.wait(self._clock)
+                continue
+            self._unanswered.pop(domain, None)
+            return answer
+
+    async def _lookup(self, domain: str) -> MailDomain:
+        """One lookup through the breaker: our DNS failing counts; the domain's own failure does not."""
         try:
-            return await self.breaker.call(self.resolver.lookup, domain)
-        except BreakerOpenError as exc:
-            raise DnsOutage(f"DNS is not answering: breaker {self.breaker.name} open", exc.retry_after) from None
-        except DnsUnavailable as exc:
-            raise DnsOutage(str(exc), 0.0) from None  # the caller's backoff decides the wait
+            return await self.resolver.lookup(domain)
+        except DnsUnavailable:
+            if await self.resolver.answers():
+                raise DomainUnanswered(domain) from None
+            raise

@@ -27,12 +27,12 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
+from actors.clock import Clock, MonotonicClock
+from actors.racing import unless_set
 from leadlawk_daemon import __version__
-from leadlawk_daemon.clock import Clock, MonotonicClock
 from leadlawk_daemon.intake.reconnect import REDIS_ERRORS, Reconnect
 from leadlawk_daemon.intake.service import Service
 from leadlawk_daemon.logs import redact
-from leadlawk_daemon.racing import unless_set
 
 __all__ = ["FleetRegistry", "FleetUnavailable", "Identity", "fleet_key", "read_members"]
 
@@ -105,6 +105,10 @@ def _no_jobs() -> Sequence[str]:
     return ()
 
 
+def _no_exits() -> Sequence[Mapping[str, Any]]:
+    return ()
+
+
 class FleetRegistry(Service):
     """This daemon's entry in the fleet, renewed while it runs; ``async with`` or a supervised child.
 
@@ -136,6 +140,8 @@ class FleetRegistry(Service):
         self.jobs_held: Callable[[], Sequence[str]] = _no_jobs
         self.breakers: Callable[[], Mapping[str, str]] = _nothing
         self.quota: Callable[[], Mapping[str, Any]] = _nothing
+        # The Maps egress pool's exits (docs/egress-pool.md): name, state, counts; never a URL.
+        self.egress: Callable[[], Sequence[Mapping[str, Any]]] = _no_exits
         self.heartbeats = 0
         self._redis = redis
         self._prefix = prefix
@@ -170,6 +176,7 @@ class FleetRegistry(Service):
             "jobs": jobs,
             "breakers": dict(_safely(self.breakers, {}, "breakers")),
             "quota": dict(_safely(self.quota, {}, "quota")),
+            "egress": [dict(e) for e in _safely(self.egress, (), "egress")],
         }
 
     async def members(self) -> list[dict[str, Any]]:

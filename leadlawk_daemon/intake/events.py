@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.events import EVENT_TYPES, EventSink, EventType
 from leadlawk_daemon.intake.reconnect import REDIS_ERRORS, Reconnect
 from leadlawk_daemon.intake.service import Service

@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.intake.reconnect import REDIS_ERRORS, Reconnect
 from leadlawk_daemon.intake.service import Service
 from leadlawk_daemon.intake.stream import FIELD, SOURCE_FIELD, stream_key

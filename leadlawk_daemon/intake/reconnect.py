@@ -12,7 +12,7 @@ import random
 
 from redis.exceptions import RedisError
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.resilience.retry import RandomSource, RetryPolicy
 

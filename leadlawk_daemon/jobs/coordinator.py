@@ -22,12 +22,12 @@ import math
 from collections.abc import MutableMapping
 from typing import Literal
 
+from actors.racing import first_of
 from leadlawk_daemon.jobs.driver import DriverDeps, JobDriver
 from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import JobSpecError, parse_job_spec
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.qualify import Filters
-from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.store.base import StoreUnavailable
 from supervisors.backoff import Backoff
 from supervisors.spec import Started

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from actors.actor import ActorCell
+from actors.clock import Clock
 from actors.dead_letters import DeadLetter
 from actors.mailbox import Mailbox
-from leadlawk_daemon.clock import Clock
+from actors.racing import first_of
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.jobs.lifecycle import JobLifecycle
 from leadlawk_daemon.jobs.outage import call_through_outage
@@ -48,7 +49,6 @@ from leadlawk_daemon.logs import redact
 from leadlawk_daemon.messages import EnrichLead, ReadSite, ScrapeJob, WriterMessage
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.qualify import HIDDEN_REVIEW_COUNT
-from leadlawk_daemon.racing import first_of
 from leadlawk_daemon.store.base import Job, JobStatus, Store, StoreUnavailable
 
 __all__ = ["DriverDeps", "JobDriver", "Timing"]

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.jobs.outage import call_through_outage
 from leadlawk_daemon.store.base import JOB_COUNTERS, Job, JobStatus, Store
 

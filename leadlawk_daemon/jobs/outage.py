@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.store.base import StoreUnavailable
 from supervisors.backoff import Backoff

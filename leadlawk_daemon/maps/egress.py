@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.maps.egress_exits import Exit, resolve_exits
 from leadlawk_daemon.maps.egress_pool import EgressPool

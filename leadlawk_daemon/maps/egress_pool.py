@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import UnreachableError

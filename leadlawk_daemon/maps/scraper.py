@@ -26,7 +26,7 @@ from urllib.parse import quote, urljoin, urlsplit
 from aiolimiter import AsyncLimiter
 from playwright.async_api import Page, Request, Response
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.events import EventSink
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.area import Viewport
@@ -383,8 +383,8 @@ class MapsScraper:
                 place_id = listing.place_id
                 if place_id is None or place_id in ranks or place_id in addresses or len(ranks) >= request.limit:
                     continue
-                listing = complete_listing(listing, country)
-                if listing.kind == "address" and not request.keep_addresses:
+                completed = complete_listing(listing, country)
+                if completed.kind == "address" and not request.keep_addresses:
                     addresses.add(place_id)
                     continue
                 rank = ranks[place_id] = len(ranks) + 1
@@ -392,9 +392,11 @@ class MapsScraper:
                     skipped += 1
                     continue
                 if any(_lacks(listing, name) for name in request.needs):
-                    listing = complete_listing(await self._with_details(page, listing, request), country)
+                    # Completed after the merge: the place page's own address parts, when it has
+                    # them, win over a parse of the card's street line.
+                    completed = complete_listing(await self._with_details(page, listing, request), country)
                     details += 1
-                await emit(listing, rank)
+                await emit(completed, rank)
                 emitted += 1
 
         with _FeedLoadFailures(page) as load_failures:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.metrics import Metrics

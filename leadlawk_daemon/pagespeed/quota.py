@@ -29,7 +29,7 @@ from collections import deque
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 
 __all__ = ["DailyQuota", "WindowPacer"]
 

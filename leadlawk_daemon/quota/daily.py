@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.pagespeed.quota import DailyQuota
 from leadlawk_daemon.quota.link import QuotaLink
 

@@ -28,7 +28,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.logs import redact
 
 __all__ = ["REDIS_DOWN", "QuotaLink", "quota_id"]

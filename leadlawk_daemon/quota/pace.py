@@ -31,8 +31,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from actors.racing import Stopped, unless_set
 from leadlawk_daemon.quota.link import QuotaLink
-from leadlawk_daemon.racing import Stopped, unless_set
 
 __all__ = ["Pacer", "SharedPacer"]
 

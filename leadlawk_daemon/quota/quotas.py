@@ -19,7 +19,7 @@ from typing import Any
 
 from aiolimiter import AsyncLimiter
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.pagespeed.quota import WindowPacer
 from leadlawk_daemon.quota.daily import SharedDailyQuota
 from leadlawk_daemon.quota.link import QuotaLink, quota_id

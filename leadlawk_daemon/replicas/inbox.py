@@ -26,7 +26,7 @@ import orjson
 from aiohttp import web
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.deliveries.signing import DELIVERY_HEADER, PAGE_HEADER, SIGNATURE_HEADER, verify
 from leadlawk_daemon.replicas.faults import Fault, FaultSwitchboard, add_fault_routes, counted, flag, milliseconds
 

@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.replicas.faults import (
     Fault,
     FaultSwitchboard,

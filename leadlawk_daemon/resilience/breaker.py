@@ -28,7 +28,7 @@ from aiobreaker import CircuitBreaker as _LibraryBreaker
 from aiobreaker import CircuitBreakerError, CircuitBreakerListener, CircuitBreakerState
 from aiobreaker.state import CircuitClosedState, CircuitHalfOpenState, CircuitOpenState
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.settings import CircuitBreakerSettings
 
 __all__ = ["BreakerOpenError", "BreakerState", "CircuitBreaker", "clock_timeout"]

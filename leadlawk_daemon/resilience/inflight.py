@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 
 __all__ = ["DECAY", "MARGIN", "QUANTILES", "DecayingLatency", "InFlightLimit"]
 

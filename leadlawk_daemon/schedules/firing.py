@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.schedules.clock import DatabaseTime, ScheduleClock
 from leadlawk_daemon.schedules.cron import CronError, CronRule
@@ -98,6 +98,7 @@ class ScheduleFiring:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._time: tuple[SqlStore, ScheduleClock] | None = None
+        self._earliest: datetime | None = None
         self.passes = 0
 
     def wake(self) -> None:
@@ -120,6 +121,7 @@ class ScheduleFiring:
                     down_since = self._clock.monotonic()
                     log.warning("schedules paused: the database is unreachable", extra={"error": redact(str(exc))})
                 pause = outage.next()
+                self._show_overdue_unseen()
             else:
                 if down_since is not None:
                     log.info("schedules resumed", extra={"paused_s": round(self._clock.monotonic() - down_since, 1)})
@@ -162,7 +164,7 @@ class ScheduleFiring:
             if len(claimed) < self.limits.batch:
                 break
             now = await time.now()
-        earliest = await store.earliest_due()
+        earliest = self._earliest = await store.earliest_due()
         now = await time.now()
         if self._metrics is not None:
             overdue = 0.0 if earliest is None else max(0.0, (now - earliest).total_seconds())
@@ -172,6 +174,12 @@ class ScheduleFiring:
         if earliest <= now:
             return _CLAIMED_ELSEWHERE
         return min(self.limits.poll_interval, time.real_seconds((earliest - now).total_seconds()))
+
+    def _show_overdue_unseen(self) -> None:
+        """The database is down: how overdue the earliest schedule seen is, by this host's clock
+        (the alert "schedule did not fire" must not go quiet because nobody can look)."""
+        if self._metrics is not None and self._earliest is not None:
+            self._metrics.schedule_overdue.set(max(0.0, self._clock.wall() - self._earliest.timestamp()))
 
     async def _fire_all(self, store: SqlStore, schedules: list[Schedule], now: datetime) -> None:
         gate = asyncio.Semaphore(self.limits.parallel)

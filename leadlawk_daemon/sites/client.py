@@ -15,8 +15,8 @@ from urllib.parse import urljoin, urlsplit
 
 from aiohttp.abc import AbstractResolver
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
-from leadlawk_daemon.racing import Stopped, reap, unless_set
+from actors.clock import Clock, MonotonicClock
+from actors.racing import Stopped, reap, unless_set
 from leadlawk_daemon.resilience.inflight import InFlightLimit
 from leadlawk_daemon.resilience.worker_pool import TaskLost
 from leadlawk_daemon.settings import SitesSettings

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.resilience.inflight import DecayingLatency, InFlightLimit
 from leadlawk_daemon.settings import SitesSettings
 

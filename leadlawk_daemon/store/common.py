@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.store.base import utc_from_epoch
 from leadlawk_daemon.store.session import Database
 

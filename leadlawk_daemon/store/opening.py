@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.settings import DatabaseSettings
 from leadlawk_daemon.store.base import Store
 from leadlawk_daemon.store.postgres import open_postgres

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.listing import LISTING_FIELDS
 from leadlawk_daemon.store.base import StoreUnavailable
 from leadlawk_daemon.store.batch import json_text

@@ -24,7 +24,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from leadlawk_daemon.clock import Clock, MonotonicClock
+from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.store.base import StoreUnavailable
 from leadlawk_daemon.store.batch import json_text
 from leadlawk_daemon.store.dialect import Dialect

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from leadlawk_daemon.clock import Clock
+from actors.clock import Clock
 from leadlawk_daemon.deliveries.service import DeliveryService
 from leadlawk_daemon.dependencies import Dependencies
 from leadlawk_daemon.event_bus import EventBus
