@@ -4,7 +4,8 @@ The suite runs in parallel (``make check``: pytest-xdist, ``--dist loadgroup``).
 process of its own with its own session database; every test's Redis keys, files and ports are its
 own. Two marks are applied here at collection, so no test file has to remember them:
 
-- ``fast``: the test needs no daemon, browser, PostgreSQL or Redis (``make test-fast`` runs these);
+- ``fast``: the test needs no daemon, browser, PostgreSQL or Redis, and measures no CPU time
+  (``make test-fast`` runs these);
 - ``xdist_group``: a test that shares a module-scoped fixture (one daemon or browser for the whole
   file) runs on the same worker as the rest of its file, so that fixture is set up once, not per worker.
 """
@@ -48,6 +49,9 @@ SERVICE_NAMES = frozenset({
     "PG_ADMIN_DSN", "REDIS_TEST_URL", "throwaway_database", "subprocess",
 })
 SERVICE_MARKS = ("browser", "chaos", "matrix")
+# Not a unit test though it needs no server: a parser's cost measured in CPU time at a size and its
+# double (tests/linearity.py), a benchmark of its shape. make check and make fuzz run these.
+BENCH_MARKS = ("linearity",)
 # A fixture parametrized over backends asks for the server's fixture at run time
 # (request.getfixturevalue), out of the collector's sight: its parameter names the server.
 SERVICE_PARAMS = frozenset({"postgres"})
@@ -91,7 +95,7 @@ def _module_scoped(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks to group the tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
-        if not _needs_services(item):
+        if not _needs_services(item) and not any(item.get_closest_marker(mark) for mark in BENCH_MARKS):
             item.add_marker(pytest.mark.fast)
         if _module_scoped(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

@@ -157,6 +157,7 @@ _REPEATS = 5
 _SMALL = 16_000
 
 
+@pytest.mark.linearity
 @pytest.mark.parametrize("shape", sorted(_TEXT_SHAPES))
 def test_email_scanner_is_linear(shape: str) -> None:
     assert_linear(emails_in_text, _TEXT_SHAPES[shape], max_size=_SMALL, repeats=_REPEATS)
@@ -183,6 +184,7 @@ _PAGE_SHAPES: dict[str, Callable[[int], str]] = {
 _LARGE_START = {"20,000 addresses": 5_000, "20,000 tel: links": 5_000}
 
 
+@pytest.mark.linearity
 @pytest.mark.parametrize("shape", sorted(_PAGE_SHAPES))
 def test_extract_page_is_linear(shape: str) -> None:
     assert_linear(_extract, _PAGE_SHAPES[shape], size=_LARGE_START.get(shape, 250), repeats=_REPEATS)
@@ -197,11 +199,13 @@ _ROBOTS_SHAPES: dict[str, Callable[[int], tuple[str, str]]] = {
 }
 
 
+@pytest.mark.linearity
 @pytest.mark.parametrize("shape", sorted(_ROBOTS_SHAPES))
 def test_robots_is_linear(shape: str) -> None:
     assert_linear(_allows, _ROBOTS_SHAPES[shape], size=100, max_size=200_000, repeats=_REPEATS)
 
 
+@pytest.mark.linearity
 def test_decode_body_is_linear() -> None:
     def meta_run(n: int) -> bytes:
         return b"<meta " * (n // 6) + b"x" * n

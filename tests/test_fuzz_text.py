@@ -127,6 +127,7 @@ SHAPES: list[tuple[str, Callable[[Any], object], Callable[[int], Any]]] = [
 ]
 
 
+@pytest.mark.linearity
 @pytest.mark.parametrize(("what", "parse", "make"), SHAPES, ids=[shape[0] for shape in SHAPES])
 def test_each_adversarial_shape_takes_linear_time(
     what: str, parse: Callable[[Any], object], make: Callable[[int], Any]
