@@ -204,6 +204,8 @@ def _spec_from_args(args: argparse.Namespace, settings: Settings, *, job_id: str
         site=_site_filters(args),
         independent_only=args.independent_only,
         max_branches=args.max_branches,
+        notify=getattr(args, "notify", None),  # submit's; a schedule's destinations are its --deliver
+        destinations=frozenset(settings.destinations),
     )
 
 
@@ -417,6 +419,8 @@ def _parser() -> argparse.ArgumentParser:
     submit = add("submit", _control, "submit a job (Redis stream, or the local daemon over HTTP)")
     _job_options(submit)
     submit.add_argument("--wait", action="store_true", help="follow the job's progress to its end")
+    submit.add_argument("--notify", action="append", metavar="DESTINATION",
+                        help="send the job's digest to this configured destination when it ends (docs/deliveries.md)")
 
     schedule = add("schedule", _schedule, "recurring jobs: add, list, show, pause, resume, remove, run-now")
     schedule_actions = schedule.add_subparsers(dest="action", required=True, metavar="ACTION")

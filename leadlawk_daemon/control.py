@@ -110,6 +110,8 @@ def spec_from_options(
     priority: int | None = None,
     independent_only: bool = False,
     max_branches: int | None = None,
+    notify: Sequence[str] | None = None,
+    destinations: frozenset[str] | None = None,
 ) -> JobSpec:
     raw: dict[str, Any] = {"query": query}
     optional = {
@@ -126,6 +128,7 @@ def spec_from_options(
         "priority": priority,
         "independent_only": independent_only or None,
         "max_branches": max_branches,
+        "notify": list(notify) if notify else None,
     }
     raw |= {key: value for key, value in optional.items() if value is not None}
     psi: dict[str, Any] = {"enabled": pagespeed}
@@ -135,7 +138,7 @@ def spec_from_options(
         psi["max_score"] = max_score
     raw["pagespeed"] = psi
     try:
-        return parse_job_spec(raw, max_bytes, max_area_km2=max_area_km2)
+        return parse_job_spec(raw, max_bytes, max_area_km2=max_area_km2, destinations=destinations)
     except JobSpecError as exc:
         raise ControlError("invalid job: " + "; ".join(exc.problems)) from None
 
