@@ -5,7 +5,7 @@ See docs/email-verdicts.md: the statuses and flags, where DNS goes, and what an 
 
 from leadlawk_daemon.emails.resolver import DnsUnavailable, MailDomain, MailDomainResolver
 from leadlawk_daemon.emails.verdict import EmailStatus, EmailVerdict, judge, primary_email
-from leadlawk_daemon.emails.verifier import DNS_BREAKER, DnsOutage, EmailCheck, EmailVerifier
+from leadlawk_daemon.emails.verifier import DNS_BREAKER, DnsOutage, EmailCheck, EmailVerifier, dns_breaker
 
 __all__ = [
     "DNS_BREAKER",
@@ -17,6 +17,7 @@ __all__ = [
     "EmailVerifier",
     "MailDomain",
     "MailDomainResolver",
+    "dns_breaker",
     "judge",
     "primary_email",
 ]

@@ -2,11 +2,12 @@
 
 Every ``*.example`` name is in its zone, with a mail setup drawn from the seed and the name (the
 same on every run and machine): MX records (most), only an A record (the implicit MX), a null MX
-(``MX 0 .``, RFC 7505), NXDOMAIN, or a name with no records at all. The free-mail and disposable
-providers the websites replica's sites show (``gmail.com``, ``mailinator.com``…) have MX records;
-every other name is NXDOMAIN. :meth:`DnsReplica.truth` is the verdict a correct verifier gives an
-address, from what this zone serves and how the sites replica made the address, never from the
-verifier's own lists.
+(``MX 0 .``, RFC 7505), NXDOMAIN, a name with no records at all, or SERVFAIL for that name alone
+(a domain whose own DNS is broken, while the server answers everything else, the root included).
+The free-mail and disposable providers the websites replica's sites show (``gmail.com``,
+``mailinator.com``…) have MX records; every other name is NXDOMAIN. :meth:`DnsReplica.truth` is
+the verdict a correct verifier gives an address, from what this zone serves and how the sites
+replica made the address, never from the verifier's own lists.
 
 It answers UDP on its port, and serves its control routes over HTTP on the same port number (TCP):
 ``GET /_answers?email=…&website=…`` (the truth), ``POST /_faults`` with ``{"down": "drop" |
@@ -39,7 +40,7 @@ from leadlawk_daemon.replicas.sites_content import DISPOSABLE_DOMAINS, FREE_MAIL
 
 __all__ = ["MAIL_SETUPS", "DnsReplica", "mail_setup", "run_dns_replica", "serve_dns_replica"]
 
-MAIL_SETUPS = ("mx", "a_only", "null_mx", "nxdomain", "no_records")
+MAIL_SETUPS = ("mx", "a_only", "null_mx", "nxdomain", "servfail", "no_records")
 _DELIVERABLE = frozenset({"mx", "a_only"})
 # The words the sites replica builds role inboxes from (replicas/sites_content.py).
 _ROLE_WORDS = frozenset({"info", "office", "contact", "hello"})
@@ -60,7 +61,7 @@ def mail_setup(domain: str, seed: int) -> str:
     if not domain.endswith(".example"):
         return "nxdomain"
     roll = seeded_random(seed, domain, "dns").random()
-    for setup, upto in (("mx", 0.70), ("a_only", 0.82), ("null_mx", 0.90), ("nxdomain", 0.96)):
+    for setup, upto in (("mx", 0.70), ("a_only", 0.82), ("null_mx", 0.90), ("nxdomain", 0.95), ("servfail", 0.97)):
         if roll < upto:
             return setup
     return "no_records"
@@ -92,10 +93,13 @@ class DnsReplica:
     def truth(self, email: str, website: str | None) -> dict[str, Any]:
         """The verdict a correct verifier gives ``email`` shown on the site ``website`` (a host)."""
         local, _, domain = email.lower().rpartition("@")
+        setup = mail_setup(domain, self.seed)
         if domain in DISPOSABLE_DOMAINS:
             status = "disposable"
+        elif setup == "servfail":
+            status = "unknown"  # the domain's own DNS fails while this server answers: its fact
         else:
-            status = "deliverable_domain" if mail_setup(domain, self.seed) in _DELIVERABLE else "no_mail_domain"
+            status = "deliverable_domain" if setup in _DELIVERABLE else "no_mail_domain"
         site = (website or "").lower().removeprefix("www.")
         return {
             "email": email,
@@ -155,11 +159,17 @@ class DnsReplica:
         return reply.to_wire()
 
     def _fill(self, reply: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> None:
+        if name == dns.name.root:  # a recursive server always knows the root's servers
+            if rdtype == dns.rdatatype.NS:
+                reply.answer.append(
+                    dns.rrset.from_text_list(name, _TTL, dns.rdataclass.IN, rdtype, ["a.root.example."])
+                )
+            return
         domain = name.to_text(omit_final_dot=True).lower()
         owner = domain[4:] if domain.startswith("www.") else domain
         setup = mail_setup(owner, self.seed)
-        if setup == "nxdomain":
-            reply.set_rcode(dns.rcode.NXDOMAIN)
+        if setup in ("nxdomain", "servfail"):
+            reply.set_rcode(dns.rcode.NXDOMAIN if setup == "nxdomain" else dns.rcode.SERVFAIL)
             return
         records: list[str] = []
         if rdtype == dns.rdatatype.MX and owner == domain:
