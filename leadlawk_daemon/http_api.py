@@ -272,7 +272,8 @@ def create_app(
 
     async def ready(_: web.Request) -> web.Response:
         ok, checks = health.ready()
-        return _json({"status": "ready" if ok else "not_ready", "checks": checks}, 200 if ok else 503)
+        body = {"status": "ready" if ok else "not_ready", "checks": checks, **health.detail()}
+        return _json(body, 200 if ok else 503)
 
     async def metrics_view(_: web.Request) -> web.Response:
         response = web.Response(body=metrics.render())

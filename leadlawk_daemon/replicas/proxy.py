@@ -144,6 +144,10 @@ class LocalProxy:
                 await self._serve_socks(reader, writer)
         except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
             writer.transport.abort()
+        except asyncio.CancelledError:
+            # Closed by close(): the handler is the task's whole body, and asyncio's server would
+            # report a cancelled handler task as an error in a callback.
+            writer.transport.abort()
         finally:
             self._writers.discard(writer)
             self._tasks.discard(task)
