@@ -13,6 +13,7 @@ is a listed name or under one.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from leadlawk_daemon.sites.emails import domain_under, registrable_domain
@@ -58,12 +59,15 @@ def _host(url: str) -> str | None:
     if not host:
         return None
     host = host.rstrip(".").lower()
+    if host.isascii():
+        return host
     try:
         return host.encode("idna").decode("ascii")
     except UnicodeError:
         return host
 
 
+@lru_cache(maxsize=65_536)  # a chain's branches share one website: each is read once
 def company_domain(website: str | None) -> str | None:
     """The domain that makes leads one company: the website's registrable domain, or ``None``
     when there is none or the site is on a shared host (a builder, a link page, a social page)."""
