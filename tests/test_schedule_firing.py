@@ -33,6 +33,9 @@ class HandTime:
     def real_seconds(self, seconds: float) -> float:
         return seconds
 
+    def schedule_seconds(self, seconds: float) -> float:
+        return 0.0  # it moves only by hand
+
 
 class Events:
     def __init__(self) -> None:

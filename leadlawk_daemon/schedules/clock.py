@@ -27,6 +27,10 @@ class ScheduleClock(Protocol):
         """How long ``seconds`` of schedule time take in real time (to sleep until a due time)."""
         ...
 
+    def schedule_seconds(self, seconds: float) -> float:
+        """How much schedule time ``seconds`` of real time are (a fire's time within its pass)."""
+        ...
+
 
 class DatabaseTime:
     def __init__(self, store: NowSource) -> None:
@@ -36,6 +40,9 @@ class DatabaseTime:
         return await self._store.database_now()
 
     def real_seconds(self, seconds: float) -> float:
+        return seconds
+
+    def schedule_seconds(self, seconds: float) -> float:
         return seconds
 
 
@@ -53,3 +60,6 @@ class ScaledTime:
 
     def real_seconds(self, seconds: float) -> float:
         return seconds / self.factor
+
+    def schedule_seconds(self, seconds: float) -> float:
+        return seconds * self.factor

@@ -99,6 +99,7 @@ class ScheduleFiring:
         self._wake = asyncio.Event()
         self._time: tuple[SqlStore, ScheduleClock] | None = None
         self._earliest: datetime | None = None
+        self._pass_started: tuple[datetime, float, ScheduleClock] | None = None
         self.passes = 0
 
     def wake(self) -> None:
@@ -156,6 +157,7 @@ class ScheduleFiring:
             return self.limits.poll_interval
         time = self._now_source(store)
         now = await time.now()
+        self._pass_started = (now, self._clock.monotonic(), time)
         await self._release_waiting(store)
         while not self._stop.is_set():
             claimed = await store.claim_due(self.owner, now, self.limits.batch, self.limits.claim_ttl)
@@ -214,7 +216,9 @@ class ScheduleFiring:
             grace=timedelta(seconds=self.limits.grace),
             busy=await busy_of(store, schedule.id),
         )
-        fires = [Fire(schedule.id, p.due_at, p.outcome, now, p.job_id) for p in plan.fires]
+        # Decided by the pass's now; stamped with when it is written (its lag is measured by it).
+        written_at = self._written_at()
+        fires = [Fire(schedule.id, p.due_at, p.outcome, written_at, p.job_id) for p in plan.fires]
         job_fire = next((f for f in fires if f.outcome == "fired"), None)
         if job_fire is None:
             written = await store.record_fires(schedule.id, schedule.next_due_at, plan.next_due_at, fires)
@@ -230,7 +234,7 @@ class ScheduleFiring:
             return
         if plan.missed_uncounted:
             log.warning("schedule missed more due times than are recorded", extra={"schedule_id": schedule.id})
-        self._count(fires, now)
+        self._count(fires)
 
     async def _release_waiting(self, store: SqlStore) -> None:
         for waiting in await store.waiting_fires(self.limits.batch):
@@ -243,10 +247,16 @@ class ScheduleFiring:
             if admitted.outcome == "accepted":
                 self._on_job()
 
-    def _count(self, fires: list[Fire], now: datetime) -> None:
+    def _written_at(self) -> datetime:
+        """The schedule clock's now, from the pass's start and this host's elapsed time (no round trip)."""
+        assert self._pass_started is not None
+        started, at, time = self._pass_started
+        return started + timedelta(seconds=time.schedule_seconds(self._clock.monotonic() - at))
+
+    def _count(self, fires: list[Fire]) -> None:
         if self._metrics is None:
             return
         for fire in fires:
             self._metrics.schedule_fires.labels(outcome=fire.outcome).inc()
             if fire.outcome in ("fired", "queued"):
-                self._metrics.schedule_fire_lag.observe(max(0.0, (now - fire.due_at).total_seconds()))
+                self._metrics.schedule_fire_lag.observe(max(0.0, (fire.fired_at - fire.due_at).total_seconds()))
