@@ -57,6 +57,8 @@ ROWS = [
          company_id="co_wix", company_size=1, address="9 Elm St", **OMAHA),
     _row("evil", '=HYPERLINK("http://evil.example","Call us")', phone="+1-555-0100", company_id="co_evil",
          company_size=1, category="@SUM(A1:A9)", address="-2+3 Main St"),
+    # A street address Google listed, not a business: in no CRM file.
+    _row("addr", "8706 W Pacific Pkwy", kind="address", company_id="co_addr", company_size=1),
     # An older store's row: no address parts and no primary_email column yet.
     {"place_id": "old", "name": "Old Row Roofing", "address": "1 Oak Ave", "phone_e164": "+14025550122",
      "website": "http://oldrow.example/", "site_emails": "info@oldrow.example; bob@oldrow.example"},
@@ -107,7 +109,7 @@ def test_hubspot_has_one_company_per_chain_with_its_domain_and_country_name() ->
 
 def test_pipedrive_has_one_row_per_location_joined_to_one_organization() -> None:
     records = read_back("pipedrive")
-    assert len(records) == len(ROWS)
+    assert len(records) == len(ROWS) - 1  # every location but the street address
     branches = [r for r in records if r["Organization - Name"] == "Acme Plumbing"]
     assert len(branches) == 3
     assert len({r["Person - Name"] for r in branches}) == 3  # a contact per branch
@@ -121,7 +123,8 @@ def test_pipedrive_has_one_row_per_location_joined_to_one_organization() -> None
 
 def test_salesforce_leads_are_per_location_with_iso_country_names_and_state_names() -> None:
     records = read_back("salesforce")
-    assert len(records) == len(ROWS)
+    assert len(records) == len(ROWS) - 1
+    assert not any(r["Company"] == "8706 W Pacific Pkwy" for r in records)
     assert {r["Last Name"] for r in records} == {NOT_PROVIDED}
     for record in records:
         if record["Country"]:

@@ -31,9 +31,11 @@ CRM_NAMES: tuple[str, ...] = tuple(CRM_FORMATS)
 
 def crm_records(crm: CrmFormat, rows: Iterable[Mapping[str, Any]]) -> list[Record]:
     """The file's rows from ``leadlawk export`` rows (in their order): one per company or per
-    location, as the CRM keeps them. A row the CRM would refuse (a required field empty) is left out."""
+    location, as the CRM keeps them. A row the CRM would refuse (a required field empty) is left
+    out, and so is a result Google shows for a street address or a locality (``kind: address``):
+    no business to import."""
     records = []
-    for company in by_company(rows):
+    for company in by_company(row for row in rows if row.get("kind") != "address"):
         if crm.per == "company":
             records.append(crm.record(company))
             continue
