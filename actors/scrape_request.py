@@ -24,4 +24,6 @@ def scrape_request(spec: JobSpec) -> ScrapeRequest:
         needs.add("rating")
     if spec.min_reviews is not None:
         needs.add("review_count")
-    return ScrapeRequest(spec.query, spec.location, spec.limit, frozenset(needs), spec.id)
+    return ScrapeRequest(
+        spec.query, spec.location, spec.limit, frozenset(needs), spec.id, keep_addresses=spec.include_addresses
+    )

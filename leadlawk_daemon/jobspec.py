@@ -92,6 +92,7 @@ _TOP_FIELDS = (
     "notify",
     "independent_only",
     "max_branches",
+    "include_addresses",
 )
 _PAGESPEED_FIELDS = ("enabled", "strategies", "max_score")
 _SITE_FIELDS = ("enabled", "require_email", "status", "built_with", "older_than_year", "no_https", "no_mobile_viewport",
@@ -192,6 +193,9 @@ class JobSpec:
     # Chains (docs/chains.md): only leads whose company has one branch, or at most this many.
     independent_only: bool = False
     max_branches: int | None = None
+    # Results that are a street address or a locality (kind "address", docs/addresses.md) are
+    # kept out of the leads unless this is set.
+    include_addresses: bool = False
     # Set on the children of a batch; not part of the spec a client writes.
     parent_id: str | None = None
 
@@ -256,12 +260,23 @@ class JobSpec:
             out["independent_only"] = True  # only when set, as above
         if self.max_branches is not None:
             out["max_branches"] = self.max_branches
+        if self.include_addresses:
+            out["include_addresses"] = True  # only when set, as above
         return out
 
 
 def new_job_id() -> str:
     """A fresh id that sorts by creation time: 12 hex digits of milliseconds, then 10 random ones."""
     return f"{int(time.time() * 1000):012x}{secrets.token_hex(5)}"
+
+
+def _flag(c: _Checker, obj: Mapping[str, Any], name: str) -> bool:
+    """A true/false field, false when absent or null; anything else is a problem named by ``name``."""
+    value = obj.get(name)
+    if value is None or isinstance(value, bool):
+        return value is True
+    c.fail(name, f"must be true or false, not {_json_type(value)}", value)
+    return False
 
 
 def parse_job_spec(
@@ -523,16 +538,11 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float, destinations: Collect
         else DEFAULT_PRIORITY
     )
     notify = _notify(c, obj["notify"], destinations) if obj.get("notify") is not None else ()
-    independent_only = False
-    if obj.get("independent_only") is not None:
-        if isinstance(obj["independent_only"], bool):
-            independent_only = obj["independent_only"]
-        else:
-            c.fail("independent_only", f"must be true or false, not {_json_type(obj['independent_only'])}",
-                   obj["independent_only"])
+    independent_only = _flag(c, obj, "independent_only")
     max_branches = (
         c.integer("max_branches", obj["max_branches"], 1, MAX_BRANCHES) if obj.get("max_branches") is not None else None
     )
+    include_addresses = _flag(c, obj, "include_addresses")
 
     if c.problems:
         raise JobSpecError(c.problems)
@@ -561,6 +571,7 @@ def _validate(obj: Mapping[Any, Any], max_area_km2: float, destinations: Collect
         priority=priority,
         notify=notify,
         independent_only=independent_only,
+        include_addresses=include_addresses,
         max_branches=max_branches,
     )
 

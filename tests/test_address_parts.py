@@ -9,6 +9,8 @@ from pathlib import Path
 import phonenumbers
 import pytest
 
+from actors.scrape_request import scrape_request
+from leadlawk_daemon.jobspec import JobSpecError, parse_job_spec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.address_parse import MAX_ADDRESS, parse_address
 from leadlawk_daemon.maps.address_parts import AddressParts
@@ -195,3 +197,19 @@ def test_a_listings_own_international_form_wins_over_its_country() -> None:
     listing = complete_listing(Listing(name="X", phone="+30 21 0261 6578", address="Eakou 74"), "US")
     assert listing.phone_e164 == "+302102616578"
     assert phonenumbers.is_valid_number(phonenumbers.parse(listing.phone_e164))
+
+
+# -- the job's choice ---------------------------------------------------------------------------
+
+
+def test_a_job_keeps_address_results_only_when_it_asks() -> None:
+    default = parse_job_spec({"query": "plumbers", "location": "Omaha, NE"}, 65_536)
+    assert default.include_addresses is False
+    assert scrape_request(default).keep_addresses is False
+    assert "include_addresses" not in default.to_dict()
+    asked = parse_job_spec({"query": "plumbers", "location": "Omaha, NE", "include_addresses": True}, 65_536)
+    assert scrape_request(asked).keep_addresses is True
+    assert parse_job_spec(asked.to_dict(), 65_536).include_addresses is True
+    with pytest.raises(JobSpecError) as refused:
+        parse_job_spec({"query": "plumbers", "include_addresses": "yes"}, 65_536)
+    assert any(p.startswith("include_addresses: must be true or false") for p in refused.value.problems)

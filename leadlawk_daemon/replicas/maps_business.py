@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 from leadlawk_daemon.replicas.maps_abroad import PlaceAddress, foreign_address, foreign_phone
+from leadlawk_daemon.replicas.maps_address_result import address_in_query
 from leadlawk_daemon.replicas.maps_locale import Locale
 from leadlawk_daemon.replicas.maps_location import Locality, resolve_location
 from leadlawk_daemon.replicas.plus_codes import encode_plus_code, short_plus_code
@@ -433,6 +434,14 @@ def generate_answer_set(query: str, location: str | None, seed: int, max_results
             business = lines.own(business)
         taken.add(business.name)
         businesses.append(business)
+    if (street := address_in_query(query)) is not None and businesses and not single:
+        # The address the query names is listed first, as Google lists it: not a business.
+        businesses[0] = dataclasses.replace(
+            businesses[0], name=street, category=locality.label, categories=(locality.label,), address=None,
+            full_address=None, place_address=None, phone=None, phone_e164=None, website=None,
+            website_wrapped=False, booking_url=None, rating=None, review_count=None, plus_code=None,
+            hours=None, compact=False, chain=None,
+        )
     return AnswerSet(query=query, location=locality, businesses=tuple(businesses))
 
 
