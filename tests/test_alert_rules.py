@@ -59,6 +59,10 @@ EXPORTED = {
     # Deliveries by destination and outcome, and how long a digest waited (docs/deliveries.md).
     "leadlawk_deliveries_total",
     "leadlawk_delivery_latency_seconds",
+    # Schedules: due times by outcome, fire lag, and how overdue the most overdue one is (docs/schedules.md).
+    "leadlawk_schedule_fires_total",
+    "leadlawk_schedule_fire_lag_seconds",
+    "leadlawk_schedule_overdue_seconds",
     # The fleet registry's gauges, each with the daemon's fleet id as `instance` (fleet/metrics.py).
     "leadlawk_daemon_info",
     "leadlawk_jobs_held",
