@@ -26,6 +26,7 @@ from leadlawk_daemon.maps.result_kind import result_kind
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
 from leadlawk_daemon.replicas.maps_locale import locale_for
 from leadlawk_daemon.replicas.maps_markup import feed_card, results_page
+from tests.linearity import assert_linear
 
 PANEL = "compact-business-listing-expanded-with-website.html"
 FEED = "standard-businesses_website-nowebsite-website.html"
@@ -221,3 +222,26 @@ def test_every_corpus_listing_is_a_business(corpus: Path) -> None:
     for name in (FEED, PANEL, STATE, "compact-business-listing.html", "search-response-coffee.json"):
         for listing in detect(_read(corpus, name)).listings:
             assert result_kind(complete_listing(listing)) == "business", listing.name
+
+
+# -- linear on hostile pages --------------------------------------------------------------------
+
+_HOSTILE_IDS = (
+    '<div data-pid="ChIJ{a}" data-fid="0x{h}:" data-lat="1{d}" data-lng="-{d}">'
+    '<a href="/maps/x?ll={d},{d}!3d{d}!4d!1s0x{h}&amp;placeid=ChIJ">x</a></div>'
+)
+
+
+def _page_of_id_lookalikes(n: int) -> str:
+    """A saved place page with ``n`` elements whose attributes look like ids and coordinates
+    and are none (every read of them fails late)."""
+    one = _HOSTILE_IDS.format(a="!" * 30, h="f" * 30, d="1" * 30)
+    return f'<html><head></head><body><div role="main" aria-label="Acme">{one * n}</div></body></html>'
+
+
+def test_ids_are_looked_for_in_linear_time_on_a_hostile_page() -> None:
+    found = assert_linear(lambda html: parse_place_panel(html, SAVED_URL), _page_of_id_lookalikes, size=200)
+    print(f"id lookalikes: {found.size} elements {found.small_s * 1000:.1f} ms, x2 {found.large_s * 1000:.1f} ms")
+    listing = parse_place_panel(_page_of_id_lookalikes(50), SAVED_URL)
+    assert listing is not None
+    assert (listing.place_id, listing.cid, listing.latitude) == (None, None, None)
