@@ -354,6 +354,10 @@ def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--older-than", type=int, metavar="YEAR", help="qualify only sites last updated before YEAR")
     command.add_argument("--no-https", action="store_true", help="qualify only sites without https")
     command.add_argument("--no-viewport", action="store_true", help="qualify only sites without a mobile viewport")
+    command.add_argument("--email-deliverable", action="store_true",
+                         help="qualify only leads whose site shows an email at a domain that accepts mail")
+    command.add_argument("--exclude-free-mail", action="store_true",
+                         help="free-mail addresses (gmail.com…) do not count; a lead with only those does not qualify")
     command.add_argument("--independent-only", action="store_true",
                          help="qualify only businesses that are no chain's branch (docs/chains.md)")
     command.add_argument("--max-branches", type=int, metavar="N", help="qualify only companies of at most N branches")
@@ -374,6 +378,10 @@ def _site_filters(args: argparse.Namespace) -> dict[str, object] | None:
         site["no_https"] = True
     if args.no_viewport:
         site["no_mobile_viewport"] = True
+    if args.email_deliverable:
+        site["email"] = "deliverable"
+    if args.exclude_free_mail:
+        site["exclude_free_mail"] = True
     return site or None
 
 

@@ -153,3 +153,13 @@ def test_dns_servers_are_addresses_never_names() -> None:
         load_settings(environ={"LEADLAWK__EMAILS__DNS_SERVERS": '["dns.google"]'})
     assert "emails.dns_servers.0" in str(bad.value)
     assert "smtp_probe" not in load_settings().emails.model_dump()  # no SMTP probing exists
+
+
+def test_the_cli_flags_make_the_spec_filters() -> None:
+    from leadlawk_daemon.cli import _parser, _site_filters
+
+    args = _parser().parse_args(["submit", "roofers", "--email-deliverable", "--exclude-free-mail"])
+    site = _site_filters(args)
+    assert site == {"email": "deliverable", "exclude_free_mail": True}
+    spec = parse_job_spec({"query": "roofers", "site": site}, 65_536)
+    assert (spec.site.email, spec.site.exclude_free_mail) == ("deliverable", True)
