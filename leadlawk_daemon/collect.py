@@ -236,16 +236,31 @@ async def demo(out: TextIO, progress: TextIO) -> int:
     async with _replicas() as (maps_url, psi_url, sites, dns):
         progress.write(f"offline Google Maps replica at {maps_url}, PageSpeed stand-in at {psi_url}, "
                        f"websites replica (proxy) at {sites.base_url}, DNS replica at {dns.server}\n")
-        settings = load_settings(environ=demo_environment(maps_url, psi_url, os.environ, sites, dns))
+        environment = demo_environment(maps_url, psi_url, os.environ, sites, dns)
+        settings = load_settings(environ=environment)
         spec = parse_job_spec(DEMO_SPEC, settings.server.max_body_bytes)
         progress.write(f'collecting "{spec.query}" in "{spec.location}" (limit {spec.limit}) into '
                        f"{settings.database.url}\n")
         job, rows = await collect(settings, spec, output=None, progress=progress, within=120)
-    table(rows, out)
-    summary(job, rows, out)
+        table(rows, out)
+        summary(job, rows, out)
+        nightly = await _nightly(environment, out, progress)
     out.write(f"done in {time.monotonic() - began:.1f}s; `leadlawk export --job {job.id}` exports them again\n")
     out.write(console_line(os.environ))
-    return 0 if job.status == "succeeded" else 1
+    return 0 if job.status == "succeeded" and nightly == 0 else 1
+
+
+async def _nightly(environment: Mapping[str, str], out: TextIO, progress: TextIO) -> int:
+    """The nightly setup, shown: a schedule fired at once, its digest delivered to the inbox replica
+    (docs/deliveries.md)."""
+    import secrets
+
+    from leadlawk_daemon.deliveries.demo import nightly_demo
+    from leadlawk_daemon.replicas.inbox import Inbox, serve_inbox
+
+    secret = secrets.token_hex(16)
+    async with serve_inbox(inbox=Inbox(secret=secret.encode())) as (inbox, url, _):
+        return await nightly_demo(environment, {**DEMO_SPEC, "limit": 10}, inbox, url, secret, out, progress)
 
 
 def console_address(settings: Settings) -> str:
