@@ -204,6 +204,7 @@ def _spec_from_args(args: argparse.Namespace, settings: Settings, *, job_id: str
         site=_site_filters(args),
         independent_only=args.independent_only,
         max_branches=args.max_branches,
+        include_addresses=args.include_addresses,
         notify=getattr(args, "notify", None),  # submit's; a schedule's destinations are its --deliver
         destinations=frozenset(settings.destinations),
     )
@@ -317,7 +318,7 @@ def _collect(args: argparse.Namespace) -> int:
             strategies=args.strategy, max_score=args.max_score, max_runtime_s=args.max_runtime, job_id=args.id,
             max_bytes=settings.server.max_body_bytes, **_area_options(args, settings), site=_site_filters(args),
             independent_only=args.independent_only, max_branches=args.max_branches,
-            priority=args.priority,
+            include_addresses=args.include_addresses, priority=args.priority,
         )
         job, rows = asyncio.run(collect.collect(settings, spec, output=args.output, progress=sys.stderr))
     except control.ControlError as exc:
@@ -361,6 +362,8 @@ def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--independent-only", action="store_true",
                          help="qualify only businesses that are no chain's branch (docs/chains.md)")
     command.add_argument("--max-branches", type=int, metavar="N", help="qualify only companies of at most N branches")
+    command.add_argument("--include-addresses", action="store_true",
+                         help="keep results that are a street address or a locality as leads (docs/addresses.md)")
 
 
 def _site_filters(args: argparse.Namespace) -> dict[str, object] | None:

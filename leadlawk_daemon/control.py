@@ -110,6 +110,7 @@ def spec_from_options(
     priority: int | None = None,
     independent_only: bool = False,
     max_branches: int | None = None,
+    include_addresses: bool = False,
     notify: Sequence[str] | None = None,
     destinations: frozenset[str] | None = None,
 ) -> JobSpec:
@@ -128,6 +129,7 @@ def spec_from_options(
         "priority": priority,
         "independent_only": independent_only or None,
         "max_branches": max_branches,
+        "include_addresses": include_addresses or None,
         "notify": list(notify) if notify else None,
     }
     raw |= {key: value for key, value in optional.items() if value is not None}

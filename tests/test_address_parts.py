@@ -10,6 +10,7 @@ import phonenumbers
 import pytest
 
 from actors.scrape_request import scrape_request
+from leadlawk_daemon.control import spec_from_options
 from leadlawk_daemon.jobspec import JobSpecError, parse_job_spec
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.maps.address_parse import MAX_ADDRESS, parse_address
@@ -210,6 +211,8 @@ def test_a_job_keeps_address_results_only_when_it_asks() -> None:
     asked = parse_job_spec({"query": "plumbers", "location": "Omaha, NE", "include_addresses": True}, 65_536)
     assert scrape_request(asked).keep_addresses is True
     assert parse_job_spec(asked.to_dict(), 65_536).include_addresses is True
+    assert spec_from_options("plumbers", include_addresses=True).include_addresses is True
+    assert spec_from_options("plumbers").include_addresses is False
     with pytest.raises(JobSpecError) as refused:
         parse_job_spec({"query": "plumbers", "include_addresses": "yes"}, 65_536)
     assert any(p.startswith("include_addresses: must be true or false") for p in refused.value.problems)
