@@ -4,11 +4,18 @@ with the other recorded as its alias."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
+import pytest
+
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
 from leadlawk_daemon.store import JobLead, Store
+from leadlawk_daemon.store.companies import GROUPING_LOCK_KEY
 from leadlawk_daemon.store.sql_store import SqlStore
 from tests import test_store
+from tests.waiting import eventually
 
 # The store tests' fixtures: the same throwaway databases, on both backends.
 db_url, clock, store = test_store.db_url, test_store.clock, test_store.store
@@ -67,3 +74,30 @@ async def test_a_jobs_company_sizes_are_read_back(store: Store) -> None:
     assert await store.company_sizes("j1") == {}  # not grouped yet
     await store.regroup_companies()
     assert await store.company_sizes("j1") == {"a1": 2, "c": 1}
+
+
+async def test_a_regroup_waits_while_another_holds_the_grouping_lock(db_url: str, store: Store) -> None:
+    if db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's advisory lock (SQLite has one writer at a time anyway)")
+    await store.upsert_leads(
+        [_lead("a1", "https://alpha.example/", None, None), _lead("a2", "https://alpha.example/", None, None)]
+    )
+    holder = await asyncpg.connect(db_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", GROUPING_LOCK_KEY)
+        regroup = asyncio.create_task(store.regroup_companies())
+
+        async def waiting() -> int:
+            return int(
+                await holder.fetchval(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = $1 AND NOT granted",
+                    GROUPING_LOCK_KEY & 0xFFFFFFFF,
+                )
+            )
+
+        await eventually(waiting, what="the regroup waiting on the grouping lock")
+        assert not regroup.done()
+        await holder.execute("SELECT pg_advisory_unlock($1)", GROUPING_LOCK_KEY)
+        assert await regroup == 2
+    finally:
+        await holder.close()

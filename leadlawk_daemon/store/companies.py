@@ -14,7 +14,7 @@ from typing import Any
 from leadlawk_daemon.companies import Grouping, Member, group_companies
 from leadlawk_daemon.store.common import StoreCommon
 
-__all__ = ["COMPANY_EXPORT_COLUMNS", "CompanyGroups"]
+__all__ = ["COMPANY_EXPORT_COLUMNS", "GROUPING_LOCK_KEY", "CompanyGroups"]
 
 # What ``leadlawk export`` adds to each lead: its company, and how many branches it has.
 COMPANY_EXPORT_COLUMNS: tuple[str, ...] = ("company_id", "company_size")
@@ -35,7 +35,8 @@ _ALIAS = (
 # An alias of an id that is itself merged now points at its heir: an old id never leads to a dead one.
 _FOLLOW = "UPDATE company_aliases SET company_id = $2 WHERE company_id = $1"
 # Any fixed number: the one lock every regrouping takes (PostgreSQL only).
-_LOCK = "SELECT pg_advisory_xact_lock(2424242424)"
+GROUPING_LOCK_KEY = 2424242424
+_LOCK = f"SELECT pg_advisory_xact_lock({GROUPING_LOCK_KEY})"
 
 
 class CompanyGroups(StoreCommon):
