@@ -18,6 +18,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from aiohttp import web
 
 from actors.clock import FakeClock
 from leadlawk_daemon.control import ControlError
@@ -230,3 +231,62 @@ async def test_the_file_destination_writes_the_digest_in_its_format(
     read = list(csv.DictReader(io.StringIO(written.read_text(encoding="utf-8"))))
     assert [r["name"] for r in read] == ["Business 1", "Business 2"]
     assert ledger_of(store) is not None
+
+
+async def test_a_redirect_is_not_followed_and_a_refused_address_is_never_sent_to(
+    tmp_path: Path, store: Store, clock: FakeClock, inbox: tuple[Inbox, str, int]
+) -> None:
+    box, url, _ = inbox
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"{url}/hooks/elsewhere")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", moved)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        redirecting = {"type": "webhook", "url": f"http://127.0.0.1:{port}/hook", "secret_env": "HOOK_SECRET"}
+        # Without sites.allowed_networks, loopback is refused, as any address built from data would be.
+        metadata = {"type": "webhook", "url": "http://169.254.169.254/latest", "secret_env": "HOOK_SECRET"}
+        settings = delivery_settings(tmp_path, {"moved": redirecting, "metadata": metadata})
+        async with running_service(settings, store, clock) as service:
+            await finished_job(store, "sent-astray", [1], notify=["moved", "metadata"])
+            await service.make("sent-astray")
+            moved_one = await until_status(service, clock, delivery_id("sent-astray", "moved"), "dead")
+            refused = await until_status(service, clock, delivery_id("sent-astray", "metadata"), "dead")
+    finally:
+        await runner.cleanup()
+    assert moved_one.last_error is not None
+    assert "redirect" in moved_one.last_error
+    assert refused.last_error is not None
+    assert "refused" in refused.last_error
+    assert "link-local" in refused.last_error
+    assert box.webhooks == []  # the redirect's target never got it
+
+
+async def test_two_daemons_sending_from_one_postgresql_deliver_each_digest_once(
+    tmp_path: Path, fresh_pg: str, inbox: tuple[Inbox, str, int]
+) -> None:
+    box, url, _ = inbox
+    clock = FakeClock()
+    box.clock = clock
+    settings = hook_settings(tmp_path, url, concurrency=8)
+    async with open_store(fresh_pg, clock=clock, migrate=True) as store:
+        for j in range(30):
+            await finished_job(store, f"shared-{j}", [j], notify=["sales"])
+        async with running_service(settings, store, clock) as one, running_service(settings, store, clock) as two:
+            for j in range(30):
+                await (one if j % 2 else two).make(f"shared-{j}")
+                await (two if j % 2 else one).make(f"shared-{j}")  # the other daemon's sweep, at once
+            for _ in range(100):
+                if len(box.delivered()) == 30:
+                    break
+                await clock.wait_for_sleepers(2 * IDLE_SLEEPERS)
+                await clock.advance(1.0)
+    arrived = [h["delivery_id"] for h in box.webhooks if h["status"] == 200]
+    assert len(arrived) == 30
+    assert len(set(arrived)) == 30, "a digest was sent by both daemons"
