@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from leadlawk_daemon.console.forms import spec_from_form
 from leadlawk_daemon.jobs.verdicts import VerdictBook
 from leadlawk_daemon.jobspec import JobSpecError, parse_job_spec
 from leadlawk_daemon.listing import Listing
@@ -98,3 +99,12 @@ def test_a_job_with_independent_only_qualifies_no_branch_of_the_replicas_chains(
         assert row["qualified"] is (size == 1), (row["name"], row["reasons"])
         if size > 1:
             assert row["reasons"] == [f"part of a chain of {size} branches (independent only)"]
+
+
+def test_the_consoles_form_takes_the_chain_filters_and_names_a_bad_one() -> None:
+    form = {"query": "roofers", "independent_only": "on", "max_branches": "3", "pagespeed": "on"}
+    result = spec_from_form(form, {}, max_bytes=65_536, max_area_km2=10_000)
+    assert result.spec is not None
+    assert (result.spec.independent_only, result.spec.max_branches) == (True, 3)
+    bad = spec_from_form({"query": "roofers", "max_branches": "0"}, {}, max_bytes=65_536, max_area_km2=10_000)
+    assert bad.errors == {"max_branches": ["must be between 1 and 10000 (got 0)"]}

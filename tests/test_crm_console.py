@@ -89,3 +89,12 @@ async def test_the_job_page_offers_each_crms_file_and_each_is_the_export(console
     assert [r["Company"] for r in csv.DictReader(io.StringIO(await qualified.text()))] == ["Acme Plumbing"] * 2
     assert (await client.get("/console/jobs/job-c/crm/zoho.csv")).status == 404
     assert (await client.get("/console/jobs/nope/crm/hubspot.csv")).status == 404
+
+
+async def test_the_submit_form_offers_the_chain_filters(console: tuple[Client, Store]) -> None:
+    client, _store = console
+    page = await client.get("/")
+    assert page.status == 200
+    text = await page.text()
+    assert 'name="independent_only"' in text
+    assert 'name="max_branches"' in text

@@ -39,6 +39,8 @@ _FIELD_OF_PATH = {
     "pagespeed.max_score": "max_score",
     "max_runtime_s": "max_runtime_s",
     "priority": "priority",
+    "independent_only": "independent_only",
+    "max_branches": "max_branches",
     "site.status": "site_status",
     "site.built_with": "built_with",
     "site.older_than_year": "older_than_year",
@@ -112,9 +114,11 @@ def spec_from_form(
     for name in ("query", "location", "website", "coverage"):
         if (text := _text(form, name)) is not None:
             raw[name] = text
-    for name in ("limit", "min_reviews", "priority"):
+    for name in ("limit", "min_reviews", "priority", "max_branches"):
         if (number := _number(result, form, name, integer=True)) is not None:
             raw[name] = number
+    if form.get("independent_only", "") == "on":
+        raw["independent_only"] = True
     if (rating := _number(result, form, "min_rating")) is not None:
         raw["min_rating"] = rating
     if (runtime := _number(result, form, "max_runtime_s")) is not None:
