@@ -63,6 +63,10 @@ EXPORTED = {
     "leadlawk_schedule_fires_total",
     "leadlawk_schedule_fire_lag_seconds",
     "leadlawk_schedule_overdue_seconds",
+    # The egress pool: each Maps exit's state, navigations and blocks (docs/egress-pool.md).
+    "leadlawk_egress_state",
+    "leadlawk_egress_navigations_total",
+    "leadlawk_egress_blocks_total",
     # The fleet registry's gauges, each with the daemon's fleet id as `instance` (fleet/metrics.py).
     "leadlawk_daemon_info",
     "leadlawk_jobs_held",

@@ -11,21 +11,28 @@ the local proxies replica as four exits.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from leadlawk_daemon.replicas.proxy import ProxyFleet
+from tests.conftest import REDIS_TEST_URL
 from tests.daemon_process import DaemonProcess
 from tests.test_area_jobs import area_spec, assert_stored_once, env_for, in_area_truth, replica_get, wait_cells
 from tests.test_daemon_jobs import wait_job
 from tests.waiting import eventually
 
+ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.browser, pytest.mark.maps_replica(seed=3)]
 
 PASSWORD = "exit-pw-" + os.urandom(6).hex()
@@ -65,6 +72,17 @@ def breaker_opened(daemon: DaemonProcess) -> bool:
     return any(
         line.get("event") == "circuit breaker changed" and line.get("breaker") == "google_maps"
         for line in daemon.log_lines()
+    )
+
+
+def config_show(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "leadlawk_daemon", "config", "show"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=env,
     )
 
 
@@ -144,3 +162,90 @@ async def test_each_proxy_fault_is_that_exits_outage(
     opened = [c for c in changes if c.get("egress") == "exit2" and c.get("to") == "open"]
     assert opened, changes
     assert all(c.get("reason") for c in opened)
+
+
+async def test_no_credential_in_any_log_line_event_metric_fleet_entry_or_config_show(
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str, proxies: ProxyFleet, redis_prefix: str
+) -> None:
+    # exit2 needs credentials; exit0 is refused (407) whatever it sends, so failures are logged too.
+    await proxies.proxies[0].set_mode("auth_refused")
+    env = {
+        **egress_env(maps_url, pagespeed_url, fresh_pg, proxies),
+        "REDIS_URL": REDIS_TEST_URL,
+        "LEADLAWK__REDIS__PREFIX": redis_prefix,
+        "LOG_LEVEL": "DEBUG",
+    }
+    events: list[str] = []
+    subscriber = aioredis.Redis.from_url(REDIS_TEST_URL)
+    pubsub = subscriber.pubsub()
+    await pubsub.psubscribe(f"{redis_prefix}:*")
+    try:
+        async with DaemonProcess(tmp_path, env=env) as daemon:
+            await daemon.wait_status("/health/ready", 200, within=60)
+            assert (await daemon.post("/jobs", area_spec("creds-1")))[0] == 202
+            job = await wait_job(daemon, "creds-1")
+            while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)) is not None:
+                events.append(str(message.get("data")))
+            seen = {
+                "log": daemon.log_text(),
+                "events": "\n".join(events),
+                "metrics": str(await daemon.get("/metrics")),
+                "fleet": json.dumps((await daemon.get("/fleet"))[1]),
+                "ready": json.dumps((await daemon.get("/health/ready"))[1]),
+                "job": json.dumps(job),
+            }
+    finally:
+        await pubsub.aclose()
+        await subscriber.aclose()
+    shown = await asyncio.to_thread(config_show, {**os.environ, **env})
+    assert shown.returncode == 0, shown.stderr
+    seen["config show"] = shown.stdout + shown.stderr
+    assert job["status"] == "succeeded", job
+    # What is checked did hear of the exits: a grep of nothing would pass.
+    assert "exit0" in seen["log"]
+    assert 'leadlawk_egress_state{egress="exit2"}' in seen["metrics"]
+    assert "exit2" in seen["fleet"]
+    assert "egress.changed" in seen["events"]
+    assert "exit2:***@" in seen["config show"]
+    for where, text in seen.items():
+        assert PASSWORD not in text, where
+        for proxy in proxies.proxies:
+            assert f"{proxy.url}" not in text or where == "config show", where  # labels, never URLs
+
+
+async def test_three_daemons_on_one_redis_keep_each_exit_within_its_budget(
+    tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str, proxies: ProxyFleet, redis_prefix: str
+) -> None:
+    budget = 20  # per exit per minute, fleet-wide; three daemons alone would make 60
+    await set_faults(maps_url, {"rate_limit": {"per_minute": budget + 2, "cooldown_s": 30}})
+    env = {
+        **egress_env(maps_url, pagespeed_url, fresh_pg, proxies),
+        "LEADLAWK__MAPS__NAVIGATIONS_PER_MINUTE": str(budget),
+        "REDIS_URL": REDIS_TEST_URL,
+        "LEADLAWK__REDIS__PREFIX": redis_prefix,
+    }
+    names = ("a", "b", "c")
+    fleet = [
+        DaemonProcess(tmp_path, env={**env, "DATABASE_URL": f"sqlite:///{tmp_path / n}.db"}, name=n) for n in names
+    ]
+    for daemon in fleet:
+        daemon.start()
+    try:
+        for daemon in fleet:
+            await daemon.wait_status("/health/ready", 200, within=90)
+        started = time.monotonic()
+        for n, daemon in zip(names, fleet, strict=True):
+            assert (await daemon.post("/jobs", area_spec(f"share-{n}", QUERY)))[0] == 202
+        # Long enough that three unshared budgets would have passed the replica's limit many times.
+        await eventually(lambda: time.monotonic() - started > 45, 60, "45 s of searching", every=0.5)
+        stats = await replica_get(maps_url, "/_stats")
+    finally:
+        for daemon in fleet:
+            daemon.kill()
+    clients = {a: c for a, c in stats["clients"].items() if a.startswith("127.0.0.1") and a != "127.0.0.1"}
+    assert set(clients) == {"127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"}, stats["clients"]
+    for address, counts in clients.items():
+        assert counts["blocks"] == 0, (address, counts)  # never over the budget in any minute
+        assert counts["navigations"] >= budget // 2, (address, counts)  # and each exit was used
+    total = sum(c["navigations"] for c in clients.values())
+    assert total <= 4 * budget * 1.25  # ~ 45 s at the fleet's four budgets, plus the first turns
