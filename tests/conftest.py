@@ -25,7 +25,14 @@ import uvloop
 
 from tests.databases import create_database, drop_database, throwaway_database
 from tests.support.ops_db import db  # noqa: F401  # shared fixtures: pytest finds them by name here
-from tests.support.replicas import MARKS, maps_replica, maps_url, pagespeed_url, sites_replica  # noqa: F401
+from tests.support.replicas import (  # noqa: F401
+    MARKS,
+    dns_replica,
+    maps_replica,
+    maps_url,
+    pagespeed_url,
+    sites_replica,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus" / "maps"

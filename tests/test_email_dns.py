@@ -31,7 +31,7 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.messages import LeadScraped, WriteSite
 from leadlawk_daemon.pipeline import Pipeline
 from leadlawk_daemon.qualify import Filters
-from leadlawk_daemon.replicas.dns import DnsReplica, mail_setup, serve_dns_replica
+from leadlawk_daemon.replicas.dns import DnsReplica, mail_setup
 from leadlawk_daemon.replicas.sites import SitesReplica
 from leadlawk_daemon.replicas.sites_content import answers, profile
 from leadlawk_daemon.resilience.breaker import BreakerState
@@ -41,12 +41,6 @@ from tests.waiting import eventually
 
 pytestmark = pytest.mark.sites_replica(seed=0)
 STATUSES = ("deliverable_domain", "no_mail_domain", "disposable", "unknown")
-
-
-@pytest.fixture
-async def dns_replica() -> AsyncIterator[DnsReplica]:
-    async with serve_dns_replica() as replica:
-        yield replica
 
 
 def _replica_addresses(count: int, seed: int = 0) -> list[tuple[str, str]]:

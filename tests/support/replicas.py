@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
+from leadlawk_daemon.replicas.dns import DnsReplica, serve_dns_replica
 from leadlawk_daemon.replicas.maps import serve_maps_replica
 from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
 from leadlawk_daemon.replicas.sites import SitesReplica, serve_sites_replica
@@ -130,4 +131,12 @@ async def pagespeed_url(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 async def sites_replica(request: pytest.FixtureRequest) -> AsyncIterator[SitesReplica]:
     """The websites replica (an HTTP proxy serving generated small-business sites) of this test's own."""
     async with serve_sites_replica(**_settings(request, "sites_replica")) as running:
+        yield running
+
+
+@pytest.fixture
+async def dns_replica() -> AsyncIterator[DnsReplica]:
+    """The DNS replica (the websites replica's mail domains, seed 0) of this test's own: its
+    ``server`` is the ``emails.dns_servers`` entry; ``set_down`` takes it down and back."""
+    async with serve_dns_replica() as running:
         yield running
