@@ -18,7 +18,9 @@ Failures, by kind (docs/failure-model.md):
   outage: the actor waits it out, spending no
   attempt and recording nothing, and retries the same site; the job shows as waiting on
   ``sites`` through the breaker's state;
-* the job stopping hands the lead back (:class:`SiteReturned`), to be read if the job resumes.
+* the job stopping hands the lead back (:class:`SiteReturned`), to be read if the job resumes;
+* the site's addresses are judged (docs/email-verdicts.md) before its report is written; our DNS
+  not answering is an outage waited out the same way (the ``dns`` breaker), never a verdict.
 
 Reports go to the writer (``WriteSite``: batched, behind the database breaker, the lead's
 qualification computed again with its site) and the job's owner hears ``LeadSiteRead``.
