@@ -676,6 +676,12 @@ def masked(settings: Settings) -> dict[str, Any]:
             node = node[part]
         if node.get(path[-1]) is not None:
             node[path[-1]] = "***"
+    for destination in tree.get("destinations", {}).values():
+        # A webhook URL's path is often its own secret (Slack's, Discord's): only its host is shown.
+        if destination.get("type") == "webhook" and "://" in destination.get("url", ""):
+            scheme, _, rest = destination["url"].partition("://")
+            host, _, path = rest.partition("/")
+            destination["url"] = f"{scheme}://{host}/***" if path else destination["url"]
     return {key: _redacted(value) for key, value in tree.items()}
 
 

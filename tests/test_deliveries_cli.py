@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import yaml
 
 from leadlawk_daemon.cli import main
 from leadlawk_daemon.deliveries.ledger import delivery_id, ledger_of
@@ -86,3 +87,29 @@ def test_submit_notify_names_only_configured_destinations(
         main(["submit", "plumbers", "--notify", "hook", "--notify", "nope"])
     err = capsys.readouterr().err
     assert "notify[1]: no destination of that name is configured (configured: hook)" in err
+
+
+def test_config_show_names_a_destination_s_secret_variable_never_its_value_nor_a_webhook_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hook = {"type": "webhook", "url": "https://hooks.example.com/services/T0/B0/abcdefSECRETPATH",
+            "secret_env": "HOOK_SECRET"}  # fmt: skip
+    mail = {"type": "email", "host": "smtp.example.com", "port": 587, "sender": "a@example.com",
+            "to": ["b@example.com"], "username": "leads", "password_env": "SMTP_PASSWORD"}  # fmt: skip
+    monkeypatch.setenv("HOOK_SECRET", "whsec-value-never-shown")
+    monkeypatch.setenv("SMTP_PASSWORD", "smtp-value-never-shown")
+    config = tmp_path / "secrets.yaml"
+    config.write_text(yaml.safe_dump({"destinations": {"hook": hook, "mail": mail}}), encoding="utf-8")
+    monkeypatch.setenv("LEADLAWK_CONFIG", str(config))
+    assert main(["config", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "https://hooks.example.com/***" in shown
+    assert "SECRETPATH" not in shown
+    assert "HOOK_SECRET" in shown
+    assert "SMTP_PASSWORD" in shown
+    assert "never-shown" not in shown
+    monkeypatch.delenv("SMTP_PASSWORD")
+    assert main(["config", "check"]) == 2
+    assert (
+        "destinations.mail.password_env: the environment variable SMTP_PASSWORD is not set" in capsys.readouterr().err
+    )

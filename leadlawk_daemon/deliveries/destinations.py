@@ -10,6 +10,7 @@ from leadlawk_daemon.deliveries.email import EmailSender
 from leadlawk_daemon.deliveries.errors import DeliveryRejected
 from leadlawk_daemon.deliveries.filedrop import FileSender
 from leadlawk_daemon.deliveries.webhook import WebhookSender
+from leadlawk_daemon.logs import register_secret
 from leadlawk_daemon.settings import (
     DeliveriesSettings,
     Destination,
@@ -19,7 +20,13 @@ from leadlawk_daemon.settings import (
 )
 from leadlawk_daemon.sites.policy import EgressPolicy
 
-__all__ = ["Sender", "build_sender"]
+__all__ = ["Sender", "build_sender", "webhook_path"]
+
+
+def webhook_path(url: str) -> str | None:
+    """What follows a webhook URL's host (None when nothing does): masked wherever shown."""
+    rest = url.split("://", 1)[-1].partition("/")[2]
+    return f"/{rest}" if len(rest) > 1 else None
 
 
 class Sender(Protocol):
@@ -36,6 +43,7 @@ def _secret(name: str, key: str, variable: str, secrets: Mapping[str, str]) -> s
     value = secrets.get(variable)
     if not value:
         raise DeliveryRejected(f"destination {name}: the environment variable {variable} ({key}) is not set")
+    register_secret(value)  # masked in every log line from now on
     return value
 
 
@@ -50,6 +58,8 @@ def build_sender(
 ) -> Sender:
     if isinstance(config, WebhookDestination):
         secret = _secret(name, "secret_env", config.secret_env, secrets).encode()
+        # A webhook URL's path is often its own secret (Slack's, Discord's): masked like one.
+        register_secret(webhook_path(config.url))
         return WebhookSender(
             name,
             config,
