@@ -5,13 +5,16 @@ with the other recorded as its alias."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import asyncpg
 import pytest
 
+from leadlawk_daemon.companies import Grouping
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
 from leadlawk_daemon.store import JobLead, Store
+from leadlawk_daemon.store import companies as companies_module
 from leadlawk_daemon.store.companies import GROUPING_LOCK_KEY
 from leadlawk_daemon.store.sql_store import SqlStore
 from tests import test_store
@@ -101,3 +104,26 @@ async def test_a_regroup_waits_while_another_holds_the_grouping_lock(db_url: str
         assert await regroup == 2
     finally:
         await holder.close()
+
+
+async def test_on_sqlite_a_lead_written_while_grouping_runs_is_grouped_by_the_same_call(
+    db_url: str, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("SQLite groups between a read and a checked write; PostgreSQL inside one locked transaction")
+    await store.upsert_leads([_lead("a1", "https://alpha.example/", None, None)])
+    grouped = companies_module._grouped
+    calls = 0
+
+    async def with_a_writer_meanwhile(rows: list[dict[str, Any]]) -> Grouping:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # the connection is free while the grouping runs: another writer gets in
+            await store.upsert_leads([_lead("a2", "https://alpha.example/west", None, None)])
+        return await grouped(rows)
+
+    monkeypatch.setattr(companies_module, "_grouped", with_a_writer_meanwhile)
+    assert await store.regroup_companies() == 2
+    assert calls == 2  # the first grouping was stale at its write, and not written
+    sizes = {r["place_id"]: r["company_size"] for r in await store.lead_rows_for_export()}
+    assert sizes == {"a1": 2, "a2": 2}

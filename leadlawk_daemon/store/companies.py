@@ -1,9 +1,13 @@
 """Each lead's company in the store: the grouping of :mod:`leadlawk_daemon.companies`, persisted.
 
 :meth:`CompanyGroups.regroup_companies` reads every lead's website, phone and address with the
-company it had, groups them again (off the event loop) and writes only what changed, in one
-transaction that also reads: two daemons regrouping at once take turns (PostgreSQL: a transaction
-advisory lock; SQLite: its one writer), so neither writes a grouping made from a stale read.
+company it had, groups them again (off the event loop) and writes only what changed. No grouping
+is written from a stale read: on PostgreSQL the read, the grouping and the write are one
+transaction behind an advisory lock, so two daemons regrouping at once take turns (other writers
+are not held up: the read is a snapshot). SQLite has one connection that every store call of the
+process waits for, so there the grouping runs between a read and a write that checks nothing
+changed meanwhile (the leads' count and latest sighting, the groups' count and latest grouping),
+and groups again if something did; the third time, it holds the connection for the whole of it.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 from leadlawk_daemon.companies import Grouping, Member, group_companies
 from leadlawk_daemon.store.common import StoreCommon
+from leadlawk_daemon.store.session import Session
 
 __all__ = ["COMPANY_EXPORT_COLUMNS", "GROUPING_LOCK_KEY", "CompanyGroups"]
 
@@ -34,6 +39,12 @@ _ALIAS = (
 )
 # An alias of an id that is itself merged now points at its heir: an old id never leads to a dead one.
 _FOLLOW = "UPDATE company_aliases SET company_id = $2 WHERE company_id = $1"
+# SQLite: what a regroup checks did not change between its read and its write.
+_FINGERPRINT = (
+    "SELECT (SELECT count(*) FROM leads) AS leads, (SELECT max(last_seen_at) FROM leads) AS seen, "
+    "(SELECT count(*) FROM lead_companies) AS grouped, (SELECT max(grouped_at) FROM lead_companies) AS at"
+)
+_OPTIMISTIC_TRIES = 2
 # Any fixed number: the one lock every regrouping takes (PostgreSQL only).
 GROUPING_LOCK_KEY = 2424242424
 _LOCK = f"SELECT pg_advisory_xact_lock({GROUPING_LOCK_KEY})"
@@ -43,25 +54,37 @@ class CompanyGroups(StoreCommon):
     async def regroup_companies(self) -> int:
         """Group every stored lead into companies again; returns how many leads' rows changed.
         Idempotent: a second call with no new lead changes nothing."""
-        async with self.database.writing() as session:
-            if self.database.dialect.name == "postgres":
+        if self.database.dialect.name == "postgres":
+            async with self.database.writing() as session:
                 await session.fetch(_LOCK)
+                rows = await session.fetch(_READ)
+                return await self._write(session, rows, await _grouped(rows))
+        for _ in range(_OPTIMISTIC_TRIES):
+            async with self.database.reading() as session:
+                rows = await session.fetch(_READ)
+                seen = await session.fetch(_FINGERPRINT)
+            grouping = await _grouped(rows)
+            async with self.database.writing() as session:
+                if await session.fetch(_FINGERPRINT) == seen:
+                    return await self._write(session, rows, grouping)
+        async with self.database.writing() as session:
             rows = await session.fetch(_READ)
-            members = [Member(r["place_id"], r["website"], r["phone_e164"], r["address"]) for r in rows]
-            previous = {r["place_id"]: r["company_id"] for r in rows if r["company_id"] is not None}
-            grouping: Grouping = await asyncio.to_thread(group_companies, members, previous)
-            stored = {r["place_id"]: (r["company_id"], r["company_size"], r["grouped_by"]) for r in rows}
-            now = self._now()
-            changed = [
-                (place_id, a.company_id, a.company_size, a.grouped_by, now)
-                for place_id, a in sorted(grouping.assignments.items())
-                if stored.get(place_id) != (a.company_id, a.company_size, a.grouped_by)
-            ]
-            if changed:
-                await session.execute_many(_UPSERT, changed)
-            for alias, heir in sorted(grouping.merged.items()):
-                await session.execute(_FOLLOW, alias, heir)
-                await session.execute(_ALIAS, alias, heir, now)
+            return await self._write(session, rows, await _grouped(rows))
+
+    async def _write(self, session: Session, rows: list[dict[str, Any]], grouping: Grouping) -> int:
+        """The rows that changed, and the ids merged away, in ``session``'s transaction."""
+        stored = {r["place_id"]: (r["company_id"], r["company_size"], r["grouped_by"]) for r in rows}
+        now = self._now()
+        changed = [
+            (place_id, a.company_id, a.company_size, a.grouped_by, now)
+            for place_id, a in sorted(grouping.assignments.items())
+            if stored.get(place_id) != (a.company_id, a.company_size, a.grouped_by)
+        ]
+        if changed:
+            await session.execute_many(_UPSERT, changed)
+        for alias, heir in sorted(grouping.merged.items()):
+            await session.execute(_FOLLOW, alias, heir)
+            await session.execute(_ALIAS, alias, heir, now)
         return len(changed)
 
     async def company_sizes(self, job_id: str) -> dict[str, int]:
@@ -81,3 +104,10 @@ class CompanyGroups(StoreCommon):
                 "SELECT company_id FROM company_aliases WHERE alias = $1", company_id
             )
         return rows[0]["company_id"] if rows else None
+
+
+async def _grouped(rows: list[dict[str, Any]]) -> Grouping:
+    """The grouping of the read rows, in a worker thread (CPU-bound: seconds for 100,000 leads)."""
+    members = [Member(r["place_id"], r["website"], r["phone_e164"], r["address"]) for r in rows]
+    previous = {r["place_id"]: r["company_id"] for r in rows if r["company_id"] is not None}
+    return await asyncio.to_thread(group_companies, members, previous)
