@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -245,3 +246,19 @@ def test_ids_are_looked_for_in_linear_time_on_a_hostile_page() -> None:
     listing = parse_place_panel(_page_of_id_lookalikes(50), SAVED_URL)
     assert listing is not None
     assert (listing.place_id, listing.cid, listing.latitude) == (None, None, None)
+
+
+def test_a_card_whose_link_has_no_ids_takes_them_from_its_data_attributes(corpus: Path) -> None:
+    plain = "https://www.google.com/maps/place/Straight+Line+Painting+Omaha/?authuser=0"
+    html = _read(corpus, FEED)
+    linked = re.compile(r'href="https://www\.google\.com/maps/place/Straight\+Line\+Painting\+Omaha/data=[^"]*"')
+    html = linked.sub(
+        f'href="{plain}" data-pid="ChIJ_9zB9W_zk4cRYK1fxz_bCyo" data-fid="0x8793f36ff5c1dcff:0x2a0bdb3fc75fad60" '
+        'data-lat="41.2083492" data-lng="-96.0847927"',
+        html,
+    )
+    assert "!19sChIJ_9zB9W" not in html
+    listing = next(x for x in parse_feed(html).listings if x.name == "Straight Line Painting Omaha")
+    assert listing.place_id == "ChIJ_9zB9W_zk4cRYK1fxz_bCyo"
+    assert listing.cid == "0x8793f36ff5c1dcff:0x2a0bdb3fc75fad60"
+    assert (listing.latitude, listing.longitude) == (41.2083492, -96.0847927)

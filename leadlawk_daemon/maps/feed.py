@@ -16,6 +16,7 @@ from leadlawk_daemon.maps.field_text import field_text
 from leadlawk_daemon.maps.lines import Line, text_lines
 from leadlawk_daemon.maps.links import website_of
 from leadlawk_daemon.maps.phone import looks_like_phone, to_e164
+from leadlawk_daemon.maps.place_ids import ids_from_elements, merge_refs
 from leadlawk_daemon.maps.place_url import is_place_url, parse_place_url
 from leadlawk_daemon.maps.ratings import parse_count_in_parens, parse_rating_label, parse_stars
 
@@ -151,6 +152,10 @@ def _read_card(card: _Card) -> Listing | None:
         return None
     href = anchor.get("href") or ""
     ref = parse_place_url(href)
+    if ref.place_id is None or ref.latitude is None:
+        # A card link without ids (or with the viewport's position only): the card's data
+        # attributes and other links may carry them (maps/place_ids.py).
+        ref = merge_refs(ref, ids_from_elements((), elements)) or ref
     if ref.place_id is None:
         return None
     lines = text_lines(elements)
