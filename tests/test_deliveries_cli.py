@@ -113,3 +113,26 @@ def test_config_show_names_a_destination_s_secret_variable_never_its_value_nor_a
     assert (
         "destinations.mail.password_env: the environment variable SMTP_PASSWORD is not set" in capsys.readouterr().err
     )
+
+
+def test_a_webhook_secret_and_its_token_like_path_are_masked_in_log_lines_once_its_sender_is_built() -> None:
+    from leadlawk_daemon.deliveries.destinations import build_sender
+    from leadlawk_daemon.logs import redact
+    from leadlawk_daemon.settings import DeliveriesSettings, WebhookDestination
+    from leadlawk_daemon.sites.policy import EgressPolicy
+
+    url = "https://hooks.example.com/services/T0/B0/xoxbTOKENvalue12345"
+    config = WebhookDestination(type="webhook", url=url, secret_env="SLACKISH")
+    deliveries = DeliveriesSettings(page_size=5, timeout=1, retry_base=1, retry_max=2, sweep_interval=1,
+                                    claim_ttl=1, concurrency=1)  # fmt: skip
+
+    async def build() -> None:
+        sender = build_sender("slack", config, deliveries, secrets={"SLACKISH": "shh-its-a-secret"},
+                              policy=EgressPolicy(), wall=lambda: 0.0)  # fmt: skip
+        await sender.aclose()
+
+    asyncio.run(build())
+    line = redact(f"POST {url} signed with shh-its-a-secret failed")
+    assert "xoxbTOKENvalue12345" not in line
+    assert "shh-its-a-secret" not in line
+    assert "https://hooks.example.com/services/T0/B0/" in line  # the short parts stay readable

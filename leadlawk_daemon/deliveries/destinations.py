@@ -20,13 +20,15 @@ from leadlawk_daemon.settings import (
 )
 from leadlawk_daemon.sites.policy import EgressPolicy
 
-__all__ = ["Sender", "build_sender", "webhook_path"]
+__all__ = ["TOKEN_LENGTH", "Sender", "build_sender", "webhook_tokens"]
+
+TOKEN_LENGTH = 16
 
 
-def webhook_path(url: str) -> str | None:
-    """What follows a webhook URL's host (None when nothing does): masked wherever shown."""
-    rest = url.split("://", 1)[-1].partition("/")[2]
-    return f"/{rest}" if len(rest) > 1 else None
+def webhook_tokens(url: str) -> list[str]:
+    """The parts of a webhook URL's path long enough to be a token (16 characters or more)."""
+    path = url.split("://", 1)[-1].partition("/")[2].partition("?")[0]
+    return [part for part in path.split("/") if len(part) >= TOKEN_LENGTH]
 
 
 class Sender(Protocol):
@@ -58,8 +60,10 @@ def build_sender(
 ) -> Sender:
     if isinstance(config, WebhookDestination):
         secret = _secret(name, "secret_env", config.secret_env, secrets).encode()
-        # A webhook URL's path is often its own secret (Slack's, Discord's): masked like one.
-        register_secret(webhook_path(config.url))
+        # A webhook URL's path often holds its own secret (Slack's, Discord's): its token-like parts
+        # are masked like one (a short word such as /hooks would mask that word everywhere).
+        for part in webhook_tokens(config.url):
+            register_secret(part)
         return WebhookSender(
             name,
             config,
