@@ -363,6 +363,7 @@ class EmailDestination(_Section):
     to: tuple[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")], ...] = Field(min_length=1, max_length=50)
     attach: Literal["csv", "xlsx"] = "csv"
     top: int = Field(default=10, ge=0, le=100)  # leads listed in the body; the attachment has all
+    ca_file: str | None = None  # a PEM bundle trusted besides the system's (a private CA's)
 
 
 class FileDestination(_Section):

@@ -12,6 +12,7 @@ import asyncio
 import base64
 import csv
 import io
+import ssl
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -290,3 +291,40 @@ async def test_two_daemons_sending_from_one_postgresql_deliver_each_digest_once(
     arrived = [h["delivery_id"] for h in box.webhooks if h["status"] == 200]
     assert len(arrived) == 30
     assert len(set(arrived)) == 30, "a digest was sent by both daemons"
+
+
+async def _certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (the ``openssl`` command, as the sites replica makes its own)."""
+    key, cert = directory / "key.pem", directory / "cert.pem"
+    made = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    assert await made.wait() == 0
+    return key, cert
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_an_email_digest_goes_over_starttls_or_tls_trusting_the_destinations_ca(
+    tmp_path: Path, store: Store, clock: FakeClock, security: str
+) -> None:
+    key, cert = await _certificate(tmp_path)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    box = Inbox(secret=SECRET.encode(), clock=clock)
+    async with serve_inbox(inbox=box, smtp_tls=server_tls, smtp_security=security) as (_, _, smtp_port):  # type: ignore[arg-type]
+        mail = {
+            "type": "email", "host": "127.0.0.1", "port": smtp_port, "security": security, "ca_file": str(cert),
+            "sender": "leads@leadlawk.test", "to": ["sales@example.test"], "attach": "csv",
+        }  # fmt: skip
+        settings = delivery_settings(tmp_path, {"mail": mail})
+        async with running_service(settings, store, clock) as service:
+            await finished_job(store, "sealed", [5], notify=["mail"])
+            await service.make("sealed")
+            await until_status(service, clock, delivery_id("sealed", "mail"), "delivered")
+    (message,) = box.emails
+    (attachment,) = message["attachments_data"]
+    assert attachment["filename"] == "leads-sealed.csv"
+    assert "Business 5" in base64.b64decode(attachment["data"]).decode()

@@ -77,7 +77,10 @@ class EmailSender:
         self.config = config
         self.password = password
         self.timeout = timeout
-        self.tls_context: ssl.SSLContext | None = None  # None: the system's trust store
+        # The system's trust store, and the destination's own CA when it names one.
+        self.tls_context: ssl.SSLContext | None = (
+            None if config.ca_file is None else ssl.create_default_context(cafile=config.ca_file)
+        )
 
     async def aclose(self) -> None:
         return None

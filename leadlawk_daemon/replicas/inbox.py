@@ -16,11 +16,12 @@ import asyncio
 import base64
 import email
 import email.policy
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from aiohttp import web
@@ -191,17 +192,29 @@ class _MailHandler:
 
 @asynccontextmanager
 async def serve_inbox(
-    host: str = "127.0.0.1", port: int = 0, smtp_port: int = 0, inbox: Inbox | None = None
+    host: str = "127.0.0.1",
+    port: int = 0,
+    smtp_port: int = 0,
+    inbox: Inbox | None = None,
+    *,
+    smtp_tls: ssl.SSLContext | None = None,
+    smtp_security: Literal["starttls", "tls"] = "starttls",
 ) -> AsyncIterator[tuple[Inbox, str, int]]:
     """Run the inbox (webhooks on ``port``, SMTP on ``smtp_port``; 0: any free port); yields it,
-    the webhook base URL and the SMTP port."""
+    the webhook base URL and the SMTP port. With ``smtp_tls``, SMTP requires STARTTLS, or speaks
+    TLS from the first byte (``smtp_security="tls"``)."""
     inbox = inbox or Inbox()
     runner = web.AppRunner(create_inbox_app(inbox), handle_signals=False, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     handler = _MailHandler(inbox)
-    smtp = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(handler, hostname="inbox.replica", data_size_limit=MAX_BODY), host, smtp_port
-    )
+    starttls = smtp_tls if smtp_security == "starttls" else None
+
+    def session() -> SMTP:
+        return SMTP(handler, hostname="inbox.replica", data_size_limit=MAX_BODY, tls_context=starttls,
+                    require_starttls=starttls is not None)  # fmt: skip
+
+    implicit = smtp_tls if smtp_security == "tls" else None
+    smtp = await asyncio.get_running_loop().create_server(session, host, smtp_port, ssl=implicit)
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
