@@ -17,6 +17,7 @@ import pytest
 
 from leadlawk_daemon.crm import CRM_FORMATS, render_crm_csv
 from leadlawk_daemon.crm.salesforce import NOT_PROVIDED
+from leadlawk_daemon.crm.values import full_address
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.store import JobLead, open_store
 from tests.test_cli_control import cli
@@ -166,3 +167,11 @@ def test_leadlawk_export_crm_writes_each_file_with_the_stores_companies(tmp_path
     assert counts == {"hubspot": 2, "pipedrive": 3, "salesforce": 3}  # the chain grouped on the way
     refused = cli("export", "--crm", "hubspot", "--format", "xlsx", db=url)
     assert refused.returncode != 0
+
+
+def test_a_one_line_address_is_the_parts_in_order_or_the_address_as_read_never_a_country_alone() -> None:
+    assert full_address({"street": "Hauptstraße 5", "locality": "Berlin", "postal_code": "10115",
+                         "country_code": "DE"}) == "Hauptstraße 5, Berlin, 10115, Germany"  # fmt: skip
+    assert full_address({"address": "Schillerstraße 225", "country_code": "DE"}) == "Schillerstraße 225, Germany"
+    assert full_address({"address": "1 Oak Ave"}) == "1 Oak Ave"
+    assert full_address({"country_code": "US"}) is None  # a service-area business: no address to import

@@ -104,11 +104,12 @@ def full_address(row: Row) -> str | None:
     """One line for a CRM with a single address field: the parts joined, the country last; the
     formatted address as read when the lead has no parts."""
     region_postal = " ".join(p for p in (text(row, "region"), text(row, "postal_code")) if p)
-    parts = [street(row), text(row, "locality"), region_postal, country_name(row, "common")]
-    joined = ", ".join(p for p in parts if p)
+    place = [street(row), text(row, "locality"), region_postal]
     if text(row, "locality") or text(row, "postal_code"):
-        return joined
-    return text(row, "address") or joined or None
+        return ", ".join(p for p in (*place, country_name(row, "common")) if p)
+    # No parts to place it by: the address as read, with its country; a country alone is no address.
+    known = text(row, "address") or street(row)
+    return ", ".join(p for p in (known, country_name(row, "common")) if p) if known else None
 
 
 def site_domain(row: Row) -> str | None:
