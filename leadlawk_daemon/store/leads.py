@@ -27,11 +27,26 @@ _PARALLEL_MIN_ROWS = 1000
 _LEAD_INSERT = f"INSERT INTO leads AS l ({', '.join(LISTING_FIELDS)}, first_seen_at, last_seen_at)"
 
 
+# The address parts move as one group (docs/addresses.md): Google's own (address_source 'google')
+# replace whatever was there, whole, and are never replaced by, nor mixed with, a parse of another
+# page's address line.
+_ADDRESS_GROUP = frozenset({"street", "locality", "region", "postal_code", "address_source"})
+
+
+def _lead_column_update(c: str) -> str:
+    if c in _ADDRESS_GROUP:
+        return (
+            f"{c} = CASE WHEN EXCLUDED.address_source = 'google' THEN EXCLUDED.{c} "
+            f"WHEN l.address_source = 'google' THEN l.{c} ELSE COALESCE(EXCLUDED.{c}, l.{c}) END"
+        )
+    return f"{c} = COALESCE(EXCLUDED.{c}, l.{c})"
+
+
 def _lead_on_conflict(d: Dialect) -> str:
     # A known value is never replaced by an unknown one; first_seen_at is kept.
     return (
         "ON CONFLICT (place_id) DO UPDATE SET "
-        + ", ".join(f"{c} = COALESCE(EXCLUDED.{c}, l.{c})" for c in LISTING_FIELDS if c != "place_id")
+        + ", ".join(_lead_column_update(c) for c in LISTING_FIELDS if c != "place_id")
         + f", last_seen_at = {d.greatest}(l.last_seen_at, EXCLUDED.last_seen_at)"
     )
 
