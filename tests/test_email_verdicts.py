@@ -4,6 +4,8 @@ address and the website, the primary address chosen as a sales team would, the f
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from leadlawk_daemon.emails import EmailStatus, EmailVerdict, MailDomain, judge, primary_email
 from leadlawk_daemon.emails.domain_name import mail_domain, valid_domain
@@ -14,6 +16,7 @@ from leadlawk_daemon.qualify import Filters, site_reasons
 from leadlawk_daemon.settings import ConfigError, load_settings, parse_dns_server
 from leadlawk_daemon.sites.emails import registrable_domain
 from leadlawk_daemon.sites.report import SiteReport, SiteStatus
+from tests.linearity import FUZZ_EXAMPLES
 
 DELIVERABLE, NO_MAIL = MailDomain.DELIVERABLE, MailDomain.NO_MAIL
 
@@ -38,6 +41,19 @@ DELIVERABLE, NO_MAIL = MailDomain.DELIVERABLE, MailDomain.NO_MAIL
 )
 def test_a_hostile_domain_is_refused_before_any_lookup(address: str, domain: str | None) -> None:
     assert mail_domain(address) == domain
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None)
+@given(st.text(max_size=300) | st.from_regex(r"[a-z0-9.-]{1,70}@[A-Za-z0-9.\-\u00e0-\u00ff]{0,300}", fullmatch=True))
+def test_any_text_gives_a_domain_dns_could_hold_or_none(address: str) -> None:
+    domain = mail_domain(address)
+    if domain is not None:
+        labels = domain.split(".")
+        assert len(domain) <= 253
+        assert len(labels) >= 2
+        assert all(1 <= len(label) <= 63 and label.strip("-") == label for label in labels)
+        assert domain.isascii()
+        assert domain == domain.lower()
 
 
 def test_domain_checks_are_linear_on_long_input() -> None:
