@@ -458,7 +458,8 @@ class _PhoneLines:
     def own(self, business: Business) -> Business:
         if business.phone_e164 is None:
             return business
-        if business.phone_e164 not in self._taken:
+        if business.phone_e164 not in self._taken or not business.phone_e164.startswith("+1"):
+            # (Abroad, a landline is eight random digits: two never meet.)
             self._taken.add(business.phone_e164)
             return business
         area = business.phone_e164[2:5]
