@@ -8,6 +8,8 @@ from pathlib import Path
 
 import phonenumbers
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from actors.scrape_request import scrape_request
 from leadlawk_daemon.control import spec_from_options
@@ -19,7 +21,7 @@ from leadlawk_daemon.maps.completion import complete_listing
 from leadlawk_daemon.maps.countries import country_of_location
 from leadlawk_daemon.maps.parser import detect, parse_feed, parse_place_panel, parse_place_state, parse_search_json
 from leadlawk_daemon.maps.phone import to_e164
-from tests.linearity import cpu_time
+from tests.linearity import FUZZ_EXAMPLES, cpu_time
 
 
 def _parts(listing: Listing) -> tuple[str | None, ...]:
@@ -216,3 +218,28 @@ def test_a_job_keeps_address_results_only_when_it_asks() -> None:
     with pytest.raises(JobSpecError) as refused:
         parse_job_spec({"query": "plumbers", "include_addresses": "yes"}, 65_536)
     assert any(p.startswith("include_addresses: must be true or false") for p in refused.value.problems)
+
+
+# -- any text at all ----------------------------------------------------------------------------
+
+_COUNTRIES = st.sampled_from([None, "US", "DE", "FR", "GB", "BR", "IN", "PH", "GR"])
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=600), _COUNTRIES)
+def test_any_text_parses_to_parts_taken_from_it_and_never_raises(text: str, country: str | None) -> None:
+    parsed = parse_address(text, country)
+    if parsed is None:
+        return
+    clipped = text[:MAX_ADDRESS]
+    for part in (parsed.locality, parsed.postal_code):
+        # Every part is text of the address (squashed), never invented; no part is a glyph or punctuation.
+        assert part is None or (part in " ".join(clipped.split()) and any(ch.isalnum() for ch in part))
+    assert parsed.country_code is None or len(parsed.country_code) == 2
+
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=60), _COUNTRIES)
+def test_any_phone_text_gives_a_valid_e164_or_none(text: str, country: str | None) -> None:
+    e164 = to_e164(text, country=country)
+    assert e164 is None or re.fullmatch(r"\+[1-9]\d{6,14}", e164)
