@@ -27,6 +27,7 @@ from leadlawk_daemon.deliveries.command import replay_delivery
 from leadlawk_daemon.deliveries.filedrop import write_atomically
 from leadlawk_daemon.deliveries.ledger import Delivery, delivery_id, ledger_of
 from leadlawk_daemon.deliveries.service import DeliveryService, destination_breaker
+from leadlawk_daemon.health import Health
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.replicas.inbox import Inbox, serve_inbox
 from leadlawk_daemon.settings import Settings
@@ -101,7 +102,15 @@ async def test_a_webhook_down_for_five_minutes_gets_the_delivery_once_signed_whe
         )
         # The destination is a dependency: its breaker opened (and is not closed while it is down).
         assert service.dependencies[destination_breaker("sales")].down
-        assert service.note() is not None
+        # /health/ready: the destination is listed, the daemon still ready, a note says what waits.
+        settings = service.settings
+        health = Health(settings.resilience.health_check, settings.health, metrics)
+        health.condition_sets.append(service.dependencies.conditions)
+        health.notes["destinations"] = service.note
+        ready, checks = health.ready()
+        assert ready
+        assert checks[destination_breaker("sales")]["ok"]
+        assert "sales" in checks["destinations"]["degraded"]
 
         box.faults.clear()
         done = await until_status(service, clock, one, "delivered")
@@ -116,6 +125,13 @@ async def test_a_webhook_down_for_five_minutes_gets_the_delivery_once_signed_whe
     assert body["summary"]["found"] == 3
     assert done.delivered_at is not None
     assert not service.dependencies[destination_breaker("sales")].down
+    assert service.note() is None
+    # Its latency is the wait from the job's end: the five minutes of outage, and a little more.
+    labels = {"destination": "sales"}
+    assert metrics.registry.get_sample_value("leadlawk_delivery_latency_seconds_count", labels) == 1
+    waited = metrics.registry.get_sample_value("leadlawk_delivery_latency_seconds_sum", labels)
+    assert waited is not None
+    assert 300 <= waited < 400
 
 
 async def test_a_refused_delivery_is_dead_lettered_and_a_replay_delivers_it(
