@@ -89,7 +89,16 @@ def _needs_services(item: pytest.Item) -> bool:
     if callspec is not None and SERVICE_PARAMS & {str(value) for value in callspec.params.values()}:
         return True
     module = getattr(item, "module", None)
-    return module is not None and any(name in vars(module) for name in SERVICE_NAMES)
+    return module is not None and (
+        any(name in vars(module) for name in SERVICE_NAMES) or any(map(_starts_services, vars(module).values()))
+    )
+
+
+def _starts_services(value: object) -> bool:
+    """A helper imported from another test module whose own code reaches for one of those names
+    (``tests.test_cli_control.cli`` runs ``subprocess``): its callers are not unit tests either."""
+    code = getattr(value, "__code__", None)
+    return code is not None and bool(SERVICE_NAMES & set(code.co_names))
 
 
 def _module_scoped(item: pytest.Item) -> bool:
