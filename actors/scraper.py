@@ -46,6 +46,7 @@ from leadlawk_daemon.maps.egress_scraper import RoutedScraper
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError, ScrapeRequest
 from leadlawk_daemon.messages import (
+    AddressSkipped,
     AreaCellDone,
     JobHandle,
     LeadScraped,
@@ -222,7 +223,10 @@ class Scraper(Actor[ScrapeJob]):
             self._view = view
             job.report(MapsViewSeen(view))
 
-        request = replace(scrape_request(job.spec), on_view=on_view)
+        def on_address(place_id: str) -> None:
+            job.report(AddressSkipped(place_id))
+
+        request = replace(scrape_request(job.spec), on_view=on_view, on_address=on_address)
         tries = 0
         while True:
             try:

@@ -22,6 +22,7 @@ from leadlawk_daemon.pagespeed.result import PageSpeedResult
 from leadlawk_daemon.sites.report import SiteReport
 
 __all__ = [
+    "AddressSkipped",
     "AreaCellDone",
     "EnrichLead",
     "EnrichmentReturned",
@@ -70,6 +71,14 @@ class MapsViewSeen:
     """A Google Maps page of the job's search was read in this view ("full" or "limited")."""
 
     view: str
+
+
+@dataclass(frozen=True, slots=True)
+class AddressSkipped:
+    """A result of the job's search was a street address or a locality (kind "address"), kept out
+    of its leads (docs/addresses.md)."""
+
+    place_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +180,7 @@ Fact = (
     | AreaCellDone
     | ScrapeEnded
     | MapsViewSeen
+    | AddressSkipped
     | ScrapeFailed
     | LeadEnriched
     | EnrichmentReturned

@@ -97,7 +97,9 @@ async def test_an_address_result_is_kept_out_of_the_leads_and_counted(
     address = answers[0]
     assert address["name"] == "5024 S 110th St"
     assert address["rating"] is None
-    listings, outcome = await _scrape(scraper, ScrapeRequest(query, "Omaha, NE", limit=10))
+    told: list[str] = []
+    listings, outcome = await _scrape(scraper, ScrapeRequest(query, "Omaha, NE", limit=10, on_address=told.append))
+    assert told == [address["place_id"]]  # what the job's progress counts
     assert address["place_id"] not in {x.place_id for x in listings}
     assert [x.place_id for x in listings] == [a["place_id"] for a in answers[1:11]]
     assert all(x.kind == "business" for x in listings)

@@ -334,9 +334,9 @@ class JobDriver:
         if state.outcome is not None:
             fields["end_reason"] = state.outcome.end_reason
             fields["feed_exhausted"] = state.outcome.feed_exhausted
-            if state.outcome.addresses:
-                # Results that were an address or a locality, not a business: not leads (docs/addresses.md).
-                fields["addresses_skipped"] = state.outcome.addresses
+        if state.addresses_skipped:
+            # Results that were an address or a locality, not a business: not leads (docs/addresses.md).
+            fields["addresses_skipped"] = len(state.addresses_skipped)
         if state.spec.coverage == "area":
             fields["area"] = dict(state.area_progress)
         return fields

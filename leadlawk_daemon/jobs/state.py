@@ -34,6 +34,7 @@ from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.maps.limited_view import MapsView, combine_views
 from leadlawk_daemon.messages import (
+    AddressSkipped,
     AreaCellDone,
     EnrichLead,
     EnrichmentReturned,
@@ -163,6 +164,8 @@ class JobState:
     # and the leads read in the limited view (a review count they lack may be hidden).
     views: set[str] = field(default_factory=set)
     limited_ids: set[str] = field(default_factory=set)
+    # Results that were a street address or a locality, kept out of the leads (docs/addresses.md).
+    addresses_skipped: set[str] = field(default_factory=set)
     hidden_ids: set[str] = field(default_factory=set)
     stop_reason: StopReason | None = None
     error: str | None = None
@@ -398,6 +401,8 @@ class JobState:
                 self.scrape_done = True
             case MapsViewSeen(view=view):
                 self.views.add(view)
+            case AddressSkipped(place_id=place_id):
+                self.addresses_skipped.add(place_id)
             case ScrapeFailed(reason=reason):
                 self.stop("failed", f"the search could not be read: {reason}")
             case LeadEnriched(place_id=place_id, handed_to_writer=handed):

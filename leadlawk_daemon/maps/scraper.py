@@ -112,8 +112,10 @@ class ScrapeRequest:
     viewport: Viewport | None = None
     # Told the view of each page read ("full" or "limited"): the job's owner keeps it.
     on_view: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
-    # Results that are a street address or a locality (kind "address") are emitted too.
+    # Results that are a street address or a locality (kind "address") are emitted too; else each
+    # one is told here (by place id: a result seen twice is told twice) and counted in the outcome.
     keep_addresses: bool = False
+    on_address: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def country(self) -> str | None:
@@ -268,7 +270,8 @@ class MapsScraper:
                 probe = await self._guarded(self._open_search, page, url, request)
                 if probe.place and not probe.feed:
                     outcome = await self._single_place(
-                        page, probe.url, emit, already_emitted, request.country, request.keep_addresses
+                        page, probe.url, emit, already_emitted, request.country, request.keep_addresses,
+                        request.on_address,
                     )
                 else:
                     outcome = await self._read_feed(page, request, emit, already_emitted)
@@ -386,6 +389,8 @@ class MapsScraper:
                 completed = complete_listing(listing, country)
                 if completed.kind == "address" and not request.keep_addresses:
                     addresses.add(place_id)
+                    if request.on_address is not None:
+                        request.on_address(place_id)
                     continue
                 rank = ranks[place_id] = len(ranks) + 1
                 if place_id in already_emitted:
@@ -461,6 +466,7 @@ class MapsScraper:
         already_emitted: Collection[str],
         country: str | None = None,
         keep_addresses: bool = False,
+        on_address: Callable[[str], None] | None = None,
     ) -> ScrapeOutcome:
         html = await self.pool.bounded(
             page.content(), self.settings.navigation_timeout, "reading the place page"
@@ -471,6 +477,8 @@ class MapsScraper:
         place_id = listing.place_id
         listing = complete_listing(listing, country)
         if listing.kind == "address" and not keep_addresses:
+            if on_address is not None and place_id is not None:
+                on_address(place_id)
             return ScrapeOutcome(0, 0, 0, 0, 0, 0, "single_place", True, addresses=1)
         emitted = skipped = 0
         if place_id in already_emitted:
