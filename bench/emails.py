@@ -34,17 +34,16 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from actors.clock import MonotonicClock
-from leadlawk_daemon.emails import DNS_BREAKER, EmailCheck, EmailVerifier, MailDomainResolver
+from leadlawk_daemon.emails import EmailCheck, EmailVerifier, MailDomainResolver, dns_breaker
 from leadlawk_daemon.replicas.dns import DnsReplica
 from leadlawk_daemon.replicas.sites_content import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS
-from leadlawk_daemon.resilience.breaker import CircuitBreaker
 from leadlawk_daemon.settings import load_settings
 
 SEED = 0
 PER_SITE = 4
 SITES_AT_ONCE = 32  # sites.max_in_flight's default
 LOCALS = ("info", "office", "mike", "rosa", "sales", "ana", "contact", "tom")
-STATUSES = ("deliverable_domain", "no_mail_domain", "disposable")
+STATUSES = ("deliverable_domain", "no_mail_domain", "disposable", "unknown")
 
 
 @contextlib.asynccontextmanager
@@ -104,7 +103,6 @@ def scores(checks: Sequence[EmailCheck], work: Sequence[tuple[str, list[str]]]) 
         out["precision"][status] = round(hits / max(len(predicted), 1), 4)
         out["recall"][status] = round(hits / max(len(actual), 1), 4)
         out["support"][status] = len(actual)
-    out["unknown"] = sum(1 for s in got.values() if s == "unknown")
     return out
 
 
@@ -116,10 +114,7 @@ async def main(addresses: int, domains: int) -> dict[str, Any]:
             [server], timeout=conf.timeout, cache_ttl=conf.cache_ttl, cache_size=conf.cache_size,
             max_in_flight=conf.max_in_flight,
         )  # fmt: skip
-        breaker = CircuitBreaker(
-            DNS_BREAKER, failure_threshold=conf.dns_failures, reset_timeout=30.0, call_timeout=None,
-            clock=MonotonicClock(),
-        )  # fmt: skip
+        breaker = dns_breaker(conf.dns_failures, 30.0, MonotonicClock())
         verifier = EmailVerifier(resolver, breaker)
         load_before = os.getloadavg()[0]
         started = time.perf_counter()

@@ -142,6 +142,9 @@ async def test_a_domain_whose_own_dns_fails_is_its_fact_not_an_outage(dns_replic
     assert {v.status.value for check in checks for v in check.verdicts} == {"unknown"}
     assert verifier.breaker.state is BreakerState.CLOSED
     assert all(check.primary is None for check in checks)
+    asked = verifier.resolver.queries
+    again = await verifier.check([f"office@{broken[0]}"], broken[0])  # a chain's branch: no new retries
+    assert (again.verdicts[0].status.value, verifier.resolver.queries) == ("unknown", asked)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.emails.resolver import DnsUnavailable, MailDomain, MailDomainResolver
@@ -32,6 +33,7 @@ __all__ = ["DNS_BREAKER", "DnsOutage", "DomainUnanswered", "EmailCheck", "EmailV
 
 DNS_BREAKER = "dns"
 _DOMAIN_BACKOFF = Backoff(0.5, 5.0, jitter=Jitter.FULL)
+V = TypeVar("V")
 
 
 def dns_breaker(
@@ -74,14 +76,18 @@ class EmailVerifier:
         breaker: CircuitBreaker,
         *,
         domain_attempts: int = 3,
+        given_up_ttl: float = 300.0,
         clock: Clock | None = None,
     ) -> None:
         self.resolver = resolver
         self.breaker = breaker
         self.domain_attempts = domain_attempts
+        self.given_up_ttl = given_up_ttl
         self._clock: Clock = clock if clock is not None else MonotonicClock()
-        # Domains whose own DNS failed lately, and how often (bounded: the oldest go first).
+        # Domains whose own DNS failed lately, and how often; those given up on, until when (so a
+        # chain's branches do not each wait through the same retries). Both bounded: oldest first.
         self._unanswered: OrderedDict[str, int] = OrderedDict()
+        self._given_up: OrderedDict[str, float] = OrderedDict()
 
     async def check(self, emails: Sequence[str], website_host: str | None) -> EmailCheck:
         """Every address's verdict and the primary one; raises :class:`DnsOutage`."""
@@ -97,6 +103,8 @@ class EmailVerifier:
             known = self.resolver.cached(domain)
             if known is not None:
                 return known
+            if self._given_up.get(domain, 0.0) > self._clock.monotonic():
+                return None
             try:
                 answer = await self.breaker.call(self._lookup, domain)
             except BreakerOpenError as exc:
@@ -104,11 +112,11 @@ class EmailVerifier:
             except DnsUnavailable as exc:
                 raise DnsOutage(str(exc), 0.0) from None  # the caller's backoff decides the wait
             except DomainUnanswered:
-                failures = self._unanswered.pop(domain, 0) + 1
-                self._unanswered[domain] = failures
-                while len(self._unanswered) > 10_000:
-                    self._unanswered.popitem(last=False)
+                failures = self._unanswered.get(domain, 0) + 1
+                _bounded(self._unanswered, domain, failures)
                 if failures >= self.domain_attempts:
+                    del self._unanswered[domain]
+                    _bounded(self._given_up, domain, self._clock.monotonic() + self.given_up_ttl)
                     return None
                 await waits.wait(self._clock)
                 continue
@@ -123,3 +131,11 @@ class EmailVerifier:
             if await self.resolver.answers():
                 raise DomainUnanswered(domain) from None
             raise
+
+
+def _bounded(entries: OrderedDict[str, V], key: str, value: V, most: int = 10_000) -> None:
+    """Set ``key`` as the newest entry; the oldest go past ``most``."""
+    entries.pop(key, None)
+    entries[key] = value
+    while len(entries) > most:
+        entries.popitem(last=False)
