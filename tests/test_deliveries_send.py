@@ -15,7 +15,9 @@ import io
 import ssl
 import threading
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -31,8 +33,10 @@ from leadlawk_daemon.health import Health
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.replicas.inbox import Inbox, serve_inbox
 from leadlawk_daemon.settings import Settings
-from leadlawk_daemon.store import Store, open_store
+from leadlawk_daemon.store import Store, StoreUnavailable, open_store
+from leadlawk_daemon.store.sql_store import SqlStore
 from tests.support.deliveries import SECRET, delivery_settings, finished_job, listing, running_service
+from tests.waiting import eventually
 
 # The service's loops that sleep on the clock while it has nothing to do: the sweep and the sender.
 IDLE_SLEEPERS = 2
@@ -64,13 +68,16 @@ async def run_for(clock: FakeClock, seconds: float, step: float = 5.0) -> None:
 
 
 async def until_status(service: DeliveryService, clock: FakeClock, one: str, status: str) -> Delivery:
-    for _ in range(200):
-        delivery = await service.ledger.get(one)
-        assert delivery is not None
-        if delivery.status == status:
-            return delivery
+    """The delivery once it has ``status``, the clock moved on a second at a time while it has not."""
+
+    async def reached() -> Delivery | None:
+        found = await service.ledger.get(one)
+        if found is not None and found.status == status:
+            return found
         await run_for(clock, 1.0, 1.0)
-    raise AssertionError(f"delivery {one} never became {status}: {delivery}")
+        return None
+
+    return await eventually(reached, within=30, what=f"delivery {one} becoming {status}")
 
 
 def hook_settings(tmp_path: Path, url: str, **deliveries: object) -> Settings:
@@ -299,11 +306,15 @@ async def test_two_daemons_sending_from_one_postgresql_deliver_each_digest_once(
             for j in range(30):
                 await (one if j % 2 else two).make(f"shared-{j}")
                 await (two if j % 2 else one).make(f"shared-{j}")  # the other daemon's sweep, at once
-            for _ in range(100):
+
+            async def all_delivered() -> bool:
                 if len(box.delivered()) == 30:
-                    break
+                    return True
                 await clock.wait_for_sleepers(2 * IDLE_SLEEPERS)
                 await clock.advance(1.0)
+                return False
+
+            await eventually(all_delivered, within=60, what="all 30 digests delivered")
     arrived = [h["delivery_id"] for h in box.webhooks if h["status"] == 200]
     assert len(arrived) == 30
     assert len(set(arrived)) == 30, "a digest was sent by both daemons"
@@ -344,3 +355,62 @@ async def test_an_email_digest_goes_over_starttls_or_tls_trusting_the_destinatio
     (attachment,) = message["attachments_data"]
     assert attachment["filename"] == "leads-sealed.csv"
     assert "Business 5" in base64.b64decode(attachment["data"]).decode()
+
+
+class _Outage:
+    """The store's database behind a switch: while ``down``, every session is refused as unreachable."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.down = False
+        self.refused = 0
+        self.dialect = inner.dialect
+        self.write_parallelism = inner.write_parallelism
+
+    def _guard(self, session: Any) -> Any:
+        if self.down:
+            self.refused += 1
+            raise StoreUnavailable("the database is down (test)")
+        return session
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[Any]:
+        async with self.inner.reading() as session:
+            yield self._guard(session)
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[Any]:
+        async with self.inner.writing() as session:
+            yield self._guard(session)
+
+
+async def test_a_job_finished_while_the_database_is_down_gets_its_digest_once_it_is_back(
+    tmp_path: Path, store: Store, clock: FakeClock
+) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    await finished_job(store, "through-outage", [1, 2], notify=["drop"])
+    assert isinstance(store, SqlStore)
+    outage = _Outage(store.database)
+    store.database = outage  # type: ignore[assignment]
+    settings = delivery_settings(tmp_path, {"drop": {"type": "file", "directory": str(drop)}})
+    outage.down = True
+    async with running_service(settings, store, clock) as service:
+        service.bus.publish("job.finished", job_id="through-outage", status="succeeded")
+
+        async def refused_again_and_again() -> bool:  # the make, the sweep and the sender back off
+            await clock.advance(0.5)
+            return outage.refused > 5
+
+        await eventually(refused_again_and_again, within=20, what="the database refused several tries")
+        assert list(drop.iterdir()) == []
+        outage.down = False
+        one = delivery_id("through-outage", "drop")
+
+        async def delivered() -> bool:
+            await clock.advance(0.5)
+            found = await service.ledger.get(one)
+            return found is not None and found.status == "delivered"
+
+        await eventually(delivered, within=20, what="the digest delivered after the outage")
+    assert [p.name for p in drop.iterdir()] == [f"leads-{one}.csv"]
