@@ -37,6 +37,7 @@ from leadlawk_daemon.replicas.sites_content import answers, profile
 from leadlawk_daemon.resilience.breaker import BreakerState
 from leadlawk_daemon.settings import load_settings
 from leadlawk_daemon.store import Store
+from supervisors.backoff import Backoff, Jitter
 from tests.waiting import eventually
 
 pytestmark = pytest.mark.sites_replica(seed=0)
@@ -54,11 +55,12 @@ def _replica_addresses(count: int, seed: int = 0) -> list[tuple[str, str]]:
 
 def _verifier(replica: DnsReplica, **resolver: Any) -> EmailVerifier:
     breaker = dns_breaker(3, 30.0, MonotonicClock())
-    return EmailVerifier(MailDomainResolver([replica.server], **{"timeout": 3.0, **resolver}), breaker)
+    resolving = MailDomainResolver([replica.server], **{"timeout": 3.0, **resolver})
+    return EmailVerifier(resolving, breaker, domain_backoff=Backoff(0.01, 0.05, jitter=Jitter.FULL))
 
 
 async def test_every_verdict_is_right_for_the_replicas_addresses(dns_replica: DnsReplica) -> None:
-    addresses = _replica_addresses(1500)
+    addresses = _replica_addresses(800)
     verifier = _verifier(dns_replica)
     by_site: dict[str, list[str]] = {}
     for email, host in addresses:
@@ -68,7 +70,7 @@ async def test_every_verdict_is_right_for_the_replicas_addresses(dns_replica: Dn
     truth = {email: dns_replica.truth(email, host) for email, host in addresses}
     assert got.keys() == truth.keys()
     support = Counter(t["status"] for t in truth.values())
-    assert min(support[s] for s in STATUSES) >= 25, support  # every status is really tried
+    assert min(support[s] for s in STATUSES) >= 15, support  # every status is really tried
     for status in STATUSES:
         predicted = {e for e, v in got.items() if v["status"] == status}
         actual = {e for e, t in truth.items() if t["status"] == status}

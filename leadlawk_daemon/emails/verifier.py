@@ -77,12 +77,14 @@ class EmailVerifier:
         *,
         domain_attempts: int = 3,
         given_up_ttl: float = 300.0,
+        domain_backoff: Backoff = _DOMAIN_BACKOFF,
         clock: Clock | None = None,
     ) -> None:
         self.resolver = resolver
         self.breaker = breaker
         self.domain_attempts = domain_attempts
         self.given_up_ttl = given_up_ttl
+        self.domain_backoff = domain_backoff  # between tries of one domain whose own DNS failed
         self._clock: Clock = clock if clock is not None else MonotonicClock()
         # Domains whose own DNS failed lately, and how often; those given up on, until when (so a
         # chain's branches do not each wait through the same retries). Both bounded: oldest first.
@@ -98,7 +100,7 @@ class EmailVerifier:
 
     async def _domain(self, domain: str) -> MailDomain | None:
         """What ``domain`` says; None when its own DNS did not answer ``domain_attempts`` times."""
-        waits = _DOMAIN_BACKOFF.sequence()
+        waits = self.domain_backoff.sequence()
         while True:
             known = self.resolver.cached(domain)
             if known is not None:
