@@ -414,3 +414,23 @@ async def test_a_job_finished_while_the_database_is_down_gets_its_digest_once_it
 
         await eventually(delivered, within=20, what="the digest delivered after the outage")
     assert [p.name for p in drop.iterdir()] == [f"leads-{one}.csv"]
+
+
+async def test_a_destination_back_gets_its_whole_backlog_at_once_not_each_at_its_own_retry(
+    tmp_path: Path, store: Store, clock: FakeClock, inbox: tuple[Inbox, str, int]
+) -> None:
+    box, url, _ = inbox
+    box.faults.replace({"5xx": True})
+    async with running_service(hook_settings(tmp_path, url), store, clock) as service:
+        for j in range(8):
+            await finished_job(store, f"backlog-{j}", [j], notify=["sales"])
+            await service.make(f"backlog-{j}")
+        await run_for(clock, 120.0)  # retries spread up to retry_max (30 s) apart
+        assert box.delivered() == {}
+        box.faults.clear()
+        await until_status(service, clock, delivery_id("backlog-0", "sales"), "delivered")
+        for j in range(8):
+            await until_status(service, clock, delivery_id(f"backlog-{j}", "sales"), "delivered")
+    times = sorted(h["received_at"] for h in box.webhooks if h["status"] == 200)
+    assert len(times) == 8
+    assert times[-1] - times[0] < 5.0, f"the backlog drained over {times[-1] - times[0]:.0f} s"

@@ -298,15 +298,35 @@ class DeliveryLedger:
             self._now(),
         )
 
-    async def retry_later(self, one: str, error: str, delay_s: float) -> bool:
-        """The destination is down: try again in ``delay_s``."""
-        return await self._changes(
+    async def retry_later(self, one: str, error: str, delay_s: float) -> datetime | None:
+        """The destination is down: try again in ``delay_s``. Returns the time set (None: the
+        delivery was no longer pending), which :meth:`hurry` compares against."""
+        at = utc_from_epoch(self._clock.wall() + delay_s)
+        changed = await self._changes(
             "UPDATE deliveries SET attempts = attempts + 1, last_error = $2, next_attempt_at = $3 "
             "WHERE id = $1 AND status = 'pending'",
             one,
             error[:2000],
-            utc_from_epoch(self._clock.wall() + delay_s),
+            at,
         )
+        return at if changed else None
+
+    async def hurry(self, waiting: Mapping[str, datetime]) -> int:
+        """Its destination is back: deliveries waiting to retry are due now. Each only if it still
+        waits for the time this daemon set (compare and set): one another daemon has claimed since
+        keeps its claim, so nothing is sent twice."""
+        now = self._now()
+        hurried = 0
+        async with self.database.writing() as session:
+            for one, at in waiting.items():
+                hurried += await session.execute(
+                    "UPDATE deliveries SET next_attempt_at = $3 WHERE id = $1 AND status = 'pending' "
+                    "AND next_attempt_at = $2",
+                    one,
+                    at,
+                    now,
+                )
+        return hurried
 
     async def dead(self, one: str, error: str) -> bool:
         """The destination refused it: the delivery's own failure, kept until replayed."""

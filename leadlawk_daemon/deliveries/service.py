@@ -26,6 +26,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from actors.clock import Clock
@@ -52,6 +53,7 @@ log = logging.getLogger("leadlawk.deliveries")
 # The store itself down (the database): its loops try again after 0.25 s, doubling to 5 s.
 _STORE_RETRY = Backoff(0.25, 5.0)
 _QUEUE = 1000
+_MAX_WAITING = 10_000  # per destination; past it, a delivery waits out its own retry time
 
 
 def destination_breaker(name: str) -> str:
@@ -89,6 +91,9 @@ class DeliveryService:
         self._senders: dict[str, Sender] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
         self._retries: dict[str, BackoffSequence] = {}
+        # Per destination, the deliveries this daemon set to retry later, and when: hurried once
+        # the destination answers again, so a backlog need not wait out retry_max.
+        self._waiting: dict[str, dict[str, datetime]] = {}
         self._finished: asyncio.Queue[str] = asyncio.Queue(maxsize=_QUEUE)
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(settings.deliveries.concurrency)
@@ -273,7 +278,10 @@ class DeliveryService:
         name = delivery.destination
         retries = self._retries.setdefault(name, self._retry.sequence(self._rng))
         delay = max(retries.next(), self._breaker(name).seconds_until_trial())
-        await self.ledger.retry_later(delivery.id, redact(why), delay)
+        at = await self.ledger.retry_later(delivery.id, redact(why), delay)
+        waiting = self._waiting.setdefault(name, {})
+        if at is not None and len(waiting) < _MAX_WAITING:
+            waiting[delivery.id] = at
         self.metrics.deliveries.labels(destination=name, outcome="retried").inc()
         log.warning(
             "destination down; delivery waits",
@@ -305,6 +313,10 @@ class DeliveryService:
         name = delivery.destination
         self._retries.pop(name, None)
         await self.ledger.delivered(delivery.id)
+        waiting = self._waiting.pop(name, {})
+        waiting.pop(delivery.id, None)
+        if waiting and await self.ledger.hurry(waiting):
+            self.wake()  # the destination is back: its backlog goes now
         self.metrics.deliveries.labels(destination=name, outcome="delivered").inc()
         if delivery.created_at is not None:
             waited = max(0.0, self.clock.wall() - delivery.created_at.timestamp())
