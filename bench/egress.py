@@ -9,7 +9,7 @@ replica counts each exit as one client). Each exit's politeness budget is ``--pe
 navigations (the default budget, 30: the wall time is the budget's, as it is on Google); the
 replica's rate limit is just over it (``per_minute + 2`` a minute per client, 60 s of ``/sorry/``
 past it). In the 4-exit run, once half of the 1-exit run's cells are done, exit1 (127.0.0.12) is
-rate-limited hard (1 a minute, 20 s of ``/sorry/``): its breaker opens, its cells move to the
+rate-limited hard (1 a minute, 20 s of ``/sorry/``) until its breaker opens; its cells move to the
 other exits, it cools down (``maps.egress_cooldown`` 5 s, doubling) and comes back. (Not in the
 1-exit run: there the one exit blocked is Google's outage by definition, which the Maps breaker
 waits out.)
@@ -109,6 +109,14 @@ async def run(
                 blocked_after_s = time.monotonic() - started
                 clients = (await call(http, "GET", f"{base}/_stats"))["clients"]
                 blocked_at = clients.get("127.0.0.12", {}).get("navigations", 0)
+
+                async def exit1_open() -> bool:
+                    _, ready = await daemon.get("/health/ready")
+                    return any(e["egress"] == "exit1" and e["state"] == "open" for e in ready.get("egress", []))
+
+                await eventually(exit1_open, 600, "exit1 opened by its block", every=0.2)
+                # The hard limit lifts; the replica's cool-down for exit1 (20 s) still runs out.
+                await call(http, "POST", f"{base}/_faults", {"rate_limit": limit})
 
             async def finished() -> dict[str, Any] | None:
                 _, job = await daemon.get(f"/jobs/{spec['id']}")

@@ -193,6 +193,7 @@ async def test_no_credential_in_any_log_line_event_metric_fleet_entry_or_config_
                 "fleet": json.dumps((await daemon.get("/fleet"))[1]),
                 "ready": json.dumps((await daemon.get("/health/ready"))[1]),
                 "job": json.dumps(job),
+                "console": str((await daemon.get("/console/health"))[1]),
             }
     finally:
         await pubsub.aclose()
@@ -207,6 +208,7 @@ async def test_no_credential_in_any_log_line_event_metric_fleet_entry_or_config_
     assert "exit2" in seen["fleet"]
     assert "egress.changed" in seen["events"]
     assert "exit2:***@" in seen["config show"]
+    assert 'data-egress="exit0"' in seen["console"]
     for where, text in seen.items():
         assert PASSWORD not in text, where
         for proxy in proxies.proxies:

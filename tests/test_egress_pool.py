@@ -7,19 +7,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from actors.clock import FakeClock
+from leadlawk_daemon.maps.area_search import search_area
 from leadlawk_daemon.maps.blocking import BlockedError
 from leadlawk_daemon.maps.browser import UnreachableError
+from leadlawk_daemon.maps.coverage import CoveragePlan
 from leadlawk_daemon.maps.egress_exits import EgressConfigError, resolve_exits
 from leadlawk_daemon.maps.egress_pool import EgressPool, ExitBreaker, ExitState, ExitUnavailable
+from leadlawk_daemon.maps.scraper import Emit, ScrapeRequest
 from leadlawk_daemon.metrics import Metrics
+from leadlawk_daemon.outcomes import ScrapeOutcome
 from leadlawk_daemon.resilience.breaker import BreakerState, CircuitBreaker
 from leadlawk_daemon.settings import ConfigError, MapsSettings, load_settings
+from tests.test_area_planner import BOX, FakeMaps, plan_for, world
 
 BASE = {
     "base_url": "http://x",
@@ -197,3 +203,61 @@ async def test_only_the_last_exit_standing_feeds_the_maps_breaker() -> None:
     assert maps_breaker.state is BreakerState.OPEN  # every exit open: Google's outage
     # A lease still goes out, through the exit that comes back first, paced by the Maps breaker.
     assert await _lease_name(p) in {"e0", "e1"}
+
+
+# -- an area searched through several exits at once -------------------------------------------------
+
+
+class ManyExits:
+    """A searcher over FakeMaps: every search takes a moment; some fail once with ExitUnavailable."""
+
+    def __init__(self, maps: FakeMaps, fail_every: int = 0) -> None:
+        self.maps = maps
+        self.running = 0
+        self.most = 0
+        self.calls = 0
+        self.fail_every = fail_every
+
+    async def scrape(self, request: ScrapeRequest, emit: Emit, already_emitted: Collection[str]) -> ScrapeOutcome:
+        assert request.viewport is not None
+        self.calls += 1
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await asyncio.sleep(0.001 * (self.calls % 3))
+            listed = self.maps.search(request.viewport)
+            for rank, place in enumerate(listed, 1):
+                await emit(place, rank)  # type: ignore[arg-type]
+            if self.fail_every and self.calls % self.fail_every == 0:
+                raise ExitUnavailable("e1", "the /sorry/ page")  # a partial list, then the exit fails
+        finally:
+            self.running -= 1
+        return ScrapeOutcome(len(listed), len(listed), 0, 0, 0, 0, "end_of_list", True)
+
+
+async def _area(width: int, fail_every: int = 0) -> tuple[list[tuple[str, int]], CoveragePlan, ManyExits]:
+    plan = plan_for(BOX)
+    searcher = ManyExits(FakeMaps(world()), fail_every)
+    emitted: list[tuple[str, int]] = []
+
+    async def emit(listing: Any, rank: int) -> None:
+        emitted.append((listing.place_id, rank))
+
+    await search_area(searcher, plan, ScrapeRequest("plumbers"), emit, width=width)
+    return emitted, plan, searcher
+
+
+async def test_an_area_through_four_exits_emits_what_one_exit_does_in_the_same_order() -> None:
+    one, plan_one, _ = await _area(1)
+    four, plan_four, searcher = await _area(4)
+    assert searcher.most == 4  # four cells searched at once
+    assert four == one  # same places, same ranks, none twice
+    assert len({place for place, _ in four}) == len(four)
+    assert plan_four.to_json() == plan_one.to_json()
+
+
+async def test_a_cell_whose_exit_fails_is_searched_again_and_its_partial_list_dropped() -> None:
+    one, _, _ = await _area(1)
+    rerouted, _, searcher = await _area(4, fail_every=5)
+    assert rerouted == one
+    assert searcher.calls > len(one) // 120  # some searches ran twice

@@ -70,6 +70,8 @@ class HealthView:
     quotas: list[QuotaRow] = field(default_factory=list)
     actors: list[ActorRow] = field(default_factory=list)
     pipeline_running: bool = False
+    # The Google Maps exits (docs/egress-pool.md), as /health/ready lists them: names, never URLs.
+    egress: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -103,6 +105,7 @@ def health_view(
     ready, checks = health.ready()
     live, reason = health.live()
     view = HealthView(ready=ready, checks=dict(checks), live=live, live_reason=reason)
+    view.egress = [dict(exit) for exit in health.detail().get("egress") or ()]
     if daily is None:
         return view
     view.pipeline_running = True

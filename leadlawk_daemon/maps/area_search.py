@@ -41,6 +41,10 @@ class Searcher(Protocol):
 
 log = logging.getLogger(__name__)
 
+# How far past the head cell searches may run ahead, in multiples of the width: bounds what is
+# searched but not yet recorded (lost, and searched again, after a crash).
+_LOOK_AHEAD = 4
+
 # Called after each cell with the plan and the listings that cell added (already emitted).
 CellDone = Callable[[CoveragePlan, list[Listing]], Awaitable[None]]
 
@@ -78,12 +82,27 @@ async def search_area(
 ) -> CoveragePlan:
     """Search ``plan``'s pending cells for ``request.query`` until it is finished; returns it."""
     searching: dict[Cell, asyncio.Future[tuple[_Gathered, ScrapeOutcome]]] = {}
+    width = max(1, width)
     try:
         while (cell := plan.next_cell()) is not None:
-            for ahead in itertools.islice(plan.pending, max(1, width)):
+            # Keep ``width`` searches running, looking past cells searched but not yet recorded
+            # (a slow head cell must not idle the other exits), a bounded way ahead.
+            running = sum(1 for future in searching.values() if not future.done())
+            for ahead in itertools.islice(plan.pending, _LOOK_AHEAD * width):
+                if running >= width:
+                    break
                 if ahead not in searching:
                     searching[ahead] = asyncio.ensure_future(_search_cell(scraper, plan, request, ahead))
-            gathered, outcome = await searching.pop(cell)
+                    running += 1
+            head = searching[cell]
+            if not head.done():
+                await asyncio.wait(
+                    [future for future in searching.values() if not future.done()],
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                continue
+            del searching[cell]
+            gathered, outcome = head.result()
             await _recorded(plan, request, emit, cell, gathered, outcome, cell_done)
     finally:
         # The limit was reached (or the search failed) with cells still in flight: theirs is lost.
