@@ -75,6 +75,7 @@ async def console(tmp_path: Path) -> AsyncIterator[tuple[Client, Store]]:
 async def test_the_job_page_offers_each_crms_file_and_each_is_the_export(console: tuple[Client, Store]) -> None:
     client, store = console
     page = await (await client.get("/console/jobs/job-c")).text()
+    assert page.count("chain of 2") == 2  # each Acme branch says so; Beta Drains does not
     for crm in CRM_FORMATS:
         assert f'href="/console/jobs/job-c/crm/{crm}.csv?' in page
         response = await client.get(f"/console/jobs/job-c/crm/{crm}.csv")
