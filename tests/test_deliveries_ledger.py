@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,27 @@ async def test_concurrent_makers_of_one_job_make_one_delivery(store: Store, sett
     results = await asyncio.gather(*(service(settings, store).make("raced") for _ in range(4)))
     assert sorted(len(r) for r in results) == [0, 0, 0, 1]
     assert len(await service(settings, store).ledger.list()) == 1
+
+
+async def test_hurry_makes_a_waiting_delivery_due_unless_another_daemon_claimed_it(
+    store: Store, settings: Settings
+) -> None:
+    await finished_job(store, "waits", [1], notify=["hook", "drop"])
+    await service(settings, store).make("waits")
+    ledger = service(settings, store).ledger
+    waiting = {}
+    for name in ("hook", "drop"):
+        one = delivery_id("waits", name)
+        assert await ledger.claim(one, hold_s=60)
+        at = await ledger.retry_later(one, "answered 503", delay_s=300)
+        assert at is not None
+        waiting[one] = at
+    assert await ledger.due(limit=10) == []
+    # Another daemon claimed "drop" meanwhile (a claim moves its time): it keeps its claim.
+    taken = delivery_id("waits", "drop")
+    async with ledger.database.writing() as session:
+        await session.execute(
+            "UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1", taken, waiting[taken] + timedelta(seconds=1)
+        )
+    assert await ledger.hurry(waiting) == 1
+    assert [d.id for d in await ledger.due(limit=10)] == [delivery_id("waits", "hook")]
