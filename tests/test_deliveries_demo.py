@@ -3,6 +3,7 @@ signed, to the inbox replica; a second demo finds nothing new for that schedule.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -37,3 +38,53 @@ def test_the_demo_shows_the_digest_a_schedule_delivered_and_only_new_leads_the_n
     )  # fmt: skip
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count("delivered") == 2
+
+
+def test_the_inbox_replica_runs_from_the_cli_checks_signatures_and_plays_faults() -> None:
+    import time
+    import urllib.request
+
+    from leadlawk_daemon.deliveries.signing import sign
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "leadlawk_daemon", "replica", "inbox", "--secret", "s3cret-for-test"],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        url, smtp = process.stdout.readline().split()  # printed once it listens
+        assert smtp.startswith("smtp://127.0.0.1:")
+
+        def post(body: bytes, secret: bytes) -> int:
+            headers = {"X-LeadLawk-Signature": sign(secret, body, int(time.time())), "X-LeadLawk-Delivery": "d1",
+                       "X-LeadLawk-Page": "1/1", "Content-Type": "application/json"}  # fmt: skip
+            request = urllib.request.Request(f"{url}/hooks/x", data=body, headers=headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=10) as answer:
+                    return int(answer.status)
+            except urllib.error.HTTPError as refused:
+                return refused.code
+
+        assert post(b'{"leads": [1, 2]}', b"s3cret-for-test") == 200
+        assert post(b'{"leads": []}', b"wrong") == 200
+        faults = urllib.request.Request(f"{url}/_faults", data=b'{"410": 1}', method="POST",
+                                        headers={"Content-Type": "application/json"})  # fmt: skip
+        with urllib.request.urlopen(faults, timeout=10) as answer:
+            assert answer.status == 200
+        assert post(b"{}", b"s3cret-for-test") == 410
+        assert post(b"{}", b"s3cret-for-test") == 200  # a counted fault: the next request only
+        with urllib.request.urlopen(f"{url}/_received", timeout=10) as answer:
+            received = json.loads(answer.read())
+        hooks = received["webhooks"]
+        assert [(h["signature_valid"], h["status"], h["leads"]) for h in hooks] == [
+            (True, 200, 2),
+            (False, 200, 0),
+            (True, 410, 0),
+            (True, 200, 0),
+        ]
+        assert hooks[0]["delivery_id"] == "d1"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
