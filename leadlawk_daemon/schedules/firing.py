@@ -64,8 +64,8 @@ class FiringLimits:
     """Schedule-clock seconds a fire may be late and still count as on time (``catch_up: none``)."""
 
 
-async def busy_of(store: SqlStore, schedule_id: str) -> Busy:
-    previous = await store.previous_fire(schedule_id)
+def busy_of(previous: tuple[str, str | None] | None) -> Busy:
+    """Where a schedule's previous fire stands, from its outcome and its job's status."""
     if previous is None:
         return Busy.IDLE
     outcome, status = previous
@@ -185,10 +185,11 @@ class ScheduleFiring:
 
     async def _fire_all(self, store: SqlStore, schedules: list[Schedule], now: datetime) -> None:
         gate = asyncio.Semaphore(self.limits.parallel)
+        previous = await store.previous_fires([s.id for s in schedules])
 
         async def one(schedule: Schedule) -> None:
             async with gate:
-                await self._fire(store, schedule, now)
+                await self._fire(store, schedule, now, busy_of(previous.get(schedule.id)))
 
         # An outage raised by one fire ends the pass (the TaskGroup cancels the others); their
         # claims lapse and the next pass takes them up again.
@@ -199,7 +200,7 @@ class ScheduleFiring:
         except* StoreUnavailable as outage:
             raise outage.exceptions[0] from None
 
-    async def _fire(self, store: SqlStore, schedule: Schedule, now: datetime) -> None:
+    async def _fire(self, store: SqlStore, schedule: Schedule, now: datetime, busy: Busy) -> None:
         try:
             rule = CronRule.parse(schedule.cron, schedule.tz)
         except CronError as exc:
@@ -214,7 +215,7 @@ class ScheduleFiring:
             catch_up=schedule.catch_up,
             overlap=schedule.overlap,
             grace=timedelta(seconds=self.limits.grace),
-            busy=await busy_of(store, schedule.id),
+            busy=busy,
         )
         # Decided by the pass's now; stamped with when it is written (its lag is measured by it).
         written_at = self._written_at()

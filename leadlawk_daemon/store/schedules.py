@@ -31,7 +31,8 @@ _COLUMNS = (
     "id, name, spec, cron, tz, catch_up, overlap, deliver, deliver_empty, paused, created_at, updated_at, next_due_at"
 )
 _FIRE_COLUMNS = "schedule_id, due_at, job_id, outcome, fired_at, detail"
-_INSERT_FIRE = f"INSERT INTO schedule_fires ({_FIRE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+# Fire rows go in one statement (one round trip), in chunks within every database's parameter limit.
+_FIRES_PER_INSERT = 100
 # A job a fire created and that has not finished yet: the next fire overlaps it.
 _LIVE = "('queued', 'running')"
 
@@ -79,11 +80,26 @@ def _claim_sql(d: Dialect) -> str:
     )
 
 
-# The most recent fire that has (or will have) a job, and where that job stands.
-_PREVIOUS_SQL = (
-    "SELECT f.outcome, j.status FROM schedule_fires f LEFT JOIN jobs j ON j.id = f.job_id "
-    "WHERE f.schedule_id = $1 AND f.job_id IS NOT NULL ORDER BY f.due_at DESC LIMIT 1"
-)
+@functools.cache
+def _insert_fires_sql(rows: int) -> str:
+    values = ", ".join(
+        f"(${6 * r + 1}, ${6 * r + 2}, ${6 * r + 3}, ${6 * r + 4}, ${6 * r + 5}, ${6 * r + 6})" for r in range(rows)
+    )
+    return f"INSERT INTO schedule_fires ({_FIRE_COLUMNS}) VALUES {values} ON CONFLICT DO NOTHING"
+
+
+@functools.cache
+def _previous_sql(schedules: int) -> str:
+    """Of each schedule, the latest fire that has (or will have) a job, and where that job stands."""
+    ids = ", ".join(f"${n + 1}" for n in range(schedules))
+    return (
+        "SELECT schedule_id, outcome, status FROM (SELECT f.schedule_id, f.outcome, j.status, ROW_NUMBER() OVER "
+        "(PARTITION BY f.schedule_id ORDER BY f.due_at DESC) AS n FROM schedule_fires f "
+        f"LEFT JOIN jobs j ON j.id = f.job_id WHERE f.job_id IS NOT NULL AND f.schedule_id IN ({ids})) AS latest "
+        "WHERE n = 1"
+    )
+
+
 # Queued fires whose job is not created yet and whose previous fire's job has finished.
 _WAITING_SQL = (
     f"SELECT f.schedule_id, f.due_at, f.job_id, {', '.join('s.' + c for c in _COLUMNS.split(', ')[1:])} "
@@ -225,9 +241,15 @@ class ScheduleQueries(StoreCommon):
 
     async def previous_fire(self, schedule_id: str) -> tuple[str, str | None] | None:
         """The latest fire that has a job id: its outcome and its job's status (``None``: not created yet)."""
+        return (await self.previous_fires([schedule_id])).get(schedule_id)
+
+    async def previous_fires(self, schedule_ids: Sequence[str]) -> dict[str, tuple[str, str | None]]:
+        """:meth:`previous_fire` of each of a claimed batch, in one query (none: no such fire yet)."""
+        if not schedule_ids:
+            return {}
         async with self.database.reading() as session:
-            rows = await session.fetch(_PREVIOUS_SQL, schedule_id)
-        return (rows[0]["outcome"], rows[0]["status"]) if rows else None
+            rows = await session.fetch(_previous_sql(len(schedule_ids)), *schedule_ids)
+        return {row["schedule_id"]: (row["outcome"], row["status"]) for row in rows}
 
     async def record_fires(
         self,
@@ -250,10 +272,12 @@ class ScheduleQueries(StoreCommon):
                     if not await insert_jobs(session, job_id, spec, children, None, created_at):
                         # This due time fired already: the move on is rolled back with the rest.
                         raise _AlreadyFired
-                await session.execute_many(
-                    _INSERT_FIRE,
-                    [(f.schedule_id, f.due_at, f.job_id, f.outcome, f.fired_at, f.detail) for f in fires],
-                )
+                for start in range(0, len(fires), _FIRES_PER_INSERT):
+                    chunk = fires[start : start + _FIRES_PER_INSERT]
+                    values = [
+                        v for f in chunk for v in (f.schedule_id, f.due_at, f.job_id, f.outcome, f.fired_at, f.detail)
+                    ]
+                    await session.execute(_insert_fires_sql(len(chunk)), *values)
         except _AlreadyFired:
             return False
         return True
