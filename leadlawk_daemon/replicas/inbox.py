@@ -100,8 +100,8 @@ def create_inbox_app(inbox: Inbox) -> web.Application:
             await inbox.clock.sleep(slow / 1000)
         if inbox.faults.get("down"):
             if request.transport is not None:
-                request.transport.close()  # as a receiver gone: nothing answered
-            raise ConnectionResetError("inbox replica down")
+                request.transport.abort()  # as a receiver gone: the connection reset, nothing answered
+            return web.Response(status=503)  # never sent: the connection is gone
         body = await request.read()
         status = inbox.refusal() or 200
         signature = request.headers.get(SIGNATURE_HEADER, "")
