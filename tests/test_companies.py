@@ -4,11 +4,14 @@ Maps replica's chains found with precision and recall of at least 0.99."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
 
 from leadlawk_daemon.companies import Member, company_domain, company_id_of, group_companies
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
+from leadlawk_daemon.store.single_flight import SingleFlight
+from tests.waiting import eventually
 
 # Queries and places of the replica, at home and abroad (where addresses and phones are written as
 # each country writes them): chains appear in most of them (docs/replicas.md).
@@ -150,3 +153,50 @@ def test_ids_are_stable_across_jobs_and_a_join_keeps_the_larger_companys_id() ->
     assert {a.company_id for a in third.assignments.values()} == {alpha}  # the larger keeps its id
     assert third.assignments["b1"].company_size == 7
     assert third.merged == {beta: alpha}  # and beta's id leads to it
+
+
+async def test_regroups_asked_during_one_share_the_next_one() -> None:
+    flight: SingleFlight[int] = SingleFlight()
+    gates = [asyncio.Event(), asyncio.Event()]
+    started: list[int] = []
+
+    async def run() -> int:
+        n = len(started)
+        started.append(n)
+        await gates[n].wait()
+        return n
+
+    first = asyncio.create_task(flight(run))
+    await eventually(lambda: started == [0], what="the first run started")
+    # A batch's children ending while it runs: none of them can use it (it began before they asked).
+    burst = [asyncio.create_task(flight(run)) for _ in range(5)]
+    gates[0].set()
+    assert await first == 0
+    await eventually(lambda: started == [0, 1], what="the second run started")
+    gates[1].set()
+    assert await asyncio.gather(*burst) == [1] * 5
+    assert flight.runs == 2
+
+
+async def test_a_run_whose_caller_is_cancelled_or_fails_is_made_again_by_a_waiter() -> None:
+    flight: SingleFlight[int] = SingleFlight()
+    release = asyncio.Event()
+    calls = 0
+
+    async def run() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("the database went away")
+        await release.wait()
+        return calls
+
+    runner = asyncio.create_task(flight(run))
+    await eventually(lambda: calls == 1, what="the first run started")
+    waiters = [asyncio.create_task(flight(run)) for _ in range(2)]
+    runner.cancel()  # the waiters are scheduled first: they find the run going, then see it end
+    # One waiter runs next and fails (its error is its own); the other runs again and is served.
+    release.set()
+    outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+    assert sorted(map(repr, outcomes)) == sorted([repr(ConnectionError("the database went away")), "3"])
+    assert flight.runs == 3

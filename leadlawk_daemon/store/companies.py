@@ -18,6 +18,7 @@ from typing import Any
 from leadlawk_daemon.companies import Grouping, Member, group_companies
 from leadlawk_daemon.store.common import StoreCommon
 from leadlawk_daemon.store.session import Session
+from leadlawk_daemon.store.single_flight import SingleFlight
 
 __all__ = ["COMPANY_EXPORT_COLUMNS", "GROUPING_LOCK_KEY", "CompanyGroups"]
 
@@ -51,9 +52,18 @@ _LOCK = f"SELECT pg_advisory_xact_lock({GROUPING_LOCK_KEY})"
 
 
 class CompanyGroups(StoreCommon):
+    _regroups: SingleFlight[int] | None = None
+
     async def regroup_companies(self) -> int:
         """Group every stored lead into companies again; returns how many leads' rows changed.
-        Idempotent: a second call with no new lead changes nothing."""
+        Idempotent: a second call with no new lead changes nothing. Calls made while a regroup runs
+        share the next one (:class:`.SingleFlight`): a batch's children ending together cost two
+        regroups of the store, not one each."""
+        if self._regroups is None:
+            self._regroups = SingleFlight()
+        return await self._regroups(self._regroup)
+
+    async def _regroup(self) -> int:
         if self.database.dialect.name == "postgres":
             async with self.database.writing() as session:
                 await session.fetch(_LOCK)
