@@ -19,7 +19,7 @@ from leadlawk_daemon.crm import CRM_FORMATS, render_crm_csv
 from leadlawk_daemon.crm.salesforce import NOT_PROVIDED
 from leadlawk_daemon.crm.values import full_address
 from leadlawk_daemon.listing import Listing
-from leadlawk_daemon.store import JobLead, open_store
+from leadlawk_daemon.store import JobLead, Store, open_store
 from tests.test_cli_control import cli
 
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -139,20 +139,27 @@ def test_salesforce_leads_are_per_location_with_iso_country_names_and_state_name
     assert evil["Phone"] == "'+1-555-0100"  # not E.164: neutralised like any other text
 
 
+async def seed_chain_job(store: Store) -> None:
+    """Job ``job-c``: two branches of Acme Plumbing (one website, one phone) that qualify, and
+    Beta Drains, which does not."""
+    await store.create_job("job-c", {"id": "job-c", "query": "plumbers"})
+    await store.upsert_leads([
+        Listing(name="Acme Plumbing", place_id="a1", website="https://acme.example/", address="1 A St",
+                phone_e164="+14025550100"),
+        Listing(name="Acme Plumbing", place_id="a2", website="https://www.acme.example/b", address="2 B St",
+                phone_e164="+14025550100"),
+        Listing(name="Beta Drains", place_id="b1", website="https://beta.example/", address="3 C St"),
+    ])  # fmt: skip
+    await store.upsert_job_leads("job-c", [JobLead("a1", 1, True, []), JobLead("a2", 2, True, []),
+                                           JobLead("b1", 3, False, ["no"])])  # fmt: skip
+
+
 def test_leadlawk_export_crm_writes_each_file_with_the_stores_companies(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'crm.db'}"
 
     async def seed() -> None:
         async with open_store(url, migrate=True) as store:
-            await store.create_job("job-c", {"id": "job-c", "query": "plumbers"})
-            await store.upsert_leads([
-                Listing(name="Acme Plumbing", place_id="a1", website="https://acme.example/", address="1 A St",
-                        phone_e164="+14025550100"),
-                Listing(name="Acme Plumbing", place_id="a2", website="https://www.acme.example/b", address="2 B St",
-                        phone_e164="+14025550100"),
-                Listing(name="Beta Drains", place_id="b1", website="https://beta.example/", address="3 C St"),
-            ])  # fmt: skip
-            await store.upsert_job_leads("job-c", [JobLead("a1", 1), JobLead("a2", 2), JobLead("b1", 3)])
+            await seed_chain_job(store)
 
     asyncio.run(seed())
     counts = {}

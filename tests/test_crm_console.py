@@ -18,10 +18,10 @@ from leadlawk_daemon.crm import CRM_FORMATS, render_crm_csv
 from leadlawk_daemon.event_bus import EventBus
 from leadlawk_daemon.health import Health
 from leadlawk_daemon.http_api import create_app
-from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import load_settings
-from leadlawk_daemon.store import JobLead, Store, open_store
+from leadlawk_daemon.store import Store, open_store
+from tests.test_crm import seed_chain_job
 
 Client = TestClient[Any, Any]
 
@@ -48,16 +48,7 @@ class _Sink:
 @pytest.fixture
 async def console(tmp_path: Path) -> AsyncIterator[tuple[Client, Store]]:
     async with open_store(f"sqlite:///{tmp_path / 'c.db'}", migrate=True) as store:
-        await store.create_job("job-c", {"id": "job-c", "query": "plumbers"})
-        await store.upsert_leads([
-            Listing(name="Acme Plumbing", place_id="a1", website="https://acme.example/", phone_e164="+14025550100",
-                    address="1 A St"),
-            Listing(name="Acme Plumbing", place_id="a2", website="https://acme.example/", phone_e164="+14025550100",
-                    address="2 B St"),
-            Listing(name="Beta Drains", place_id="b1", website="https://beta.example/", address="3 C St"),
-        ])  # fmt: skip
-        await store.upsert_job_leads("job-c", [JobLead("a1", 1, True, []), JobLead("a2", 2, True, []),
-                                               JobLead("b1", 3, False, ["no"])])  # fmt: skip
+        await seed_chain_job(store)
         await store.regroup_companies()
         settings = load_settings(environ={})
         metrics = Metrics(process=False)
