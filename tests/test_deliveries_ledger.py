@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from actors.clock import FakeClock
+from leadlawk_daemon.deliveries.digest import digest_rows
 from leadlawk_daemon.deliveries.ledger import delivery_id
 from leadlawk_daemon.deliveries.service import DeliveryService
 from leadlawk_daemon.dependencies import Dependencies
@@ -147,3 +148,30 @@ async def test_hurry_makes_a_waiting_delivery_due_unless_another_daemon_claimed_
         )
     assert await ledger.hurry(waiting) == 1
     assert [d.id for d in await ledger.due(limit=10)] == [delivery_id("waits", "hook")]
+
+
+async def test_a_batch_delivers_once_as_its_parent_with_every_child_s_qualified_leads(
+    store: Store, settings: Settings
+) -> None:
+    from leadlawk_daemon.jobspec import parse_job_spec
+    from leadlawk_daemon.store import JobLead
+
+    spec = parse_job_spec({"id": "batch", "queries": ["plumbers", "roofers"], "notify": ["hook"]}, 65_536)
+    children = spec.children()
+    assert all(not child.notify for child in children)  # the children deliver nothing of their own
+    await store.create_batch(spec.id, spec.to_dict(), [(c.id, c.to_dict()) for c in children])
+    await store.upsert_leads([listing(n) for n in (1, 2, 3)])
+    for child, places in zip(children, ([1, 2], [2, 3]), strict=True):
+        await store.upsert_job_leads(child.id, [JobLead(str(listing(n).place_id), i, True, []) for i, n in
+                                                enumerate(places, 1)])  # fmt: skip
+        job = await store.lease_next_job("owner", 60)
+        assert job is not None
+        assert await store.finish_job(job.id, "owner", "succeeded")
+    await store.refresh_parent("batch")
+    for child in children:
+        assert await service(settings, store).make(child.id) == []
+    (made,) = await service(settings, store).make("batch")
+    assert sorted(made.leads) == sorted(str(listing(n).place_id) for n in (1, 2, 3))
+    rows = await digest_rows(store, made)  # what is sent: the children's export rows, in the digest's order
+    assert [row["place_id"] for row in rows] == list(made.leads)
+    assert {row["name"] for row in rows} == {"Business 1", "Business 2", "Business 3"}
