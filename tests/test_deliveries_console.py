@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -17,6 +19,7 @@ from leadlawk_daemon.dependencies import Dependencies
 from leadlawk_daemon.event_bus import EventBus
 from leadlawk_daemon.health import Health
 from leadlawk_daemon.http_api import create_app
+from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import Settings
 from leadlawk_daemon.store import Store, open_store
@@ -78,3 +81,43 @@ async def test_deliveries_are_listed_shown_and_replayed_over_http_and_on_the_con
             # Private: a client that is not local (a forwarded one) is refused, as for /jobs.
             refused = await client.get("/deliveries", headers={"X-Forwarded-For": "203.0.113.9"})
             assert refused.status == 403
+
+
+class _Submitted:
+    """A jobs API that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.specs: list[JobSpec] = []
+
+    async def submit(self, spec: JobSpec) -> bool:
+        self.specs.append(spec)
+        return True
+
+    async def get(self, job_id: str) -> Mapping[str, Any] | None:
+        return None
+
+    async def list(self, status: str | None) -> list[Mapping[str, Any]]:
+        return []
+
+    async def cancel(self, job_id: str) -> bool:
+        return False
+
+
+async def test_post_jobs_takes_notify_naming_configured_destinations_only(tmp_path: Path) -> None:
+    hook = {"type": "webhook", "url": "https://hooks.example.com/x", "secret_env": "HOOK_SECRET"}
+    settings = delivery_settings(tmp_path, {"sales-webhook": hook})
+    metrics = Metrics(process=False)
+    jobs = _Submitted()
+    app = create_app(settings, Health(settings.resilience.health_check, settings.health, metrics), metrics, jobs=jobs)
+    async with TestClient(TestServer(app)) as client:
+        refused = await client.post("/jobs", json={"query": "plumbers", "notify": ["sales-webhook", "sales-mail"]})
+        assert refused.status == 400
+        problems = (await refused.json())["problems"]
+        assert problems == [
+            'notify[1]: no destination of that name is configured (configured: sales-webhook) (got "sales-mail")'
+        ]
+        accepted = await client.post("/jobs", json={"query": "plumbers", "notify": ["sales-webhook"]})
+        assert accepted.status == 202
+    (spec,) = jobs.specs
+    assert spec.notify == ("sales-webhook",)
+    assert spec.to_dict()["notify"] == ["sales-webhook"]
