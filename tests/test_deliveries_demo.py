@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -20,6 +22,7 @@ def _demo(cwd: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.timeout(400)  # two whole demos (a browser each), beside other workers' tests
 def test_the_demo_shows_the_digest_a_schedule_delivered_and_only_new_leads_the_next_time(tmp_path: Path) -> None:
     first = _demo(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
