@@ -179,3 +179,12 @@ def test_the_cli_flags_make_the_spec_filters() -> None:
     assert site == {"email": "deliverable", "exclude_free_mail": True}
     spec = parse_job_spec({"query": "roofers", "site": site}, 65_536)
     assert (spec.site.email, spec.site.exclude_free_mail) == ("deliverable", True)
+
+
+def test_the_console_form_makes_the_spec_filters() -> None:
+    from leadlawk_daemon.console.forms import spec_from_form
+
+    form = {"query": "roofers", "email_deliverable": "on", "exclude_free_mail": "on"}
+    result = spec_from_form(form, {}, max_bytes=65_536, max_area_km2=10_000)
+    assert result.spec is not None, result.errors
+    assert (result.spec.site.email, result.spec.site.exclude_free_mail) == ("deliverable", True)

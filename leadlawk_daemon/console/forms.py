@@ -47,6 +47,8 @@ _FIELD_OF_PATH = {
     "site.require_email": "require_email",
     "site.no_https": "no_https",
     "site.no_mobile_viewport": "no_mobile_viewport",
+    "site.email": "email_deliverable",
+    "site.exclude_free_mail": "exclude_free_mail",
     "id": "",
 }
 _PATH = re.compile(r"^([A-Za-z_]+(?:\.[A-Za-z_]+)?)(?:\[\d+\])?:\s*(.*)$", re.DOTALL)
@@ -154,6 +156,10 @@ def spec_from_form(
         site["built_with"] = list(builders)
     if (year := _number(result, form, "older_than_year", integer=True)) is not None:
         site["older_than_year"] = year
+    if form.get("email_deliverable", "") == "on":  # email verdicts (docs/email-verdicts.md)
+        site["email"] = "deliverable"
+    if form.get("exclude_free_mail", "") == "on":
+        site["exclude_free_mail"] = True
     if site:
         raw["site"] = site
     try:
