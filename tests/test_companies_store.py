@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from leadlawk_daemon.companies import Grouping
+from leadlawk_daemon.companies import Grouping, company_id_of
 from leadlawk_daemon.listing import Listing
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
 from leadlawk_daemon.store import JobLead, Store
@@ -127,3 +127,27 @@ async def test_on_sqlite_a_lead_written_while_grouping_runs_is_grouped_by_the_sa
     assert calls == 2  # the first grouping was stale at its write, and not written
     sizes = {r["place_id"]: r["company_size"] for r in await store.lead_rows_for_export()}
     assert sizes == {"a1": 2, "a2": 2}
+
+
+async def test_a_company_split_again_takes_back_its_id_which_is_then_no_alias(store: Store) -> None:
+    await store.upsert_leads([
+        _lead("a1", "https://alpha.example/", None, "1 A St"),
+        _lead("a2", "https://alpha.example/west", None, "2 A St"),
+        _lead("b1", "https://beta.example/", "+14025550199", "1 B St"),
+    ])  # fmt: skip
+    await store.regroup_companies()
+    # A branch of alpha listing beta's phone joins the two.
+    await store.upsert_leads([_lead("x", "https://alpha.example/east", "+14025550199", "9 C St")])
+    await store.regroup_companies()
+    ids = {r["place_id"]: r["company_id"] for r in await store.lead_rows_for_export()}
+    assert len(set(ids.values())) == 1
+    beta = company_id_of("domain:beta.example")
+    assert isinstance(store, SqlStore)
+    assert await store.company_alias(beta) == ids["a1"]  # beta was grouped once, then joined to alpha
+    # The branch that joined them changes its number: beta is its own company again, with its id.
+    await store.upsert_leads([_lead("x", "https://alpha.example/east", "+14025550123", "9 C St")])
+    await store.regroup_companies()
+    after = {r["place_id"]: (r["company_id"], r["company_size"]) for r in await store.lead_rows_for_export()}
+    assert after["b1"] == (beta, 1)
+    assert after["x"] == (ids["a1"], 3)
+    assert await store.company_alias(beta) is None

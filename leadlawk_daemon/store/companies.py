@@ -38,6 +38,7 @@ _ALIAS = (
     "INSERT INTO company_aliases (alias, company_id, merged_at) VALUES ($1, $2, $3) "
     "ON CONFLICT (alias) DO UPDATE SET company_id = EXCLUDED.company_id, merged_at = EXCLUDED.merged_at"
 )
+_UNALIAS = "DELETE FROM company_aliases WHERE alias = $1"
 # An alias of an id that is itself merged now points at its heir: an old id never leads to a dead one.
 _FOLLOW = "UPDATE company_aliases SET company_id = $2 WHERE company_id = $1"
 # SQLite: what a regroup checks did not change between its read and its write.
@@ -92,6 +93,10 @@ class CompanyGroups(StoreCommon):
         ]
         if changed:
             await session.execute_many(_UPSERT, changed)
+            # An id held again (a split re-derived it) is a company, no longer an alias of another.
+            revived = sorted({row[1] for row in changed} - {r["company_id"] for r in rows})
+            if revived:
+                await session.execute_many(_UNALIAS, [(company_id,) for company_id in revived])
         for alias, heir in sorted(grouping.merged.items()):
             await session.execute(_FOLLOW, alias, heir)
             await session.execute(_ALIAS, alias, heir, now)
