@@ -375,22 +375,29 @@ async def export_leads(
     crm: str | None = None,
 ) -> int:
     if crm is not None:
-        return await export_crm(settings, crm, job_id=job_id, qualified=qualified, fmt=fmt, output=output, out=out)
-    if fmt is None:
-        fmt = format_of(output) if output else "csv"
-    if fmt not in ("csv", "jsonl", "xlsx"):
-        raise ControlError(f"--format must be csv, jsonl or xlsx (got {fmt!r})")
-    if fmt == "xlsx" and not output:
-        raise ControlError("an xlsx export is a file: give -o FILE.xlsx")
+        _check_crm(crm, fmt)
+    else:
+        if fmt is None:
+            fmt = format_of(output) if output else "csv"
+        if fmt not in ("csv", "jsonl", "xlsx"):
+            raise ControlError(f"--format must be csv, jsonl or xlsx (got {fmt!r})")
+        if fmt == "xlsx" and not output:
+            raise ControlError("an xlsx export is a file: give -o FILE.xlsx")
     async with _store(settings) as store:
         if job_id is not None and await store.get_job(job_id) is None:
             raise ControlError(f"no job {job_id!r}")
         cutoff = None if new_since is None else await _since(store, new_since)
+        if crm is not None:
+            # A chain is one company where the CRM keeps one: the store is grouped first.
+            await store.regroup_companies()
         rows = await store.lead_rows_for_export(job_id=job_id, qualified_only=qualified)
     if cutoff is not None:
         from leadlawk_daemon.store.export import first_seen_after
 
         rows = [dict(row) for row in first_seen_after(rows, cutoff)]
+    if crm is not None:
+        return await write_crm(crm, rows, output, out)
+    assert fmt is not None
     if output:
         await write_export(rows, output, fmt=fmt, with_job=job_id is not None)
         sys.stderr.write(f"wrote {len(rows)} lead(s) to {output}\n")
@@ -399,33 +406,23 @@ async def export_leads(
     return 0
 
 
-async def export_crm(
-    settings: Settings,
-    crm: str,
-    *,
-    job_id: str | None,
-    qualified: bool,
-    fmt: str | None,
-    output: str | None,
-    out: TextIO,
-) -> int:
-    """``export --crm``: the import file of that CRM (docs/crm-export.md), leads grouped into their
-    companies first so a chain is one company where the CRM keeps one."""
-    from leadlawk_daemon.crm import CRM_FORMATS, render_crm_csv
+def _check_crm(crm: str, fmt: str | None) -> None:
+    from leadlawk_daemon.crm import CRM_FORMATS
 
     if crm not in CRM_FORMATS:
         raise ControlError(f"--crm must be one of {', '.join(CRM_FORMATS)} (got {crm!r})")
     if fmt not in (None, "csv"):
         raise ControlError(f"--crm writes the CSV file the CRM's importer takes (not --format {fmt})")
-    async with _store(settings) as store:
-        if job_id is not None and await store.get_job(job_id) is None:
-            raise ControlError(f"no job {job_id!r}")
-        await store.regroup_companies()
-        rows = await store.lead_rows_for_export(job_id=job_id, qualified_only=qualified)
+
+
+async def write_crm(crm: str, rows: list[dict[str, Any]], output: str | None, out: TextIO) -> int:
+    """``export --crm``: the import file of that CRM (docs/crm-export.md), to ``output`` or ``out``."""
+    from leadlawk_daemon.crm import CRM_FORMATS, crm_records, render_crm_csv
+
     text = render_crm_csv(CRM_FORMATS[crm], rows)
     if output:
         await asyncio.to_thread(Path(output).write_text, text, encoding="utf-8", newline="")
-        sys.stderr.write(f"wrote {text.count(chr(13) + chr(10)) - 1} {crm} record(s) to {output}\n")
+        sys.stderr.write(f"wrote {len(crm_records(CRM_FORMATS[crm], rows))} {crm} record(s) to {output}\n")
     else:
         out.write(text)
     return 0

@@ -174,6 +174,10 @@ def test_leadlawk_export_crm_writes_each_file_with_the_stores_companies(tmp_path
     assert counts == {"hubspot": 2, "pipedrive": 3, "salesforce": 3}  # the chain grouped on the way
     refused = cli("export", "--crm", "hubspot", "--format", "xlsx", db=url)
     assert refused.returncode != 0
+    # --new-since narrows a CRM file as it does every export: nothing was first seen in 2999.
+    later = cli("export", "--crm", "salesforce", "--new-since", "2999-01-01", db=url)
+    assert later.returncode == 0, later.stderr
+    assert later.stdout.splitlines() == [",".join(CRM_FORMATS["salesforce"].columns)]
 
 
 def test_a_one_line_address_is_the_parts_in_order_or_the_address_as_read_never_a_country_alone() -> None:
