@@ -124,6 +124,27 @@ async def test_one_query_per_domain_while_cached_and_again_after_its_ttl(dns_rep
     assert resolver.queries > asked
 
 
+async def test_lookups_in_flight_are_bounded(dns_replica: DnsReplica) -> None:
+    resolver = MailDomainResolver([dns_replica.server], timeout=3.0, max_in_flight=3)
+    ask = resolver._resolver.resolve
+    now = peak = 0
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal now, peak
+        now += 1
+        peak = max(peak, now)
+        try:
+            await asyncio.sleep(0.01)  # long enough for every other lookup to try to start
+            return await ask(*args, **kwargs)
+        finally:
+            now -= 1
+
+    resolver._resolver.resolve = counted  # type: ignore[method-assign]
+    answers = await asyncio.gather(*(resolver.lookup(f"biz-{i}.example") for i in range(40)))
+    assert len(answers) == 40
+    assert peak == 3
+
+
 async def test_failures_open_the_dns_breaker_and_are_never_a_verdict(dns_replica: DnsReplica) -> None:
     dns_replica.set_down("drop")
     verifier = _verifier(dns_replica, timeout=0.1)
