@@ -25,6 +25,7 @@ import orjson
 
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.maps.area import Area, area_problems, area_to_dict
+from leadlawk_daemon.sites.report import known_site_tech
 
 __all__ = [
     "AREA_LIMIT",
@@ -606,6 +607,22 @@ def _choices(c: _Checker, path: str, value: Any, allowed: tuple[str, ...]) -> tu
     return tuple(picked)
 
 
+def _built_with(c: _Checker, value: Any) -> tuple[str, ...]:
+    """site.built_with: any technology the fingerprints know, by its slug (docs/site-enrichment.md)."""
+    if not isinstance(value, list | tuple) or not value:
+        c.fail("site.built_with", f"must be a non-empty array of technologies, such as {list(SITE_BUILDERS)}", value)
+        return ()
+    known = known_site_tech()
+    picked: list[str] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or item not in known:
+            c.fail(f"site.built_with[{i}]", "must be a technology the fingerprints know, by its slug "
+                   "('wordpress', 'woocommerce', 'calendly', 'google-analytics'; docs/site-enrichment.md)", item)
+        elif item not in picked:
+            picked.append(item)
+    return tuple(picked)
+
+
 def _site(c: _Checker, value: Any) -> SiteSpec | None:
     if not isinstance(value, Mapping):
         c.fail("site", f"must be an object, not {_json_type(value)}", value)
@@ -620,7 +637,7 @@ def _site(c: _Checker, value: Any) -> SiteSpec | None:
             c.fail(f"site.{name}", f"must be true or false, not {_json_type(flag)}", flag)
         flags[name] = bool(flag)
     status = _choices(c, "site.status", value["status"], SITE_STATUSES) if "status" in value else ()
-    built = _choices(c, "site.built_with", value["built_with"], SITE_BUILDERS) if "built_with" in value else ()
+    built = _built_with(c, value["built_with"]) if "built_with" in value else ()
     year = (
         c.integer("site.older_than_year", value["older_than_year"], 1990, 2100)
         if value.get("older_than_year") is not None else None

@@ -162,8 +162,9 @@ def site_reasons(listing: Listing, site: SiteReport | None, wanted: SiteSpec) ->
     reasons += _email_reasons(site, wanted)
     if wanted.status and site.status.value not in wanted.status:
         reasons.append(f"site is {site.status.value}, wanted {' or '.join(wanted.status)}")
-    if wanted.built_with and site.cms not in wanted.built_with:
-        reasons.append(f"site built with {site.cms or 'unknown'}, wanted {' or '.join(wanted.built_with)}")
+    if wanted.built_with and site.cms not in wanted.built_with and not set(site.tech) & set(wanted.built_with):
+        shown = ", ".join(dict.fromkeys([site.cms or "unknown", *site.tech]))
+        reasons.append(f"site built with {shown}, wanted {' or '.join(wanted.built_with)}")
     if wanted.older_than_year is not None:
         years = [y for y in (site.copyright_year, _year(site.last_modified)) if y is not None]
         if not years:

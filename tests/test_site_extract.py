@@ -75,7 +75,7 @@ def test_handwritten_bakery_page_in_windows_1252() -> None:
         "orders@mainstreetbakery.test", "catering@mainstreetbakery.test", "rene.dupre@mailbox.test",
     ]
     assert facts.emails.rejected == {"your@email.com": "placeholder"}
-    assert facts.cms is None
+    assert (facts.cms, facts.tech) == ("handwritten", [])  # no fingerprint, no generator
     assert facts.generator is None
     assert facts.mobile_viewport is False
     assert facts.copyright_year == 2008
@@ -191,6 +191,6 @@ def test_site_command_prints_one_object_per_file(capsys: pytest.CaptureFixture[s
     assert lines[0]["copyright_year"] == 2017
     assert lines[0]["status"] == "ok"
     assert set(lines[0]) == {"site", "emails", "phones", "socials", "contact_form", "https", "mobile_viewport",
-                             "cms", "copyright_year", "status", "reason"}
+                             "cms", "tech", "copyright_year", "status", "reason"}
     assert lines[1]["site"] == missing
     assert "cannot read" in lines[1]["error"]

@@ -43,7 +43,9 @@ def refuse(message: str) -> None:
     raise ValueError(message)
 
 
-def burn_page_facts(body: bytes | bytearray, content_type: str | None, url: str, newest_year: int) -> PageFacts:
+def burn_page_facts(
+    body: bytes | bytearray, content_type: str | None, url: str, newest_year: int, headers: object = ()
+) -> PageFacts:
     """Stands in for ``page_facts`` on a page that is slow to read, whatever makes it slow."""
     burn_cpu()
     return PageFacts()

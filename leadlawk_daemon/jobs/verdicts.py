@@ -239,6 +239,7 @@ def _site_of_row(row: Mapping[str, Any]) -> SiteReport | None:
         http_to_https=row.get("site_http_to_https"),
         mobile_viewport=row.get("site_mobile_viewport"),
         cms=row.get("site_cms"),
+        tech=(row.get("site_tech") or "").split("; ") if row.get("site_tech") else [],
         copyright_year=row.get("site_copyright_year"),
         last_modified=last_modified[:10] if isinstance(last_modified, str) else None,
         emails=emails.split("; ") if emails else [],

@@ -25,13 +25,13 @@ from leadlawk_daemon.sites.decode import decode_body
 from leadlawk_daemon.sites.demand import SITE_READ
 from leadlawk_daemon.sites.emails import EmailFinds
 from leadlawk_daemon.sites.extract import PageFacts, extract_page, site_key
-from leadlawk_daemon.sites.extract_pool import extraction_pool, page_facts
+from leadlawk_daemon.sites.extract_pool import extraction_pool, header_tech, page_facts
 from leadlawk_daemon.sites.fetch import Fetcher, FetchFailure, Page
 from leadlawk_daemon.sites.policy import EgressPolicy
 from leadlawk_daemon.sites.report import SiteReport, SiteStatus
 from leadlawk_daemon.sites.robots import RobotsRules, parse_robots
 
-__all__ = ["SiteClient", "cms_from_headers", "normalize_site_url", "report_from_facts", "report_from_html"]
+__all__ = ["SiteClient", "normalize_site_url", "report_from_facts", "report_from_html"]
 
 _ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309: crawlers must read at least 500 KiB
 _HTML_TYPES = ("html", "xml", "text/plain")
@@ -53,22 +53,6 @@ def normalize_site_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"not a website URL: {url[:200]!r}")
     return text if parts.path else text + "/"
-
-
-def cms_from_headers(headers: dict[str, str]) -> str | None:
-    server = headers.get("server", "").lower()
-    powered = headers.get("x-powered-by", "").lower()
-    if "x-wix-request-id" in headers or "pepyaka" in server or server.startswith("wix"):
-        return "wix"
-    if "squarespace" in server:
-        return "squarespace"
-    if "x-shopify-stage" in headers or "x-shopid" in headers:
-        return "shopify"
-    if "weebly" in headers.get("x-host", "").lower():
-        return "weebly"
-    if "wordpress" in powered or "wp-json" in headers.get("link", "").lower():
-        return "wordpress"
-    return None
 
 
 def _year_now(clock: Clock) -> int:
@@ -114,7 +98,7 @@ def report_from_html(html: str, url: str, *, newest_year: int) -> SiteReport:
 def report_from_facts(facts: PageFacts, url: str) -> SiteReport:
     """The report of a saved page (``leadlawk site FILE``) from its facts."""
     report = SiteReport(site=site_key(urlsplit(url).hostname or ""), url=url, status=SiteStatus.OK)
-    _apply_home(report, facts, {})
+    _apply_home(report, facts)
     report.https = None
     report.contact_form = facts.contact_form
     emails = EmailFinds()
@@ -123,12 +107,13 @@ def report_from_facts(facts: PageFacts, url: str) -> SiteReport:
     return report
 
 
-def _apply_home(report: SiteReport, facts: PageFacts, headers: dict[str, str]) -> None:
+def _apply_home(report: SiteReport, facts: PageFacts) -> None:
     report.mobile_viewport = facts.mobile_viewport
     report.generator = facts.generator
     report.copyright_year = facts.copyright_year
     report.parked = facts.parked
-    report.cms = facts.cms or cms_from_headers(headers) or ("other" if facts.generator else "handwritten")
+    report.cms = facts.cms or ("other" if facts.generator else "handwritten")
+    report.tech = list(facts.tech)
     if facts.parked is not None:
         report.status = SiteStatus.PARKED
         report.reason = "parking page" if facts.parked == "parked" else "coming-soon page"
@@ -336,12 +321,12 @@ class SiteClient:
             except _Unreadable as exc:
                 report.status, report.reason = SiteStatus.UNREADABLE, exc.reason
                 return report
-            _apply_home(report, facts, dict(page.headers))
+            _apply_home(report, facts)
             _merge_page(report, emails, facts)
             if report.status is SiteStatus.OK:
                 await self._read_more(visit, report, emails, facts.candidate_pages)
         else:
-            report.cms = cms_from_headers(dict(page.headers))
+            report.cms, report.tech = await self._header_tech(page)
         if cert_error is not None and report.status is SiteStatus.OK:
             report.status, report.reason = SiteStatus.DEAD, cert_error
         report.emails, report.rejected_emails = emails.kept, {k: str(v) for k, v in emails.rejected.items()}
@@ -363,9 +348,19 @@ class SiteClient:
         than its budget or its worker died under it (the page's fact, never our outage)."""
         newest = _year_now(self.clock) + 1
         try:
-            return await self.pages.run(page_facts, page.body, page.headers.get("content-type"), page.url, newest)
+            return await self.pages.run(
+                page_facts, page.body, page.headers.get("content-type"), page.url, newest, list(page.headers.items())
+            )
         except TaskLost as exc:
             raise _Unreadable(exc.reason) from None
+
+    async def _header_tech(self, page: Page) -> tuple[str | None, list[str]]:
+        """A page that is not HTML: its technology from its headers, read in a worker too (the
+        fingerprints are compiled there, not in the daemon); unknown when the worker could not."""
+        try:
+            return await self.pages.run(header_tech, list(page.headers.items()), page.url)
+        except TaskLost:
+            return None, []
 
     async def _read_more(self, visit: _Visit, report: SiteReport, emails: EmailFinds, links: list[str]) -> None:
         wanted = [link for link in links if link not in report.pages][: self.settings.max_pages]

@@ -38,6 +38,7 @@ from leadlawk_daemon.sites.decode import decode_body  # re-exported: it lived he
 from leadlawk_daemon.sites.extract import site_key
 from leadlawk_daemon.sites.policy import EgressPolicy, EgressRefused, host_address
 from leadlawk_daemon.sites.policy_connector import PolicyResolver, policy_connector
+from leadlawk_daemon.sites.tech import header_names
 
 __all__ = ["FetchFailure", "Fetcher", "HostLimiter", "Page", "ProxyUnreachable", "decode_body"]
 
@@ -259,6 +260,13 @@ class Fetcher:
                 value = response.headers.get(name)
                 if value is not None:
                     headers[name] = value[:2000]
+            # The technology fingerprints read these too (sites/tech.py), and the cookies' names.
+            for name in header_names():
+                value = response.headers.get(name)
+                if value is not None and name not in headers and name != "set-cookie":
+                    headers[name] = value[:2000]
+            for cookie in response.headers.getall("set-cookie", [])[:20]:
+                headers.add("set-cookie", cookie.split(";", 1)[0][:200])
             if self.proxy is not None and response.status in (502, 504) and response.url.scheme == "http":
                 # Through a forward proxy a plain request to a host that cannot be reached comes back
                 # as the proxy's own 502/504: the same fact as a failed CONNECT.

@@ -6,14 +6,36 @@ A site that cannot be read is described here too (``status`` dead, blocked or pa
 
 from __future__ import annotations
 
+import functools
+import json
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
-__all__ = ["CMS_NAMES", "SiteReport", "SiteStatus"]
+__all__ = ["CMS_NAMES", "SiteReport", "SiteStatus", "known_site_tech", "tech_slug"]
 
 CMS_NAMES = ("wix", "squarespace", "godaddy", "wordpress", "weebly", "shopify", "other", "handwritten")
-"""``other``: a generator we do not sort (Joomla, Drupal…); ``handwritten``: no builder's trace."""
+"""The builders the console offers first. ``cms`` is any CMS, builder or shop system the
+fingerprints know (sites/tech.py: its slug, ``joomla``, ``woocommerce``…); ``other``: a generator
+meta tag that no fingerprint recognises; ``handwritten``: no fingerprint and no generator."""
+
+
+def tech_slug(name: str) -> str:
+    """A technology's stable id in reports and filters: ``WooCommerce`` → ``woocommerce``."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+@functools.cache
+def known_site_tech() -> frozenset[str]:
+    """Every name ``site_cms`` and ``site_tech`` can hold (what ``site.built_with`` accepts): the
+    slugs of the shipped fingerprints (sites/fingerprints/, read as plain data), and CMS_NAMES."""
+    names = set(CMS_NAMES)
+    for data in ("technologies.json", "local.json"):
+        found = json.loads((Path(__file__).with_name("fingerprints") / data).read_text(encoding="utf-8"))
+        names.update(tech_slug(name) for name in found["technologies"])
+    return frozenset(names)
 
 
 class SiteStatus(StrEnum):
@@ -43,6 +65,7 @@ class SiteReport:
     http_to_https: bool | None = None
     mobile_viewport: bool | None = None
     cms: str | None = None
+    tech: list[str] = field(default_factory=list)  # every technology recognised: cms, builder, shop, analytics, booking
     generator: str | None = None
     copyright_year: int | None = None
     last_modified: str | None = None  # ISO 8601 date, from the home page's Last-Modified
@@ -82,6 +105,7 @@ class SiteReport:
             "https": self.https,
             "mobile_viewport": self.mobile_viewport,
             "cms": self.cms,
+            "tech": self.tech,
             "copyright_year": self.copyright_year,
             "status": self.status.value,
             "reason": self.reason,

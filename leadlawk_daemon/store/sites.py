@@ -20,14 +20,16 @@ SITE_FIELDS: tuple[str, ...] = (
     "site", "url", "status", "reason", "final_url", "redirects", "http_status", "https", "cert_valid",
     "http_to_https", "mobile_viewport", "cms", "generator", "copyright_year", "last_modified", "page_bytes",
     "truncated", "server", "parked", "emails", "rejected_emails", "phones", "socials", "contact_form", "checked_at",
-    "capped", "email_verdicts", "primary_email",
+    "capped", "email_verdicts", "primary_email", "tech",
 )
-JSON_FIELDS = frozenset({"redirects", "emails", "rejected_emails", "phones", "socials", "capped", "email_verdicts"})
+JSON_FIELDS = frozenset({
+    "redirects", "emails", "rejected_emails", "phones", "socials", "capped", "email_verdicts", "tech",
+})
 
 # What ``leadlawk export`` adds to each lead: its site's verdict, contacts and facts; empty when unread.
 SITE_EXPORT_COLUMNS: tuple[str, ...] = (
     "site_status", "site_reason", "site_emails", "site_phones", "site_socials", "site_contact_form",
-    "site_https", "site_cert_valid", "site_http_to_https", "site_mobile_viewport", "site_cms",
+    "site_https", "site_cert_valid", "site_http_to_https", "site_mobile_viewport", "site_cms", "site_tech",
     "site_copyright_year", "site_last_modified", "site_page_bytes", "site_server", "site_final_url",
     "site_checked_at", "primary_email", "primary_email_status", "site_email_verdicts",
 )
@@ -71,6 +73,8 @@ def site_export_values(row: Mapping[str, Any] | None) -> dict[str, Any]:
     out["site_emails"] = "; ".join(emails) or None
     out["site_phones"] = "; ".join(phones) or None
     out["site_socials"] = "; ".join(socials.values()) or None
+    tech: Sequence[str] = _listed(row.get("tech")) or []
+    out["site_tech"] = "; ".join(tech) or None  # slugs (docs/site-enrichment.md), as site_emails lists addresses
     # Email verdicts (docs/email-verdicts.md): the list as stored (CSV cells carry it as JSON text).
     verdicts: Sequence[Mapping[str, Any]] = _listed(row.get("email_verdicts")) or []
     primary = row.get("primary_email")
