@@ -349,9 +349,10 @@ def _job_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--require-email", action="store_true", help="qualify only leads whose site shows an email")
     command.add_argument("--site-status", action="append", choices=list(SiteStatus),
                          help="qualify only leads whose site is this (repeatable)")
-    command.add_argument("--built-with", action="append", metavar="CMS",
-                         help="qualify only sites built with this: wix, squarespace, godaddy, wordpress, weebly, "
-                              "shopify, other, handwritten (repeatable)")
+    command.add_argument("--built-with", action="append", metavar="TECH",
+                         help="qualify only sites built with or running this (repeatable): a site_cms such as "
+                              "wordpress, wix, other, handwritten, or any technology slug of site_tech "
+                              "(woocommerce, calendly, google-analytics; docs/site-enrichment.md)")
     command.add_argument("--older-than", type=int, metavar="YEAR", help="qualify only sites last updated before YEAR")
     command.add_argument("--no-https", action="store_true", help="qualify only sites without https")
     command.add_argument("--no-viewport", action="store_true", help="qualify only sites without a mobile viewport")

@@ -25,7 +25,13 @@ from leadlawk_daemon.sites.extract import extract_page
 from leadlawk_daemon.sites.report import SiteReport, SiteStatus, known_site_tech
 from leadlawk_daemon.sites.tech import fingerprint_data, fingerprints
 from leadlawk_daemon.sites.tech_patterns import PatternSet, compile_one, parse_pattern
+from leadlawk_daemon.store import JobLead, Store
+from leadlawk_daemon.store.sites import SITE_EXPORT_COLUMNS
+from tests import test_store
 from tests.linearity import assert_linear
+
+# The store tests' fixtures (PostgreSQL and SQLite), for the stored and exported column.
+db_url, clock, store = test_store.db_url, test_store.clock, test_store.store
 
 YEAR = 2027
 
@@ -285,3 +291,21 @@ def test_a_hostile_head_of_the_largest_size_read_is_matched_in_well_under_a_seco
     started = time.process_time()
     everything.html.matches(text)
     assert time.process_time() - started < 0.5
+
+
+async def test_site_tech_is_stored_and_exported_with_each_lead(store: Store) -> None:
+    await store.upsert_leads([Listing(name="Shop", place_id="ChIJshop", website="http://shop.example/")])
+    await store.create_job("j1", {"query": "bakeries"})
+    await store.upsert_job_leads("j1", [JobLead("ChIJshop", 0, True, [])])
+    report = SiteReport(
+        site="shop.example",
+        url="http://shop.example/",
+        status=SiteStatus.OK,
+        cms="wordpress",
+        tech=["wordpress", "woocommerce", "google-analytics", "calendly"],
+    )
+    assert await store.upsert_sites([("ChIJshop", report)]) == 1
+    (row,) = await store.lead_rows_for_export("j1")
+    assert row["site_cms"] == "wordpress"
+    assert row["site_tech"] == "wordpress; woocommerce; google-analytics; calendly"
+    assert "site_tech" in SITE_EXPORT_COLUMNS
