@@ -78,9 +78,11 @@ class BrowserHost:
     answer and session; ``pool`` is then the first exit's.
     """
 
-    def __init__(self, settings: BrowserSettings, metrics: Metrics) -> None:
+    def __init__(self, settings: BrowserSettings, metrics: Metrics, parse_workers: int = 1) -> None:
         self.settings = settings
         self.metrics = metrics
+        # Several exits read feeds at once: one parse worker would queue them all behind each other.
+        self.parse_workers = parse_workers
         self.pool: BrowserPool | None = None
         self.parsers: ParsePool | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -97,7 +99,7 @@ class BrowserHost:
         try:
             pool = await stack.enter_async_context(BrowserPool(self.settings, metrics=self.metrics))
             self._exits[DIRECT] = pool
-            parsers = await stack.enter_async_context(ParsePool())
+            parsers = await stack.enter_async_context(ParsePool(workers=self.parse_workers))
         except BaseException:
             await stack.aclose()
             raise

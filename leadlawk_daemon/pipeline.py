@@ -152,7 +152,8 @@ class Pipeline:
         self.site: ActorCell[ReadSite] | None = None
         if settings.sites.enabled:
             self.site = self._site_cell(settings, metrics)
-        self.browser_host = BrowserHost(settings.browser, metrics)
+        # A parse worker per exit searching at once, up to two (the CPUs a small dyno has).
+        self.browser_host = BrowserHost(settings.browser, metrics, parse_workers=min(2, len(settings.maps.egress)))
         self.egress = egress_pool(settings.maps, clock=clock, metrics=metrics, events=events, shared=shared)
         scraper_deps = ScraperDeps(
             self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics,

@@ -91,6 +91,7 @@ def assert_no_credentials(text: str) -> None:
     assert "exit2:" not in text  # the user name beside a password, as userinfo
 
 
+@pytest.mark.timeout(400)
 async def test_an_area_job_through_four_exits_survives_one_rate_limited_hard(
     tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str, proxies: ProxyFleet
 ) -> None:
@@ -136,6 +137,7 @@ async def test_an_area_job_through_four_exits_survives_one_rate_limited_hard(
     assert ready["egress"]
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("mode", ["down", "auth_refused", "slow", "reset"])
 async def test_each_proxy_fault_is_that_exits_outage(
     tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str, proxies: ProxyFleet, mode: str
@@ -164,6 +166,7 @@ async def test_each_proxy_fault_is_that_exits_outage(
     assert all(c.get("reason") for c in opened)
 
 
+@pytest.mark.timeout(300)
 async def test_no_credential_in_any_log_line_event_metric_fleet_entry_or_config_show(
     tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str, proxies: ProxyFleet, redis_prefix: str
 ) -> None:
@@ -184,8 +187,13 @@ async def test_no_credential_in_any_log_line_event_metric_fleet_entry_or_config_
             await daemon.wait_status("/health/ready", 200, within=60)
             assert (await daemon.post("/jobs", area_spec("creds-1")))[0] == 202
             job = await wait_job(daemon, "creds-1")
-            while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)) is not None:
-                events.append(str(message.get("data")))
+            # The subscription's confirmation reads as None too: read until the buffer stays empty.
+            quiet = 0
+            while quiet < 10:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                quiet = quiet + 1 if message is None else 0
+                if message is not None:
+                    events.append(str(message.get("data")))
             seen = {
                 "log": daemon.log_text(),
                 "events": "\n".join(events),
@@ -215,10 +223,13 @@ async def test_no_credential_in_any_log_line_event_metric_fleet_entry_or_config_
             assert f"{proxy.url}" not in text or where == "config show", where  # labels, never URLs
 
 
+@pytest.mark.timeout(600)  # three daemons, twelve browsers, over a minute of searching at 10 a minute
 async def test_three_daemons_on_one_redis_keep_each_exit_within_its_budget(
     tmp_path: Path, maps_url: str, pagespeed_url: str, fresh_pg: str, proxies: ProxyFleet, redis_prefix: str
 ) -> None:
-    budget = 20  # per exit per minute, fleet-wide; three daemons alone would make 60
+    # Per exit, fleet-wide: 10 a minute; the replica's limit is just over it. Three daemons that did
+    # not share would make 30 a minute through each exit and meet /sorry/ within the first minute.
+    budget = 10
     await set_faults(maps_url, {"rate_limit": {"per_minute": budget + 2, "cooldown_s": 30}})
     env = {
         **egress_env(maps_url, pagespeed_url, fresh_pg, proxies),
@@ -230,24 +241,30 @@ async def test_three_daemons_on_one_redis_keep_each_exit_within_its_budget(
     fleet = [
         DaemonProcess(tmp_path, env={**env, "DATABASE_URL": f"sqlite:///{tmp_path / n}.db"}, name=n) for n in names
     ]
+    exits = ("127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14")
     for daemon in fleet:
         daemon.start()
     try:
         for daemon in fleet:
-            await daemon.wait_status("/health/ready", 200, within=90)
+            await daemon.wait_status("/health/ready", 200, within=120)
         started = time.monotonic()
         for n, daemon in zip(names, fleet, strict=True):
             assert (await daemon.post("/jobs", area_spec(f"share-{n}", QUERY)))[0] == 202
-        # Long enough that three unshared budgets would have passed the replica's limit many times.
-        await eventually(lambda: time.monotonic() - started > 45, 60, "45 s of searching", every=0.5)
-        stats = await replica_get(maps_url, "/_stats")
+
+        async def each_exit_past_a_minutes_budget() -> dict[str, Any] | None:
+            clients = (await replica_get(maps_url, "/_stats"))["clients"]
+            done = all(clients.get(a, {}).get("navigations", 0) > budget + 2 for a in exits)
+            return dict(clients) if done else None
+
+        # Past one minute's budget through every exit: each was used for over a minute, by the
+        # three daemons at once (their jobs are longer than that).
+        clients = await eventually(each_exit_past_a_minutes_budget, 400, "every exit used past a minute", every=1.0)
+        elapsed = time.monotonic() - started
     finally:
         for daemon in fleet:
             daemon.kill()
-    clients = {a: c for a, c in stats["clients"].items() if a.startswith("127.0.0.1") and a != "127.0.0.1"}
-    assert set(clients) == {"127.0.0.11", "127.0.0.12", "127.0.0.13", "127.0.0.14"}, stats["clients"]
-    for address, counts in clients.items():
+    for address in exits:
+        counts = clients[address]
         assert counts["blocks"] == 0, (address, counts)  # never over the budget in any minute
-        assert counts["navigations"] >= budget // 2, (address, counts)  # and each exit was used
-    total = sum(c["navigations"] for c in clients.values())
-    assert total <= 4 * budget * 1.25  # ~ 45 s at the fleet's four budgets, plus the first turns
+        # No more than the budget's pace since the jobs were submitted, give or take a turn or two.
+        assert counts["navigations"] <= budget * elapsed / 60 + 3, (address, counts, elapsed)
