@@ -5,6 +5,7 @@ and a whole job against the Maps replica, whose chains' branches do not qualify.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
@@ -66,7 +67,20 @@ def test_leads_are_judged_again_once_their_companies_are_known() -> None:
     assert book.due(final=True) == []
 
 
+def _search_with_chains() -> tuple[str, str]:
+    """A replica search whose first 30 businesses hold branches of chains (found, not assumed, so a
+    change to the replica's draws cannot leave the test with nothing to look at)."""
+    for query, place in itertools.product(
+        ("roofers", "dentists", "bakeries", "plumbers"), ("Lincoln, NE", "Omaha, NE")
+    ):
+        if sum(b.chain is not None for b in generate_answer_set(query, place, 0, 30).businesses) >= 4:
+            return query, place
+    raise AssertionError("no replica search of 30 businesses holds a chain's branches")
+
+
 def test_a_job_with_independent_only_qualifies_no_branch_of_the_replicas_chains(tmp_path: Path) -> None:
+    query, place = _search_with_chains()
+
     async def run_collect() -> subprocess.CompletedProcess[str]:
         from leadlawk_daemon.replicas.maps import serve_maps_replica
 
@@ -74,7 +88,7 @@ def test_a_job_with_independent_only_qualifies_no_branch_of_the_replicas_chains(
             extra = {"LEADLAWK__MAPS__BASE_URL": maps_url, "LEADLAWK__MAPS__NAVIGATIONS_PER_MINUTE": "6000",
                      "PORT": "0", "LEADLAWK__SERVER__HOST": "127.0.0.1"}  # fmt: skip
             output = str(tmp_path / "out.jsonl")
-            args = ["collect", "roofers", "--location", "Lincoln, NE", "--limit", "30", "--no-pagespeed",
+            args = ["collect", query, "--location", place, "--limit", "30", "--no-pagespeed",
                     "--independent-only", "-o", output]  # fmt: skip
             env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
             env |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}", "PYTHONPATH": str(ROOT), **extra}
@@ -88,7 +102,7 @@ def test_a_job_with_independent_only_qualifies_no_branch_of_the_replicas_chains(
     result = asyncio.run(run_collect())
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {row["place_id"]: row for row in map(orjson.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
-    truth = {b.place_id: b for b in generate_answer_set("roofers", "Lincoln, NE", 0, 30).businesses}
+    truth = {b.place_id: b for b in generate_answer_set(query, place, 0, 30).businesses}
     assert set(rows) == set(truth)
     branches = {p for p, b in truth.items() if b.chain is not None}
     assert len(branches) >= 4
