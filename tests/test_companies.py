@@ -7,8 +7,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
 
 from leadlawk_daemon.companies import Member, company_domain, company_id_of, group_companies
+from leadlawk_daemon.replicas.maps import create_maps_app
 from leadlawk_daemon.replicas.maps_business import generate_answer_set
 from leadlawk_daemon.store.single_flight import SingleFlight
 from tests.waiting import eventually
@@ -200,3 +204,23 @@ async def test_a_run_whose_caller_is_cancelled_or_fails_is_made_again_by_a_waite
     outcomes = await asyncio.gather(*waiters, return_exceptions=True)
     assert sorted(map(repr, outcomes)) == sorted([repr(ConnectionError("the database went away")), "3"])
     assert flight.runs == 3
+
+
+async def test_the_replicas_answers_name_each_branchs_chain() -> None:
+    async with TestClient(TestServer(create_maps_app())) as client:
+        response = await client.get("/_answers", params={"q": "roofers", "location": "Lincoln, NE"})
+        answers = (await response.json())["answers"]
+    truth = generate_answer_set("roofers", "Lincoln, NE", 0, 120).businesses
+    assert [a["chain"] for a in answers] == [b.chain for b in truth]
+    chains: dict[str, list[dict[str, Any]]] = {}
+    for answer in answers:
+        if answer["chain"] is not None:
+            chains.setdefault(answer["chain"], []).append(answer)
+    assert len(chains) >= 2
+    for head, branches in chains.items():
+        assert len(branches) >= 2
+        assert branches[0]["place_id"] == head  # the chain's first branch names it
+        # One brand: its name, its one website and its central phone on every branch.
+        assert len({(b["name"], b["website"], b["phone_e164"]) for b in branches}) == 1
+        addresses = [b["full_address"] for b in branches if b["full_address"]]
+        assert len(set(addresses)) == len(addresses)  # each branch at its own address
