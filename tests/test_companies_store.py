@@ -151,3 +151,16 @@ async def test_a_company_split_again_takes_back_its_id_which_is_then_no_alias(st
     assert after["b1"] == (beta, 1)
     assert after["x"] == (ids["a1"], 3)
     assert await store.company_alias(beta) is None
+
+
+async def test_one_phone_at_the_same_street_line_in_two_towns_is_a_chain(store: Store) -> None:
+    await store.upsert_leads([
+        Listing(name="Acme", place_id="t1", phone_e164="+14025550100", address="100 Main St", locality="Omaha"),
+        Listing(name="Acme", place_id="t2", phone_e164="+14025550100", address="100 Main St", locality="Lincoln"),
+        # The same place listed twice (two practitioners at one desk): not a chain.
+        Listing(name="Dr A", place_id="d1", phone_e164="+14025550111", address="9 Elm St", locality="Omaha"),
+        Listing(name="Dr B", place_id="d2", phone_e164="+14025550111", address="9 Elm St", locality="Omaha"),
+    ])  # fmt: skip
+    await store.regroup_companies()
+    sizes = {r["place_id"]: r["company_size"] for r in await store.lead_rows_for_export()}
+    assert sizes == {"t1": 2, "t2": 2, "d1": 1, "d2": 1}

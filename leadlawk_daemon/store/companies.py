@@ -26,7 +26,8 @@ __all__ = ["COMPANY_EXPORT_COLUMNS", "GROUPING_LOCK_KEY", "CompanyGroups"]
 COMPANY_EXPORT_COLUMNS: tuple[str, ...] = ("company_id", "company_size")
 
 _READ = (
-    "SELECT l.place_id, l.website, l.phone_e164, l.address, c.company_id, c.company_size, c.grouped_by "
+    "SELECT l.place_id, l.website, l.phone_e164, l.address, l.locality, l.postal_code, "
+    "c.company_id, c.company_size, c.grouped_by "
     "FROM leads l LEFT JOIN lead_companies c USING (place_id)"
 )
 _UPSERT = (
@@ -123,6 +124,13 @@ class CompanyGroups(StoreCommon):
 
 async def _grouped(rows: list[dict[str, Any]]) -> Grouping:
     """The grouping of the read rows, in a worker thread (CPU-bound: seconds for 100,000 leads)."""
-    members = [Member(r["place_id"], r["website"], r["phone_e164"], r["address"]) for r in rows]
+    members = [Member(r["place_id"], r["website"], r["phone_e164"], _place(r)) for r in rows]
     previous = {r["place_id"]: r["company_id"] for r in rows if r["company_id"] is not None}
     return await asyncio.to_thread(group_companies, members, previous)
+
+
+def _place(row: dict[str, Any]) -> str | None:
+    """Where a lead is, to tell one address from another: its street line with its locality and
+    postal code (two branches at "100 Main St" in two towns are two places)."""
+    parts = [row.get(name) for name in ("address", "locality", "postal_code")]
+    return ", ".join(p for p in parts if p) if parts[0] else None
