@@ -12,9 +12,12 @@ During the day one process is SIGKILLed at 06:00 (a busy minute: most schedules 
 hour), and the database is cut for 22.5 real seconds (three hours of the day, past the grace of two)
 across several due times.
 Then, for each schedule: every cron time of the day has exactly one ``schedule_fires`` row; each
-fired due time has exactly one job and each schedule job one fire; a due time missed lies in the
-outage; ``catch_up: none`` fired nothing later than the grace; ``catch_up: latest`` fired the
-latest of the due times it missed.
+fired due time has exactly one job and each schedule job one fire; a due time is missed only as
+``catch_up`` says (a later one was due too and fired in the same pass, or, with ``none``, it was
+past the grace); ``catch_up: none`` fired nothing later than the grace; the outage cost both
+kinds due times and ``latest`` caught up. (A busy simulated hour on a loaded machine takes
+seconds of real time, an hour of the day: when a schedule is that late, ``latest`` fires only
+its latest due time, which the test accepts as the rule it is, wherever in the day.)
 """
 
 from __future__ import annotations
@@ -206,6 +209,7 @@ async def _check_the_day(store: SqlStore, rules: dict[str, CronRule], cut_at: da
     outcomes: Counter[str] = Counter()
     fired_jobs: set[str] = set()
     caught_up = 0
+    missed_in_outage: Counter[str] = Counter()
     for schedule in await store.list_schedules():
         rule = rules[schedule.id]
         fires = await store.fires_of(schedule.id)
@@ -215,33 +219,36 @@ async def _check_the_day(store: SqlStore, rules: dict[str, CronRule], cut_at: da
         # ... and the day's every due time handled.
         assert schedule.next_due_at > DAY_END, (schedule.id, schedule.next_due_at)
         outcomes.update(f.outcome for f in fires)
-        for previous, fire in zip([None, *fires], fires, strict=False):
+        for n, fire in enumerate(fires):
             if fire.outcome == "missed":
-                # Only the database's outage made a due time pass unfired: one due in it, or due
-                # within the grace before it and not fired yet when it came (a busy hour on a loaded
-                # machine). The SIGKILL's lapsed claims cost 16 simulated minutes, under the grace.
-                assert cut_at - grace <= fire.due_at <= restored_at, (schedule.id, fire)
+                # Missed only as catch_up says: a later due time was due too when it was decided
+                # (only the latest fires), or, catch_up none, it was already past the grace.
+                # Either way the outage's, or a stall's: a busy simulated hour on a loaded machine
+                # is seconds of real time, and the SIGKILL's lapsed claims 16 simulated minutes.
+                later = next((f for f in fires[n + 1 :] if f.outcome != "missed"), None)
+                same_pass = later is not None and later.fired_at == fire.fired_at
+                late = fire.fired_at - fire.due_at > grace
+                assert same_pass or (schedule.catch_up == "none" and late), (schedule.id, fire, later)
+                if cut_at <= fire.due_at <= restored_at:
+                    missed_in_outage[schedule.catch_up] += 1
             if fire.outcome in ("fired", "queued"):
                 assert fire.job_id is not None
                 fired_jobs.add(fire.job_id)
-                lag = fire.fired_at - fire.due_at
                 if schedule.catch_up == "none":
-                    assert lag <= grace, (schedule.id, fire)
-                elif previous is not None and previous.outcome == "missed" and previous.fired_at == fire.fired_at:
-                    caught_up += 1  # the latest of the due times the outage took, fired when it ended
-        if schedule.catch_up == "latest":
-            # Each missed due time was decided in the same pass as a later one that fired: the latest.
-            for n, fire in enumerate(fires):
-                if fire.outcome == "missed":
-                    decided_with = next((f for f in fires[n + 1 :] if f.outcome != "missed"), None)
-                    assert decided_with is not None, (schedule.id, fire)
-                    assert decided_with.fired_at == fire.fired_at, (schedule.id, fire, decided_with)
+                    assert fire.fired_at - fire.due_at <= grace, (schedule.id, fire)
+                elif n and fires[n - 1].outcome == "missed" and fires[n - 1].fired_at == fire.fired_at:
+                    caught_up += 1  # the latest of the due times it had missed, fired when it could
     jobs = {job.id for job in await store.list_jobs(limit=100_000) if job.id.startswith("s-")}
     assert jobs == fired_jobs, "each fired due time has one job, and each schedule job one fire"
     assert outcomes["fired"] > 2000
-    assert outcomes["missed"] > 0, "the outage spanned due times"
+    # The outage (three hours, past the grace of two) cost both kinds due times; latest caught up.
+    assert missed_in_outage["latest"] > 0
+    assert missed_in_outage["none"] > 0
     assert caught_up > 0, "catch_up latest fired the latest of the due times it had missed"
-    sys.stdout.write(f"outcomes {dict(outcomes)}; caught up {caught_up}; jobs {len(jobs)}\n")
+    sys.stdout.write(
+        f"outcomes {dict(outcomes)}; missed in the outage {dict(missed_in_outage)}; caught up {caught_up}; "
+        f"jobs {len(jobs)}\n"
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -41,13 +41,13 @@ from supervisors.spec import Started
 if TYPE_CHECKING:
     from leadlawk_daemon.metrics import Metrics
 
-__all__ = ["FiringLimits", "ScheduleFiring", "busy_of"]
+__all__ = ["OUTAGE_RETRY", "FiringLimits", "ScheduleFiring", "busy_of"]
 
 log = logging.getLogger("leadlawk.schedules")
 
 # The database down: try again after 0.5 s, doubling to 10 s, full jitter (daemons that lost it
 # together do not all come back in the same instant).
-_OUTAGE = Backoff(0.5, 10.0, jitter=Jitter.FULL)
+OUTAGE_RETRY = Backoff(0.5, 10.0, jitter=Jitter.FULL)
 # A due schedule another daemon holds a claim on is looked at again this soon.
 _CLAIMED_ELSEWHERE = 0.25
 
@@ -112,7 +112,7 @@ class ScheduleFiring:
 
     async def run(self, started: Started) -> None:
         started()
-        outage = _OUTAGE.sequence()
+        outage = OUTAGE_RETRY.sequence()
         down_since: float | None = None
         while not self._stop.is_set():
             try:
@@ -162,7 +162,7 @@ class ScheduleFiring:
         while not self._stop.is_set():
             claimed = await store.claim_due(self.owner, now, self.limits.batch, self.limits.claim_ttl)
             if claimed:
-                await self._fire_all(store, claimed, now)
+                await self._fire_all(store, claimed)
             if len(claimed) < self.limits.batch:
                 break
             now = await time.now()
@@ -183,13 +183,13 @@ class ScheduleFiring:
         if self._metrics is not None and self._earliest is not None:
             self._metrics.schedule_overdue.set(max(0.0, self._clock.wall() - self._earliest.timestamp()))
 
-    async def _fire_all(self, store: SqlStore, schedules: list[Schedule], now: datetime) -> None:
+    async def _fire_all(self, store: SqlStore, schedules: list[Schedule]) -> None:
         gate = asyncio.Semaphore(self.limits.parallel)
         previous = await store.previous_fires([s.id for s in schedules])
 
         async def one(schedule: Schedule) -> None:
             async with gate:
-                await self._fire(store, schedule, now, busy_of(previous.get(schedule.id)))
+                await self._fire(store, schedule, busy_of(previous.get(schedule.id)))
 
         # An outage raised by one fire ends the pass (the TaskGroup cancels the others); their
         # claims lapse and the next pass takes them up again.
@@ -200,13 +200,16 @@ class ScheduleFiring:
         except* StoreUnavailable as outage:
             raise outage.exceptions[0] from None
 
-    async def _fire(self, store: SqlStore, schedule: Schedule, now: datetime, busy: Busy) -> None:
+    async def _fire(self, store: SqlStore, schedule: Schedule, busy: Busy) -> None:
         try:
             rule = CronRule.parse(schedule.cron, schedule.tz)
         except CronError as exc:
             # A zone gone from this machine's tz database: nothing to fire by; said, not fatal.
             log.error("schedule cannot be evaluated", extra={"schedule_id": schedule.id, "error": str(exc)})
             return
+        # Decided at, and stamped with, the schedule clock's now as this fire is written (the pass's
+        # now plus the time the pass took so far): a fire late past the grace is judged late.
+        now = self._written_at()
         plan = plan_fires(
             schedule.id,
             rule,
@@ -217,9 +220,7 @@ class ScheduleFiring:
             grace=timedelta(seconds=self.limits.grace),
             busy=busy,
         )
-        # Decided by the pass's now; stamped with when it is written (its lag is measured by it).
-        written_at = self._written_at()
-        fires = [Fire(schedule.id, p.due_at, p.outcome, written_at, p.job_id) for p in plan.fires]
+        fires = [Fire(schedule.id, p.due_at, p.outcome, now, p.job_id) for p in plan.fires]
         job_fire = next((f for f in fires if f.outcome == "fired"), None)
         if job_fire is None:
             written = await store.record_fires(schedule.id, schedule.next_due_at, plan.next_due_at, fires)
