@@ -79,9 +79,9 @@ async def test_a_jobs_company_sizes_are_read_back(store: Store) -> None:
     assert await store.company_sizes("j1") == {"a1": 2, "c": 1}
 
 
+# PostgreSQL's advisory lock only: SQLite has one writer at a time anyway.
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)
 async def test_a_regroup_waits_while_another_holds_the_grouping_lock(db_url: str, store: Store) -> None:
-    if db_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's advisory lock (SQLite has one writer at a time anyway)")
     await store.upsert_leads(
         [_lead("a1", "https://alpha.example/", None, None), _lead("a2", "https://alpha.example/", None, None)]
     )
@@ -106,11 +106,11 @@ async def test_a_regroup_waits_while_another_holds_the_grouping_lock(db_url: str
         await holder.close()
 
 
+# SQLite groups between a read and a checked write; PostgreSQL inside one locked transaction.
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_on_sqlite_a_lead_written_while_grouping_runs_is_grouped_by_the_same_call(
     db_url: str, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not db_url.startswith("sqlite"):
-        pytest.skip("SQLite groups between a read and a checked write; PostgreSQL inside one locked transaction")
     await store.upsert_leads([_lead("a1", "https://alpha.example/", None, None)])
     grouped = companies_module._grouped
     calls = 0
