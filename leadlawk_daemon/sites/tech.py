@@ -32,7 +32,7 @@ import re2
 from selectolax.lexbor import LexborHTMLParser
 
 from leadlawk_daemon.sites.report import tech_slug as slug
-from leadlawk_daemon.sites.tech_patterns import PatternSet, compile_one, parse_pattern
+from leadlawk_daemon.sites.tech_patterns import LazyPattern, PatternSet, parse_pattern, vet
 
 __all__ = [
     "HTML_HEAD",
@@ -106,11 +106,11 @@ class _Named:
     def add(self, tech: str, name: str, raw: Any) -> None:
         for one in _patterns(raw) or [""]:
             pattern = parse_pattern(one)
-            compiled = compile_one(pattern.regex) if pattern.regex else None
-            if pattern.regex and compiled is None:
+            if pattern.regex and not vet(pattern.regex):
                 self.refused.append((tech, pattern.regex))
                 continue
-            self.by_name.setdefault(name.lower(), []).append((tech, compiled, pattern.confidence))
+            lazy = LazyPattern(pattern.regex) if pattern.regex else None
+            self.by_name.setdefault(name.lower(), []).append((tech, lazy, pattern.confidence))
 
     def hits(self, values: Mapping[str, Iterable[str]]) -> Iterable[tuple[str, int]]:
         for name, entries in self.by_name.items():
@@ -198,10 +198,10 @@ class Fingerprints:
                 if isinstance(attributes, dict) and attributes:
                     attribute, raw = next(iter(attributes.items()))
                     pattern = parse_pattern(raw if isinstance(raw, str) else "")
-                    compiled = compile_one(pattern.regex) if pattern.regex else None
-                    if pattern.regex and compiled is None:
+                    if pattern.regex and not vet(pattern.regex):
                         continue
-                    self.dom.append((name, selector, (attribute, compiled), pattern.confidence))
+                    lazy = LazyPattern(pattern.regex) if pattern.regex else None
+                    self.dom.append((name, selector, (attribute, lazy), pattern.confidence))
                 elif isinstance(check, dict) and ("exists" in check or not check):
                     self.dom.append((name, selector, None, parse_pattern(str(check.get("exists", ""))).confidence))
         else:

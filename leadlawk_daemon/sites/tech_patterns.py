@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import re2
 
-__all__ = ["MAX_MEM", "PatternSet", "Wappalyzed", "compile_one", "parse_pattern"]
+__all__ = ["MAX_MEM", "LazyPattern", "PatternSet", "Wappalyzed", "compile_one", "parse_pattern", "vet"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -67,6 +67,31 @@ def compile_one(regex: str) -> Any | None:
         return None
 
 
+def vet(regex: str) -> bool:
+    """Whether RE2 accepts ``regex``: parsed only (a set's ``Add``), not compiled, so a thousand
+    patterns are vetted at load in a few milliseconds and compiled when first needed."""
+    try:
+        re2.Set.SearchSet(_options()).Add(regex)
+    except re2.error:
+        return False
+    return True
+
+
+class LazyPattern:
+    """A vetted pattern compiled on its first use: most meta and header names never occur."""
+
+    __slots__ = ("_compiled", "regex")
+
+    def __init__(self, regex: str) -> None:
+        self.regex = regex
+        self._compiled: Any | None = None
+
+    def search(self, text: str) -> bool:
+        if self._compiled is None:
+            self._compiled = compile_one(self.regex)
+        return self._compiled is not None and self._compiled.search(text) is not None
+
+
 class PatternSet(Generic[K]):
     """Patterns keyed by what they identify, all matched in one linear pass over a text.
 
@@ -82,11 +107,12 @@ class PatternSet(Generic[K]):
             return
         built = re2.Set.SearchSet(_options())
         for key, regex in candidates:
-            # Vetted one by one first: a refused pattern must not take the whole set with it.
-            if compile_one(regex) is None:
+            # Adding parses the pattern: one RE2 refuses is left out, and the set stays whole.
+            try:
+                built.Add(regex)
+            except re2.error:
                 self.refused.append((key, regex))
                 continue
-            built.Add(regex)
             self._keys.append(key)
         if self._keys:
             built.Compile()
