@@ -175,14 +175,16 @@ async def test_metrics_tell_daemons_apart_by_instance_without_a_hostname() -> No
 def test_the_table_shows_one_line_per_daemon_and_what_is_wrong() -> None:
     table = fleet_table([
         {"id": "a1", "host": "h1", "pid": 1, "version": "0.1.0", "started_at": "2026-12-07T12:00:00+00:00",
-         "jobs_held": 2, "breakers": {"pagespeed": "open", "database": "closed"}, "quota": {"share": 0.5}},
+         "jobs_held": 2, "breakers": {"pagespeed": "open", "database": "closed"}, "quota": {"share": 0.5},
+         "egress": [{"egress": "p1", "state": "open"}, {"egress": "p2", "state": "closed"}]},
         {"id": "b2", "host": "h2", "pid": 2, "version": "0.1.0", "started_at": "2026-12-07T12:01:00+00:00",
          "jobs_held": 0, "breakers": {"database": "closed"}, "quota": {}},
     ])
     lines = table.splitlines()
-    assert lines[0].split() == ["id", "host", "pid", "version", "started", "jobs", "breakers", "quota"]
+    assert lines[0].split() == ["id", "host", "pid", "version", "started", "jobs", "breakers", "exits", "quota"]
     assert "pagespeed open" in lines[1]
     assert "share=0.5" in lines[1]
+    assert "p1 open" in lines[1]  # a Maps exit cooling down, by its name
     assert "all closed" in lines[2]
     assert lines[-1] == "2 daemons alive"
 
@@ -203,7 +205,7 @@ async def test_leadlawk_fleet_on_a_terminal_prints_the_table_and_json_with_the_f
         json_code, text = await asyncio.to_thread(on_a_terminal, "--json")
     assert code == 0, table
     lines = table.strip().splitlines()
-    assert lines[0].split() == ["id", "host", "pid", "version", "started", "jobs", "breakers", "quota"]
+    assert lines[0].split() == ["id", "host", "pid", "version", "started", "jobs", "breakers", "exits", "quota"]
     assert lines[1].split()[:3] == ["tty00001", "host-tty00001", str(os.getpid())]
     assert "google_maps open" in lines[1]
     assert lines[-1] == "1 daemon alive"

@@ -69,6 +69,15 @@ def _breakers(value: Any) -> str:
     return ", ".join(trouble) if trouble else "all closed"
 
 
+def _exits(value: Any) -> str:
+    """The Maps exits not closed, by name and state (docs/egress-pool.md), else how many are closed."""
+    if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+        return "-"
+    exits = [e for e in value if isinstance(e, Mapping)]
+    trouble = [f"{e.get('egress')} {e.get('state')}" for e in exits if e.get("state") != "closed"]
+    return ", ".join(trouble) if trouble else f"{len(exits)} closed"
+
+
 def _quota(value: Any) -> str:
     if not isinstance(value, Mapping) or not value:
         return "-"
@@ -84,8 +93,9 @@ def _short(value: Any) -> str:
 
 
 def fleet_table(members: Sequence[Mapping[str, Any]]) -> str:
-    """One line per daemon: id, host, pid, version, start, jobs held, breakers not closed, quota."""
-    rows = [("id", "host", "pid", "version", "started", "jobs", "breakers", "quota")]
+    """One line per daemon: id, host, pid, version, start, jobs held, breakers not closed, Maps exits
+    not closed, quota."""
+    rows = [("id", "host", "pid", "version", "started", "jobs", "breakers", "exits", "quota")]
     for m in members:
         rows.append((
             str(m.get("id", "?")),
@@ -95,6 +105,7 @@ def fleet_table(members: Sequence[Mapping[str, Any]]) -> str:
             str(m.get("started_at", "?")),
             str(m.get("jobs_held", 0)),
             _breakers(m.get("breakers")),
+            _exits(m.get("egress")),
             _quota(m.get("quota")),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
