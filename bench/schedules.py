@@ -48,7 +48,8 @@ class _Unheard:
 
 async def worker(url: str, owner: str) -> None:
     """One daemon's firing loop with the configuration's defaults, until SIGTERM."""
-    s = load_settings(environ={}).schedules
+    # The configuration's defaults; LEADLAWK__SCHEDULES__* variables try others (e.g. BATCH=100).
+    s = load_settings(environ={k: v for k, v in os.environ.items() if k.startswith("LEADLAWK__SCHEDULES__")}).schedules
     async with open_store(url, pool_max=8) as opened:
         assert isinstance(opened, SqlStore)
         store = opened

@@ -13,8 +13,9 @@ from typing import Any
 
 from leadlawk_daemon.jobspec import DEFAULT_MAX_AREA_KM2
 from leadlawk_daemon.schedules.clock import DatabaseTime, ScheduleClock
-from leadlawk_daemon.schedules.fire import AdmissionFactory, write_fire
+from leadlawk_daemon.schedules.fire import AdmissionFactory, FireBatch, write_fire
 from leadlawk_daemon.schedules.schedule import Fire, Schedule, ScheduleDefinition, job_id_for, parse_schedule
+from leadlawk_daemon.store.schedules import FireDecision
 from leadlawk_daemon.store.sql_store import SqlStore
 
 __all__ = ["RECENT", "ScheduleBook", "ScheduleExists", "ScheduleView"]
@@ -112,8 +113,9 @@ class ScheduleBook:
             return None
         now = await self._time.now()
         fire = Fire(schedule.id, now, "fired", now, job_id_for(schedule.id, now, seconds=True))
+        decision = FireDecision(schedule.id, None, None, [fire])
         outcome = await write_fire(
-            self.store, self._admission, schedule, [fire], fire, expected_due=None, next_due_at=None
+            FireBatch(self.store.record_fire_batch, 1), self._admission, schedule, decision, fire
         )
         if outcome == "rejected":
             latest = await self.store.recent_fires([schedule.id], 1)

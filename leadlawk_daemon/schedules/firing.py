@@ -30,10 +30,11 @@ from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.schedules.clock import DatabaseTime, ScheduleClock
 from leadlawk_daemon.schedules.cron import CronError, CronRule
-from leadlawk_daemon.schedules.fire import AdmissionFactory, write_fire
+from leadlawk_daemon.schedules.fire import AdmissionFactory, FireBatch, write_fire
 from leadlawk_daemon.schedules.plan import Busy, plan_fires
 from leadlawk_daemon.schedules.schedule import Fire, Schedule
 from leadlawk_daemon.store.base import StoreUnavailable
+from leadlawk_daemon.store.schedules import FireDecision
 from leadlawk_daemon.store.sql_store import SqlStore
 from supervisors.backoff import Backoff, Jitter
 from supervisors.spec import Started
@@ -57,7 +58,7 @@ class FiringLimits:
     """``schedules.*`` of the configuration."""
 
     poll_interval: float = 5.0
-    batch: int = 100
+    batch: int = 500
     parallel: int = 8
     claim_ttl: float = 30.0
     grace: float = 60.0
@@ -184,28 +185,27 @@ class ScheduleFiring:
             self._metrics.schedule_overdue.set(max(0.0, self._clock.wall() - self._earliest.timestamp()))
 
     async def _fire_all(self, store: SqlStore, schedules: list[Schedule]) -> None:
-        gate = asyncio.Semaphore(self.limits.parallel)
         previous = await store.previous_fires([s.id for s in schedules])
-
-        async def one(schedule: Schedule) -> None:
-            async with gate:
-                await self._fire(store, schedule, busy_of(previous.get(schedule.id)))
-
+        # ``parallel`` groups, each written in one transaction once all its fires are decided.
+        groups = [schedules[n :: self.limits.parallel] for n in range(min(self.limits.parallel, len(schedules)))]
         # An outage raised by one fire ends the pass (the TaskGroup cancels the others); their
         # claims lapse and the next pass takes them up again.
         try:
-            async with asyncio.TaskGroup() as group:
-                for schedule in schedules:
-                    group.create_task(one(schedule))
+            async with asyncio.TaskGroup() as tasks:
+                for group in groups:
+                    batch = FireBatch(store.record_fire_batch, len(group))
+                    for schedule in group:
+                        tasks.create_task(self._fire(batch, schedule, busy_of(previous.get(schedule.id))))
         except* StoreUnavailable as outage:
             raise outage.exceptions[0] from None
 
-    async def _fire(self, store: SqlStore, schedule: Schedule, busy: Busy) -> None:
+    async def _fire(self, batch: FireBatch, schedule: Schedule, busy: Busy) -> None:
         try:
             rule = CronRule.parse(schedule.cron, schedule.tz)
         except CronError as exc:
             # A zone gone from this machine's tz database: nothing to fire by; said, not fatal.
             log.error("schedule cannot be evaluated", extra={"schedule_id": schedule.id, "error": str(exc)})
+            await batch.leave()
             return
         # Decided at, and stamped with, the schedule clock's now as this fire is written (the pass's
         # now plus the time the pass took so far): a fire late past the grace is judged late.
@@ -222,13 +222,11 @@ class ScheduleFiring:
         )
         fires = [Fire(schedule.id, p.due_at, p.outcome, now, p.job_id) for p in plan.fires]
         job_fire = next((f for f in fires if f.outcome == "fired"), None)
+        decision = FireDecision(schedule.id, schedule.next_due_at, plan.next_due_at, fires)
         if job_fire is None:
-            written = await store.record_fires(schedule.id, schedule.next_due_at, plan.next_due_at, fires)
+            written = await batch.write(decision)
         else:
-            outcome = await write_fire(
-                store, self._admission, schedule, fires, job_fire,
-                expected_due=schedule.next_due_at, next_due_at=plan.next_due_at,
-            )  # fmt: skip
+            outcome = await write_fire(batch, self._admission, schedule, decision, job_fire)
             written = outcome != "duplicate"
             if outcome == "accepted":
                 self._on_job()

@@ -25,7 +25,7 @@ from leadlawk_daemon.store.dialect import Dialect
 from leadlawk_daemon.store.lifecycle import insert_jobs
 from leadlawk_daemon.store.session import Session
 
-__all__ = ["JobToCreate", "ScheduleQueries", "WaitingFire"]
+__all__ = ["FireDecision", "JobToCreate", "ScheduleQueries", "WaitingFire"]
 
 _COLUMNS = (
     "id, name, spec, cron, tz, catch_up, overlap, deliver, deliver_empty, paused, created_at, updated_at, next_due_at"
@@ -38,6 +38,18 @@ _LIVE = "('queued', 'running')"
 
 JobToCreate = tuple[str, Mapping[str, Any], Sequence[tuple[str, Mapping[str, Any]]]]
 """A job's id, its spec and its batch children, to be inserted with a fire."""
+
+
+@dataclass(frozen=True, slots=True)
+class FireDecision:
+    """What one fire writes: the schedule moved on (unless ``expected_due`` is None: a run-now),
+    its fire rows, and its job."""
+
+    schedule_id: str
+    expected_due: datetime | None
+    next_due_at: datetime | None
+    fires: Sequence[Fire]
+    job: JobToCreate | None = None
 
 
 def _schedule(row: Mapping[str, Any]) -> Schedule:
@@ -259,28 +271,30 @@ class ScheduleQueries(StoreCommon):
         fires: Sequence[Fire],
         job: JobToCreate | None = None,
     ) -> bool:
-        """Write a fire decision in one transaction: move ``next_due_at`` on from ``expected_due``
-        (``None``: a run-now, which moves nothing), insert the fire rows and the job. ``False``, and
-        nothing written, when another daemon moved the schedule on first, or the job exists."""
-        try:
-            async with self.database.writing() as session:
-                if expected_due is not None and not await _move_on(session, schedule_id, expected_due, next_due_at):
-                    return False
-                if job is not None:
-                    job_id, spec, children = job
-                    created_at = fires[-1].fired_at if fires else self._now()
-                    if not await insert_jobs(session, job_id, spec, children, None, created_at):
-                        # This due time fired already: the move on is rolled back with the rest.
-                        raise _AlreadyFired
-                for start in range(0, len(fires), _FIRES_PER_INSERT):
-                    chunk = fires[start : start + _FIRES_PER_INSERT]
-                    values = [
-                        v for f in chunk for v in (f.schedule_id, f.due_at, f.job_id, f.outcome, f.fired_at, f.detail)
-                    ]
-                    await session.execute(_insert_fires_sql(len(chunk)), *values)
-        except _AlreadyFired:
-            return False
-        return True
+        """Write one fire decision (:meth:`record_fire_batch` of one)."""
+        [written] = await self.record_fire_batch([FireDecision(schedule_id, expected_due, next_due_at, fires, job)])
+        return written
+
+    async def record_fire_batch(self, decisions: Sequence[FireDecision]) -> list[bool]:
+        """Write fire decisions in one transaction, each all or nothing: move ``next_due_at`` on from
+        ``expected_due`` (``None``: a run-now, which moves nothing), insert the job and the fire rows.
+        Each decision's ``False``: nothing of it written, because another daemon moved the schedule
+        on first, or its job exists already."""
+        written: list[bool] = []
+        rows: list[Fire] = []
+        async with self.database.writing() as session:
+            for decision in decisions:
+                done = await _write_decision(session, decision, self._now())
+                written.append(done)
+                if done:
+                    rows.extend(decision.fires)
+            for start in range(0, len(rows), _FIRES_PER_INSERT):
+                chunk = rows[start : start + _FIRES_PER_INSERT]
+                values = [
+                    v for f in chunk for v in (f.schedule_id, f.due_at, f.job_id, f.outcome, f.fired_at, f.detail)
+                ]
+                await session.execute(_insert_fires_sql(len(chunk)), *values)
+        return written
 
     async def waiting_fires(self, limit: int) -> list[WaitingFire]:
         """Queued fires whose previous job has finished: their jobs can be created now."""
@@ -289,19 +303,31 @@ class ScheduleQueries(StoreCommon):
         return [WaitingFire(_schedule({**row, "id": row["schedule_id"]}), row["due_at"], row["job_id"]) for row in rows]
 
 
-class _AlreadyFired(Exception):
-    """Raised inside :meth:`ScheduleQueries.record_fires`' transaction to roll it back."""
-
-
-async def _move_on(session: Session, schedule_id: str, expected_due: datetime, next_due_at: datetime | None) -> bool:
+async def _move_on(session: Session, schedule_id: str, expected: datetime, to: datetime | None) -> bool:
+    """Compare-and-set: the schedule's ``next_due_at`` from ``expected`` to ``to``."""
     changed = await session.execute(
         "UPDATE schedules SET next_due_at = $3, claimed_by = NULL, claim_expires_at = NULL "
         "WHERE id = $1 AND next_due_at = $2",
         schedule_id,
-        expected_due,
-        next_due_at,
+        expected,
+        to,
     )
     return changed > 0
+
+
+async def _write_decision(session: Session, d: FireDecision, now: datetime) -> bool:
+    """One decision's move on and job, inside the batch's transaction (its fire rows come after)."""
+    if d.expected_due is not None and not await _move_on(session, d.schedule_id, d.expected_due, d.next_due_at):
+        return False
+    if d.job is None:
+        return True
+    job_id, spec, children = d.job
+    if await insert_jobs(session, job_id, spec, children, None, d.fires[-1].fired_at if d.fires else now):
+        return True
+    # This due time's job exists: it fired already. Its move on is taken back, the batch goes on.
+    if d.expected_due is not None and d.next_due_at is not None:
+        await _move_on(session, d.schedule_id, d.next_due_at, d.expected_due)
+    return False
 
 
 def _definition_values(d: ScheduleDefinition) -> tuple[Any, ...]:
