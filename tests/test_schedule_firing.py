@@ -185,3 +185,15 @@ async def test_run_now_fires_once_outside_the_cron_times(rig: Rig) -> None:
     assert view is not None
     assert [f.outcome for f in view.fires] == ["fired"]
     assert view.schedule.next_due_at == datetime(2026, 12, 7, 10, 0, tzinfo=UTC), "the cron times are unchanged"
+
+
+async def test_a_zone_the_machine_does_not_know_pauses_its_schedule_instead_of_spinning(rig: Rig) -> None:
+    await rig.book.add(hourly("lost"))
+    async with rig.store.database.writing() as session:
+        await session.execute("UPDATE schedules SET tz = $2 WHERE id = $1", "lost", "Mars/Olympus")
+    await rig.at(datetime(2026, 12, 7, 10, 0, 1, tzinfo=UTC))
+    stored = await rig.store.get_schedule("lost")
+    assert stored is not None
+    assert stored.paused
+    assert await rig.store.fires_of("lost") == []
+    assert await rig.store.claim_due("daemon-a", datetime(2026, 12, 8, tzinfo=UTC), 10, 30.0) == []

@@ -203,9 +203,13 @@ class ScheduleFiring:
         try:
             rule = CronRule.parse(schedule.cron, schedule.tz)
         except CronError as exc:
-            # A zone gone from this machine's tz database: nothing to fire by; said, not fatal.
-            log.error("schedule cannot be evaluated", extra={"schedule_id": schedule.id, "error": str(exc)})
+            # A zone gone from this machine's tz database: nothing to fire by. Paused, so that no
+            # daemon claims it on every pass, and said; a PUT with a zone it knows resumes it.
+            log.error("schedule cannot be evaluated: paused", extra={"schedule_id": schedule.id, "error": str(exc)})
             await batch.leave()
+            store = self._store()
+            if store is not None:
+                await store.set_paused(schedule.id, True, None, self._written_at())
             return
         # Decided at, and stamped with, the schedule clock's now as this fire is written (the pass's
         # now plus the time the pass took so far): a fire late past the grace is judged late.
