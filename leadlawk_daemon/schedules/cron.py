@@ -28,7 +28,11 @@ MAX_EXPRESSION = 200
 
 
 class CronError(ValueError):
-    """A cron expression or time zone that cannot be used, with the reason."""
+    """A cron expression or time zone that cannot be used; ``problems`` names each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +42,26 @@ class CronRule:
 
     @classmethod
     def parse(cls, expression: str, tz: str) -> CronRule:
-        """Raises :class:`CronError` naming what is wrong (the expression, or the zone)."""
-        if not isinstance(expression, str) or len(expression) > MAX_EXPRESSION:
-            raise CronError(f"cron: must be text of at most {MAX_EXPRESSION} characters")
-        fields = expression.split()
-        if len(fields) != FIELDS:
-            raise CronError(f"cron: must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}")
+        """Raises :class:`CronError` naming what is wrong: the expression, the zone, or both."""
+        problems: list[str] = []
+        zone: ZoneInfo | None = None
         try:
             zone = ZoneInfo(tz)
         except (ZoneInfoNotFoundError, ValueError, TypeError):
-            raise CronError(f"tz: not an IANA time zone (e.g. America/Chicago): {tz!r:.80}") from None
+            problems.append(f"tz: not an IANA time zone (e.g. America/Chicago): {tz!r:.80}")
+        if not isinstance(expression, str) or len(expression) > MAX_EXPRESSION:
+            raise CronError([f"cron: must be text of at most {MAX_EXPRESSION} characters", *problems])
+        fields = expression.split()
         normalised = " ".join(fields)
-        try:
-            CronSim(normalised, datetime.now(zone))
-        except CronSimError as exc:
-            raise CronError(f"cron: {exc} in {normalised!r}") from None
+        if len(fields) != FIELDS:
+            problems.append(f"cron: must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}")
+        else:
+            try:
+                CronSim(normalised, datetime.now(UTC))
+            except CronSimError as exc:
+                problems.append(f"cron: {exc} in {normalised!r}")
+        if problems or zone is None:
+            raise CronError(problems)
         return cls(normalised, zone)
 
     @property

@@ -187,7 +187,7 @@ def parse_schedule(
     try:
         rule = CronRule.parse(obj.get("cron"), obj.get("tz", "UTC"))  # type: ignore[arg-type]
     except CronError as exc:
-        problems.append(str(exc))
+        problems.extend(exc.problems)
     catch_up = obj.get("catch_up", "latest")
     if catch_up not in CATCH_UPS:
         problems.append(f"catch_up: must be one of {', '.join(CATCH_UPS)} (got {catch_up!r:.40})")
