@@ -164,6 +164,8 @@ async def test_each_proxy_fault_is_that_exits_outage(
     opened = [c for c in changes if c.get("egress") == "exit2" and c.get("to") == "open"]
     assert opened, changes
     assert all(c.get("reason") for c in opened)
+    if mode == "auth_refused":
+        assert "HTTP 407" in opened[0]["reason"], opened  # said at once, not after a timeout
 
 
 @pytest.mark.timeout(300)

@@ -76,6 +76,8 @@ Emit = Callable[[Listing, int], Awaitable[None]]
 _MAX_CONSENT_PASSES = 2
 _READY_JS = """() => !!document.querySelector('div[role="feed"]')
   || location.pathname.includes('/maps/place/')"""
+# A proxy refusing our credentials (docs/egress-pool.md): that exit's outage, as a 5xx is Google's.
+PROXY_AUTH_REFUSED = 407
 # While a half-open trial runs (retry_after 0), look again this often on the clock.
 _TRIAL_POLL = 1.0
 
@@ -512,7 +514,8 @@ class MapsScraper:
         if await asyncio.to_thread(html_is_consent, final_url, html):
             # The search page got past consent with this browser's cookies: asked again, the answer did not hold.
             raise BlockedError(CONSENT_LOOP, final_url)
-        if status >= 500:
+        if status >= 500 or status == PROXY_AUTH_REFUSED:
+            # 407: the exit's proxy refused our credentials, an outage of the way out, not the lead's.
             raise UnreachableError(f"fetching a place page: HTTP {status} from {final_url}")
         if status >= 400:
             log.warning("place page unavailable", extra={"url": final_url, "status": status})
@@ -581,7 +584,7 @@ class MapsScraper:
             timeout + 5,
             "opening the search",
         )
-        if response is not None and response.status >= 500:
+        if response is not None and (response.status >= 500 or response.status == PROXY_AUTH_REFUSED):
             raise UnreachableError(f"opening the search: HTTP {response.status} from {response.url}")
 
     async def _probe(self, page: Page) -> PageProbe:
