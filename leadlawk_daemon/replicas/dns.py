@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -67,6 +68,9 @@ def mail_setup(domain: str, seed: int) -> str:
     return "no_records"
 
 
+_PORT_ATTEMPTS = 20
+
+
 class DnsReplica:
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -112,18 +116,29 @@ class DnsReplica:
     # -- the server -----------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), local_addr=(host, port))
-        self._transport = transport
-        self.host, self.port = transport.get_extra_info("sockname")[:2]
         app = web.Application()
         app.router.add_get("/_answers", self._answers)
         app.router.add_get("/_stats", self._stats)
         add_fault_routes(app, self.faults)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
-        return self.server
+        # The kernel picks a free UDP port; the same number over TCP can still be another process's
+        # (parallel test workers start many servers), so a free pair is looked for a few times.
+        for attempt in range(_PORT_ATTEMPTS):
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), local_addr=(host, port))
+            self._transport = transport
+            self.host, self.port = transport.get_extra_info("sockname")[:2]
+            try:
+                await web.TCPSite(self._runner, self.host, self.port).start()
+            except OSError as exc:
+                transport.close()
+                self._transport = None
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == _PORT_ATTEMPTS - 1:
+                    raise
+                continue
+            return self.server
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         if self._transport is not None:
