@@ -33,8 +33,9 @@ test:
 	$(PYTEST) -m "alone and not matrix"
 
 # The unit tests alone (marked fast by tests/conftest.py): no daemon, browser, PostgreSQL or Redis.
+# Property and fuzz tests run a quarter of their examples here (15 per fuzz test); make check runs all.
 test-fast:
-	$(NO_SERVICES) $(PYTEST) -n 2 -m fast
+	$(NO_SERVICES) LEADLAWK_PROPERTY_SHARE=0.25 LEADLAWK_FUZZ_EXAMPLES=15 $(PYTEST) -n 2 -m fast
 
 # Refresh docs/console.png, the README's picture of the console; test runs never write it.
 screenshot: setup

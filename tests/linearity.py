@@ -19,13 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-__all__ = ["FUZZ_EXAMPLES", "Linearity", "assert_linear", "cpu_time"]
+__all__ = ["FUZZ_EXAMPLES", "Linearity", "assert_linear", "cpu_time", "examples"]
 
 T = TypeVar("T")
 
 # Hypothesis examples per fuzz test: bounded in ``make check``, many more in ``make fuzz``
 # (which sets LEADLAWK_FUZZ_EXAMPLES).
 FUZZ_EXAMPLES = int(os.environ.get("LEADLAWK_FUZZ_EXAMPLES", "60"))
+# ``make test-fast`` is the quick loop while editing: it runs every property test with a share of
+# its examples (LEADLAWK_PROPERTY_SHARE, e.g. 0.25); ``make check`` runs them all.
+PROPERTY_SHARE = float(os.environ.get("LEADLAWK_PROPERTY_SHARE", "1"))
+
+
+def examples(full: int) -> int:
+    """A property test's Hypothesis examples: ``full`` in ``make check``, a share in ``make test-fast``."""
+    return max(5, round(full * PROPERTY_SHARE))
 
 
 def cpu_time(work: Callable[[], object], repeats: int = 3) -> float:

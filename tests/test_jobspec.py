@@ -22,6 +22,7 @@ from leadlawk_daemon.jobspec import (
     parse_job_spec,
 )
 from leadlawk_daemon.logs import register_secret
+from tests.linearity import examples
 
 LIMIT = 65536
 
@@ -321,7 +322,7 @@ spec_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(spec_like, json_values))
 def test_any_json_is_either_a_valid_spec_or_a_named_rejection(value: Any) -> None:
     encoded = json.dumps(value).encode()
@@ -334,7 +335,7 @@ def test_any_json_is_either_a_valid_spec_or_a_named_rejection(value: Any) -> Non
             assert parse_job_spec(spec.to_dict(), LIMIT) == spec
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(st.binary(max_size=300) | st.text(max_size=300))
 def test_arbitrary_bytes_and_text_never_raise_anything_else(raw: bytes | str) -> None:
     spec, problems = outcome(raw, 200)

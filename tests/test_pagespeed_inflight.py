@@ -28,6 +28,7 @@ from leadlawk_daemon.replicas.pagespeed import PageSpeedReplica, create_pagespee
 from leadlawk_daemon.resilience.inflight import MARGIN, DecayingLatency, InFlightLimit
 from leadlawk_daemon.resilience.retry import RetryPolicy
 from leadlawk_daemon.settings import CircuitBreakerSettings
+from tests.linearity import examples
 
 # Google's defaults: 400 calls per 100 s, calls cut at 60 s.
 QUOTA = 400
@@ -309,7 +310,7 @@ async def enrich_all(
     return await task
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     # Backlogs longer than the quota, so that windows fill and a start out of turn would show.
     quota=st.sampled_from([3, 20, 60, 100]),

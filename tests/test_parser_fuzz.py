@@ -17,6 +17,7 @@ from leadlawk_daemon.maps.parser import (
     parse_place_state,
     parse_search_json,
 )
+from tests.linearity import examples
 from tests.maps_samples import (
     AlsoSearched,
     Biz,
@@ -42,7 +43,7 @@ SAMPLES = [
     state_payload(A),
     search_payload([A, B]),
 ]
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # Edits: (relative position, characters removed, text inserted); markup-ish text makes them bite.
 edits = st.lists(

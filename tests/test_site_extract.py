@@ -16,6 +16,7 @@ from leadlawk_daemon.sites.decode import decode_body
 from leadlawk_daemon.sites.emails import EmailSource, decode_cfemail, emails_in_text, encode_cfemail, junk_rule
 from leadlawk_daemon.sites.extract import extract_page
 from leadlawk_daemon.sites.robots import parse_robots
+from tests.linearity import examples
 
 DATA = Path(__file__).parent / "data" / "sites"
 YEAR = 2027
@@ -173,7 +174,7 @@ def test_charset_decoding(body: bytes, content_type: str | None, text: str) -> N
     assert decode_body(body, content_type) == text
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.text(max_size=400), st.sampled_from(["https://a.test/", "file://x", "http://[::1/", ""]))
 def test_bad_markup_never_raises(markup: str, url: str) -> None:
     html = f"<html><body><a href='{markup}'>{markup}</a><form>{markup}<textarea></form>{markup}</body>"

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from actors.clock import FakeClock
 from supervisors.spec import Restart, Strategy
 from supervisors.supervisor import Supervisor, SupervisorGaveUp
+from tests.linearity import examples
 from tests.supervision_harness import Journal, SupervisionModel, controlled_specs
 
 events = st.lists(
@@ -69,7 +70,7 @@ async def _drive(
     assert stops == [("stop", cid) for cid in reversed(model.running)]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     restarts=st.lists(st.sampled_from(list(Restart)), min_size=1, max_size=5),
     strategy=st.sampled_from(list(Strategy)),
