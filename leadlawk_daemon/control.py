@@ -331,6 +331,16 @@ def job_summary(job: Job, *, colour: bool = False) -> str:
         lines.append(f"waiting   on {', '.join(map(str, waiting))}")
     if progress.get("maps_view") is not None:
         lines.append(f"maps view {progress['maps_view']}")
+    exits = progress.get("egress")
+    if isinstance(exits, list) and exits:
+        # The Google Maps exits (docs/egress-pool.md): by name, the open ones with why.
+        shown = [
+            f"{e.get('egress')} {e.get('state')}"
+            + (f" ({e['reason']})" if e.get("state") != "closed" and e.get("reason") else "")
+            for e in exits
+            if isinstance(e, Mapping)
+        ]
+        lines.append(f"exits     {', '.join(shown)}")
     if job.error:
         lines.append(f"error     {job.error}")
     for name, moment in (("created", job.created_at), ("started", job.started_at), ("finished", job.finished_at)):

@@ -306,6 +306,7 @@ class Pipeline:
             timing=timing,
             stopping=lambda: self.coordinator is None or self.coordinator.stopping,
             site=self.site,
+            egress=self.egress.summary,
         )
 
     def outages(self) -> frozenset[str]:

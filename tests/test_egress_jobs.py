@@ -76,8 +76,12 @@ def breaker_opened(daemon: DaemonProcess) -> bool:
 
 
 def config_show(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return leadlawk(env, "config", "show")
+
+
+def leadlawk(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "leadlawk_daemon", "config", "show"],
+        [sys.executable, "-m", "leadlawk_daemon", *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -128,6 +132,13 @@ async def test_an_area_job_through_four_exits_survives_one_rate_limited_hard(
         assert_no_credentials(daemon.log_text())
     assert job["status"] == "succeeded", job
     await assert_stored_once(fresh_pg, "egress-1", expected)
+    # `leadlawk status` shows the exits as the job last saw them, by name.
+    status = await asyncio.to_thread(leadlawk, {**os.environ, "DATABASE_URL": fresh_pg}, "status", "egress-1")
+    assert status.returncode == 0, status.stderr
+    exits_line = next(line for line in status.stdout.splitlines() if line.startswith("exits"))
+    assert "exit0 closed" in exits_line
+    assert "exit1 closed" in exits_line  # it came back
+    assert "127.0.0.1" not in exits_line
     clients = stats["clients"]
     assert clients["127.0.0.12"]["blocks"] >= 1
     assert clients["127.0.0.12"]["navigations"] > blocked_at  # it came back and searched again

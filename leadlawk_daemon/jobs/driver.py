@@ -99,6 +99,8 @@ class DriverDeps:
     stopping: Callable[[], bool]
     # The site actor, when site enrichment is on (sites.enabled): leads' websites are read.
     site: ActorCell[ReadSite] | None = None
+    # The Google Maps exits and their states, with more than one (docs/egress-pool.md); None with one.
+    egress: Callable[[], list[dict[str, Any]] | None] | None = None
 
     def lifecycle(self) -> JobLifecycle:
         """This daemon's view of the stored lifecycle: every status change and its announcement."""
@@ -327,6 +329,9 @@ class JobDriver:
             fields["malformed"] = state.malformed
         if state.maps_view is not None:
             fields["maps_view"] = state.maps_view
+        exits = self.deps.egress() if self.deps.egress is not None else None
+        if exits:
+            fields["egress"] = exits
         hidden = state.hidden_review_counts()
         if hidden:
             # Leads whose min_reviews could not be applied, and why (collect and submit print it).

@@ -258,6 +258,15 @@ class EgressPool:
             for h in self.exits
         ]
 
+    def summary(self) -> list[dict[str, Any]] | None:
+        """Each exit's name and state (and why it is open), for a job's progress; None with one exit."""
+        if len(self.exits) < 2:
+            return None
+        return [
+            {"egress": h.name, "state": h.state.value, **({"reason": h.reason} if h.reason else {})}
+            for h in self.exits
+        ]
+
     def note(self) -> str | None:
         """What /health/ready says while some exit is open (degraded; down only when all are)."""
         open_names = [h.name for h in self.exits if h.state is ExitState.OPEN]
