@@ -35,10 +35,11 @@ async def test_run_binds_answers_and_stops_in_reverse_order_on_sigterm(tmp_path:
     for supervisor in {s for s, _ in started}:
         mine = [c for s, c in started if s == supervisor]
         assert [c for s, c in stopped if s == supervisor] == list(reversed(mine))
-    # Intake first (none without Redis), then the pipeline from its coordinator to its writer,
-    # then the database, and HTTP and health last.
-    assert [c for s, c in stopped if s == "root"] == ["pipeline", "database", "observability"]
-    pipeline_order = ["coordinator", "scraper", "enricher", "writer", "dead-letters"]
+    # Intake first (none without Redis), then the schedules' firing loop (no new jobs), then the
+    # pipeline from its coordinator to its writer and its deliveries, then the database, and HTTP
+    # and health last.
+    assert [c for s, c in stopped if s == "root"] == ["schedules", "pipeline", "database", "observability"]
+    pipeline_order = ["coordinator", "scraper", "enricher", "writer", "deliveries", "dead-letters"]
     assert [c for s, c in stopped if s == "pipeline"] == pipeline_order
     assert lines[-1]["event"] == "daemon stopped"
     assert lines[-1]["exit_status"] == 0

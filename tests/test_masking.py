@@ -115,7 +115,9 @@ def test_a_megabyte_is_redacted_in_well_under_a_second(make: object) -> None:
     # 40 KB of the first shape took 14 s when each match attempt rescanned the rest of the text.
     assert callable(make)
     text = make(1_000_000 // len(make(1)))
-    assert cpu_time(lambda: redact(text), repeats=1) < 0.5
+    # CPU time, but a loaded 2-core machine still inflates it (0.58 s seen under load 20, 0.1-0.2 s
+    # quiet): the bound is the test's name, and linearity is tested in tests/test_fuzz_text.py.
+    assert cpu_time(lambda: redact(text), repeats=2) < 1.0
 
 
 @pytest.mark.parametrize(
