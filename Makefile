@@ -29,8 +29,8 @@ types:
 # the xdist_group marks tests/conftest.py applies); every other test goes wherever a worker is free.
 # Then the tests marked alone (they measure the loop's lag), one at a time on a quiet machine.
 test:
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not matrix and not alone"
-	$(PYTEST) -m "alone and not matrix"
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not matrix and not alone and not long" --durations=15
+	$(PYTEST) -m "alone and not matrix and not long"
 
 # The unit tests alone (marked fast by tests/conftest.py): no daemon, browser, PostgreSQL or Redis.
 # Property and fuzz tests run a quarter of their examples here (15 per fuzz test); make check runs all.
@@ -41,9 +41,11 @@ test-fast:
 screenshot: setup
 	LEADLAWK_SCREENSHOT=1 $(PYTEST) tests/test_console.py -k submitted_through_the_form
 
-# The fault-injection suite, with the whole fault matrix (every fault, every dependency, short and long).
+# The fault-injection suite, with the whole fault matrix (every fault, every dependency, short and long),
+# and the long scenarios (mark long: the egress pool's proxy faults and fleet budget, a simulated day of
+# schedules across three daemons), which make check leaves out.
 chaos: setup
-	.venv/bin/pytest -q -m "chaos or matrix" -p no:cacheprovider
+	.venv/bin/pytest -q -m "chaos or matrix or long" -p no:cacheprovider
 
 # The fuzz suites (tests/test_fuzz_*.py: every parser of outside text) with 2,000 generated inputs per
 # property; `make check` runs the same suites with bounded examples (tests/linearity.py's default).

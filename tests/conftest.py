@@ -55,7 +55,7 @@ SERVICE_NAMES = frozenset({
     "DaemonProcess", "PtyProcess", "chaos_rig", "run_scenario", "async_playwright", "BrowserPool",
     "PG_ADMIN_DSN", "REDIS_TEST_URL", "throwaway_database", "subprocess",
 })
-SERVICE_MARKS = ("browser", "chaos", "matrix")
+SERVICE_MARKS = ("browser", "chaos", "matrix", "long")
 # Not a unit test though it needs no server: a parser's cost measured in CPU time at a size and its
 # double (tests/linearity.py), a benchmark of its shape. make check and make fuzz run these.
 BENCH_MARKS = ("linearity",)

@@ -33,7 +33,8 @@ from tests.test_daemon_jobs import wait_job
 from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = [pytest.mark.browser, pytest.mark.maps_replica(seed=3)]
+# Minutes of several Chromiums per daemon: make chaos runs these, make check does not (mark long).
+pytestmark = [pytest.mark.browser, pytest.mark.long, pytest.mark.maps_replica(seed=3)]
 
 PASSWORD = "exit-pw-" + os.urandom(6).hex()
 PER_MINUTE = 40  # each exit's budget: a navigation every 1.5 s

@@ -48,7 +48,8 @@ from tests.waiting import eventually
 
 # Alone: a simulated day runs 480 times faster than real time, so a loaded machine's stalls are
 # simulated hours; make test runs it after the parallel phase (docs/testing.md).
-pytestmark = [pytest.mark.timeout(420), pytest.mark.alone]
+# A simulated day in three minutes: make chaos runs it, alone, and make check does not (mark long).
+pytestmark = [pytest.mark.timeout(420), pytest.mark.alone, pytest.mark.long]
 
 FACTOR = 480.0  # a simulated day in 180 s
 ORIGIN = datetime(2026, 3, 8, 6, 0, tzinfo=UTC)  # midnight in Chicago, the night it springs forward
