@@ -276,7 +276,9 @@ async def test_filtering_to_qualified_leads_and_downloading_them_matches_leadlaw
 
 
 async def test_cancelling_a_running_job_from_the_jobs_page(console: Console, watched: Watched, tmp_path: Path) -> None:
-    await _faults(console.maps_url, {"slow_ms": 400})  # long enough to be seen running
+    # Long enough to be seen running, and still running when clicked on a loaded machine (at 400 ms
+    # a fresh-clone run saw the job end before the click).
+    await _faults(console.maps_url, {"slow_ms": 1500})
     try:
         page = watched.page
         await page.goto(console.base + "/")

@@ -94,6 +94,13 @@ async def nightly_demo(
                 await asyncio.wait_for(inbox.arrived.wait(), 1.0)
             except TimeoutError:
                 continue
+        # The receiver has it; the daemon records it delivered just after. Stopping in between would
+        # leave it pending, to be sent again (with the same delivery id) by the next start.
+        service = daemon.pipeline_service.deliveries
+        while (found := await service.ledger.get(one)) is None or found.status != "delivered":
+            if time.monotonic() - began > within:
+                break
+            await asyncio.sleep(0.05)
     finally:
         daemon.request_shutdown("demo finished")
         await tree
