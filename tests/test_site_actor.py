@@ -129,7 +129,9 @@ async def test_our_egress_down_is_waited_out_not_recorded() -> None:
     async with SiteClient(settings) as client:
         reader = _reader(settings, client, writer, clock)
         handling = asyncio.create_task(reader.handle(message))
-        await clock.wait_for_sleepers()  # it is waiting for the proxy, not failing the lead
+        # It is waiting for the proxy, not failing the lead. Reaching that wait starts the reader's
+        # worker processes first, which took over the default 5 s once on a loaded 2-core machine.
+        await clock.wait_for_sleepers(within=30.0)
         assert job.site_reports == {}
         job.stop("cancelled")
         await handling
