@@ -27,10 +27,11 @@ types:
 
 # A module that shares one daemon or browser across its tests keeps them on one worker (loadgroup,
 # the xdist_group marks tests/conftest.py applies); every other test goes wherever a worker is free.
-# Then the tests marked alone (they measure the loop's lag), one at a time on a quiet machine.
+# Then the tests marked alone (they measure the loop's lag) and linearity (CPU-time ratios of a parser at a
+# size and its double, which three workers' contention pushed past 2.5x), one at a time on a quiet machine.
 test:
-	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not matrix and not alone and not long" --durations=15
-	$(PYTEST) -m "alone and not matrix and not long"
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "not matrix and not alone and not long and not linearity" --durations=15
+	$(PYTEST) -m "(alone or linearity) and not matrix and not long"
 
 # The unit tests alone (marked fast by tests/conftest.py): no daemon, browser, PostgreSQL or Redis.
 # Property and fuzz tests run a quarter of their examples here (15 per fuzz test); make check runs all.
