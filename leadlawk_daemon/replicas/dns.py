@@ -19,9 +19,7 @@ out); the other two answer every question with that error code.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
-import signal
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,6 +35,7 @@ import dns.rrset
 from aiohttp import web
 
 from leadlawk_daemon.replicas.faults import Fault, FaultSwitchboard, add_fault_routes, choice_or_flag
+from leadlawk_daemon.replicas.foreground import serve_in_foreground
 from leadlawk_daemon.replicas.sites_content import DISPOSABLE_DOMAINS, FREE_MAIL_DOMAINS, seeded_random
 
 __all__ = ["MAIL_SETUPS", "DnsReplica", "mail_setup", "run_dns_replica", "serve_dns_replica"]
@@ -230,10 +229,7 @@ async def serve_dns_replica(host: str = "127.0.0.1", port: int = 0, seed: int = 
 
 async def run_dns_replica(host: str = "127.0.0.1", port: int = 0, seed: int = 0) -> None:
     """``leadlawk replica dns``: serve until cancelled, printing the server and its control URL."""
-    stop = asyncio.Event()
-    with contextlib.suppress(NotImplementedError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with serve_dns_replica(host, port, seed) as replica:
-        print(replica.control_url, flush=True)
-        print(f'emails.dns_servers: ["{replica.server}"]', flush=True)
-        await stop.wait()
+    await serve_in_foreground(
+        serve_dns_replica(host, port, seed),
+        lambda replica: (replica.control_url, f'emails.dns_servers: ["{replica.server}"]'),
+    )

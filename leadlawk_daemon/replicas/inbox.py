@@ -30,6 +30,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from actors.clock import Clock, MonotonicClock
 from leadlawk_daemon.deliveries.signing import DELIVERY_HEADER, PAGE_HEADER, SIGNATURE_HEADER, verify
 from leadlawk_daemon.replicas.faults import Fault, FaultSwitchboard, add_fault_routes, counted, flag, milliseconds
+from leadlawk_daemon.replicas.foreground import serve_in_foreground
 
 __all__ = ["DEFAULT_SECRET", "Inbox", "run_inbox_replica", "serve_inbox"]
 
@@ -231,6 +232,7 @@ async def run_inbox_replica(
     host: str = "127.0.0.1", port: int = 8094, smtp_port: int = 2525, secret: str = DEFAULT_SECRET
 ) -> None:
     """``leadlawk replica inbox``: serve until cancelled, printing where."""
-    async with serve_inbox(host, port, smtp_port, Inbox(secret=secret.encode())) as (_, url, smtp):
-        print(f"{url} smtp://{host}:{smtp}", flush=True)
-        await asyncio.Event().wait()
+    await serve_in_foreground(
+        serve_inbox(host, port, smtp_port, Inbox(secret=secret.encode())),
+        lambda served: (f"{served[1]} smtp://{host}:{served[2]}",),
+    )

@@ -77,6 +77,7 @@ from leadlawk_daemon.replicas.faults import (
     milliseconds,
     positive_int,
 )
+from leadlawk_daemon.replicas.foreground import serve_in_foreground
 from leadlawk_daemon.replicas.maps_business import (
     AnswerSet,
     Business,
@@ -803,6 +804,4 @@ async def serve_maps_replica(
 
 async def run_maps_replica(host: str, port: int, seed: int) -> None:
     """``leadlawk replica maps``: serve in the foreground, print the base URL, run until cancelled."""
-    async with serve_maps_replica(host, port, seed=seed) as base_url:
-        print(base_url, flush=True)
-        await asyncio.Event().wait()
+    await serve_in_foreground(serve_maps_replica(host, port, seed=seed), lambda base_url: (base_url,))

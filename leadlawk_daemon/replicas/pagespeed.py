@@ -52,6 +52,7 @@ from leadlawk_daemon.replicas.faults import (
     fraction_or_count,
     positive_int,
 )
+from leadlawk_daemon.replicas.foreground import serve_in_foreground
 
 __all__ = [
     "REPLICA_KEY",
@@ -695,6 +696,4 @@ async def serve_pagespeed_replica(
 
 async def run_pagespeed_replica(host: str = "127.0.0.1", port: int = 8092, seed: int = 0) -> None:
     """``leadlawk replica pagespeed``: serve until cancelled, printing the base URL."""
-    async with serve_pagespeed_replica(host, port, seed=seed) as base_url:
-        print(base_url, flush=True)
-        await asyncio.Event().wait()
+    await serve_in_foreground(serve_pagespeed_replica(host, port, seed=seed), lambda base_url: (base_url,))

@@ -38,6 +38,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from leadlawk_daemon.replicas.foreground import serve_in_foreground
+
 __all__ = ["LocalProxy", "ProxyFleet", "run_proxy_replica", "serve_proxy_replica"]
 
 Mode = Literal["pass", "down", "auth_refused", "slow", "reset"]
@@ -398,9 +400,12 @@ async def run_proxy_replica(count: int, host: str, port: int) -> None:
     ``export`` line for a shell (a test double's, random per run), then one exit per line as
     ``maps.egress`` takes it (the password as ``${LEADLAWK_REPLICA_PROXY_PASSWORD}``); run until
     cancelled."""
-    async with serve_proxy_replica(count, host, port) as (fleet, control):
-        print(f"control {control}", flush=True)
-        print(f"export LEADLAWK_REPLICA_PROXY_PASSWORD={fleet.password}", flush=True)
-        for proxy in fleet.proxies:
-            print(proxy.url_with("${LEADLAWK_REPLICA_PROXY_PASSWORD}"), flush=True)
-        await asyncio.Event().wait()
+    def announce(served: tuple[ProxyFleet, str]) -> list[str]:
+        fleet, control = served
+        return [
+            f"control {control}",
+            f"export LEADLAWK_REPLICA_PROXY_PASSWORD={fleet.password}",
+            *(proxy.url_with("${LEADLAWK_REPLICA_PROXY_PASSWORD}") for proxy in fleet.proxies),
+        ]
+
+    await serve_in_foreground(serve_proxy_replica(count, host, port), announce)

@@ -37,7 +37,6 @@ import asyncio
 import contextlib
 import json
 import shutil
-import signal
 import ssl
 import tempfile
 from collections import Counter
@@ -48,6 +47,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from leadlawk_daemon.replicas.faults import Fault, FaultSettingError, FaultSwitchboard, counted, milliseconds
+from leadlawk_daemon.replicas.foreground import serve_in_foreground
 from leadlawk_daemon.replicas.sites_content import (
     Response,
     SiteProfile,
@@ -497,10 +497,8 @@ async def serve_sites_replica(host: str = "127.0.0.1", port: int = 0, seed: int 
 
 async def run_sites_replica(host: str = "127.0.0.1", port: int = 8093, seed: int = 0) -> None:
     """``leadlawk replica sites``: serve until cancelled, printing the proxy URL and the CA file."""
-    stop = asyncio.Event()
     # SIGTERM (a bench or a supervisor ending us) unwinds like Ctrl-C: the per-run CA is removed.
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with serve_sites_replica(host, port, seed) as replica:
-        print(replica.base_url, flush=True)
-        print(f"sites.proxy: {replica.base_url}  sites.ca_file: {replica.ca_path}", flush=True)
-        await stop.wait()
+    await serve_in_foreground(
+        serve_sites_replica(host, port, seed),
+        lambda replica: (replica.base_url, f"sites.proxy: {replica.base_url}  sites.ca_file: {replica.ca_path}"),
+    )
