@@ -243,21 +243,12 @@ async def job_export(request: web.Request) -> web.StreamResponse:
     job_id, fmt = request.match_info["id"], request.match_info["fmt"]
     if fmt not in _EXPORT_TYPES:
         raise web.HTTPNotFound()
-    if await _sources(request).jobs.get(job_id) is None:
-        raise web.HTTPNotFound(text=f"no job {job_id!r}")
-    lead_filter = LeadFilter.from_query(request.query)
-    store = _store(request)
-    # The very rows `leadlawk export --job ID [--qualified]` writes, narrowed by the table's filter.
-    rows = await store.lead_rows_for_export(job_id=job_id, qualified_only=lead_filter.qualified == "yes")
-    # In the store's own order, as export writes them.
-    kept = [dict(row) for row in rows if lead_filter.keeps(row)]
+    kept = await _exported_rows(request, job_id)
     if fmt == "xlsx":
         body = await asyncio.to_thread(_xlsx_bytes, kept)
     else:
         body = render_rows(kept, fmt, with_job=True).encode()
-    response = web.Response(body=body, content_type=_EXPORT_TYPES[fmt])
-    response.headers["Content-Disposition"] = f'attachment; filename="leads-{job_id}.{fmt}"'
-    return response
+    return _attachment(web.Response(body=body, content_type=_EXPORT_TYPES[fmt]), f"leads-{job_id}.{fmt}")
 
 
 async def job_crm_export(request: web.Request) -> web.StreamResponse:
@@ -267,13 +258,22 @@ async def job_crm_export(request: web.Request) -> web.StreamResponse:
     job_id, crm = request.match_info["id"], request.match_info["crm"]
     if crm not in CRM_FORMATS:
         raise web.HTTPNotFound()
+    body = render_crm_csv(CRM_FORMATS[crm], await _exported_rows(request, job_id))
+    return _attachment(web.Response(text=body, content_type="text/csv", charset="utf-8"), f"{crm}-{job_id}.csv")
+
+
+async def _exported_rows(request: web.Request, job_id: str) -> list[dict[str, Any]]:
+    """The very rows ``leadlawk export --job ID [--qualified]`` writes, in the store's own order,
+    narrowed by the lead table's filter in the query string."""
     if await _sources(request).jobs.get(job_id) is None:
         raise web.HTTPNotFound(text=f"no job {job_id!r}")
     lead_filter = LeadFilter.from_query(request.query)
     rows = await _store(request).lead_rows_for_export(job_id=job_id, qualified_only=lead_filter.qualified == "yes")
-    body = render_crm_csv(CRM_FORMATS[crm], [row for row in rows if lead_filter.keeps(row)])
-    response = web.Response(body=body.encode(), content_type="text/csv", charset="utf-8")
-    response.headers["Content-Disposition"] = f'attachment; filename="{crm}-{job_id}.csv"'
+    return [dict(row) for row in rows if lead_filter.keeps(row)]
+
+
+def _attachment(response: web.Response, filename: str) -> web.Response:
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 
