@@ -242,17 +242,26 @@ class Health:
             return False, 0.0, "timeout", "the previous probe has not finished unwinding"
         began = time.perf_counter()
         task = asyncio.ensure_future(self.probes[name]())
-        done, _ = await asyncio.wait({task}, timeout=self.check.timeout)
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.check.timeout)
+        except asyncio.CancelledError:
+            # The health actor is stopping mid-probe: the probe goes with it, and its end is still
+            # collected (an orphan failing later would be an unretrieved task exception).
+            self._abandon(name, task)
+            raise
         elapsed = (time.perf_counter() - began) * 1000
         if not done:
-            task.cancel()
-            self._stuck.setdefault(name, set()).add(task)
-            task.add_done_callback(functools.partial(self._reap, name))
+            self._abandon(name, task)
             return False, elapsed, "timeout", f"no answer within {self.check.timeout:g}s"
         exc = task.exception()
         if exc is not None:
             return False, elapsed, error_code(exc), redact(f"{type(exc).__name__}: {exc}")[:300]
         return True, elapsed, None, None
+
+    def _abandon(self, name: str, task: asyncio.Future[None]) -> None:
+        task.cancel()
+        self._stuck.setdefault(name, set()).add(task)
+        task.add_done_callback(functools.partial(self._reap, name))
 
     def _reap(self, name: str, task: asyncio.Future[None]) -> None:
         self._stuck.get(name, set()).discard(task)

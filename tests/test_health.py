@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import pytest
@@ -74,6 +75,44 @@ async def test_a_probe_that_ignores_its_timeout_is_cut_without_waiting_for_it() 
     assert health.ready()[0] is False  # back up only after success_threshold (2) good probes
     await health.probe_once()
     assert health.ready()[0] is True
+
+
+async def test_a_probe_under_way_when_health_stops_ends_with_it_and_its_failure_is_collected() -> None:
+    settings = load_settings(environ={"LEADLAWK__RESILIENCE__HEALTH_CHECK__TIMEOUT": "30s"})
+    health = Health(settings.resilience.health_check, settings.health, Metrics(process=False))
+    started, release = asyncio.Event(), asyncio.Event()
+    probes: list[asyncio.Task[object]] = []
+
+    async def redis_closing() -> None:
+        # Like a Redis ping whose connection the server closes while the daemon shuts down.
+        task = asyncio.current_task()
+        assert task is not None
+        probes.append(task)
+        started.set()
+        try:
+            await release.wait()
+        finally:
+            raise ConnectionError("Connection closed by server.")
+
+    health.add_probe("redis", redis_closing)
+    reported: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        probing = asyncio.ensure_future(health.probe_once())
+        await asyncio.wait_for(started.wait(), 5)
+        probing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await probing
+        assert probes[0].cancelling(), "the probe is cancelled with the health actor, not left to run"
+        await asyncio.wait(probes, timeout=5)
+        assert probes[0].done()
+        del probing
+        probes.clear()
+        gc.collect()
+        assert reported == [], "a probe's failure went unretrieved"
+    finally:
+        loop.set_exception_handler(None)
 
 
 async def test_readiness_shows_short_codes_and_keeps_hosts_and_passwords_for_the_log(
