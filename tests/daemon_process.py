@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
@@ -21,11 +22,42 @@ from tests.waiting import eventually
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+# A daemon's port is chosen here and bound later by the daemon, in another process. A port the kernel
+# handed out (bind to 0) can be handed out again in between, to another worker's server or to any
+# outgoing connection: under four workers that race was seen (EADDRINUSE at start). So each xdist
+# worker takes its ports from a block of its own, below the kernel's ephemeral range, where nothing
+# is handed out unasked; the bind check below only skips a port something still holds.
+_PORT_BLOCK = 500
+_FIRST_PORT = 20000
+_next_port = itertools.count(os.getpid() % _PORT_BLOCK)
+
+
+def _worker_number() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A loopback port nothing listens on, from this worker's own block."""
+    base = _FIRST_PORT + _worker_number() * _PORT_BLOCK
+    if base + _PORT_BLOCK > _ephemeral_low():
+        base = _FIRST_PORT  # an unusual ephemeral range: the bind check alone guards
+    for _ in range(_PORT_BLOCK):
+        port = base + next(_next_port) % _PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}-{base + _PORT_BLOCK - 1}")
 
 
 class DaemonProcess:
