@@ -6,9 +6,6 @@ Real PostgreSQL, Redis and Chromium; Google is the offline replicas, served by t
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +21,7 @@ from hypothesis import strategies as st
 from leadlawk_daemon.replicas.maps import serve_maps_replica
 from leadlawk_daemon.replicas.pagespeed import serve_pagespeed_replica
 from tests.conftest import REDIS_TEST_URL
-from tests.daemon_process import ROOT, DaemonProcess
+from tests.daemon_process import DaemonProcess
 from tests.waiting import eventually
 
 MAX_RESULTS = 30
@@ -284,23 +281,3 @@ async def test_fuzzed_messages_never_hurt_the_daemon(tmp_path: Path, fresh_pg: s
             assert "Traceback" not in daemon.log_text()
     finally:
         await redis.aclose()
-
-
-def test_demo_from_a_clean_directory_prints_its_table(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "REDIS_URL", "PAGESPEED_API_KEY", "LEADLAWK_ADMIN_TOKEN")}
-    began = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "leadlawk_daemon", "demo"], cwd=tmp_path, capture_output=True, text=True,
-        timeout=120, env={**env, "PYTHONPATH": str(ROOT), "PORT": "8765"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert time.monotonic() - began < 60
-    lines = result.stdout.splitlines()
-    assert lines[0].split()[:4] == ["#", "business", "rating", "reviews"]
-    rows = [line for line in lines[2:] if line[:3].strip().isdigit()]
-    assert len(rows) == 20
-    assert "succeeded; 20 found" in result.stdout
-    assert (tmp_path / "leadlawk.db").exists()
-    # It ends with where the console will be once the user runs the daemon (their PORT).
-    assert lines[-1] == "the console: run `leadlawk run`, then open http://127.0.0.1:8765/", lines[-1]

@@ -1,10 +1,14 @@
-"""``leadlawk demo`` ends with the nightly setup: a schedule fired at once, its digest delivered,
-signed, to the inbox replica; a second demo finds nothing new for that schedule."""
+"""``leadlawk demo`` from a clean directory, into a pipe, as a new user first runs it: the table of
+leads, plain progress lines (no bar, no colour), and the nightly setup (a schedule fired at once, its
+digest delivered, signed, to the inbox replica); a second demo finds nothing new for that schedule.
+One pair of demos serves every check: each is a whole daemon with a browser. The bar drawn on a
+terminal is tests/test_cli_progress.py's."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,20 +16,38 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The plain progress line a pipe gets when the job ends.
+PLAIN = re.compile(r"^succeeded found +20  enriched +\d+  qualified +\d+  written +20 +\d+\.\ds$", re.MULTILINE)
 
 
 def _demo(cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "PAGESPEED_API_KEY")}
+    unset = ("DATABASE_URL", "REDIS_URL", "PAGESPEED_API_KEY", "LEADLAWK_ADMIN_TOKEN")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-m", "leadlawk_daemon", "demo"], cwd=cwd, capture_output=True, text=True, timeout=180,
-        env={**env, "PYTHONPATH": str(ROOT)},
+        env={**env, "PYTHONPATH": str(ROOT), "PORT": "8765"},
     )  # fmt: skip
 
 
 @pytest.mark.timeout(400)  # two whole demos (a browser each), beside other workers' tests
-def test_the_demo_shows_the_digest_a_schedule_delivered_and_only_new_leads_the_next_time(tmp_path: Path) -> None:
+def test_the_demo_prints_its_table_and_the_digest_a_schedule_delivered_and_only_new_leads_the_next_time(
+    tmp_path: Path,
+) -> None:
     first = _demo(tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
+    lines = first.stdout.splitlines()
+    assert lines[0].split()[:4] == ["#", "business", "rating", "reviews"]
+    rows = [line for line in lines[2:] if line[:3].strip().isdigit()]
+    assert len(rows) == 20
+    assert "succeeded; 20 found" in first.stdout
+    assert (tmp_path / "leadlawk.db").exists()
+    # It ends with where the console will be once the user runs the daemon (their PORT).
+    assert lines[-1] == "the console: run `leadlawk run`, then open http://127.0.0.1:8765/", lines[-1]
+    # Into a pipe, progress is plain lines: no bar, no escape codes.
+    assert PLAIN.search(first.stderr), first.stderr
+    assert "━" not in first.stderr
+    assert "\x1b" not in first.stderr + first.stdout
+
     assert "schedule demo-nightly (0 2 * * * America/Chicago) fired now" in first.stderr
     digest = first.stdout.split("The digest the receiver got", 1)[1]
     assert "signature valid" in digest
