@@ -43,6 +43,7 @@ from leadlawk_daemon.maps.coverage import CoveragePlan
 from leadlawk_daemon.maps.egress_exits import DIRECT
 from leadlawk_daemon.maps.egress_pool import EgressPool, ExitHealth, ExitUnavailable, Guard
 from leadlawk_daemon.maps.egress_scraper import RoutedScraper
+from leadlawk_daemon.maps.page_guard import PageGuard
 from leadlawk_daemon.maps.parse_pool import ParsePool
 from leadlawk_daemon.maps.scraper import MapsScraper, ScrapeError, ScrapeRequest
 from leadlawk_daemon.messages import (
@@ -78,9 +79,13 @@ class BrowserHost:
     answer and session; ``pool`` is then the first exit's.
     """
 
-    def __init__(self, settings: BrowserSettings, metrics: Metrics, parse_workers: int = 1) -> None:
+    def __init__(
+        self, settings: BrowserSettings, metrics: Metrics, guard: PageGuard, parse_workers: int = 1
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
+        # Every browser of the host loads under the egress policy (docs/egress-policy.md).
+        self.guard = guard
         # Several exits read feeds at once: one parse worker would queue them all behind each other.
         self.parse_workers = parse_workers
         self.pool: BrowserPool | None = None
@@ -97,7 +102,7 @@ class BrowserHost:
         await self.aclose()
         stack = contextlib.AsyncExitStack()
         try:
-            pool = await stack.enter_async_context(BrowserPool(self.settings, metrics=self.metrics))
+            pool = await stack.enter_async_context(BrowserPool(self.settings, metrics=self.metrics, guard=self.guard))
             self._exits[DIRECT] = pool
             parsers = await stack.enter_async_context(ParsePool(workers=self.parse_workers))
         except BaseException:
@@ -116,7 +121,8 @@ class BrowserHost:
             pool = self._exits.get(health.name)
             if pool is None and self._stack is not None:
                 browser = BrowserPool(
-                    self.settings, metrics=self.metrics, proxy=health.exit.playwright_proxy(), label=health.name
+                    self.settings, metrics=self.metrics, proxy=health.exit.playwright_proxy(), label=health.name,
+                    guard=self.guard,
                 )
                 pool = self._exits[health.name] = await self._stack.enter_async_context(browser)
             assert pool is not None

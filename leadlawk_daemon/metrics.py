@@ -76,6 +76,11 @@ class Metrics:
             "leadlawk_event_loop_lag_seconds", "Event-loop scheduling lag", buckets=_LAG_BUCKETS, registry=r
         )
         self.browser_restarts = Counter("leadlawk_browser_restarts", "Browser processes replaced", registry=r)
+        # Chromium's own loads the egress policy refused (docs/egress-policy.md); the log names the hosts.
+        self.browser_refused = Counter(
+            "leadlawk_browser_refused", "Requests of the browser's pages refused by the egress policy, by kind",
+            ["kind"], registry=r,
+        )
         self.in_flight = Gauge("leadlawk_in_flight", "Calls in flight per dependency", ["dependency"], registry=r)
         self.pagespeed_in_flight_limit = Gauge(
             "leadlawk_pagespeed_in_flight_limit",

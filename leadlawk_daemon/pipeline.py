@@ -43,6 +43,7 @@ from leadlawk_daemon.jobs.state import JobState
 from leadlawk_daemon.jobspec import JobSpec
 from leadlawk_daemon.logs import redact
 from leadlawk_daemon.maps.egress import egress_pool
+from leadlawk_daemon.maps.page_guard import PageGuard
 from leadlawk_daemon.maps.scraper import maps_breaker
 from leadlawk_daemon.messages import EnrichLead, GaveUp, ReadSite, ScrapeJob, WorkMessage, WriterMessage
 from leadlawk_daemon.metrics import Metrics
@@ -153,7 +154,10 @@ class Pipeline:
         if settings.sites.enabled:
             self.site = self._site_cell(settings, metrics)
         # A parse worker per exit searching at once, up to two (the CPUs a small dyno has).
-        self.browser_host = BrowserHost(settings.browser, metrics, parse_workers=min(2, len(settings.maps.egress)))
+        guard = PageGuard.from_settings(settings.maps.base_url, settings.sites.allowed_networks, metrics)
+        self.browser_host = BrowserHost(
+            settings.browser, metrics, guard, parse_workers=min(2, len(settings.maps.egress))
+        )
         self.egress = egress_pool(settings.maps, clock=clock, metrics=metrics, events=events, shared=shared)
         scraper_deps = ScraperDeps(
             self.browser_host, settings.browser, settings.maps, self.maps_breaker, self.writer, metrics,

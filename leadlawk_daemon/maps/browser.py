@@ -27,6 +27,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from leadlawk_daemon.maps import proctree
+from leadlawk_daemon.maps.page_guard import PageGuard
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import BrowserSettings
 
@@ -176,8 +177,12 @@ class BrowserPool:
         environ: Mapping[str, str] | None = None,
         proxy: ProxySettings | None = None,
         label: str | None = None,
+        guard: PageGuard | None = None,
     ) -> None:
         self.settings = settings
+        # The egress policy for the pages' own loads (docs/egress-policy.md); the daemon always
+        # passes one, tests that drive Chromium by hand need not.
+        self.guard = guard
         # The egress exit this browser is pinned to (docs/egress-pool.md): every request it makes,
         # loopback included, goes through ``proxy``; ``label`` is the exit's name for the logs.
         self.proxy = proxy
@@ -242,7 +247,12 @@ class BrowserPool:
                     handle_sigterm=False,
                     handle_sighup=False,
                     proxy=self.proxy,
+                    # A service worker's requests bypass request routing, so the page guard
+                    # would not see them; the scraper needs none.
+                    service_workers="block",
                 )
+                if self.guard is not None:
+                    await self.guard.attach(context)
         except (TimeoutError, PlaywrightError) as exc:
             await self._kill_tree(user_data_dir)
             detail = (
@@ -314,6 +324,8 @@ class BrowserPool:
 
     async def _open_page(self, instance: _Instance) -> _Slot:
         page = await self.bounded(instance.context.new_page(), self.operation_timeout, "opening a page")
+        if self.guard is not None:
+            await self.bounded(self.guard.watch(page), self.operation_timeout, "guarding a page")
         await self._yield_cpu(instance)
         instance.pages_opened += 1
         self.stats.pages_opened += 1
