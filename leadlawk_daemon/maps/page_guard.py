@@ -8,16 +8,17 @@ Every request the browser makes is judged here by the same rules as the site rea
 
 Three hooks, because no single one sees everything (docs/egress-policy.md):
 
-* a Playwright route on the context: the first request of every load, in every page, popup,
-  iframe (cross-site ones included) and worker;
+* a Playwright route on the context: the first request of every load, in every page, iframe
+  (cross-site ones included) and worker;
 * a Chrome DevTools ``Fetch`` session per page: Playwright lets every redirect hop through
   unrouted, so the hops are judged there (the page's own loads, its workers' and its iframes'
   navigations);
 * a WebSocket route, since neither of the above sees a WebSocket handshake.
 
-Service workers are blocked at launch (their requests bypass routing). Names are refused only
-when they are local (``localhost``, ``*.internal``…): Chromium resolves public names itself, so a
-public name that resolves to a private address is not caught here.
+Service workers are blocked at launch (their requests bypass routing). A popup loads nothing: its
+first load starts before a session could be opened on it, so its redirect hops could not be judged.
+Names are refused only when they are local (``localhost``, ``*.internal``…): Chromium resolves
+public names itself, so a public name that resolves to a private address is not caught here.
 
 The handlers run on the event loop for every request: they parse the URL once and look nothing up.
 """
@@ -32,9 +33,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any, Literal
 from urllib.parse import SplitResult, unquote, urlsplit
-from weakref import WeakSet
+from weakref import WeakKeyDictionary
 
-from playwright.async_api import BrowserContext, Page, Route, WebSocketRoute
+from playwright.async_api import BrowserContext, Page, Request, Route, WebSocketRoute
 from playwright.async_api import Error as PlaywrightError
 
 from leadlawk_daemon.metrics import Metrics
@@ -51,7 +52,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 # memory of destinations already named is bounded.
 _NAMED_HOSTS = 256
 
-Kind = Literal["address", "name", "scheme"]
+Kind = Literal["address", "name", "scheme", "popup"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,9 @@ class Refusal:
 
     kind: Kind
     what: str
+
+
+_POPUP = Refusal("popup", "a page the browser pool did not open (a popup)")
 
 
 def _endpoint(parts: SplitResult) -> tuple[str, int]:
@@ -82,15 +86,16 @@ def _kind(host: str) -> Kind:
 @dataclass(eq=False)
 class PageGuard:
     """Judges each request of a browser context; :meth:`attach` once per context, :meth:`watch`
-    each page before it is used (popups are watched when they open)."""
+    each page before it is used. Pages it did not watch (popups) load nothing."""
 
     maps_url: str
     policy: EgressPolicy = field(default_factory=EgressPolicy)
     metrics: Metrics | None = None
     _origin: tuple[str, int] = field(init=False)
     _named: set[str] = field(init=False, default_factory=set)
-    _watched: WeakSet[Page] = field(init=False, default_factory=WeakSet)
-    _tasks: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    # Each page's session, being enabled or enabled: the pool's own call and the "page" event
+    # both ask, and whichever comes second must wait for the first to finish.
+    _watched: WeakKeyDictionary[Page, asyncio.Task[None]] = field(init=False, default_factory=WeakKeyDictionary)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.maps_url)
@@ -140,16 +145,18 @@ class PageGuard:
     # -- the hooks ------------------------------------------------------------------------------
 
     async def attach(self, context: BrowserContext) -> None:
-        """Route every request of ``context``; watch its pages, and every page it opens later."""
+        """Route every request of ``context`` and watch the pages it has (the pool watches the
+        pages it opens later)."""
         await context.route(lambda _url: True, self._route)
         await context.route_web_socket(lambda _url: True, self._route_web_socket)
-        context.on("page", self._on_page)
         for page in context.pages:
             await self.watch(page)
 
     async def _route(self, route: Route) -> None:
         request = route.request
         refusal = self.refusal(request.url)
+        if refusal is None and not self._watching(request):
+            refusal = _POPUP
         # A page closed meanwhile leaves nothing to answer.
         with suppress(PlaywrightError):
             if refusal is None:
@@ -157,6 +164,18 @@ class PageGuard:
             else:
                 self._refused(refusal, request.resource_type)
                 await route.abort("blockedbyclient")
+
+    def _watching(self, request: Request) -> bool:
+        """Whether the page making ``request`` has its redirect hops judged. The pool watches each
+        page it opens before using it; a page it did not open (a popup) cannot be watched in time
+        (a session sees only loads that start after it), so it loads nothing."""
+        try:
+            page = request.frame.page
+        except PlaywrightError:
+            # No frame yet: a popup's first navigation, issued before its page exists. A load
+            # that is no navigation belongs to a worker, judged with its page.
+            return not request.is_navigation_request()
+        return page in self._watched
 
     async def _route_web_socket(self, ws: WebSocketRoute) -> None:
         refusal = self.refusal(ws.url)
@@ -167,21 +186,18 @@ class PageGuard:
         with suppress(PlaywrightError):
             await ws.close(code=1008, reason="refused by the egress policy")
 
-    def _on_page(self, page: Page) -> None:
-        # A popup's first request is routed already; its redirect hops are judged from here on.
-        task = asyncio.get_running_loop().create_task(self._watch_quietly(page))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _watch_quietly(self, page: Page) -> None:
-        with suppress(PlaywrightError):
-            await self.watch(page)
-
     async def watch(self, page: Page) -> None:
-        """Judge the redirect hops of ``page``'s loads (Playwright's route never sees them)."""
-        if page in self._watched:
-            return
-        self._watched.add(page)
+        """Judge the redirect hops of ``page``'s loads (Playwright's route never sees them); returns
+        once they are judged."""
+        task = self._watched.get(page)
+        if task is None:
+            task = self._watched[page] = asyncio.get_running_loop().create_task(self._enable(page))
+            # A page closed before its session opened fails the task; nobody may be left to read it.
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # Shielded: a caller that gives up waiting must not leave the page half watched.
+        await asyncio.shield(task)
+
+    async def _enable(self, page: Page) -> None:
         session = await page.context.new_cdp_session(page)
 
         async def paused(event: dict[str, Any]) -> None:
