@@ -303,3 +303,19 @@ async def test_without_the_guard_the_same_page_reaches_every_recorder() -> None:
         "127.0.0.5/worker", "127.0.0.5/worker-redirected", "127.0.0.6/socket", "127.0.0.4/popup",
         "127.0.0.4/navigated",
     } <= set(hostile.hits), hostile.hits
+
+
+@pytest.mark.browser
+async def test_a_relaunched_browser_is_guarded_too() -> None:
+    settings = _settings().model_copy(update={"page_recycle_after": 1, "browser_recycle_after": 1})
+    async with _hostile(metadata=False) as hostile, BrowserPool(settings, guard=PageGuard(hostile.origin)) as pool:
+        for _ in range(2):  # the second page comes from a new browser: one page per browser
+            async with pool.page() as page:
+                await pool.bounded(page.goto(hostile.origin + "/own-data"), 20, "the origin")
+                with pytest.raises(PageError, match="ERR_BLOCKED_BY_CLIENT"):
+                    await pool.bounded(page.goto(hostile.at("127.0.0.2", "/direct")), 20, "a recorder")
+                redirect = f"{hostile.origin}/redirect?to={hostile.at('127.0.0.4', '/redirected')}"
+                with pytest.raises(PageError, match="ERR_BLOCKED_BY_CLIENT"):
+                    await pool.bounded(page.goto(redirect), 20, "a redirect to a recorder")
+        assert pool.stats.restarts == 1
+    assert hostile.hits == []

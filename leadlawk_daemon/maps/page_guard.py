@@ -175,7 +175,9 @@ class PageGuard:
             # No frame yet: a popup's first navigation, issued before its page exists. A load
             # that is no navigation belongs to a worker, judged with its page.
             return not request.is_navigation_request()
-        return page in self._watched
+        task = self._watched.get(page)
+        # Only a session that is on: one still opening, or that failed, judges nothing yet.
+        return task is not None and task.done() and not task.cancelled() and task.exception() is None
 
     async def _route_web_socket(self, ws: WebSocketRoute) -> None:
         refusal = self.refusal(ws.url)
