@@ -319,3 +319,33 @@ async def test_a_relaunched_browser_is_guarded_too() -> None:
                     await pool.bounded(page.goto(redirect), 20, "a redirect to a recorder")
         assert pool.stats.restarts == 1
     assert hostile.hits == []
+
+
+@pytest.mark.browser
+async def test_a_redirect_inside_a_cross_site_iframe_is_judged() -> None:
+    """An allowed site in an iframe (a public site, in production; here 127.0.0.7 through
+    ``allowed_networks``) whose own fetch redirects to loopback: the hop is refused."""
+    async with _hostile(metadata=False) as hostile, contextlib.AsyncExitStack() as stack:
+        framed = asyncio.Event()
+
+        async def embedded(request: web.Request) -> web.Response:
+            if request.path == "/redirect":
+                raise web.HTTPFound(request.query["to"])
+            if request.path == "/settled":
+                framed.set()
+                return web.Response(text="ok")
+            target = hostile.at("127.0.0.4", "/from-the-iframe")
+            script = f"fetch('/redirect?to={target}', {{mode: 'no-cors'}}).finally(() => fetch('/settled'))"
+            return web.Response(text=f"<script>{script}</script>", content_type="text/html")
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", embedded)
+        port = await stack.enter_async_context(_served(app, "127.0.0.7"))
+        guard = PageGuard.from_settings(hostile.origin, [ip_network("127.0.0.7/32")])
+        pool = await stack.enter_async_context(BrowserPool(_settings(), guard=guard))
+        async with pool.page() as page:
+            await pool.bounded(page.goto(hostile.origin + "/own-data"), 20, "the origin")
+            frame = f"<iframe src='http://127.0.0.7:{port}/'></iframe>"
+            await pool.bounded(page.set_content(frame), 20, "the iframe")
+            await asyncio.wait_for(framed.wait(), 20)
+    assert hostile.hits == []

@@ -27,7 +27,7 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from leadlawk_daemon.maps import proctree
-from leadlawk_daemon.maps.page_guard import PageGuard
+from leadlawk_daemon.maps.page_guard import GUARD_LAUNCH_ARGS, PageGuard
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.settings import BrowserSettings
 
@@ -239,7 +239,7 @@ class BrowserPool:
                     user_data_dir,
                     executable_path=executable,
                     headless=self.settings.headless,
-                    args=list(LAUNCH_ARGS),
+                    args=list(LAUNCH_ARGS) + (list(GUARD_LAUNCH_ARGS) if self.guard is not None else []),
                     chromium_sandbox=False,
                     locale=self.locale,
                     timeout=timeout * 1000,

@@ -11,8 +11,8 @@ Three hooks, because no single one sees everything (docs/egress-policy.md):
 * a Playwright route on the context: the first request of every load, in every page, iframe
   (cross-site ones included) and worker;
 * a Chrome DevTools ``Fetch`` session per page: Playwright lets every redirect hop through
-  unrouted, so the hops are judged there (the page's own loads, its workers' and its iframes'
-  navigations);
+  unrouted, so the hops are judged there (the page's own loads, its workers' and its iframes':
+  site isolation is off in a guarded browser, so that cross-site iframes run in the page's process);
 * a WebSocket route, since neither of the above sees a WebSocket handshake.
 
 Service workers are blocked at launch (their requests bypass routing). A popup loads nothing: its
@@ -41,9 +41,15 @@ from playwright.async_api import Error as PlaywrightError
 from leadlawk_daemon.metrics import Metrics
 from leadlawk_daemon.sites.policy import EgressPolicy, EgressRefused, host_address
 
-__all__ = ["PageGuard", "Refusal"]
+__all__ = ["GUARD_LAUNCH_ARGS", "PageGuard", "Refusal"]
 
 log = logging.getLogger(__name__)
+
+# Chromium's flags for a guarded browser. Without site isolation every frame of a page runs in
+# the page's own process, so the page's DevTools session sees a cross-site iframe's loads too:
+# with it, an out-of-process iframe's redirect hops would pass unjudged. The scraper's browser
+# visits Google Maps alone; isolating the sites it embeds from each other is worth less than that.
+GUARD_LAUNCH_ARGS: tuple[str, ...] = ("--disable-site-isolation-trials",)
 
 # Loads that never leave the browser.
 _LOCAL_SCHEMES = frozenset({"data", "blob", "about"})
