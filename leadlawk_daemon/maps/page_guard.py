@@ -99,8 +99,8 @@ class PageGuard:
     metrics: Metrics | None = None
     _origin: tuple[str, int] = field(init=False)
     _named: set[str] = field(init=False, default_factory=set)
-    # Each page's session, being enabled or enabled: the pool's own call and the "page" event
-    # both ask, and whichever comes second must wait for the first to finish.
+    # Each page's session, opening or open; a second caller waits for the first to finish. A page
+    # not in here (a popup) loads nothing.
     _watched: WeakKeyDictionary[Page, asyncio.Task[None]] = field(init=False, default_factory=WeakKeyDictionary)
 
     def __post_init__(self) -> None:
