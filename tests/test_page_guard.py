@@ -349,3 +349,74 @@ async def test_a_redirect_inside_a_cross_site_iframe_is_judged() -> None:
             await pool.bounded(page.set_content(frame), 20, "the iframe")
             await asyncio.wait_for(framed.wait(), 20)
     assert hostile.hits == []
+
+
+# -- a public name that resolves to loopback: Chromium's own Local Network Access ------------------
+#
+# The guard cannot see what Chromium resolves a public name to. Chromium (Local Network Access,
+# on by default since about version 142) refuses a public page's requests to a local or loopback
+# address, whatever name led there. On this machine every server is on loopback, so the test tells
+# Chromium to treat the page's server as public (--ip-address-space-overrides) and to resolve a
+# public-looking name to the recorder on 127.0.0.1 (--host-resolver-rules), as DNS rebinding would.
+
+
+async def _rebound(public: bool) -> list[str]:
+    """The recorder's hits after a guarded page on maps.test asks for rebind.test (-> 127.0.0.1)."""
+    from playwright.async_api import async_playwright
+
+    from leadlawk_daemon.maps.browser import LAUNCH_ARGS, resolve_executable
+    from leadlawk_daemon.maps.page_guard import GUARD_LAUNCH_ARGS
+
+    hits: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="secret", headers={"Access-Control-Allow-Origin": "*"})
+
+    def origin_app(recorder_port: int) -> web.Application:
+        target = f"http://rebind.test:{recorder_port}"
+
+        async def page(request: web.Request) -> web.Response:
+            return web.Response(content_type="text/html", text=(
+                f'<script>fetch("{target}/fetch").then(r => r.text())'
+                ".then(t => document.title = 'read ' + t, e => document.title = 'refused');</script>"
+            ))  # fmt: skip
+
+        app = web.Application()
+        app.router.add_get("/", page)
+        return app
+
+    recorder = web.Application()
+    recorder.router.add_route("*", "/{tail:.*}", record)
+    async with contextlib.AsyncExitStack() as stack:
+        recorder_port = await stack.enter_async_context(_served(recorder, "127.0.0.1"))
+        origin_port = await stack.enter_async_context(_served(origin_app(recorder_port), "127.0.0.1"))
+        resolving = "--host-resolver-rules=MAP maps.test 127.0.0.1, MAP rebind.test 127.0.0.1"
+        args = [*LAUNCH_ARGS, *GUARD_LAUNCH_ARGS, resolving]
+        if public:
+            args.append(f"--ip-address-space-overrides=127.0.0.1:{origin_port}=public")
+        guard = PageGuard(f"http://maps.test:{origin_port}")
+        assert guard.refusal(f"http://rebind.test:{recorder_port}/") is None  # a public name: the guard lets it be
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=resolve_executable(None, pw.chromium.executable_path), args=args, chromium_sandbox=False
+            )
+            try:
+                context = await browser.new_context()
+                await guard.attach(context)
+                tab = await context.new_page()
+                await guard.watch(tab)
+                await tab.goto(f"http://maps.test:{origin_port}/", timeout=20_000)
+                await tab.wait_for_function("document.title.length > 0", timeout=20_000)
+            finally:
+                await browser.close()
+    return hits
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(90)
+async def test_a_public_name_rebound_to_loopback_is_refused_by_chromium_itself() -> None:
+    assert await _rebound(public=True) == []
+    # The control: the same page served from a local address reaches the recorder by that name,
+    # so the refusal above is Chromium's, for the public page, not the name or the guard.
+    assert await _rebound(public=False) == ["/fetch"]

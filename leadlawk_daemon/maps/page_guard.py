@@ -18,7 +18,9 @@ Three hooks, because no single one sees everything (docs/egress-policy.md):
 Service workers are blocked at launch (their requests bypass routing). A popup loads nothing: its
 first load starts before a session could be opened on it, so its redirect hops could not be judged.
 Names are refused only when they are local (``localhost``, ``*.internal``…): Chromium resolves
-public names itself, so a public name that resolves to a private address is not caught here.
+public names itself, so a public name that resolves to a private address is not caught here;
+Chromium's Local Network Access refuses a public page's loads from a local address instead
+(docs/egress-policy.md).
 
 The handlers run on the event loop for every request: they parse the URL once and look nothing up.
 """
