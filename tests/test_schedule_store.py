@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from leadlawk_daemon.schedules.schedule import Fire, ScheduleDefinition, parse_schedule
-from leadlawk_daemon.store.schedules import JobToCreate
+from leadlawk_daemon.store.schedules import FireDecision, JobToCreate
 from leadlawk_daemon.store.sql_store import SqlStore
 from tests.test_store import clock, db_url, store  # noqa: F401  # the two-backend fixtures
 from tests.waiting import eventually
@@ -26,6 +26,19 @@ def definition(name: str = "Nightly plumbers", **fields: object) -> ScheduleDefi
 @pytest.fixture
 def schedules(store: SqlStore) -> SqlStore:  # noqa: F811  # the imported two-backend fixture
     return store
+
+
+async def record(
+    schedules: SqlStore,
+    schedule_id: str,
+    expected_due: datetime | None,
+    next_due_at: datetime | None,
+    fires: list[Fire],
+    job: JobToCreate | None = None,
+) -> bool:
+    """One fire decision, written as a batch of one."""
+    [written] = await schedules.record_fire_batch([FireDecision(schedule_id, expected_due, next_due_at, fires, job)])
+    return written
 
 
 async def test_a_schedule_is_stored_listed_changed_paused_and_removed(schedules: SqlStore) -> None:
@@ -88,9 +101,9 @@ async def test_a_due_time_is_written_once_with_its_job(schedules: SqlStore) -> N
     fire = Fire("due", T0, "fired", T0 + timedelta(seconds=1), "s-due-20261207T0800Z")
     job: JobToCreate = ("s-due-20261207T0800Z", {**SPEC, "id": "s-due-20261207T0800Z"}, [])
     nxt = T0 + timedelta(days=1)
-    assert await schedules.record_fires("due", T0, nxt, [fire], job)
+    assert await record(schedules, "due", T0, nxt, [fire], job)
     # A second daemon that read the same next_due_at: nothing changes, nothing is added.
-    assert not await schedules.record_fires("due", T0, nxt, [fire], job)
+    assert not await record(schedules, "due", T0, nxt, [fire], job)
     assert [(f.due_at, f.outcome, f.job_id) for f in await schedules.fires_of("due")] == [
         (T0, "fired", "s-due-20261207T0800Z")
     ]
@@ -101,19 +114,40 @@ async def test_a_due_time_is_written_once_with_its_job(schedules: SqlStore) -> N
     assert await schedules.schedule_of_job("s-due-20261207T0800Z") == "due"
     # A job of that id exists (a fire whose move-on was lost): the whole transaction is refused.
     await schedules.add_schedule(definition("other"), T0, T0)
-    assert not await schedules.record_fires("other", T0, nxt, [Fire("other", T0, "fired", T0, job[0])], job)
+    assert not await record(schedules, "other", T0, nxt, [Fire("other", T0, "fired", T0, job[0])], job)
     assert (await schedules.get_schedule("other")).next_due_at == T0  # type: ignore[union-attr]
     assert await schedules.fires_of("other") == []
+
+
+async def test_a_batch_writes_each_decision_all_or_nothing(schedules: SqlStore) -> None:
+    for name in ("fresh", "fired-before"):
+        await schedules.add_schedule(definition(name), T0, T0)
+    nxt = T0 + timedelta(days=1)
+    taken: JobToCreate = ("s-taken", {**SPEC, "id": "s-taken"}, [])
+    fresh: JobToCreate = ("s-fresh", {**SPEC, "id": "s-fresh"}, [])
+    assert await schedules.create_job(*taken[:2])  # a job of that id exists: that decision's fire happened
+    decisions = [
+        FireDecision("fired-before", T0, nxt, [Fire("fired-before", T0, "fired", T0, "s-taken")], taken),
+        FireDecision("fresh", T0, nxt, [Fire("fresh", T0, "fired", T0, "s-fresh")], fresh),
+    ]
+    assert await schedules.record_fire_batch(decisions) == [False, True]
+    # The refused decision left nothing: its schedule did not move on, no fire row is written.
+    assert (await schedules.get_schedule("fired-before")).next_due_at == T0  # type: ignore[union-attr]
+    assert await schedules.fires_of("fired-before") == []
+    # The other one, in the same transaction, is written whole.
+    assert (await schedules.get_schedule("fresh")).next_due_at == nxt  # type: ignore[union-attr]
+    assert [f.job_id for f in await schedules.fires_of("fresh")] == ["s-fresh"]
+    assert await schedules.get_job("s-fresh") is not None
 
 
 async def test_a_queued_fire_waits_for_the_previous_job(schedules: SqlStore) -> None:
     await schedules.add_schedule(definition("q", overlap="queue"), T0, T0)
     first: JobToCreate = ("s-q-1", {**SPEC, "id": "s-q-1"}, [])
-    assert await schedules.record_fires("q", T0, T0 + timedelta(hours=1), [Fire("q", T0, "fired", T0, "s-q-1")], first)
+    assert await record(schedules, "q", T0, T0 + timedelta(hours=1), [Fire("q", T0, "fired", T0, "s-q-1")], first)
     assert await schedules.previous_fire("q") == ("fired", "queued")
     later = T0 + timedelta(hours=1)
     queued = Fire("q", later, "queued", later, "s-q-2")
-    assert await schedules.record_fires("q", later, later + timedelta(hours=1), [queued])
+    assert await record(schedules, "q", later, later + timedelta(hours=1), [queued])
     assert await schedules.previous_fire("q") == ("queued", None)
     assert await schedules.waiting_fires(10) == [], "the previous job is still queued"
     lease = await schedules.lease_next_job("owner", 30.0)
@@ -130,8 +164,8 @@ async def test_recent_fires_are_the_last_five_of_each_newest_first(schedules: Sq
         await schedules.add_schedule(definition(name), T0, T0)
     for i in range(7):
         due = T0 + timedelta(hours=i)
-        await schedules.record_fires("a", None, None, [Fire("a", due, "missed", due)])
-    await schedules.record_fires("b", None, None, [Fire("b", T0, "skipped_overlap", T0)])
+        await record(schedules, "a", None, None, [Fire("a", due, "missed", due)])
+    await record(schedules, "b", None, None, [Fire("b", T0, "skipped_overlap", T0)])
     recent = await schedules.recent_fires(["a", "b"], 5)
     assert [f.due_at for f in recent["a"]] == [T0 + timedelta(hours=i) for i in (6, 5, 4, 3, 2)]
     assert [f.outcome for f in recent["b"]] == ["skipped_overlap"]

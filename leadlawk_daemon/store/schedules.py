@@ -263,18 +263,6 @@ class ScheduleQueries(StoreCommon):
             rows = await session.fetch(_previous_sql(len(schedule_ids)), *schedule_ids)
         return {row["schedule_id"]: (row["outcome"], row["status"]) for row in rows}
 
-    async def record_fires(
-        self,
-        schedule_id: str,
-        expected_due: datetime | None,
-        next_due_at: datetime | None,
-        fires: Sequence[Fire],
-        job: JobToCreate | None = None,
-    ) -> bool:
-        """Write one fire decision (:meth:`record_fire_batch` of one)."""
-        [written] = await self.record_fire_batch([FireDecision(schedule_id, expected_due, next_due_at, fires, job)])
-        return written
-
     async def record_fire_batch(self, decisions: Sequence[FireDecision]) -> list[bool]:
         """Write fire decisions in one transaction, each all or nothing: move ``next_due_at`` on from
         ``expected_due`` (``None``: a run-now, which moves nothing), insert the job and the fire rows.
